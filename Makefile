@@ -1,0 +1,135 @@
+# spamd for Linux - one Makefile for the whole tree.
+#
+#   make            build spamd, greyctl and the libraries into build/
+#   make check      deps, -Werror build, unit tests, unit tests under
+#                   ASan+UBSan, integration and system tests; one summary line
+#   make bench      benchmarks (figures, never pass/fail)
+#   make fuzz       long fuzz runs (see tests/fuzz when present)
+#   make run        the README's run command: spamd on loopback, local db
+#   make install DESTDIR=... PREFIX=...
+#
+# Sources are picked up by folder so parts can grow without editing this
+# file: every greydb/*.c but greyctl*.c is libgreydb, every spamd/*.c but
+# the program entry points (main.c, setup_main.c) is libspamd, every
+# pf-sync/*.c is libpfsync, and each tests/unit/test_*.c, tests/helpers/*.c
+# and bench/*.c is its own program linked against all three libraries.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+
+PKGS     = libevent libbsd-overlay libnftables libcrypto zlib libcurl
+WARN     = -Wall -Wextra -Wformat=2 -Wformat-security -Wshadow \
+           -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ifeq ($(SAN),1)
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+CPPFLAGS += -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb -lpthread
+TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+GREYDB_SRC = $(filter-out greydb/greyctl%.c,$(wildcard greydb/*.c))
+GREYCTL_SRC = $(wildcard greydb/greyctl*.c)
+SPAMD_LIB_SRC = $(filter-out spamd/main.c spamd/setup_main.c,$(wildcard spamd/*.c))
+PFSYNC_SRC = $(wildcard pf-sync/*.c)
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+HELPER_SRC = $(wildcard tests/helpers/*.c)
+BENCH_SRC  = $(wildcard bench/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBGREYDB = $(BUILD)/libgreydb.a
+LIBSPAMD  = $(BUILD)/libspamd.a
+LIBPFSYNC = $(BUILD)/libpfsync.a
+ALLLIBS   = $(LIBSPAMD) $(LIBPFSYNC) $(LIBGREYDB)
+# The three libraries call each other (logging, the store), so they are
+# linked as one group.
+LINKLIBS  = -Wl,--start-group $(ALLLIBS) -Wl,--end-group $(LIBS)
+
+PROGS = $(if $(GREYCTL_SRC),$(BUILD)/greyctl) \
+        $(if $(wildcard spamd/main.c),$(BUILD)/spamd) \
+        $(if $(wildcard spamd/setup_main.c),$(BUILD)/spamd-setup)
+UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
+BENCH_BINS  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps check unit unit-asan integration system bench fuzz run \
+        install clean tests
+all: $(PROGS)
+
+tests: $(UNIT_BINS) $(HELPER_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBGREYDB): $(call obj,$(GREYDB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+$(LIBSPAMD): $(call obj,$(SPAMD_LIB_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+$(LIBPFSYNC): $(call obj,$(PFSYNC_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@; ar rcs $@ $^
+
+$(BUILD)/greyctl: $(call obj,$(GREYCTL_SRC)) $(ALLLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,$(GREYCTL_SRC)) $(LINKLIBS)
+$(BUILD)/spamd: $(call obj,spamd/main.c) $(ALLLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,spamd/main.c) $(LINKLIBS)
+$(BUILD)/spamd-setup: $(call obj,spamd/setup_main.c) $(ALLLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,spamd/setup_main.c) $(LINKLIBS)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALLLIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINKLIBS) $(TESTLIBS)
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(ALLLIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINKLIBS)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(ALLLIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LINKLIBS)
+
+# deps - install the Debian packages that are missing; silent when none is.
+deps:
+	@sh tests/deps.sh
+
+# check - the whole suite; tests/run.sh prints the one summary line.
+check: deps
+	$(MAKE) WERROR=1 all tests
+	$(MAKE) WERROR=1 BUILD=build/asan SAN=1 all tests
+	sh tests/run.sh all
+
+unit: all tests
+	sh tests/run.sh unit
+integration: all tests
+	sh tests/run.sh integration
+system: all tests
+	sh tests/run.sh system
+
+bench: deps
+	$(MAKE) all tests $(BENCH_BINS)
+	sh bench/run.sh
+
+fuzz: deps
+	sh tests/fuzz/run.sh
+
+# run - spamd on loopback in the foreground with a database in ./spamd-db.
+run: deps all
+	sh tests/run-demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/sbin/
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,179 @@
+/*
+ * greydb.h - the greylisting store shared by spamd, greyctl and pf-sync.
+ *
+ * Berkeley DB 5.3 in a transactional environment (one directory), so the
+ * daemon's writer, greyctl and any other writer may use it at once. Record
+ * types and fields follow OpenBSD spamd (see shared DESIGN.md). Every call
+ * that can fail returns 0 on success or -1 and fills a struct gdb_err with
+ * a message naming path, operation and Berkeley DB's text; nothing aborts.
+ */
+#ifndef GREYDB_H
+#define GREYDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define GDB_DEFAULT_DIR   "/var/db/spamd"
+#define GDB_ADDR_MAX      46	/* INET6_ADDRSTRLEN: canonical IP text + NUL */
+#define GDB_HELO_MAX      256	/* stored HELO, NUL included (longer is cut) */
+#define GDB_MAIL_MAX      256	/* stored address, NUL included (RFC 5321 path) */
+
+/* Record types; the numbers are part of the on-disk key layout. */
+enum gdb_type {
+	GDB_GREY = 1,		/* a tuple (ip, helo, from, to) */
+	GDB_WHITE = 2,		/* an address that passed */
+	GDB_TRAPPED = 3,	/* an address that mailed a spamtrap */
+	GDB_SPAMTRAP = 4,	/* a trap recipient address, never expires */
+};
+
+/* pcount values with a meaning, as OpenBSD spamd. */
+#define GDB_PCOUNT_TRAPPED  (-1)
+#define GDB_PCOUNT_SPAMTRAP (-2)
+
+/* One record. For WHITE and TRAPPED only ip is set; for SPAMTRAP only to. */
+struct gdb_rec {
+	enum gdb_type	type;
+	char		ip[GDB_ADDR_MAX];
+	char		helo[GDB_HELO_MAX];
+	char		from[GDB_MAIL_MAX];
+	char		to[GDB_MAIL_MAX];
+	int64_t		first;		/* seconds since the epoch */
+	int64_t		pass;
+	int64_t		expire;
+	int32_t		bcount;		/* times seen blocked */
+	int32_t		pcount;		/* passes; -1 trapped, -2 spamtrap */
+};
+
+/* Greylisting times, in seconds; parameters, never globals. */
+struct gdb_times {
+	int64_t		passtime;	/* default 25 min */
+	int64_t		greyexp;	/* default 4 h */
+	int64_t		whiteexp;	/* default 864 h (36 days) */
+	int64_t		trapexp;	/* default 24 h */
+};
+#define GDB_PASSTIME_DEFAULT (25 * 60)
+#define GDB_GREYEXP_DEFAULT  (4 * 3600)
+#define GDB_WHITEEXP_DEFAULT (864 * 3600)
+#define GDB_TRAPEXP_DEFAULT  (24 * 3600)
+
+struct gdb_err {
+	char		msg[512];
+};
+
+/* Options for gdb_open. */
+struct gdb_opts {
+	int		create;		/* create dir/env/db if missing */
+	int		readonly;	/* open for lookups only */
+	/*
+	 * Durability: 0 = every commit is flushed to disk before it returns
+	 * (greyctl); 1 = group commit: commits are written without fsync and
+	 * the caller calls gdb_flush() at least every window (the daemon's
+	 * writer, default 1 s). A crash then loses at most the commits of the
+	 * last window, never the database's consistency.
+	 */
+	int		group_commit;
+};
+
+struct gdb;
+
+/* Outcome of gdb_tuple_seen. */
+enum gdb_result {
+	GDB_R_NEW = 1,		/* first time this tuple was seen */
+	GDB_R_GREY,		/* seen again, passtime not reached yet */
+	GDB_R_PASSED,		/* passed now: the ip got a WHITE entry */
+	GDB_R_WHITE,		/* ip already WHITE (entry refreshed) */
+	GDB_R_TRAPPED,		/* ip is TRAPPED (never whitelisted) */
+	GDB_R_TRAP,		/* to is a spamtrap or outside allowed
+				 * domains: the ip was trapped now */
+};
+
+/* gdb_open - open (and with opts->create make) the environment in dir */
+int	gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
+	    struct gdb_err *err);
+/* gdb_close - close the handles; safe on NULL */
+void	gdb_close(struct gdb *db);
+/* gdb_flush - make every commit so far durable (group-commit mode) */
+int	gdb_flush(struct gdb *db, struct gdb_err *err);
+
+/*
+ * gdb_tuple_seen - apply the greylisting rules to one RCPT.
+ * Trap check first (spamtrap address, or a domain outside the allowed
+ * domains when that list is non-empty), then TRAPPED, then the GREY tuple:
+ * new, seen again, or passed (now > first + passtime) which writes WHITE
+ * for ip with expire = now + whiteexp, all in one transaction. ip, from and
+ * to are normalised here (canonical address; angle brackets stripped and
+ * lowercased; the null sender is ""). If rec is not NULL it receives the
+ * record that decided (the tuple, or the WHITE/TRAPPED entry).
+ */
+int	gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
+	    const char *from, const char *to, int64_t now,
+	    const struct gdb_times *t, enum gdb_result *res,
+	    struct gdb_rec *rec, struct gdb_err *err);
+
+/* gdb_trap - mark ip TRAPPED until expire (GREY tuples of ip stay; WHITE
+ * of ip is removed) */
+int	gdb_trap(struct gdb *db, const char *ip, int64_t now, int64_t expire,
+	    struct gdb_err *err);
+/* gdb_white - mark ip WHITE until expire (refused with -1 while trapped) */
+int	gdb_white(struct gdb *db, const char *ip, int64_t now, int64_t expire,
+	    struct gdb_err *err);
+/* gdb_spamtrap_add / gdb_spamtrap_del - manage trap recipient addresses */
+int	gdb_spamtrap_add(struct gdb *db, const char *addr, struct gdb_err *err);
+int	gdb_spamtrap_del(struct gdb *db, const char *addr, struct gdb_err *err);
+
+/* gdb_put - write a whole record as given (import, sync); key fields are
+ * normalised as in gdb_tuple_seen */
+int	gdb_put(struct gdb *db, const struct gdb_rec *rec, struct gdb_err *err);
+/* gdb_get - look one record up by its key fields; 1 found, 0 not, -1 error */
+int	gdb_get(struct gdb *db, struct gdb_rec *rec, struct gdb_err *err);
+/* gdb_del - delete one record by its key fields; 1 deleted, 0 absent, -1 error */
+int	gdb_del(struct gdb *db, const struct gdb_rec *rec, struct gdb_err *err);
+/* gdb_del_grey_ip - delete every GREY tuple of ip; returns count or -1 */
+long	gdb_del_grey_ip(struct gdb *db, const char *ip, struct gdb_err *err);
+
+/* Callback for iteration: return 0 to go on, non-zero to stop. */
+typedef int (*gdb_walk_fn)(const struct gdb_rec *rec, void *arg);
+/* gdb_walk - visit every record of type (0 = all types, in type order);
+ * a range scan over that type's keys only */
+int	gdb_walk(struct gdb *db, enum gdb_type type, gdb_walk_fn fn, void *arg,
+	    struct gdb_err *err);
+
+/*
+ * gdb_expire - delete every record whose expire <= now (SPAMTRAP never).
+ * Walks the expiry index from its start, so the cost is in proportion to
+ * what expires. Commits in batches. expired[] (may be NULL) is called for
+ * each record removed, e.g. so the firewall can drop a WHITE address.
+ * *count (may be NULL) receives the number removed; *read the number of
+ * index entries read.
+ */
+int	gdb_expire(struct gdb *db, int64_t now, gdb_walk_fn expired, void *arg,
+	    long *count, long *read, struct gdb_err *err);
+
+/* Counts by type, for greyctl stats and metrics. */
+struct gdb_stats {
+	long		grey, white, trapped, spamtrap;
+};
+/* gdb_stats - count records of each type */
+int	gdb_stats(struct gdb *db, struct gdb_stats *st, struct gdb_err *err);
+
+/* Allowed domains: a non-empty list makes any other recipient domain a trap. */
+/* gdb_set_allowed_domains - replace the list (NULL-terminated, copied) */
+int	gdb_set_allowed_domains(struct gdb *db, const char *const *domains,
+	    struct gdb_err *err);
+/* gdb_load_allowed_domains - read one domain a line, # comments, from path;
+ * on error the old list stays and err names path:line */
+int	gdb_load_allowed_domains(struct gdb *db, const char *path,
+	    struct gdb_err *err);
+/* gdb_domain_allowed - 1 if addr's domain is allowed (or the list is empty) */
+int	gdb_domain_allowed(const struct gdb *db, const char *addr);
+
+/* gdb_addr_canon - parse an IPv4/IPv6 address into canonical text
+ * (inet_ntop form); 0 ok, -1 not an address */
+int	gdb_addr_canon(const char *in, char out[GDB_ADDR_MAX]);
+/* gdb_mail_norm - strip <> and surrounding space, lowercase, cut to size */
+void	gdb_mail_norm(const char *in, char *out, size_t outsz);
+/* gdb_type_name - "GREY", "WHITE", "TRAPPED", "SPAMTRAP" */
+const char *gdb_type_name(enum gdb_type type);
+
+#endif /* GREYDB_H */
