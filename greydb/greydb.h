@@ -73,7 +73,23 @@ struct gdb_opts {
 	 * last window, never the database's consistency.
 	 */
 	int		group_commit;
+	unsigned	cache_mb;	/* cache size in MiB; 0 = 64 */
 };
+
+/*
+ * What a crash can lose (added by the store implementation):
+ * - group_commit = 0: nothing that a call returned success for. Every
+ *   commit is written and fsynced to the log before the call returns.
+ * - group_commit = 1: commits are written to the log file (the OS page
+ *   cache) without fsync. A crash of the process alone loses nothing; a
+ *   crash of the machine (power, kernel) loses at most the commits made
+ *   since the last gdb_flush() that returned 0.
+ * In both cases recovery runs by itself on the next gdb_open (DB_REGISTER |
+ * DB_RECOVER): the database comes back consistent, every transaction is
+ * either all there or not there at all, never half.
+ * Use one struct gdb per process: Berkeley DB's DB_REGISTER tracks
+ * processes, not handles (open, close, then open again is fine).
+ */
 
 struct gdb;
 
@@ -175,5 +191,33 @@ int	gdb_addr_canon(const char *in, char out[GDB_ADDR_MAX]);
 void	gdb_mail_norm(const char *in, char *out, size_t outsz);
 /* gdb_type_name - "GREY", "WHITE", "TRAPPED", "SPAMTRAP" */
 const char *gdb_type_name(enum gdb_type type);
+
+/*
+ * On-disk encoding (added by the store implementation; exposed for tests
+ * and tools). Key: one byte record type, then GREY ip\0helo\0from\0to,
+ * WHITE/TRAPPED ip, SPAMTRAP the lowercased address, so one type is one
+ * key range. Value: GDB_VAL_SIZE bytes, big-endian: u8 version
+ * (GDB_VAL_VERSION), i64 first, i64 pass, i64 expire, i32 bcount,
+ * i32 pcount. The expiry index (expire.db) maps big-endian u64 expire +
+ * primary key to an empty value; SPAMTRAP records are not in it.
+ */
+#define GDB_VAL_VERSION 1
+#define GDB_VAL_SIZE    33
+#define GDB_KEY_MAX     (1 + GDB_ADDR_MAX + GDB_HELO_MAX + 2 * GDB_MAIL_MAX)
+/* gdb_key_encode - key bytes of rec's (already normalised) key fields;
+ * returns the length, 0 if a field does not fit or the type is unknown */
+size_t	gdb_key_encode(const struct gdb_rec *rec, unsigned char *buf,
+	    size_t bufsz);
+/* gdb_key_decode - set rec's type and key fields from key bytes */
+int	gdb_key_decode(const unsigned char *key, size_t len,
+	    struct gdb_rec *rec, struct gdb_err *err);
+/* gdb_val_encode - value bytes of rec's times and counters */
+void	gdb_val_encode(const struct gdb_rec *rec,
+	    unsigned char out[GDB_VAL_SIZE]);
+/* gdb_val_decode - set rec's times and counters from value bytes; an
+ * unknown version or a wrong size is an error naming the key */
+int	gdb_val_decode(const unsigned char *val, size_t len,
+	    const unsigned char *key, size_t keylen, struct gdb_rec *rec,
+	    struct gdb_err *err);
 
 #endif /* GREYDB_H */

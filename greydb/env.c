@@ -1,0 +1,246 @@
+/*
+ * env.c - the Berkeley DB environment: open with automatic recovery,
+ * close, flush, error text and the transaction retry loop.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "greydb/gdb_private.h"
+
+/* Sizes of the lock tables. greyd ran out of locks at ~57,000 entries;
+ * a btree transaction locks pages, not records, and expiry commits every
+ * GDB_EXPIRE_BATCH records, so these leave a wide margin. */
+#define GDB_LK_MAX_LOCKS	200000
+#define GDB_LK_MAX_OBJECTS	200000
+#define GDB_LK_MAX_LOCKERS	20000
+#define GDB_CACHE_MB_DEFAULT	64
+#define GDB_TXN_RETRIES		200
+
+/* gdb_seterr - fill err (if any) from a format */
+void
+gdb_seterr(struct gdb_err *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* gdb_dberr - "dir: op: db_strerror" into err; returns -1 */
+int
+gdb_dberr(struct gdb *db, const char *op, int ret, struct gdb_err *err)
+{
+	gdb_seterr(err, "%s: %s: %s", db != NULL ? db->dir : "?", op,
+	    db_strerror(ret));
+	return -1;
+}
+
+/* gdb_retryable - 1 if ret means "abort and run the transaction again" */
+int
+gdb_retryable(int ret)
+{
+	return ret == DB_LOCK_DEADLOCK || ret == DB_LOCK_NOTGRANTED;
+}
+
+/* gdb_txn_run - run fn in a transaction, again after a deadlock */
+int
+gdb_txn_run(struct gdb *db, const char *op, gdb_txn_fn fn, void *ctx,
+    struct gdb_err *err)
+{
+	DB_TXN *txn;
+	int ret, tries;
+
+	if (db->readonly) {
+		gdb_seterr(err, "%s: %s: database opened readonly", db->dir,
+		    op);
+		return -1;
+	}
+	for (tries = 0;; tries++) {
+		if ((ret = db->env->txn_begin(db->env, NULL, &txn, 0)) != 0)
+			return gdb_dberr(db, "txn_begin", ret, err);
+		ret = fn(db, txn, ctx, err);
+		if (ret == 0) {
+			if ((ret = txn->commit(txn, 0)) != 0)
+				return gdb_dberr(db, op, ret, err);
+			return 0;
+		}
+		txn->abort(txn);
+		if (!gdb_retryable(ret) || tries >= GDB_TXN_RETRIES)
+			break;
+		/* Let the winner of the deadlock finish before trying again. */
+		usleep((useconds_t)(100 * (tries % 10 + 1)));
+	}
+	if (ret == GDB_EAPP)
+		return -1;
+	return gdb_dberr(db, op, ret, err);
+}
+
+/* check_dir - the directory must exist (or be made when create is set) */
+static int
+check_dir(const char *dir, int create, struct gdb_err *err)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT || !create) {
+			gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
+			return -1;
+		}
+		if (mkdir(dir, 0700) == -1) {
+			gdb_seterr(err, "%s: mkdir: %s", dir, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		gdb_seterr(err, "%s: open: %s", dir, strerror(ENOTDIR));
+		return -1;
+	}
+	if (access(dir, R_OK | W_OK | X_OK) == -1) {
+		gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* open_db - open one database file of the environment */
+static int
+open_db(struct gdb *db, DB **out, const char *file, const struct gdb_opts *o,
+    struct gdb_err *err)
+{
+	DB *d;
+	u_int32_t flags = DB_AUTO_COMMIT | DB_THREAD;
+	int ret;
+
+	*out = NULL;
+	if ((ret = db_create(&d, db->env, 0)) != 0)
+		return gdb_dberr(db, "db_create", ret, err);
+	if (o->create && !o->readonly)
+		flags |= DB_CREATE;
+	if (o->readonly)
+		flags |= DB_RDONLY;
+	if ((ret = d->open(d, NULL, file, NULL, DB_BTREE, flags, 0600)) != 0) {
+		d->close(d, 0);
+		gdb_seterr(err, "%s/%s: open: %s", db->dir, file,
+		    db_strerror(ret));
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+/* gdb_open - open (and with opts->create make) the environment in dir */
+int
+gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
+    struct gdb_err *err)
+{
+	static const struct gdb_opts defaults;
+	const struct gdb_opts *o = opts != NULL ? opts : &defaults;
+	struct gdb *db;
+	unsigned mb;
+	int ret;
+
+	*out = NULL;
+	if (dir == NULL || *dir == '\0') {
+		gdb_seterr(err, "(empty): open: no database directory");
+		return -1;
+	}
+	if (check_dir(dir, o->create, err) == -1)
+		return -1;
+	if ((db = calloc(1, sizeof(*db))) == NULL) {
+		gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (strlcpy(db->dir, dir, sizeof(db->dir)) >= sizeof(db->dir)) {
+		gdb_seterr(err, "%.100s...: open: path too long", dir);
+		free(db);
+		return -1;
+	}
+	db->readonly = o->readonly;
+	if ((ret = db_env_create(&db->env, 0)) != 0) {
+		gdb_dberr(db, "db_env_create", ret, err);
+		free(db);
+		return -1;
+	}
+	mb = o->cache_mb != 0 ? o->cache_mb : GDB_CACHE_MB_DEFAULT;
+	/* These only count when this open creates the regions; a running
+	 * environment keeps the sizes it was made with. */
+	db->env->set_cachesize(db->env, mb / 1024, (mb % 1024) << 20, 1);
+	db->env->set_lk_max_locks(db->env, GDB_LK_MAX_LOCKS);
+	db->env->set_lk_max_objects(db->env, GDB_LK_MAX_OBJECTS);
+	db->env->set_lk_max_lockers(db->env, GDB_LK_MAX_LOCKERS);
+	db->env->set_lg_bsize(db->env, 1 << 20);
+	db->env->set_lk_detect(db->env, DB_LOCK_DEFAULT);
+	if (o->group_commit)
+		db->env->set_flags(db->env, DB_TXN_WRITE_NOSYNC, 1);
+	/* DB_REGISTER notices a process that died holding the environment
+	 * and, with DB_RECOVER, runs recovery only then; DB_CREATE here makes
+	 * only the region files, the directory was checked above. */
+	ret = db->env->open(db->env, dir, DB_CREATE | DB_INIT_TXN |
+	    DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
+	    DB_RECOVER | DB_THREAD, 0600);
+	if (ret != 0) {
+		gdb_dberr(db, "env open", ret, err);
+		db->env->close(db->env, 0);
+		free(db);
+		return -1;
+	}
+	db->env->log_set_config(db->env, DB_LOG_AUTO_REMOVE, 1);
+	if (open_db(db, &db->main, "grey.db", o, err) == -1 ||
+	    open_db(db, &db->exp, "expire.db", o, err) == -1) {
+		gdb_close(db);
+		return -1;
+	}
+	*out = db;
+	return 0;
+}
+
+/* gdb_close - close the handles; safe on NULL */
+void
+gdb_close(struct gdb *db)
+{
+	size_t i;
+
+	if (db == NULL)
+		return;
+	if (db->exp != NULL)
+		db->exp->close(db->exp, 0);
+	if (db->main != NULL)
+		db->main->close(db->main, 0);
+	if (db->env != NULL) {
+		if (!db->readonly && db->main != NULL) {
+			db->env->log_flush(db->env, NULL);
+			db->env->txn_checkpoint(db->env, 0, 0, 0);
+		}
+		db->env->close(db->env, 0);
+	}
+	for (i = 0; i < db->ndomains; i++)
+		free(db->domains[i]);
+	free(db->domains);
+	free(db);
+}
+
+/* gdb_flush - make every commit so far durable (group-commit mode) */
+int
+gdb_flush(struct gdb *db, struct gdb_err *err)
+{
+	int ret;
+
+	if ((ret = db->env->log_flush(db->env, NULL)) != 0)
+		return gdb_dberr(db, "log_flush", ret, err);
+	if (db->readonly)
+		return 0;
+	/* A checkpoint once a megabyte of log has gathered lets
+	 * DB_LOG_AUTO_REMOVE drop old log files and keeps recovery short. */
+	if ((ret = db->env->txn_checkpoint(db->env, 1024, 0, 0)) != 0)
+		return gdb_dberr(db, "txn_checkpoint", ret, err);
+	return 0;
+}

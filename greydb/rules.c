@@ -1,0 +1,302 @@
+/*
+ * rules.c - the greylisting rules (DESIGN.md "Greylist rules"): one RCPT
+ * becomes a trap, a grey tuple, or a pass to WHITE, in one transaction;
+ * and the operator's trap/white commands.
+ *
+ * Choices where OpenBSD spamd's grey.c is the reference:
+ * - A tuple that passes is deleted and its ip gets WHITE, as grey.c's
+ *   scanner does: the WHITE entry is what matters from then on, and a
+ *   leftover tuple would only pass again later.
+ * - An ip that is already WHITE records no tuple: in OpenBSD such a host
+ *   never reaches spamd (pf passes it to the real MX), so grey.c never
+ *   sees it. Here it can reach us only before the firewall set catches up;
+ *   we refresh its expire as spamlogd does for traffic it sees.
+ * - Trapping writes TRAPPED for the ip (and drops its WHITE); the tuple is
+ *   not kept, the ip is what is tarpitted.
+ * - A record whose expire <= now counts as absent; it is overwritten, its
+ *   old index entry removed in the same transaction.
+ */
+#include <string.h>
+
+#include "greydb/gdb_private.h"
+
+struct seen_ctx {
+	struct gdb_rec		 tuple;		/* normalised key fields */
+	int64_t			 now;
+	const struct gdb_times	*t;
+	int			 trap;		/* to outside allowed domains */
+	enum gdb_result		 res;
+	struct gdb_rec		 out;
+};
+
+/* read_key - read the record with rec's key fields into got;
+ * 0 found, DB_NOTFOUND, or an error code */
+static int
+read_key(struct gdb *db, DB_TXN *txn, const struct gdb_rec *rec,
+    struct gdb_rec *got, struct gdb_err *err)
+{
+	unsigned char key[GDB_KEY_MAX];
+	size_t klen;
+
+	if ((klen = gdb_key_encode(rec, key, sizeof(key))) == 0) {
+		gdb_seterr(err, "%s: key fields too long", db->dir);
+		return GDB_EAPP;
+	}
+	return gdb_rec_read(db, txn, key, klen, got, 1, err);
+}
+
+/* ip_rec - an empty record of type for ip */
+static void
+ip_rec(struct gdb_rec *r, enum gdb_type type, const char *ip)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = type;
+	strlcpy(r->ip, ip, sizeof(r->ip));
+}
+
+/* live - 1 if a read found a record that has not expired at now */
+static int
+live(int ret, const struct gdb_rec *r, int64_t now)
+{
+	return ret == 0 && r->expire > now;
+}
+
+/* trap_ip - write TRAPPED for ip until expire and drop its WHITE */
+static int
+trap_ip(struct gdb *db, DB_TXN *txn, const char *ip, int64_t now,
+    int64_t expire, int bump, struct gdb_rec *out, struct gdb_err *err)
+{
+	struct gdb_rec key, old, nw;
+	int ret;
+
+	ip_rec(&key, GDB_TRAPPED, ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	nw = key;
+	if (live(ret, &old, now)) {
+		nw.first = old.first;
+		nw.bcount = old.bcount + bump;
+	} else {
+		nw.first = now;
+		nw.bcount = bump;
+	}
+	nw.pass = now;
+	nw.expire = expire;
+	nw.pcount = GDB_PCOUNT_TRAPPED;
+	if ((ret = gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL,
+	    err)) != 0)
+		return ret;
+	ip_rec(&key, GDB_WHITE, ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret == 0)
+		ret = gdb_rec_remove(db, txn, &old, err);
+	else if (ret == DB_NOTFOUND)
+		ret = 0;
+	if (out != NULL)
+		*out = nw;
+	return ret;
+}
+
+/* seen_txn - the rules for one tuple, inside one transaction */
+static int
+seen_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct seen_ctx *c = arg;
+	const struct gdb_times *t = c->t;
+	struct gdb_rec key, st, trapped, white, old, nw;
+	int64_t now = c->now;
+	int ret, wret;
+
+	/* 1. Trap check first: a spamtrap recipient or a foreign domain. */
+	memset(&key, 0, sizeof(key));
+	key.type = GDB_SPAMTRAP;
+	strlcpy(key.to, c->tuple.to, sizeof(key.to));
+	if (!c->trap && key.to[0] != '\0') {
+		ret = read_key(db, txn, &key, &st, err);
+		if (ret != 0 && ret != DB_NOTFOUND)
+			return ret;
+		c->trap = ret == 0;
+	}
+	if (c->trap) {
+		c->res = GDB_R_TRAP;
+		return trap_ip(db, txn, c->tuple.ip, now, now + t->trapexp, 1,
+		    &c->out, err);
+	}
+
+	/* 2. A trapped ip is never whitelisted while trapped. */
+	ip_rec(&key, GDB_TRAPPED, c->tuple.ip);
+	ret = read_key(db, txn, &key, &trapped, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	if (live(ret, &trapped, now)) {
+		c->res = GDB_R_TRAPPED;
+		c->out = trapped;
+		return 0;
+	}
+
+	/* 3. Already WHITE: refresh, record no tuple (see the top). */
+	ip_rec(&key, GDB_WHITE, c->tuple.ip);
+	wret = read_key(db, txn, &key, &white, err);
+	if (wret != 0 && wret != DB_NOTFOUND)
+		return wret;
+	if (live(wret, &white, now)) {
+		nw = white;
+		nw.expire = now + t->whiteexp;
+		c->res = GDB_R_WHITE;
+		c->out = nw;
+		return gdb_rec_write(db, txn, &nw, &white, err);
+	}
+
+	/* 4. The tuple: new, seen again, or passed. */
+	ret = read_key(db, txn, &c->tuple, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	if (!live(ret, &old, now)) {
+		nw = c->tuple;
+		nw.first = now;
+		nw.pass = now + t->greyexp;
+		nw.expire = now + t->greyexp;
+		nw.bcount = 1;
+		nw.pcount = 0;
+		c->res = GDB_R_NEW;
+		c->out = nw;
+		return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
+	}
+	nw = old;
+	nw.bcount++;
+	if (now <= old.first + t->passtime) {
+		c->res = GDB_R_GREY;
+		c->out = nw;
+		return gdb_rec_write(db, txn, &nw, &old, err);
+	}
+	/* Passed: the tuple goes, the ip becomes WHITE. */
+	if ((ret = gdb_rec_remove(db, txn, &old, err)) != 0)
+		return ret;
+	ip_rec(&nw, GDB_WHITE, c->tuple.ip);
+	if (live(wret, &white, now)) {
+		nw.first = white.first;
+		nw.bcount = white.bcount;
+		nw.pcount = white.pcount + 1;
+	} else {
+		nw.first = now;
+		nw.bcount = old.bcount + 1;
+		nw.pcount = 1;
+	}
+	nw.pass = now;
+	nw.expire = now + t->whiteexp;
+	c->res = GDB_R_PASSED;
+	c->out = nw;
+	return gdb_rec_write(db, txn, &nw, wret == 0 ? &white : NULL, err);
+}
+
+/* gdb_tuple_seen - apply the greylisting rules to one RCPT */
+int
+gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
+    const char *from, const char *to, int64_t now, const struct gdb_times *t,
+    enum gdb_result *res, struct gdb_rec *rec, struct gdb_err *err)
+{
+	struct seen_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	c.tuple.type = GDB_GREY;
+	if (gdb_addr_canon(ip, c.tuple.ip) == -1) {
+		gdb_seterr(err, "%.60s: not an IPv4 or IPv6 address",
+		    ip != NULL ? ip : "(null)");
+		return -1;
+	}
+	strlcpy(c.tuple.helo, helo != NULL ? helo : "", sizeof(c.tuple.helo));
+	gdb_mail_norm(from, c.tuple.from, sizeof(c.tuple.from));
+	gdb_mail_norm(to, c.tuple.to, sizeof(c.tuple.to));
+	c.now = now;
+	c.t = t;
+	c.trap = !gdb_domain_allowed(db, c.tuple.to);
+	if (gdb_txn_run(db, "tuple", seen_txn, &c, err) == -1)
+		return -1;
+	if (res != NULL)
+		*res = c.res;
+	if (rec != NULL)
+		*rec = c.out;
+	return 0;
+}
+
+struct ipcmd_ctx {
+	char	ip[GDB_ADDR_MAX];
+	int64_t	now, expire;
+};
+
+/* trap_txn - the body of gdb_trap */
+static int
+trap_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct ipcmd_ctx *c = arg;
+
+	return trap_ip(db, txn, c->ip, c->now, c->expire, 0, NULL, err);
+}
+
+/* white_txn - the body of gdb_white: refused while the ip is trapped */
+static int
+white_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct ipcmd_ctx *c = arg;
+	struct gdb_rec key, old, nw;
+	int ret;
+
+	ip_rec(&key, GDB_TRAPPED, c->ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	if (live(ret, &old, c->now)) {
+		gdb_seterr(err, "%s: white: %s is TRAPPED until %lld",
+		    db->dir, c->ip, (long long)old.expire);
+		return GDB_EAPP;
+	}
+	ip_rec(&key, GDB_WHITE, c->ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	nw = key;
+	if (live(ret, &old, c->now)) {
+		nw.first = old.first;
+		nw.bcount = old.bcount;
+		nw.pcount = old.pcount;
+	} else {
+		nw.first = c->now;
+	}
+	nw.pass = c->now;
+	nw.expire = c->expire;
+	return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
+}
+
+/* ipcmd - canonicalise ip and run body in a transaction */
+static int
+ipcmd(struct gdb *db, const char *op, gdb_txn_fn body, const char *ip,
+    int64_t now, int64_t expire, struct gdb_err *err)
+{
+	struct ipcmd_ctx c;
+
+	if (gdb_addr_canon(ip, c.ip) == -1) {
+		gdb_seterr(err, "%.60s: not an IPv4 or IPv6 address",
+		    ip != NULL ? ip : "(null)");
+		return -1;
+	}
+	c.now = now;
+	c.expire = expire;
+	return gdb_txn_run(db, op, body, &c, err);
+}
+
+/* gdb_trap - mark ip TRAPPED until expire and drop its WHITE */
+int
+gdb_trap(struct gdb *db, const char *ip, int64_t now, int64_t expire,
+    struct gdb_err *err)
+{
+	return ipcmd(db, "trap", trap_txn, ip, now, expire, err);
+}
+
+/* gdb_white - mark ip WHITE until expire (refused while trapped) */
+int
+gdb_white(struct gdb *db, const char *ip, int64_t now, int64_t expire,
+    struct gdb_err *err)
+{
+	return ipcmd(db, "white", white_txn, ip, now, expire, err);
+}
