@@ -94,11 +94,15 @@ check_dir(const char *dir, int create, struct gdb_err *err)
 			gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
 			return -1;
 		}
-		if (mkdir(dir, 0700) == -1) {
+		/* Another process may make it at the same moment. */
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 			gdb_seterr(err, "%s: mkdir: %s", dir, strerror(errno));
 			return -1;
 		}
-		return 0;
+		if (stat(dir, &st) == -1) {
+			gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
+			return -1;
+		}
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		gdb_seterr(err, "%s: open: %s", dir, strerror(ENOTDIR));

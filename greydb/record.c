@@ -559,7 +559,8 @@ scan_batch(struct gdb *db, const unsigned char *prefix, size_t plen,
 		}
 		if (ret != 0)
 			break;
-		if (k.size < plen || memcmp(kbuf, prefix, plen) != 0) {
+		if (k.size < plen ||
+		    (plen > 0 && memcmp(kbuf, prefix, plen) != 0)) {
 			*done = 1;
 			break;
 		}
@@ -595,11 +596,11 @@ gdb_scan(struct gdb *db, const unsigned char *prefix, size_t plen,
 		gdb_seterr(err, "%s: scan: out of memory", db->dir);
 		return -1;
 	}
-	memcpy(start, prefix, plen);
 	if (plen == 0) {
 		start[0] = 0;
 		slen = 1;
-	}
+	} else
+		memcpy(start, prefix, plen);
 	while (!done) {
 		ret = scan_batch(db, prefix, plen, start, slen, items, &n,
 		    &done);

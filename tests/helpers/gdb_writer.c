@@ -1,0 +1,174 @@
+/*
+ * gdb_writer - a helper for the greydb integration tests: one process that
+ * writes records into a shared environment, or checks they are there.
+ *
+ *   gdb_writer write DIR TAG N [sync] [print]
+ *	write N distinct GREY tuples (helo TAG, to uI@example.com); with
+ *	"sync" every commit is synchronous, with "print" "TAG I" is printed
+ *	(and flushed) after each commit returned
+ *   gdb_writer check DIR TAG N     all N tuples of TAG present?
+ *   gdb_writer checkfile DIR FILE  every "TAG I" line of FILE present?
+ *   gdb_writer stats DIR           open readonly, print counts by type
+ * Exit 0 on success, 1 on a missing record or an error (on stderr).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "greydb/greydb.h"
+
+/* tuple - the record for TAG and number i */
+static void
+tuple(struct gdb_rec *r, const char *tag, long i)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = GDB_GREY;
+	strlcpy(r->ip, "192.0.2.1", sizeof(r->ip));
+	strlcpy(r->helo, tag, sizeof(r->helo));
+	snprintf(r->to, sizeof(r->to), "u%ld@example.com", i);
+	r->first = 1700000000 + i;
+	r->pass = r->expire = 1700000000 + 14400 + i;
+	r->bcount = 1;
+}
+
+/* do_write - write n tuples, optionally printing each after its commit */
+static int
+do_write(struct gdb *db, const char *tag, long n, int print)
+{
+	struct gdb_rec r;
+	struct gdb_err err;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		tuple(&r, tag, i);
+		if (gdb_put(db, &r, &err) == -1) {
+			fprintf(stderr, "gdb_writer: %s\n", err.msg);
+			return 1;
+		}
+		if (print) {
+			printf("%s %ld\n", tag, i);
+			fflush(stdout);
+		}
+	}
+	if (gdb_flush(db, &err) == -1) {
+		fprintf(stderr, "gdb_writer: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
+/* present - 1 if the tuple of tag/i is there, 0 not, -1 error */
+static int
+present(struct gdb *db, const char *tag, long i)
+{
+	struct gdb_rec r;
+	struct gdb_err err;
+	int ret;
+
+	tuple(&r, tag, i);
+	if ((ret = gdb_get(db, &r, &err)) == -1)
+		fprintf(stderr, "gdb_writer: %s\n", err.msg);
+	return ret;
+}
+
+/* do_check - count present and missing tuples of tag 0..n-1 */
+static int
+do_check(struct gdb *db, const char *tag, long n)
+{
+	long i, have = 0, missing = 0;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		if ((ret = present(db, tag, i)) == -1)
+			return 1;
+		if (ret == 1)
+			have++;
+		else if (missing++ < 5)
+			fprintf(stderr, "gdb_writer: missing %s %ld\n", tag, i);
+	}
+	printf("present=%ld missing=%ld\n", have, missing);
+	return missing != 0;
+}
+
+/* do_checkfile - check every "TAG I" line of path */
+static int
+do_checkfile(struct gdb *db, const char *path)
+{
+	char line[512], tag[256];
+	long i, have = 0, missing = 0;
+	FILE *f;
+	int ret;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		perror(path);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		/* A line cut by the kill was never fully printed: skip it. */
+		if (strchr(line, '\n') == NULL)
+			break;
+		if (sscanf(line, "%255s %ld", tag, &i) != 2)
+			continue;
+		if ((ret = present(db, tag, i)) == -1) {
+			fclose(f);
+			return 1;
+		}
+		if (ret == 1)
+			have++;
+		else if (missing++ < 5)
+			fprintf(stderr, "gdb_writer: missing %s %ld\n", tag, i);
+	}
+	fclose(f);
+	printf("present=%ld missing=%ld\n", have, missing);
+	return missing != 0 || have == 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct gdb_opts o = { 0 };
+	struct gdb_stats st;
+	struct gdb_err err;
+	struct gdb *db;
+	int i, print = 0, rc = 1;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: gdb_writer write|check|checkfile|stats "
+		    "DIR ...\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "write") == 0) {
+		o.create = 1;
+		o.group_commit = 1;
+		for (i = 5; i < argc; i++) {
+			if (strcmp(argv[i], "sync") == 0)
+				o.group_commit = 0;
+			if (strcmp(argv[i], "print") == 0)
+				print = 1;
+		}
+	}
+	if (strcmp(argv[1], "stats") == 0)
+		o.readonly = 1;
+	if (gdb_open(&db, argv[2], &o, &err) == -1) {
+		fprintf(stderr, "gdb_writer: %s\n", err.msg);
+		return 1;
+	}
+	if (strcmp(argv[1], "write") == 0 && argc >= 5)
+		rc = do_write(db, argv[3], atol(argv[4]), print);
+	else if (strcmp(argv[1], "check") == 0 && argc == 5)
+		rc = do_check(db, argv[3], atol(argv[4]));
+	else if (strcmp(argv[1], "checkfile") == 0 && argc == 4)
+		rc = do_checkfile(db, argv[3]);
+	else if (strcmp(argv[1], "stats") == 0) {
+		if (gdb_stats(db, &st, &err) == -1)
+			fprintf(stderr, "gdb_writer: %s\n", err.msg);
+		else {
+			printf("grey=%ld white=%ld trapped=%ld spamtrap=%ld\n",
+			    st.grey, st.white, st.trapped, st.spamtrap);
+			rc = 0;
+		}
+	} else
+		fprintf(stderr, "gdb_writer: bad arguments\n");
+	gdb_close(db);
+	return rc;
+}
