@@ -6,6 +6,7 @@
  *
  *   bench_greydb [N]      N records (default 1,000,000)
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,26 @@ file_size(const char *dir, const char *name)
 	return stat(path, &st) == 0 ? (long long)st.st_size : 0;
 }
 
+/* log_bytes - bytes in the environment's log files, and how many */
+static long long
+log_bytes(const char *dir, int *nfiles)
+{
+	struct dirent *de;
+	long long sum = 0;
+	DIR *d;
+
+	*nfiles = 0;
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "log.", 4) == 0) {
+			sum += file_size(dir, de->d_name);
+			(*nfiles)++;
+		}
+	closedir(d);
+	return sum;
+}
+
 struct scan {
 	int64_t		 now;
 	struct gdb_rec	*hits;
@@ -109,6 +130,7 @@ main(int argc, char *argv[])
 	long n = argc > 1 ? atol(argv[1]) : 1000000, m, i, count, read;
 	double t0, t1, tidx, tscan, last;
 	long long bytes;
+	int nlogs;
 
 	if (n < 1000) {
 		fprintf(stderr, "usage: bench_greydb [N >= 1000]\n");
@@ -173,6 +195,9 @@ main(int argc, char *argv[])
 	printf("disk: grey.db+expire.db %lld bytes, %.1f bytes/record "
 	    "(%ld records)\n", bytes,
 	    (double)bytes / (double)(st.grey + st.white), st.grey + st.white);
+	bytes = log_bytes(dir, &nlogs);
+	printf("disk: %d log files, %lld bytes (old ones auto-removed after "
+	    "checkpoints)\n", nlogs, bytes);
 
 	/* Expire 1% through the index. */
 	t0 = now_s();

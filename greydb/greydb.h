@@ -127,6 +127,20 @@ int	gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
 	    const struct gdb_times *t, enum gdb_result *res,
 	    struct gdb_rec *rec, struct gdb_err *err);
 
+/*
+ * Notes on the rules as implemented (added; greydb/rules.c says why):
+ * a tuple that passes is deleted and the ip gets WHITE (first = now, or
+ * kept when a live WHITE exists; pass = now; expire = now + whiteexp;
+ * pcount + 1), as OpenBSD grey.c's scanner does. An ip that is already
+ * WHITE records no tuple, only its expire is refreshed to now + whiteexp:
+ * OpenBSD never sees such a host (pf passes it). A trap writes TRAPPED
+ * (pcount -1, expire now + trapexp, bcount + 1) and drops the ip's WHITE;
+ * a live TRAPPED ip gets GDB_R_TRAPPED and nothing is written. Records
+ * with expire <= now count as absent. Allowed domains: "example.com"
+ * allows it and its subdomains, "@example.com" exactly that domain; a
+ * recipient without '@' is allowed.
+ */
+
 /* gdb_trap - mark ip TRAPPED until expire (GREY tuples of ip stay; WHITE
  * of ip is removed) */
 int	gdb_trap(struct gdb *db, const char *ip, int64_t now, int64_t expire,
@@ -152,6 +166,12 @@ long	gdb_del_grey_ip(struct gdb *db, const char *ip, struct gdb_err *err);
 typedef int (*gdb_walk_fn)(const struct gdb_rec *rec, void *arg);
 /* gdb_walk - visit every record of type (0 = all types, in type order);
  * a range scan over that type's keys only */
+/* (added) The walk reads batches of 1,000 records, each in its own short
+ * read-committed transaction, and calls fn outside any transaction, so fn
+ * may write to the store; it is not a snapshot of one instant. A damaged
+ * record stops the walk with an error naming its key. gdb_get returns a
+ * record as stored, expired or not. gdb_spamtrap_add stamps first and pass
+ * with the current time (SPAMTRAP has expire 0 and pcount -2). */
 int	gdb_walk(struct gdb *db, enum gdb_type type, gdb_walk_fn fn, void *arg,
 	    struct gdb_err *err);
 

@@ -9,6 +9,10 @@
  *   gdb_writer check DIR TAG N     all N tuples of TAG present?
  *   gdb_writer checkfile DIR FILE  every "TAG I" line of FILE present?
  *   gdb_writer stats DIR           open readonly, print counts by type
+ *   gdb_writer seen DIR N ROUNDS   gdb_tuple_seen on the same N tuples,
+ *	ROUNDS times (run two at once: they contend for the same keys)
+ *   gdb_writer seencheck DIR N BCOUNT  every one of the N tuples has
+ *	bcount BCOUNT (no update lost to a deadlock)
  * Exit 0 on success, 1 on a missing record or an error (on stderr).
  */
 #include <stdio.h>
@@ -123,6 +127,62 @@ do_checkfile(struct gdb *db, const char *path)
 	return missing != 0 || have == 0;
 }
 
+/* seen_ip - the address of contended tuple i */
+static void
+seen_ip(long i, char *out, size_t sz)
+{
+	snprintf(out, sz, "2001:db8::%lx", i + 1);
+}
+
+/* do_seen - apply the rules to the same n tuples, rounds times */
+static int
+do_seen(struct gdb *db, long n, long rounds)
+{
+	static const struct gdb_times t = { 1500, 14400, 3110400, 86400 };
+	char ip[GDB_ADDR_MAX];
+	enum gdb_result res;
+	struct gdb_err err;
+	long r, i;
+
+	for (r = 0; r < rounds; r++)
+		for (i = 0; i < n; i++) {
+			seen_ip(i, ip, sizeof(ip));
+			if (gdb_tuple_seen(db, ip, "h", "<A@x.example>",
+			    "b@y.example", 1700000000 + r, &t, &res, NULL,
+			    &err) == -1) {
+				fprintf(stderr, "gdb_writer: %s\n", err.msg);
+				return 1;
+			}
+		}
+	return 0;
+}
+
+/* do_seencheck - every contended tuple has bcount want */
+static int
+do_seencheck(struct gdb *db, long n, long want)
+{
+	struct gdb_rec r;
+	struct gdb_err err;
+	long i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.type = GDB_GREY;
+		seen_ip(i, r.ip, sizeof(r.ip));
+		strlcpy(r.helo, "h", sizeof(r.helo));
+		strlcpy(r.from, "a@x.example", sizeof(r.from));
+		strlcpy(r.to, "b@y.example", sizeof(r.to));
+		if (gdb_get(db, &r, &err) != 1) {
+			fprintf(stderr, "gdb_writer: tuple %ld missing\n", i);
+			bad++;
+		} else if (r.bcount != want && bad++ < 5)
+			fprintf(stderr, "gdb_writer: tuple %ld bcount %d\n",
+			    i, r.bcount);
+	}
+	printf("tuples=%ld wrong=%ld\n", n, bad);
+	return bad != 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -136,6 +196,10 @@ main(int argc, char *argv[])
 		fprintf(stderr, "usage: gdb_writer write|check|checkfile|stats "
 		    "DIR ...\n");
 		return 2;
+	}
+	if (strcmp(argv[1], "seen") == 0) {
+		o.create = 1;
+		o.group_commit = 1;
 	}
 	if (strcmp(argv[1], "write") == 0) {
 		o.create = 1;
@@ -157,6 +221,10 @@ main(int argc, char *argv[])
 		rc = do_write(db, argv[3], atol(argv[4]), print);
 	else if (strcmp(argv[1], "check") == 0 && argc == 5)
 		rc = do_check(db, argv[3], atol(argv[4]));
+	else if (strcmp(argv[1], "seen") == 0 && argc == 5)
+		rc = do_seen(db, atol(argv[3]), atol(argv[4]));
+	else if (strcmp(argv[1], "seencheck") == 0 && argc == 5)
+		rc = do_seencheck(db, atol(argv[3]), atol(argv[4]));
 	else if (strcmp(argv[1], "checkfile") == 0 && argc == 4)
 		rc = do_checkfile(db, argv[3]);
 	else if (strcmp(argv[1], "stats") == 0) {
