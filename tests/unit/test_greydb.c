@@ -499,6 +499,64 @@ test_expire_index(void **state)
 	assert_int_equal(read, 1);
 }
 
+/* count_logs - log files in dir */
+static int
+count_logs(const char *dir)
+{
+	char cmd[128];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls '%s' | grep -c '^log\\.'", dir);
+	if ((p = popen(cmd, "r")) == NULL)
+		return -1;
+	if (fscanf(p, "%d", &n) != 1)
+		n = -1;
+	pclose(p);
+	return n;
+}
+
+/* test_expire_many - expiring more records than greyd's ~57,000 lock
+ * failure in one call works (batches), and old logs are removed */
+static void
+test_expire_many(void **state)
+{
+	struct fix *f = *state;
+	const long n = 60500;
+	struct gdb_rec r;
+	struct gdb_stats st;
+	struct gdb_err err;
+	long i, count = 0, read = 0;
+	int logs;
+
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.type = GDB_GREY;
+		snprintf(r.ip, sizeof(r.ip), "10.9.%ld.%ld", i / 250, i % 250);
+		snprintf(r.helo, sizeof(r.helo), "helo-%ld.example.net", i);
+		strlcpy(r.from, "someone.with.a.long.name@example.org",
+		    sizeof(r.from));
+		strlcpy(r.to, "recipient.with.a.long.name@example.com",
+		    sizeof(r.to));
+		r.first = T0;
+		r.expire = T0 + 1 + i % 1000;
+		assert_int_equal(gdb_put(f->db, &r, &err), 0);
+		if (i % 5000 == 0)
+			assert_int_equal(gdb_flush(f->db, &err), 0);
+	}
+	assert_int_equal(gdb_expire(f->db, T0 + 1000, NULL, NULL, &count,
+	    &read, &err), 0);
+	assert_int_equal(count, n);
+	assert_int_equal(read, n);
+	assert_int_equal(gdb_stats(f->db, &st, &err), 0);
+	assert_int_equal(st.grey, 0);
+	/* DB_LOG_AUTO_REMOVE plus the checkpoints in gdb_flush: the log
+	 * does not keep every file it ever wrote. */
+	assert_int_equal(gdb_flush(f->db, &err), 0);
+	logs = count_logs(f->dir);
+	assert_true(logs >= 1 && logs <= 2);
+}
+
 struct cb_count {
 	long	white, grey;
 };
@@ -823,6 +881,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ipv6_tuples, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expire_index, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_expire_many, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_expire_rewrite, setup,
 		    teardown),
