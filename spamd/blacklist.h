@@ -66,12 +66,19 @@ int		 bl_lookup(const struct bl_set *set, const struct bl_addr *addr,
 int		 bl_addr_from_sa(const struct sockaddr *sa, struct bl_addr *out);
 /* bl_count - number of lists and of prefixes loaded, for logs */
 void		 bl_count(const struct bl_set *set, int *lists, long *prefixes);
+/* bl_memory - bytes held by the set's search structure and lists */
+size_t		 bl_memory(const struct bl_set *set);
+/* bl_list_size - number of prefixes in a parsed list (0: a clear) */
+long		 bl_list_size(const struct bl_list *list);
 
 /*
  * bl_check_template - validate a reply template: escapes are \" \\ \n and
  * %A (client address) and %% only. 0 ok; -1 with err naming the offset.
  */
 int		 bl_check_template(const char *tmpl, char *err, size_t errsz);
+/* bl_check_template_at - the same, offsets in err counted from base */
+int		 bl_check_template_at(const char *tmpl, size_t base, char *err,
+		    size_t errsz);
 /*
  * bl_expand - expand a checked template for a client into SMTP reply lines:
  * each line prefixed with "code " ("450 " / "550 "), CRLF-terminated; no CR
