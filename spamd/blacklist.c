@@ -11,6 +11,8 @@
  * then a binary search finds the one range holding the address.
  * IPv6 is the same with 128-bit values.
  */
+#include <sys/mman.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -42,22 +44,35 @@ struct bl_list {
 	size_t		 n6, cap6;
 };
 
-#define BL_IDX_SIZE	65537	/* top 16 bits, plus one end entry */
+/* One disjoint range: where it starts and which lists contain it, as an
+ * index into the table of distinct masks (few, so that table stays in
+ * cache and a lookup touches one range entry, not a second array). */
+struct bl_e4 {
+	uint32_t	start;
+	uint32_t	mi;
+};
+
+struct bl_e6 {
+	struct bl_u128	start;
+	uint32_t	mi;
+};
 
 /* The search structure: rebuilt whole, then swapped into the set. */
 struct bl_index {
 	int		 nlists;
 	const char	*tag[BL_MAX_LISTS];
 	const char	*msg[BL_MAX_LISTS];
-	uint32_t	*s4;		/* range starts, s4[0] == 0 */
-	uint64_t	*m4;		/* lists containing each range */
+	struct bl_e4	*e4;		/* sorted, e4[0].start == 0 */
 	size_t		 n4;
-	struct bl_u128	*s6;
-	uint64_t	*m6;
+	uint32_t	*i4;		/* per top bits: last range <= them */
+	int		 shift4;	/* 32 - index bits */
+	struct bl_e6	*e6;
 	size_t		 n6;
+	uint32_t	*i6;
+	int		 shift6;	/* 64 - index bits (of the top half) */
+	uint64_t	*mt;		/* distinct masks, mt[0] == 0 */
+	uint32_t	 nmt;
 	size_t		 bytes;
-	uint32_t	 i4[BL_IDX_SIZE];	/* last range starting <= t<<16 */
-	uint32_t	 i6[BL_IDX_SIZE];
 };
 
 struct bl_set {
@@ -65,6 +80,10 @@ struct bl_set {
 	int		 nlists;
 	struct bl_index	*idx;		/* read with acquire, see bl_lookup */
 };
+
+/* The IPv4-mapped IPv6 prefix, ::ffff:0:0/96. */
+static const uint8_t bl_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+    0xff };
 
 /* --- the parser ------------------------------------------------------ */
 
@@ -238,6 +257,20 @@ bl_entry(struct bl_in *in, struct bl_list *l, int af, size_t n, size_t hint)
 	if (bl_prefixlen(in, slash + 1, n - (size_t)(slash - s) - 1, 128,
 	    &bits) == -1)
 		return -1;
+	/* why: lookups turn v4-mapped addresses into IPv4, so a prefix
+	 * inside ::ffff:0:0/96 is kept as the IPv4 prefix it stands for */
+	if (bits >= 96 && memcmp(a6, bl_mapped, sizeof(bl_mapped)) == 0) {
+		if (bl_grow((void **)&l->v4, &l->cap4, l->n4,
+		    sizeof(*l->v4), hint) == -1)
+			return bl_fail(in, "out of memory", in->pos);
+		a4 = (uint32_t)a6[12] << 24 | (uint32_t)a6[13] << 16 |
+		    (uint32_t)a6[14] << 8 | a6[15];
+		m4 = bits == 96 ? 0 : UINT32_MAX << (128 - bits);
+		l->v4[l->n4].lo = a4 & m4;
+		l->v4[l->n4].hi = a4 | ~m4;
+		l->n4++;
+		return 0;
+	}
 	if (bl_grow((void **)&l->v6, &l->cap6, l->n6, sizeof(*l->v6),
 	    hint) == -1)
 		return bl_fail(in, "out of memory", in->pos);
@@ -305,6 +338,24 @@ bl_family(struct bl_in *in, struct bl_list *l, int *seen)
 		in->pos += n;
 	}
 	return 0;
+}
+
+/* bl_shrink - give back the unused tail of a list's arrays */
+static void
+bl_shrink(struct bl_list *l)
+{
+	void *p;
+
+	if (l->n4 > 0 && l->n4 < l->cap4 &&
+	    (p = reallocarray(l->v4, l->n4, sizeof(*l->v4))) != NULL) {
+		l->v4 = p;
+		l->cap4 = l->n4;
+	}
+	if (l->n6 > 0 && l->n6 < l->cap6 &&
+	    (p = reallocarray(l->v6, l->n6, sizeof(*l->v6))) != NULL) {
+		l->v6 = p;
+		l->cap6 = l->n6;
+	}
 }
 
 /* bl_parse - parse one control message into a list */
@@ -394,6 +445,7 @@ bl_parse(const char *buf, size_t len, char *err, size_t errsz)
 		if (bl_family(&in, l, &seen) == -1)
 			goto fail;
 	} while (in.pos < len);
+	bl_shrink(l);
 	return l;
 fail:
 	bl_list_free(l);
@@ -436,7 +488,7 @@ bl_radix(uint64_t *a, size_t n, int passes)
 	size_t *cnt, i, sum, c;
 	int p, shift;
 
-	if ((tmp = reallocarray(NULL, n, sizeof(*tmp))) == NULL)
+	if ((tmp = reallocarray(NULL, n + 1, sizeof(*tmp))) == NULL)
 		return -1;
 	if ((cnt = malloc(2048 * sizeof(*cnt))) == NULL) {
 		free(tmp);
@@ -466,6 +518,109 @@ bl_radix(uint64_t *a, size_t n, int passes)
 	return 0;
 }
 
+#define BL_HUGE	(2UL << 20)	/* a huge page */
+
+/*
+ * bl_big - an array for the search structure. Why: lookups jump at random
+ * through megabytes; on 2 MB pages (transparent huge pages, asked for with
+ * madvise) they miss the TLB far less, which is most of a lookup's cost.
+ */
+static void *
+bl_big(size_t n, size_t elem)
+{
+	size_t sz;
+	void *p;
+
+	if (n > SIZE_MAX / elem)
+		return NULL;
+	sz = n * elem;
+	if (sz < BL_HUGE)
+		return malloc(sz);
+	sz = (sz + BL_HUGE - 1) & ~(BL_HUGE - 1);
+	if (posix_memalign(&p, BL_HUGE, sz) != 0)
+		return NULL;
+	(void)madvise(p, sz, MADV_HUGEPAGE);	/* a hint; fine if refused */
+	return p;
+}
+
+/* Distinct masks while building: an open-addressing map mask -> id. */
+struct bl_masks {
+	uint64_t	*m;		/* id -> mask */
+	uint32_t	 n, cap;
+	uint32_t	*slot;		/* id + 1, 0 for empty */
+	size_t		 nslot;		/* power of two */
+};
+
+/* bl_mask_slot - where mask is, or would go, in the map */
+static size_t
+bl_mask_slot(const struct bl_masks *ms, uint64_t mask)
+{
+	size_t i = (size_t)((mask * 0x9e3779b97f4a7c15ULL) >> 32) &
+	    (ms->nslot - 1);
+
+	while (ms->slot[i] != 0 && ms->m[ms->slot[i] - 1] != mask)
+		i = (i + 1) & (ms->nslot - 1);
+	return i;
+}
+
+/* bl_mask_id - the id of a mask, adding it if new; -1 out of memory */
+static int64_t
+bl_mask_id(struct bl_masks *ms, uint64_t mask)
+{
+	uint32_t *ns, id;
+	size_t i, on = ms->nslot;
+	void *p;
+
+	if (ms->nslot == 0 || (size_t)ms->n * 2 >= ms->nslot) {
+		if ((ns = calloc(on == 0 ? 64 : on * 2, sizeof(*ns))) == NULL)
+			return -1;
+		uint32_t *old = ms->slot;
+
+		ms->slot = ns;
+		ms->nslot = on == 0 ? 64 : on * 2;
+		for (id = 0; id < ms->n; id++)
+			ms->slot[bl_mask_slot(ms, ms->m[id])] = id + 1;
+		free(old);
+	}
+	i = bl_mask_slot(ms, mask);
+	if (ms->slot[i] != 0)
+		return ms->slot[i] - 1;
+	if (ms->n == ms->cap) {
+		if ((p = reallocarray(ms->m, ms->cap == 0 ? 64 : ms->cap * 2,
+		    sizeof(*ms->m))) == NULL)
+			return -1;
+		ms->m = p;
+		ms->cap = ms->cap == 0 ? 64 : ms->cap * 2;
+	}
+	ms->m[ms->n] = mask;
+	ms->slot[i] = ++ms->n;
+	return ms->n - 1;
+}
+
+/* bl_index_bits - index size: 2^16 entries, up to 2^20 for big sets,
+ * so a lookup's binary search stays within a couple of entries */
+static int
+bl_index_bits(size_t n)
+{
+	int b = 16;
+
+	while (b < 20 && ((size_t)1 << (b + 1)) <= n)
+		b++;
+	return b;
+}
+
+/* bl_sweep - count per list at one position; returns the new mask */
+static uint64_t
+bl_sweep(uint32_t *cnt, uint64_t mask, int li, int start)
+{
+	if (start) {
+		if (cnt[li]++ == 0)
+			mask |= (uint64_t)1 << li;
+	} else if (--cnt[li] == 0)
+		mask &= ~((uint64_t)1 << li);
+	return mask;
+}
+
 /*
  * bl_build4 - cut every list's IPv4 ranges into disjoint masked ranges.
  * An event is (position << 7 | list << 1 | is_start); sweeping the sorted
@@ -473,11 +628,13 @@ bl_radix(uint64_t *a, size_t n, int passes)
  * reach 255.255.255.255 get no end event.
  */
 static int
-bl_build4(struct bl_index *x, struct bl_list **lists, int nl)
+bl_build4(struct bl_index *x, struct bl_list **lists, int nl,
+    struct bl_masks *ms)
 {
 	uint64_t *ev, mask = 0;
-	uint32_t cnt[BL_MAX_LISTS] = { 0 }, pos, t;
-	size_t nev = 0, i, j, r, total = 0;
+	uint32_t cnt[BL_MAX_LISTS] = { 0 }, pos, key;
+	size_t nev = 0, i, j, r, total = 0, t, nidx;
+	int64_t id;
 	int li;
 
 	for (li = 0; li < nl; li++)
@@ -494,44 +651,43 @@ bl_build4(struct bl_index *x, struct bl_list **lists, int nl)
 				ev[nev++] = (uint64_t)(rg->hi + 1) << 7 |
 				    (uint64_t)li << 1;
 		}
-	if (bl_radix(ev, nev, 4) == -1)
+	if (bl_radix(ev, nev, 4) == -1 ||
+	    (x->e4 = bl_big(nev + 1, sizeof(*x->e4))) == NULL)
 		goto fail;
-	x->s4 = reallocarray(NULL, nev + 1, sizeof(*x->s4));
-	x->m4 = reallocarray(NULL, nev + 1, sizeof(*x->m4));
-	if (x->s4 == NULL || x->m4 == NULL)
-		goto fail;
-	x->s4[0] = 0;
-	x->m4[0] = 0;
+	x->e4[0].start = 0;
+	x->e4[0].mi = 0;		/* mask 0 is id 0, see bl_index_build */
 	r = 1;
 	for (i = 0; i < nev; i = j) {
 		pos = (uint32_t)(ev[i] >> 7);
-		for (j = i; j < nev && (uint32_t)(ev[j] >> 7) == pos; j++) {
-			li = (int)((ev[j] >> 1) & 63);
-			if (ev[j] & 1) {
-				if (cnt[li]++ == 0)
-					mask |= (uint64_t)1 << li;
-			} else if (--cnt[li] == 0)
-				mask &= ~((uint64_t)1 << li);
-		}
-		if (mask == x->m4[r - 1])
+		for (j = i; j < nev && (uint32_t)(ev[j] >> 7) == pos; j++)
+			mask = bl_sweep(cnt, mask, (int)((ev[j] >> 1) & 63),
+			    (int)(ev[j] & 1));
+		if ((id = bl_mask_id(ms, mask)) == -1)
+			goto fail;
+		if ((uint32_t)id == x->e4[r - 1].mi)
 			continue;
-		if (x->s4[r - 1] == pos) {
+		if (x->e4[r - 1].start == pos) {
 			/* same start: replace, and merge with the one before */
-			x->m4[r - 1] = mask;
-			if (r > 1 && x->m4[r - 2] == mask)
+			x->e4[r - 1].mi = (uint32_t)id;
+			if (r > 1 && x->e4[r - 2].mi == (uint32_t)id)
 				r--;
 			continue;
 		}
-		x->s4[r] = pos;
-		x->m4[r++] = mask;
+		x->e4[r].start = pos;
+		x->e4[r++].mi = (uint32_t)id;
 	}
 	x->n4 = r;
-	for (t = 0, r = 0; t < 65536; t++) {
-		while (r + 1 < x->n4 && x->s4[r + 1] <= t << 16)
+	x->shift4 = 32 - bl_index_bits(r);
+	nidx = (size_t)1 << (32 - x->shift4);
+	if ((x->i4 = bl_big(nidx + 1, sizeof(*x->i4))) == NULL)
+		goto fail;
+	for (t = 0, r = 0; t < nidx; t++) {
+		key = (uint32_t)(t << x->shift4);
+		while (r + 1 < x->n4 && x->e4[r + 1].start <= key)
 			r++;
 		x->i4[t] = (uint32_t)r;
 	}
-	x->i4[65536] = (uint32_t)(x->n4 - 1);
+	x->i4[nidx] = (uint32_t)(x->n4 - 1);
 	free(ev);
 	return 0;
 fail:
@@ -567,13 +723,15 @@ bl_ev6_cmp(const void *a, const void *b)
 
 /* bl_build6 - the IPv6 twin of bl_build4 */
 static int
-bl_build6(struct bl_index *x, struct bl_list **lists, int nl)
+bl_build6(struct bl_index *x, struct bl_list **lists, int nl,
+    struct bl_masks *ms)
 {
 	struct bl_ev6 *ev;
 	struct bl_u128 pos, key;
 	uint64_t mask = 0;
-	uint32_t cnt[BL_MAX_LISTS] = { 0 }, t;
-	size_t nev = 0, i, j, r, total = 0;
+	uint32_t cnt[BL_MAX_LISTS] = { 0 };
+	size_t nev = 0, i, j, r, total = 0, t, nidx;
+	int64_t id;
 	int li;
 
 	for (li = 0; li < nl; li++)
@@ -595,48 +753,46 @@ bl_build6(struct bl_index *x, struct bl_list **lists, int nl)
 			ev[nev++].start = 0;
 		}
 	qsort(ev, nev, sizeof(*ev), bl_ev6_cmp);
-	x->s6 = reallocarray(NULL, nev + 1, sizeof(*x->s6));
-	x->m6 = reallocarray(NULL, nev + 1, sizeof(*x->m6));
-	if (x->s6 == NULL || x->m6 == NULL) {
-		free(ev);
-		return -1;
-	}
-	memset(&x->s6[0], 0, sizeof(x->s6[0]));
-	x->m6[0] = 0;
+	if ((x->e6 = bl_big(nev + 1, sizeof(*x->e6))) == NULL)
+		goto fail;
+	memset(&x->e6[0], 0, sizeof(x->e6[0]));
 	r = 1;
 	for (i = 0; i < nev; i = j) {
 		pos = ev[i].pos;
-		for (j = i; j < nev && bl_u128_cmp(&ev[j].pos, &pos) == 0;
-		    j++) {
-			li = ev[j].list;
-			if (ev[j].start) {
-				if (cnt[li]++ == 0)
-					mask |= (uint64_t)1 << li;
-			} else if (--cnt[li] == 0)
-				mask &= ~((uint64_t)1 << li);
-		}
-		if (mask == x->m6[r - 1])
+		for (j = i; j < nev && bl_u128_cmp(&ev[j].pos, &pos) == 0; j++)
+			mask = bl_sweep(cnt, mask, ev[j].list, ev[j].start);
+		if ((id = bl_mask_id(ms, mask)) == -1)
+			goto fail;
+		if ((uint32_t)id == x->e6[r - 1].mi)
 			continue;
-		if (bl_u128_cmp(&x->s6[r - 1], &pos) == 0) {
-			x->m6[r - 1] = mask;
-			if (r > 1 && x->m6[r - 2] == mask)
+		if (bl_u128_cmp(&x->e6[r - 1].start, &pos) == 0) {
+			x->e6[r - 1].mi = (uint32_t)id;
+			if (r > 1 && x->e6[r - 2].mi == (uint32_t)id)
 				r--;
 			continue;
 		}
-		x->s6[r] = pos;
-		x->m6[r++] = mask;
+		x->e6[r].start = pos;
+		x->e6[r++].mi = (uint32_t)id;
 	}
 	x->n6 = r;
-	for (t = 0, r = 0; t < 65536; t++) {
-		key.hi = (uint64_t)t << 48;
+	x->shift6 = 64 - bl_index_bits(r);
+	nidx = (size_t)1 << (64 - x->shift6);
+	if ((x->i6 = bl_big(nidx + 1, sizeof(*x->i6))) == NULL)
+		goto fail;
+	for (t = 0, r = 0; t < nidx; t++) {
+		key.hi = (uint64_t)t << x->shift6;
 		key.lo = 0;
-		while (r + 1 < x->n6 && bl_u128_cmp(&x->s6[r + 1], &key) <= 0)
+		while (r + 1 < x->n6 &&
+		    bl_u128_cmp(&x->e6[r + 1].start, &key) <= 0)
 			r++;
 		x->i6[t] = (uint32_t)r;
 	}
-	x->i6[65536] = (uint32_t)(x->n6 - 1);
+	x->i6[nidx] = (uint32_t)(x->n6 - 1);
 	free(ev);
 	return 0;
+fail:
+	free(ev);
+	return -1;
 }
 
 /* bl_index_free - free a search structure */
@@ -645,10 +801,11 @@ bl_index_free(struct bl_index *x)
 {
 	if (x == NULL)
 		return;
-	free(x->s4);
-	free(x->m4);
-	free(x->s6);
-	free(x->m6);
+	free(x->e4);
+	free(x->i4);
+	free(x->e6);
+	free(x->i6);
+	free(x->mt);
 	free(x);
 }
 
@@ -656,6 +813,7 @@ bl_index_free(struct bl_index *x)
 static struct bl_index *
 bl_index_build(struct bl_list **lists, int nl)
 {
+	struct bl_masks ms = { 0 };
 	struct bl_index *x;
 	int i;
 
@@ -666,12 +824,21 @@ bl_index_build(struct bl_list **lists, int nl)
 		x->tag[i] = lists[i]->tag;
 		x->msg[i] = lists[i]->msg;
 	}
-	if (bl_build4(x, lists, nl) == -1 || bl_build6(x, lists, nl) == -1) {
+	/* mask 0 (no list) first, so it is id 0 for the initial ranges */
+	if (bl_mask_id(&ms, 0) != 0 || bl_build4(x, lists, nl, &ms) == -1 ||
+	    bl_build6(x, lists, nl, &ms) == -1) {
+		free(ms.m);
+		free(ms.slot);
 		bl_index_free(x);
 		return NULL;
 	}
-	x->bytes = sizeof(*x) + x->n4 * (sizeof(*x->s4) + sizeof(*x->m4)) +
-	    x->n6 * (sizeof(*x->s6) + sizeof(*x->m6));
+	free(ms.slot);
+	x->mt = ms.m;
+	x->nmt = ms.n;
+	x->bytes = sizeof(*x) + x->n4 * sizeof(*x->e4) +
+	    x->n6 * sizeof(*x->e6) + x->nmt * sizeof(*x->mt) +
+	    (((size_t)1 << (32 - x->shift4)) + 1) * sizeof(*x->i4) +
+	    (((size_t)1 << (64 - x->shift6)) + 1) * sizeof(*x->i6);
 	return x;
 }
 
@@ -759,36 +926,38 @@ bl_set_apply(struct bl_set *set, struct bl_list *list, char *err,
 	return 0;
 }
 
-/* bl_find4 - the mask of the range holding a (IPv4) */
-static uint64_t
+/* bl_find4 - the mask id of the range holding a (IPv4). The search is
+ * branch-free: the candidates are few and a mispredicted branch costs
+ * about as much as the search itself. */
+static uint32_t
 bl_find4(const struct bl_index *x, uint32_t a)
 {
-	uint32_t lo = x->i4[a >> 16], hi = x->i4[(a >> 16) + 1], mid;
+	uint32_t lo = x->i4[a >> x->shift4];
+	uint32_t n = x->i4[(a >> x->shift4) + 1] - lo + 1, half;
+	const struct bl_e4 *e = x->e4 + lo;
 
-	while (lo < hi) {
-		mid = (lo + hi + 1) >> 1;
-		if (x->s4[mid] <= a)
-			lo = mid;
-		else
-			hi = mid - 1;
+	while (n > 1) {
+		half = n >> 1;
+		e = e[half].start <= a ? e + half : e;
+		n -= half;
 	}
-	return x->m4[lo];
+	return e->mi;
 }
 
-/* bl_find6 - the mask of the range holding a (IPv6) */
-static uint64_t
+/* bl_find6 - the mask id of the range holding a (IPv6), as bl_find4 */
+static uint32_t
 bl_find6(const struct bl_index *x, struct bl_u128 a)
 {
-	uint32_t lo = x->i6[a.hi >> 48], hi = x->i6[(a.hi >> 48) + 1], mid;
+	uint32_t lo = x->i6[a.hi >> x->shift6];
+	uint32_t n = x->i6[(a.hi >> x->shift6) + 1] - lo + 1, half;
+	const struct bl_e6 *e = x->e6 + lo;
 
-	while (lo < hi) {
-		mid = (lo + hi + 1) >> 1;
-		if (bl_u128_cmp(&x->s6[mid], &a) <= 0)
-			lo = mid;
-		else
-			hi = mid - 1;
+	while (n > 1) {
+		half = n >> 1;
+		e = bl_u128_cmp(&e[half].start, &a) <= 0 ? e + half : e;
+		n -= half;
 	}
-	return x->m6[lo];
+	return e->mi;
 }
 
 /* bl_lookup - fill m with every list containing addr, in load order */
@@ -796,23 +965,21 @@ int
 bl_lookup(const struct bl_set *set, const struct bl_addr *addr,
     struct bl_match *m)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
 	const struct bl_index *x = __atomic_load_n(&set->idx, __ATOMIC_ACQUIRE);
 	const uint8_t *b = addr->a;
 	uint64_t mask;
 	int i;
 
 	m->n = 0;
-	if (addr->family == AF_INET6 && memcmp(b, mapped, 12) == 0)
+	if (addr->family == AF_INET6 && memcmp(b, bl_mapped, 12) == 0)
 		b += 12;
 	else if (addr->family == AF_INET6) {
-		mask = bl_find6(x, bl_u128_load(b));
+		mask = x->mt[bl_find6(x, bl_u128_load(b))];
 		goto found;
 	} else if (addr->family != AF_INET)
 		return 0;
-	mask = bl_find4(x, (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
-	    (uint32_t)b[2] << 8 | b[3]);
+	mask = x->mt[bl_find4(x, (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 |
+	    (uint32_t)b[2] << 8 | b[3])];
 found:
 	for (i = 0; mask != 0; i++, mask >>= 1)
 		if (mask & 1) {
@@ -826,8 +993,6 @@ found:
 int
 bl_addr_from_sa(const struct sockaddr *sa, struct bl_addr *out)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
 	const struct sockaddr_in6 *s6;
 
 	memset(out, 0, sizeof(*out));
@@ -839,7 +1004,7 @@ bl_addr_from_sa(const struct sockaddr *sa, struct bl_addr *out)
 	if (sa->sa_family != AF_INET6)
 		return -1;
 	s6 = (const struct sockaddr_in6 *)sa;
-	if (memcmp(s6->sin6_addr.s6_addr, mapped, 12) == 0) {
+	if (memcmp(s6->sin6_addr.s6_addr, bl_mapped, 12) == 0) {
 		out->family = AF_INET;
 		memcpy(out->a, s6->sin6_addr.s6_addr + 12, 4);
 		return 0;

@@ -43,6 +43,10 @@ void		 bl_set_free(struct bl_set *set);
  * bl_parse - parse one control message (without its trailing newline) into
  * a list. On error returns NULL and writes "what at byte N" to err.
  * A message with a tag and nothing else gives a list with no entries (clear).
+ * Host bits below the prefix length are masked off as OpenBSD spamd does
+ * ("10.1.2.3/8" is 10.0.0.0/8); an inet6 prefix inside ::ffff:0:0/96 is
+ * kept as the IPv4 prefix it stands for. The message is checked with
+ * bl_check_template. buf need not be NUL-terminated; nothing past len is read.
  */
 struct bl_list	*bl_parse(const char *buf, size_t len, char *err, size_t errsz);
 void		 bl_list_free(struct bl_list *list);
@@ -51,9 +55,12 @@ const char	*bl_list_tag(const struct bl_list *list);
 
 /*
  * bl_set_apply - put list into set (replacing a list of the same tag, or
- * removing it when list has no entries); takes ownership of list. Returns
- * 0, or -1 with err set (too many lists). Lookups see the old or the new
- * set, never a mix: the set's search structure is rebuilt, then swapped.
+ * removing it when list has no entries); takes ownership of list (freed
+ * on error too). Returns 0, or -1 with err set (too many lists, out of
+ * memory; the set is then unchanged). Lookups see the old or the new set,
+ * never a mix: the set's search structure is rebuilt, then swapped.
+ * A replaced list keeps its place in the load order; a new tag goes last.
+ * The tag and msg pointers of an earlier bl_match die with this call.
  */
 int		 bl_set_apply(struct bl_set *set, struct bl_list *list,
 		    char *err, size_t errsz);
@@ -84,6 +91,10 @@ int		 bl_check_template_at(const char *tmpl, size_t base, char *err,
  * each line prefixed with "code " ("450 " / "550 "), CRLF-terminated; no CR
  * or LF from the template reaches the output except as line breaks.
  * Returns bytes written (output cut at outsz - 1, always NUL-terminated).
+ * A cut reply still ends with a whole CRLF line: the last line is shortened
+ * and further lines dropped (nothing at all if "450 \r\n" does not fit).
+ * A trailing \n does not add an empty line; an empty template gives one
+ * empty line. Bytes of addr other than printable ASCII are dropped.
  */
 size_t		 bl_expand(const char *tmpl, const char *addr, int code,
 		    char *out, size_t outsz);

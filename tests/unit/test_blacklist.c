@@ -302,6 +302,7 @@ static const char *lists[] = {
 	"c;\"C\";inet;2;10.1.2.3/32;255.255.255.255/32;inet6;2;::/0;"
 	    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128",
 	"d;\"D\";inet6;2;2001:db8:1::/48;2001:db8:2:3::/64",
+	"m;\"M\";inet6;2;::ffff:198.18.0.0/111;::ffff:255.255.255.255/128",
 };
 
 static const struct {
@@ -326,7 +327,7 @@ static const struct {
 	{ "198.51.100.6", "b" },
 	{ "198.51.100.8", "b" },
 	{ "0.0.0.0", "b" },
-	{ "255.255.255.255", "b,c" },
+	{ "255.255.255.255", "b,c,m" },
 	{ "255.255.255.254", "b" },
 	{ "2001:db8::", "a,c" },
 	{ "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "a,c" },
@@ -342,6 +343,12 @@ static const struct {
 	{ "::", "c" },
 	{ "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "c" },
 	{ "::ffff:10.1.2.3", "a,b,c" },
+	{ "198.18.0.0", "b,m" },
+	{ "198.19.255.255", "b,m" },
+	{ "198.17.255.255", "b" },
+	{ "198.20.0.0", "b" },
+	{ "::ffff:198.18.0.1", "b,m" },
+	{ "::fffe:198.18.0.1", "c" },
 	{ "::ffff:11.0.0.0", "b" },
 };
 
@@ -365,8 +372,8 @@ test_lookup(void **state)
 			fail_msg("%s: got \"%s\", want \"%s\"",
 			    lookups[i].addr, buf, lookups[i].want);
 	bl_count(set, &nl, &np);
-	assert_int_equal(nl, 4);
-	assert_int_equal(np, 14);
+	assert_int_equal(nl, 5);
+	assert_int_equal(np, 16);
 	assert_true(bl_memory(set) > 0);
 	bl_set_free(set);
 }
@@ -385,6 +392,13 @@ test_hostbits(void **state)
 	assert_string_equal(matches(set, "2001:db8:ffff::", buf,
 	    sizeof(buf)), "h");
 	assert_string_equal(matches(set, "11.0.0.0", buf, sizeof(buf)), "");
+	/* ::ffff:0:0/96 stands for all of IPv4 */
+	load(set, "v4all;\"m\";inet6;1;::ffff:0.0.0.0/96");
+	assert_string_equal(matches(set, "11.0.0.0", buf, sizeof(buf)),
+	    "v4all");
+	assert_string_equal(matches(set, "::ffff:255.255.255.255", buf,
+	    sizeof(buf)), "v4all");
+	assert_string_equal(matches(set, "::1", buf, sizeof(buf)), "");
 	bl_set_free(set);
 }
 
