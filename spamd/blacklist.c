@@ -187,7 +187,7 @@ bl_grow(void **arr, size_t *cap, size_t n, size_t elem, size_t hint)
 	return 0;
 }
 
-/* bl_u128_mask - the network and broadcast ends of addr/bits */
+/* bl_u128_range - the network and broadcast ends of addr/bits */
 static void
 bl_u128_range(struct bl_u128 a, unsigned bits, struct bl_r6 *r)
 {
