@@ -32,6 +32,7 @@ gdb_seterr(struct gdb_err *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	err->reopen = 0;
 }
 
 /* gdb_dberr - "dir: op: db_strerror" into err; returns -1 */
@@ -40,6 +41,8 @@ gdb_dberr(struct gdb *db, const char *op, int ret, struct gdb_err *err)
 {
 	gdb_seterr(err, "%s: %s: %s", db != NULL ? db->dir : "?", op,
 	    db_strerror(ret));
+	if (err != NULL)
+		err->reopen = ret == DB_RUNRECOVERY;
 	return -1;
 }
 

@@ -59,6 +59,15 @@ struct gdb_times {
 
 struct gdb_err {
 	char		msg[512];
+	/*
+	 * (added) 1 when the environment needs recovery (Berkeley DB said
+	 * DB_RUNRECOVERY, e.g. after another process ran recovery because a
+	 * process died). The caller then does gdb_close and gdb_open again.
+	 * Known limit: a process killed in the middle of a transaction keeps
+	 * its locks until recovery runs, so another live process waiting on
+	 * one of those locks waits until then.
+	 */
+	int		reopen;
 };
 
 /* Options for gdb_open. */
@@ -166,6 +175,8 @@ long	gdb_del_grey_ip(struct gdb *db, const char *ip, struct gdb_err *err);
 typedef int (*gdb_walk_fn)(const struct gdb_rec *rec, void *arg);
 /* gdb_walk - visit every record of type (0 = all types, in type order);
  * a range scan over that type's keys only */
+/* (added) gdb_expire ignores the return value of expired(): the records
+ * are already gone when it is called, after their batch committed. */
 /* (added) The walk reads batches of 1,000 records, each in its own short
  * read-committed transaction, and calls fn outside any transaction, so fn
  * may write to the store; it is not a snapshot of one instant. A damaged

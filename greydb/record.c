@@ -502,7 +502,7 @@ gdb_get(struct gdb *db, struct gdb_rec *rec, struct gdb_err *err)
 	 * operation: it takes and drops one page lock. */
 	for (int tries = 0;; tries++) {
 		ret = gdb_rec_read(db, NULL, key, klen, &got, 0, err);
-		if (!gdb_retryable(ret) || tries > 100)
+		if (ret != DB_LOCK_DEADLOCK || tries > 100)
 			break;
 	}
 	if (ret == DB_NOTFOUND)
@@ -604,7 +604,7 @@ gdb_scan(struct gdb *db, const unsigned char *prefix, size_t plen,
 	while (!done) {
 		ret = scan_batch(db, prefix, plen, start, slen, items, &n,
 		    &done);
-		if (gdb_retryable(ret) && tries++ < 200) {
+		if (ret == DB_LOCK_DEADLOCK && tries++ < 200) {
 			done = 0;
 			continue;
 		}

@@ -11,6 +11,9 @@
  *   gdb_writer stats DIR           open readonly, print counts by type
  *   gdb_writer seen DIR N ROUNDS   gdb_tuple_seen on the same N tuples,
  *	ROUNDS times (run two at once: they contend for the same keys)
+ *	optional 5th argument WAITFILE: print "opened", wait until
+ *	WAITFILE exists, then start; on an error asking for it, close and
+ *	open again (prints "reopen" to stderr) and go on
  *   gdb_writer seencheck DIR N BCOUNT  every one of the N tuples has
  *	bcount BCOUNT (no update lost to a deadlock)
  * Exit 0 on success, 1 on a missing record or an error (on stderr).
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "greydb/greydb.h"
 
@@ -134,25 +138,46 @@ seen_ip(long i, char *out, size_t sz)
 	snprintf(out, sz, "2001:db8::%lx", i + 1);
 }
 
-/* do_seen - apply the rules to the same n tuples, rounds times */
+/* do_seen - apply the rules to the same n tuples, rounds times; reopen
+ * the environment when an error asks for it */
 static int
-do_seen(struct gdb *db, long n, long rounds)
+do_seen(struct gdb **dbp, const char *dir, const struct gdb_opts *o, long n,
+    long rounds, const char *waitfile)
 {
 	static const struct gdb_times t = { 1500, 14400, 3110400, 86400 };
 	char ip[GDB_ADDR_MAX];
 	enum gdb_result res;
 	struct gdb_err err;
-	long r, i;
+	long r, i, waited;
+	int reopens = 0;
 
+	if (waitfile != NULL) {
+		printf("opened\n");
+		fflush(stdout);
+		for (waited = 0; access(waitfile, F_OK) == -1; waited++) {
+			if (waited > 3000)
+				return 1;
+			usleep(10000);
+		}
+	}
 	for (r = 0; r < rounds; r++)
 		for (i = 0; i < n; i++) {
 			seen_ip(i, ip, sizeof(ip));
-			if (gdb_tuple_seen(db, ip, "h", "<A@x.example>",
+			if (gdb_tuple_seen(*dbp, ip, "h", "<A@x.example>",
 			    "b@y.example", 1700000000 + r, &t, &res, NULL,
-			    &err) == -1) {
+			    &err) == 0)
+				continue;
+			fprintf(stderr, "gdb_writer: %s\n", err.msg);
+			if (!err.reopen || reopens++ > 3)
+				return 1;
+			fprintf(stderr, "gdb_writer: reopen\n");
+			gdb_close(*dbp);
+			*dbp = NULL;
+			if (gdb_open(dbp, dir, o, &err) == -1) {
 				fprintf(stderr, "gdb_writer: %s\n", err.msg);
 				return 1;
 			}
+			i--;	/* that update was not made: again */
 		}
 	return 0;
 }
@@ -221,8 +246,10 @@ main(int argc, char *argv[])
 		rc = do_write(db, argv[3], atol(argv[4]), print);
 	else if (strcmp(argv[1], "check") == 0 && argc == 5)
 		rc = do_check(db, argv[3], atol(argv[4]));
-	else if (strcmp(argv[1], "seen") == 0 && argc == 5)
-		rc = do_seen(db, atol(argv[3]), atol(argv[4]));
+	else if (strcmp(argv[1], "seen") == 0 && (argc == 5 || argc == 6))
+		rc = do_seen(&db, argv[2], &o, atol(argv[3]), atol(argv[4]),
+		    argc == 6 ? argv[5] : NULL);
+
 	else if (strcmp(argv[1], "seencheck") == 0 && argc == 5)
 		rc = do_seencheck(db, atol(argv[3]), atol(argv[4]));
 	else if (strcmp(argv[1], "checkfile") == 0 && argc == 4)
