@@ -3,6 +3,7 @@
  * close, flush, error text and the transaction retry loop.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #define GDB_LK_MAX_LOCKERS	20000
 #define GDB_CACHE_MB_DEFAULT	64
 #define GDB_TXN_RETRIES		200
+#define GDB_THREAD_COUNT	1000	/* threads tracked for failchk */
 
 /* gdb_seterr - fill err (if any) from a format */
 void
@@ -84,6 +86,56 @@ gdb_txn_run(struct gdb *db, const char *op, gdb_txn_fn fn, void *ctx,
 	if (ret == GDB_EAPP)
 		return -1;
 	return gdb_dberr(db, op, ret, err);
+}
+
+/* is_alive - failchk's question: is the process that owns pid alive? */
+static int
+is_alive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags)
+{
+	/* Threads of this process: it is running, so they count as alive. */
+	if (pid == getpid())
+		return 1;
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* watchdog - once a second, let failchk abort the transactions of
+ * processes that died inside one, so their locks do not block us. A
+ * thread of its own because the caller's thread may be the one waiting
+ * on such a lock. */
+static void *
+watchdog(void *arg)
+{
+	struct gdb *db = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&db->wd_mu);
+	while (!db->wd_stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&db->wd_cv, &db->wd_mu, &ts);
+		if (db->wd_stop)
+			break;
+		pthread_mutex_unlock(&db->wd_mu);
+		/* DB_RUNRECOVERY here means a process died inside the
+		 * library itself; the callers' next calls report it. */
+		db->env->failchk(db->env, 0);
+		pthread_mutex_lock(&db->wd_mu);
+	}
+	pthread_mutex_unlock(&db->wd_mu);
+	return NULL;
+}
+
+/* quiet_err - Berkeley DB's error text: not printed, the library never
+ * prints; the return codes carry what callers need (db_strerror) */
+static void
+quiet_err(const DB_ENV *env, const char *pfx, const char *msg)
+{
+}
+
+/* quiet_msg - Berkeley DB's informational text (failchk): not printed */
+static void
+quiet_msg(const DB_ENV *env, const char *msg)
+{
 }
 
 /* check_dir - the directory must exist (or be made when create is set) */
@@ -177,6 +229,8 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 		free(db);
 		return -1;
 	}
+	db->env->set_errcall(db->env, quiet_err);
+	db->env->set_msgcall(db->env, quiet_msg);
 	mb = o->cache_mb != 0 ? o->cache_mb : GDB_CACHE_MB_DEFAULT;
 	/* These only count when this open creates the regions; a running
 	 * environment keeps the sizes it was made with. */
@@ -186,6 +240,8 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 	db->env->set_lk_max_lockers(db->env, GDB_LK_MAX_LOCKERS);
 	db->env->set_lg_bsize(db->env, 1 << 20);
 	db->env->set_lk_detect(db->env, DB_LOCK_DEFAULT);
+	db->env->set_thread_count(db->env, GDB_THREAD_COUNT);
+	db->env->set_isalive(db->env, is_alive);
 	if (o->group_commit)
 		db->env->set_flags(db->env, DB_TXN_WRITE_NOSYNC, 1);
 	/* DB_REGISTER notices a process that died holding the environment
@@ -206,6 +262,10 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 		gdb_close(db);
 		return -1;
 	}
+	pthread_mutex_init(&db->wd_mu, NULL);
+	pthread_cond_init(&db->wd_cv, NULL);
+	db->wd_running = pthread_create(&db->watchdog, NULL, watchdog,
+	    db) == 0;
 	*out = db;
 	return 0;
 }
@@ -218,6 +278,15 @@ gdb_close(struct gdb *db)
 
 	if (db == NULL)
 		return;
+	if (db->wd_running) {
+		pthread_mutex_lock(&db->wd_mu);
+		db->wd_stop = 1;
+		pthread_cond_signal(&db->wd_cv);
+		pthread_mutex_unlock(&db->wd_mu);
+		pthread_join(db->watchdog, NULL);
+		pthread_mutex_destroy(&db->wd_mu);
+		pthread_cond_destroy(&db->wd_cv);
+	}
 	if (db->exp != NULL)
 		db->exp->close(db->exp, 0);
 	if (db->main != NULL)

@@ -6,6 +6,7 @@
 #define GDB_PRIVATE_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <db.h>
 
 #include "greydb/greydb.h"
@@ -22,6 +23,10 @@ struct gdb {
 	int		 readonly;
 	char		**domains;	/* allowed domains, lowercased */
 	size_t		 ndomains;
+	pthread_t	 watchdog;	/* runs failchk every second */
+	pthread_mutex_t	 wd_mu;
+	pthread_cond_t	 wd_cv;
+	int		 wd_running, wd_stop;
 };
 
 /* Work done inside one transaction; returns 0, a Berkeley DB code or

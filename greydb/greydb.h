@@ -61,11 +61,9 @@ struct gdb_err {
 	char		msg[512];
 	/*
 	 * (added) 1 when the environment needs recovery (Berkeley DB said
-	 * DB_RUNRECOVERY, e.g. after another process ran recovery because a
-	 * process died). The caller then does gdb_close and gdb_open again.
-	 * Known limit: a process killed in the middle of a transaction keeps
-	 * its locks until recovery runs, so another live process waiting on
-	 * one of those locks waits until then.
+	 * DB_RUNRECOVERY, e.g. a process died inside Berkeley DB itself, or
+	 * another process ran recovery). The caller then does gdb_close and
+	 * gdb_open again; the open recovers.
 	 */
 	int		reopen;
 };
@@ -98,6 +96,10 @@ struct gdb_opts {
  * either all there or not there at all, never half.
  * Use one struct gdb per process: Berkeley DB's DB_REGISTER tracks
  * processes, not handles (open, close, then open again is fine).
+ * Each handle runs one watchdog thread that calls failchk every second:
+ * when another process died inside a transaction, its transaction is
+ * aborted and its locks freed, so live processes waiting on them go on.
+ * So do not fork with an open handle; open it in the process that uses it.
  */
 
 struct gdb;

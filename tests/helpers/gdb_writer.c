@@ -14,16 +14,21 @@
  *	optional 5th argument WAITFILE: print "opened", wait until
  *	WAITFILE exists, then start; on an error asking for it, close and
  *	open again (prints "reopen" to stderr) and go on
+ *   gdb_writer diehold DIR          write contended tuple 0 inside a
+ *	transaction and die by SIGKILL before the commit (holding its locks)
  *   gdb_writer seencheck DIR N BCOUNT  every one of the N tuples has
  *	bcount BCOUNT (no update lost to a deadlock)
  * Exit 0 on success, 1 on a missing record or an error (on stderr).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "greydb/greydb.h"
+/* Internal: diehold needs a transaction of its own. */
+#include "greydb/gdb_private.h"
 
 /* tuple - the record for TAG and number i */
 static void
@@ -182,6 +187,27 @@ do_seen(struct gdb **dbp, const char *dir, const struct gdb_opts *o, long n,
 	return 0;
 }
 
+/* die_body - write contended tuple 0, then die with the locks held */
+static int
+die_body(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct gdb_rec r;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	r.type = GDB_GREY;
+	seen_ip(0, r.ip, sizeof(r.ip));
+	strlcpy(r.helo, "h", sizeof(r.helo));
+	strlcpy(r.from, "a@x.example", sizeof(r.from));
+	strlcpy(r.to, "b@y.example", sizeof(r.to));
+	r.bcount = 999999;
+	r.expire = 1700000000 + 14400;
+	if ((ret = gdb_rec_write(db, txn, &r, NULL, err)) != 0)
+		return ret;
+	raise(SIGKILL);
+	return 0;
+}
+
 /* do_seencheck - every contended tuple has bcount want */
 static int
 do_seencheck(struct gdb *db, long n, long want)
@@ -222,7 +248,7 @@ main(int argc, char *argv[])
 		    "DIR ...\n");
 		return 2;
 	}
-	if (strcmp(argv[1], "seen") == 0) {
+	if (strcmp(argv[1], "seen") == 0 || strcmp(argv[1], "diehold") == 0) {
 		o.create = 1;
 		o.group_commit = 1;
 	}
@@ -252,7 +278,11 @@ main(int argc, char *argv[])
 
 	else if (strcmp(argv[1], "seencheck") == 0 && argc == 5)
 		rc = do_seencheck(db, atol(argv[3]), atol(argv[4]));
-	else if (strcmp(argv[1], "checkfile") == 0 && argc == 4)
+	else if (strcmp(argv[1], "diehold") == 0) {
+		/* Not reached when the kill works. */
+		if (gdb_txn_run(db, "diehold", die_body, NULL, &err) == -1)
+			fprintf(stderr, "gdb_writer: %s\n", err.msg);
+	} else if (strcmp(argv[1], "checkfile") == 0 && argc == 4)
 		rc = do_checkfile(db, argv[3]);
 	else if (strcmp(argv[1], "stats") == 0) {
 		if (gdb_stats(db, &st, &err) == -1)

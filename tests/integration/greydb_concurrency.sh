@@ -92,7 +92,50 @@ else
 	    "exit $r1/$r2/$rc: $out $(head -2 "$tmp/s1.err" "$tmp/s2.err")"
 fi
 
-# 3. A synchronous writer killed with SIGKILL in the middle.
+# 3. A process killed inside a transaction, holding locks on a tuple that
+# a live process then needs: the live process's watchdog (failchk) aborts
+# the dead transaction and the live one goes on (bounded: 30 s).
+db=$tmp/dead
+mkdir "$db"
+"$W" seen "$db" 50 1 >/dev/null 2>&1
+rm -f "$tmp/go"
+"$W" seen "$db" 50 100 "$tmp/go" >"$tmp/live.out" 2>"$tmp/live.err" &
+pl=$!
+pids=$pl
+i=0
+while [ $i -lt 100 ] && ! grep -q opened "$tmp/live.out"; do
+	sleep 0.1; i=$((i + 1))
+done
+"$W" diehold "$db" >/dev/null 2>&1
+dh=$?
+touch "$tmp/go"
+i=0
+while [ $i -lt 300 ] && kill -0 "$pl" 2>/dev/null; do
+	sleep 0.1; i=$((i + 1))
+done
+if kill -0 "$pl" 2>/dev/null; then
+	notok "live writer goes on after a process died holding locks" \
+	    "still blocked after 30 s"
+	kill -9 "$pl"
+	wait "$pl" 2>/dev/null
+else
+	wait "$pl"; rl=$?
+	out=$("$W" seencheck "$db" 50 101 2>&1); rc=$?
+	if [ "$dh" = 137 ] && [ $rl = 0 ] && [ $rc = 0 ]; then
+		ok "live writer goes on after a process died holding locks"
+	else
+		notok "live writer goes on after a process died holding locks" \
+		    "diehold $dh, writer $rl, $out $(head -2 "$tmp/live.err")"
+	fi
+fi
+pids=""
+if [ -s "$tmp/live.err" ]; then
+	notok "the library printed nothing" "$(head -2 "$tmp/live.err")"
+else
+	ok "the library printed nothing"
+fi
+
+# 4. A synchronous writer killed with SIGKILL in the middle.
 db=$tmp/crash
 : >"$tmp/keys"
 "$W" write "$db" crash 1000000 sync print >"$tmp/keys" 2>"$tmp/c.err" &
