@@ -6,6 +6,8 @@
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+/* libbsd: NetBSD argument order for strnvis (dst, dlen, src, flag) */
+#define LIBBSD_NETBSD_VIS
 #include <vis.h>
 
 #include "spamd/log.h"
