@@ -32,7 +32,12 @@ struct fw_conf {
 	const char	*pfctl;		/* pf backend: pfctl path (tests) */
 	int		create;		/* --fw-create: make missing sets */
 	int		use_trap_set;	/* also keep spamd-greytrap */
+	/* (added) also check (or create) spamd-black at open (spamd-setup -b) */
+	int		use_black_set;
 };
+
+/* (added) The backend names fw_open accepts, space-separated. */
+extern const char fw_backend_names[];
 
 struct fw;
 
@@ -59,5 +64,91 @@ int	fw_flush(struct fw *fw, char *err, size_t errsz);
  */
 int	fw_reconcile(struct fw *fw, struct gdb *db, int64_t now, long *added,
 	    long *removed, char *err, size_t errsz);
+
+/*
+ * (added) Retry with backoff. fw_flush counts consecutive failures (reset by
+ * a flush that succeeds); fw_retry_delay gives the seconds the caller waits
+ * before the next fw_flush: 0 when the last flush succeeded, else 1, 2, 4,
+ * ... capped at 60. The daemon keeps greylisting meanwhile; the queue grows
+ * (one entry per address and set, the last change wins).
+ */
+int	fw_retry_delay(const struct fw *fw);
+/* (added) fw_failures - consecutive failed flushes so far */
+unsigned fw_failures(const struct fw *fw);
+/* (added) fw_backend_name - the name of the backend fw was opened with */
+const char *fw_backend_name(const struct fw *fw);
+
+/*
+ * (added) fw_list_fn - called by fw_list once per element: ip is the
+ * address (or prefix) as canonical text; expires is the remaining seconds
+ * the backend reports, 0 for an element without timeout, -1 when the
+ * backend has no timeouts (pf, file). Return non-zero to stop.
+ */
+typedef int (*fw_list_fn)(const char *ip, int64_t expires, void *arg);
+/* (added) fw_list - visit the elements of one set (v6: the IPv6 set) */
+int	fw_list(struct fw *fw, enum fw_set set, int v6, fw_list_fn fn,
+	    void *arg, char *err, size_t errsz);
+/* (added) fw_set_name - the resolved set (pf: table) name */
+const char *fw_set_name(const struct fw *fw, enum fw_set set, int v6);
+
+/*
+ * Backend interface (added), for pf-sync/fw_*.c only. fw.c keeps the
+ * queue; a backend gets the resolved configuration (every name filled in)
+ * and sends one batch per fw_flush. A backend never logs; it puts its
+ * tool's text into err.
+ */
+#define FW_IP_MAX	64	/* address text, or address/prefix, + NUL */
+
+/* One queued change as handed to a backend's flush. */
+struct fw_change {
+	enum fw_set	set;
+	int		v6;
+	int		add;		/* 1 add, 0 delete */
+	int64_t		timeout;	/* add: remaining seconds, 0 = none */
+	char		ip[FW_IP_MAX];
+};
+
+/* The configuration with defaults filled in; strings owned by struct fw. */
+struct fw_names {
+	const char	*family;
+	const char	*table;
+	const char	*set[FW_NSETS][2];	/* [set][v6] */
+	const char	*path;
+	const char	*pfctl;
+	int		create;
+	int		use_trap_set;
+	int		use_black_set;
+};
+
+struct fw_backend {
+	const char	*name;
+	/* open - check the sets (or create them); *state is the backend's */
+	int		(*open)(const struct fw_names *nm, void **state,
+			    char *err, size_t errsz);
+	void		(*close)(void *state);
+	/* flush - apply n changes (sorted by set, family, address) at once */
+	int		(*flush)(void *state, const struct fw_change *ch,
+			    size_t n, char *err, size_t errsz);
+	int		(*list)(void *state, enum fw_set set, int v6,
+			    fw_list_fn fn, void *arg, char *err,
+			    size_t errsz);
+};
+
+extern const struct fw_backend fw_backend_nft;
+extern const struct fw_backend fw_backend_ipset;
+extern const struct fw_backend fw_backend_pf;
+extern const struct fw_backend fw_backend_file;
+
+/*
+ * fw_exec - run argv[0] (found on PATH) with argv, feed it in[0..inlen),
+ * collect its stdout into *out (malloc'd, NUL-terminated, may be NULL) and
+ * its stderr into err. 0 when it exits 0; -1 with err naming the program,
+ * its exit status and its stderr. Bounded to 60 s (then killed).
+ */
+int	fw_exec(char *const argv[], const char *in, size_t inlen, char **out,
+	    size_t *outlen, char *err, size_t errsz);
+/* fw_ip_parse - canonical "addr" or "addr/len" into out; v6 set to the
+ * family; -1 when in is not an address or prefix */
+int	fw_ip_parse(const char *in, char out[FW_IP_MAX], int *v6);
 
 #endif /* PFSYNC_FW_H */
