@@ -1,0 +1,628 @@
+/*
+ * greyctl.c - list and change the greylisting store, as OpenBSD's spamdb.
+ *
+ *   greyctl [-D dir] [-j] [keys ...]     dump, or look keys up
+ *   greyctl [-D dir] -a [-t | -T] keys   add or update
+ *   greyctl [-D dir] -d [-G | -t | -T] keys  delete
+ *   greyctl [-D dir] import | export traplist | [-j] stats
+ *
+ * Decisions (also in the usage text):
+ * - Every key is checked before the store is opened, and for -d every key
+ *   must have a record before anything is deleted: one bad key and nothing
+ *   changes (spamdb goes on with the other keys; we do not).
+ * - A lookup prints the records found and exits 1 when a key has none, as
+ *   spamdb does, so "greyctl IP >/dev/null && ..." keeps working.
+ * - -a and import create the directory and the database when missing (a
+ *   fresh site seeds its store); every other command only opens.
+ * - Changes are durable when greyctl returns: synchronous commits, and
+ *   import flushes the log before it reports.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "greydb/greyctl.h"
+
+/* What -a/-d act on, set by -G, -t and -T (WHITE when none). */
+struct greyctl_args {
+	int		 action;	/* 0 (list/look up), 'a' or 'd' */
+	enum gdb_type	 type;
+	char		 typeflag;	/* the flag that set type, or 0 */
+	char		**keys;
+	int		 nkeys;
+};
+
+static const char usage_text[] =
+"usage: greyctl [-D dir] [-j] [keys ...]\n"
+"       greyctl [-D dir] -a [-t | -T] keys ...\n"
+"       greyctl [-D dir] -d [-G | -t | -T] keys ...\n"
+"       greyctl [-D dir] import < dump\n"
+"       greyctl [-D dir] export traplist\n"
+"       greyctl [-D dir] [-j] stats\n"
+"  -D dir   database directory (default " GDB_DEFAULT_DIR ")\n"
+"  -a       add or update: WHITE (default), -t TRAPPED for 24 h,\n"
+"           -T SPAMTRAP address (needs '@'; lowercased)\n"
+"  -d       delete: WHITE (default), -t TRAPPED, -T SPAMTRAP,\n"
+"           -G every GREY tuple of the address\n"
+"  -j       one JSON object a line instead of spamdb lines\n"
+"  -h       this text\n"
+"No arguments: list every record as spamdb does (GREY|ip|helo|from|to|\n"
+"first|pass|expire|bcount|pcount, WHITE|ip|||first|pass|expire|bcount|\n"
+"pcount, TRAPPED|ip|expire, SPAMTRAP|address). Keys alone: print their\n"
+"records (an address: GREY, WHITE, TRAPPED; a mail address: SPAMTRAP);\n"
+"exit 1 if a key has none, as spamdb.\n"
+"All keys are checked first (and for -d must exist): one bad key and\n"
+"nothing is changed. -a and import create dir and database if missing.\n"
+"import reads spamdb lines on stdin ('#' and blank lines skipped); every\n"
+"line is checked before any is written: one bad line and nothing is\n"
+"imported. export traplist prints the unexpired TRAPPED addresses as a\n"
+"spamd-setup list file. stats prints counts by type.\n"
+"Exit status 0 on success, 1 on any error (message on stderr).\n";
+
+/* greyctl_warnx - print "greyctl: message" on stderr */
+void
+greyctl_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("greyctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	putc('\n', stderr);
+}
+
+/* greyctl_safe - copy in for a message: non-printables as '?', cut */
+const char *
+greyctl_safe(const char *in, char *out, size_t outsz)
+{
+	size_t i;
+
+	if (outsz == 0)
+		return "";
+	for (i = 0; in[i] != '\0' && i + 1 < outsz; i++)
+		out[i] = (unsigned char)in[i] < 0x20 ||
+		    (unsigned char)in[i] >= 0x7f ? '?' : in[i];
+	out[i] = '\0';
+	/* Mark a cut so the reader knows the value went on. */
+	if (in[i] != '\0' && outsz > 4)
+		memcpy(out + outsz - 4, "...", 4);
+	return out;
+}
+
+/* greyctl_open - open the store in ctl->dir; messages name the dir */
+int
+greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
+    int group_commit, struct gdb **db)
+{
+	struct gdb_opts o;
+	struct gdb_err err;
+	char path[4096];
+	struct stat st;
+
+	*db = NULL;
+	/* Check here first so that a mistyped -D gets a plain message and
+	 * no Berkeley DB region files appear in a directory that has no
+	 * database. */
+	if (mode != GREYCTL_CREATE) {
+		if (stat(ctl->dir, &st) == -1) {
+			greyctl_warnx("%s: cannot open database directory: %s",
+			    ctl->dir, strerror(errno));
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			greyctl_warnx("%s: cannot open database directory: %s",
+			    ctl->dir, strerror(ENOTDIR));
+			return -1;
+		}
+		snprintf(path, sizeof(path), "%s/grey.db", ctl->dir);
+		if (access(path, F_OK) == -1) {
+			greyctl_warnx("%s: no database in this directory "
+			    "(%s: %s)", ctl->dir, path, strerror(errno));
+			return -1;
+		}
+	}
+	memset(&o, 0, sizeof(o));
+	o.create = mode == GREYCTL_CREATE;
+	o.readonly = mode == GREYCTL_READ;
+	o.group_commit = group_commit;
+	o.cache_mb = 8;
+	if (gdb_open(db, ctl->dir, &o, &err) == -1) {
+		greyctl_warnx("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* key_check - is key a valid key for type; a message naming it if not */
+static int
+key_check(const char *key, enum gdb_type type)
+{
+	char canon[GDB_ADDR_MAX], safe[100];
+	const char *p;
+
+	if (type != GDB_SPAMTRAP) {
+		if (gdb_addr_canon(key, canon) == 0)
+			return 0;
+		greyctl_warnx("bad address '%s': not an IPv4 or IPv6 address",
+		    greyctl_safe(key, safe, sizeof(safe)));
+		return -1;
+	}
+	if (strchr(key, '@') == NULL) {
+		greyctl_warnx("bad spamtrap address '%s': no '@' in it",
+		    greyctl_safe(key, safe, sizeof(safe)));
+		return -1;
+	}
+	if (strlen(key) >= GDB_MAIL_MAX) {
+		greyctl_warnx("bad spamtrap address '%s': longer than %d bytes",
+		    greyctl_safe(key, safe, sizeof(safe)), GDB_MAIL_MAX - 1);
+		return -1;
+	}
+	/* '|' would break the spamdb line, controls the line itself. */
+	for (p = key; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '|') {
+			greyctl_warnx("bad spamtrap address '%s': space, '|' "
+			    "or control character at byte %zu",
+			    greyctl_safe(key, safe, sizeof(safe)),
+			    (size_t)(p - key));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* key_rec - the key record of type for key */
+static void
+key_rec(struct gdb_rec *r, enum gdb_type type, const char *key)
+{
+	memset(r, 0, sizeof(*r));
+	r->type = type;
+	if (type == GDB_SPAMTRAP)
+		strlcpy(r->to, key, sizeof(r->to));
+	else
+		strlcpy(r->ip, key, sizeof(r->ip));
+}
+
+struct grey_ctx {
+	const struct greyctl	*ctl;	/* print when not NULL */
+	char			 ip[GDB_ADDR_MAX];
+	long			 n;
+	int			 werr;
+};
+
+/* grey_one - count (and print) one GREY tuple of c->ip */
+static int
+grey_one(const struct gdb_rec *rec, void *arg)
+{
+	struct grey_ctx *c = arg;
+
+	if (rec->type != GDB_GREY || strcmp(rec->ip, c->ip) != 0)
+		return 0;
+	c->n++;
+	if (c->ctl != NULL && greyctl_print(c->ctl, rec) == -1) {
+		c->werr = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* grey_of - count (and with ctl print) the GREY tuples of ip; -1 error */
+static long
+grey_of(struct gdb *db, const struct greyctl *ctl, const char *ip)
+{
+	struct grey_ctx c;
+	struct gdb_err err;
+
+	memset(&c, 0, sizeof(c));
+	c.ctl = ctl;
+	if (gdb_addr_canon(ip, c.ip) == -1)
+		return 0;
+	/* There is no ip-prefix walk in the store's API; a full GREY range
+	 * scan is fine for a command-line lookup. */
+	if (gdb_walk(db, GDB_GREY, grey_one, &c, &err) == -1) {
+		greyctl_warnx("%s", err.msg);
+		return -1;
+	}
+	if (c.werr) {
+		greyctl_warnx("stdout: %s", strerror(errno));
+		return -1;
+	}
+	return c.n;
+}
+
+/* get_print - look one record up and print it; 1 found, 0 not, -1 error */
+static int
+get_print(const struct greyctl *ctl, struct gdb *db, enum gdb_type type,
+    const char *key)
+{
+	struct gdb_rec r;
+	struct gdb_err err;
+	int ret;
+
+	key_rec(&r, type, key);
+	if ((ret = gdb_get(db, &r, &err)) == -1) {
+		greyctl_warnx("%s", err.msg);
+		return -1;
+	}
+	if (ret == 1 && greyctl_print(ctl, &r) == -1) {
+		greyctl_warnx("stdout: %s", strerror(errno));
+		return -1;
+	}
+	return ret;
+}
+
+/* cmd_lookup - print the records of each key; 1 if one has none */
+static int
+cmd_lookup(const struct greyctl *ctl, struct greyctl_args *a)
+{
+	struct gdb *db;
+	int i, missing = 0, ret = 0;
+	long n;
+
+	for (i = 0; i < a->nkeys; i++) {
+		if (key_check(a->keys[i], strchr(a->keys[i], '@') != NULL ?
+		    GDB_SPAMTRAP : GDB_WHITE) == -1)
+			return 1;
+	}
+	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
+		return 1;
+	for (i = 0; i < a->nkeys && ret == 0; i++) {
+		const char *k = a->keys[i];
+		int w, t;
+
+		if (strchr(k, '@') != NULL) {
+			if ((w = get_print(ctl, db, GDB_SPAMTRAP, k)) == -1)
+				ret = 1;
+			else if (w == 0)
+				missing = 1;
+			continue;
+		}
+		/* The dump's order: GREY, WHITE, TRAPPED. */
+		if ((n = grey_of(db, ctl, k)) == -1 ||
+		    (w = get_print(ctl, db, GDB_WHITE, k)) == -1 ||
+		    (t = get_print(ctl, db, GDB_TRAPPED, k)) == -1) {
+			ret = 1;
+			break;
+		}
+		if (n == 0 && w == 0 && t == 0)
+			missing = 1;
+	}
+	gdb_close(db);
+	return ret != 0 || missing ? 1 : 0;
+}
+
+/* add_white - WHITE for ip as spamdb -a: new (first = pass = now, bcount
+ * 1) or updated (pcount + 1, pass = now), expire = now + whiteexp */
+static int
+add_white(struct gdb *db, const char *ip, int64_t now, struct gdb_err *err)
+{
+	struct gdb_rec r;
+	int ret;
+
+	/* In spamdb WHITE and TRAPPED share the ip's key, so -a turns a
+	 * trapped address white; here they are two records, so the TRAPPED
+	 * one goes (a live TRAPPED would keep the ip from being white). */
+	key_rec(&r, GDB_TRAPPED, ip);
+	if (gdb_del(db, &r, err) == -1)
+		return -1;
+	key_rec(&r, GDB_WHITE, ip);
+	if ((ret = gdb_get(db, &r, err)) == -1)
+		return -1;
+	if (ret == 0) {
+		r.first = now;
+		r.bcount = 1;
+		r.pcount = 0;
+	} else if (r.pcount < INT32_MAX)
+		r.pcount++;
+	r.pass = now;
+	r.expire = now + GDB_WHITEEXP_DEFAULT;
+	return gdb_put(db, &r, err);
+}
+
+/* cmd_add - add or update every key (all checked first) */
+static int
+cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
+{
+	struct gdb *db;
+	struct gdb_err err;
+	int i, ret = 0;
+
+	for (i = 0; i < a->nkeys; i++)
+		if (key_check(a->keys[i], a->type) == -1)
+			return 1;
+	if (greyctl_open(ctl, GREYCTL_CREATE, 0, &db) == -1)
+		return 1;
+	for (i = 0; i < a->nkeys && ret == 0; i++) {
+		switch (a->type) {
+		case GDB_WHITE:
+			ret = add_white(db, a->keys[i], ctl->now, &err);
+			break;
+		case GDB_TRAPPED:
+			/* One transaction: TRAPPED written, WHITE dropped. */
+			ret = gdb_trap(db, a->keys[i], ctl->now,
+			    ctl->now + GDB_TRAPEXP_DEFAULT, &err);
+			break;
+		case GDB_SPAMTRAP:
+			ret = gdb_spamtrap_add(db, a->keys[i], &err);
+			break;
+		case GDB_GREY:
+			break;
+		}
+		if (ret == -1)
+			greyctl_warnx("%s", err.msg);
+	}
+	gdb_close(db);
+	return ret == -1 ? 1 : 0;
+}
+
+/* cmd_del - delete every key; all must be valid and present first */
+static int
+cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
+{
+	struct gdb *db;
+	struct gdb_err err;
+	struct gdb_rec r;
+	char safe[100];
+	int i, ret = 0;
+	long n;
+
+	for (i = 0; i < a->nkeys; i++)
+		if (key_check(a->keys[i], a->type) == -1)
+			return 1;
+	if (greyctl_open(ctl, GREYCTL_WRITE, 0, &db) == -1)
+		return 1;
+	/* Every key must have its record before any is deleted, so a typo
+	 * in one key leaves the others alone (spamdb's "no entry for"). */
+	for (i = 0; i < a->nkeys && ret == 0; i++) {
+		if (a->type == GDB_GREY)
+			n = grey_of(db, NULL, a->keys[i]);
+		else {
+			key_rec(&r, a->type, a->keys[i]);
+			if ((n = gdb_get(db, &r, &err)) == -1)
+				greyctl_warnx("%s", err.msg);
+		}
+		if (n == 0)
+			greyctl_warnx("no %s entry for %s; nothing deleted",
+			    gdb_type_name(a->type),
+			    greyctl_safe(a->keys[i], safe, sizeof(safe)));
+		if (n <= 0)
+			ret = -1;
+	}
+	for (i = 0; i < a->nkeys && ret == 0; i++) {
+		if (a->type == GDB_GREY)
+			ret = gdb_del_grey_ip(db, a->keys[i], &err) == -1 ?
+			    -1 : 0;
+		else {
+			key_rec(&r, a->type, a->keys[i]);
+			ret = gdb_del(db, &r, &err) == -1 ? -1 : 0;
+		}
+		if (ret == -1)
+			greyctl_warnx("%s", err.msg);
+	}
+	gdb_close(db);
+	return ret == -1 ? 1 : 0;
+}
+
+/* dump_one - print one record of the dump */
+static int
+dump_one(const struct gdb_rec *rec, void *arg)
+{
+	return greyctl_print(arg, rec) == -1 ? 1 : 0;
+}
+
+/* cmd_dump - print every record, in type order */
+static int
+cmd_dump(const struct greyctl *ctl)
+{
+	struct gdb *db;
+	struct gdb_err err;
+	int ret = 0;
+
+	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
+		return 1;
+	if (gdb_walk(db, 0, dump_one, (void *)ctl, &err) == -1) {
+		greyctl_warnx("%s", err.msg);
+		ret = 1;
+	} else if (ferror(ctl->out)) {
+		greyctl_warnx("stdout: %s", strerror(errno));
+		ret = 1;
+	}
+	gdb_close(db);
+	return ret;
+}
+
+/* cmd_stats - print counts by type */
+static int
+cmd_stats(const struct greyctl *ctl)
+{
+	struct gdb *db;
+	struct gdb_err err;
+	struct gdb_stats st;
+	int ret = 0;
+
+	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
+		return 1;
+	if (gdb_stats(db, &st, &err) == -1) {
+		greyctl_warnx("%s", err.msg);
+		ret = 1;
+	} else if (greyctl_print_stats(ctl, &st) == -1) {
+		greyctl_warnx("stdout: %s", strerror(errno));
+		ret = 1;
+	}
+	gdb_close(db);
+	return ret;
+}
+
+/* cmd_export - export traplist */
+static int
+cmd_export(const struct greyctl *ctl)
+{
+	struct gdb *db;
+	int ret;
+
+	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
+		return 1;
+	ret = greyctl_export_traplist(ctl, db) == -1 ? 1 : 0;
+	gdb_close(db);
+	return ret;
+}
+
+/* set_type - -G, -t or -T; two of them conflict */
+static int
+set_type(struct greyctl_args *a, char flag, enum gdb_type type)
+{
+	if (a->typeflag != 0 && a->typeflag != flag) {
+		greyctl_warnx("flags -%c and -%c conflict", a->typeflag, flag);
+		return -1;
+	}
+	a->typeflag = flag;
+	a->type = type;
+	return 0;
+}
+
+/* set_action - -a or -d; both conflict */
+static int
+set_action(struct greyctl_args *a, char flag)
+{
+	if (a->action != 0 && a->action != flag) {
+		greyctl_warnx("flags -%c and -%c conflict", a->action, flag);
+		return -1;
+	}
+	a->action = flag;
+	return 0;
+}
+
+/* subcommand - run import, export or stats; -1 if argv is none of them */
+static int
+subcommand(struct greyctl *ctl, struct greyctl_args *a)
+{
+	const char *cmd = a->keys[0];
+
+	if (strcmp(cmd, "import") != 0 && strcmp(cmd, "export") != 0 &&
+	    strcmp(cmd, "stats") != 0)
+		return -1;
+	if (ctl->json && strcmp(cmd, "stats") != 0) {
+		greyctl_warnx("flag -j does not apply to %s", cmd);
+		return 1;
+	}
+	if (strcmp(cmd, "export") == 0) {
+		if (a->nkeys != 2 || strcmp(a->keys[1], "traplist") != 0) {
+			greyctl_warnx("export: say what to export: "
+			    "greyctl export traplist");
+			return 1;
+		}
+		return cmd_export(ctl);
+	}
+	if (a->nkeys != 1) {
+		greyctl_warnx("%s takes no arguments", cmd);
+		return 1;
+	}
+	if (strcmp(cmd, "stats") == 0)
+		return cmd_stats(ctl);
+	return greyctl_import(ctl, stdin, "stdin");
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct greyctl ctl;
+	struct greyctl_args a;
+	int ch, ret;
+
+	memset(&ctl, 0, sizeof(ctl));
+	memset(&a, 0, sizeof(a));
+	ctl.dir = GDB_DEFAULT_DIR;
+	ctl.out = stdout;
+	ctl.now = (int64_t)time(NULL);
+	a.type = GDB_WHITE;
+	opterr = 0;
+	while ((ch = getopt(argc, argv, ":D:adGhjTt")) != -1) {
+		switch (ch) {
+		case 'D':
+			if (*optarg == '\0') {
+				greyctl_warnx("flag -D needs a directory");
+				return 1;
+			}
+			ctl.dir = optarg;
+			break;
+		case 'a':
+		case 'd':
+			if (set_action(&a, (char)ch) == -1)
+				return 1;
+			break;
+		case 'G':
+			if (set_type(&a, 'G', GDB_GREY) == -1)
+				return 1;
+			break;
+		case 't':
+			if (set_type(&a, 't', GDB_TRAPPED) == -1)
+				return 1;
+			break;
+		case 'T':
+			if (set_type(&a, 'T', GDB_SPAMTRAP) == -1)
+				return 1;
+			break;
+		case 'j':
+			ctl.json = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case ':':
+			greyctl_warnx("flag -%c needs an argument (see "
+			    "greyctl -h)", optopt);
+			return 1;
+		default:
+			if (optopt >= 0x21 && optopt < 0x7f)
+				greyctl_warnx("unknown flag -%c (see greyctl "
+				    "-h)", optopt);
+			else
+				greyctl_warnx("unknown flag (byte 0x%02x) "
+				    "(see greyctl -h)", optopt & 0xff);
+			return 1;
+		}
+	}
+	a.keys = argv + optind;
+	a.nkeys = argc - optind;
+
+	if (a.action == 'a' && a.type == GDB_GREY) {
+		greyctl_warnx("cannot add GREY entries: -G works with -d only");
+		return 1;
+	}
+	if (a.action == 0 && a.typeflag != 0) {
+		greyctl_warnx("flag -%c needs -a or -d", a.typeflag);
+		return 1;
+	}
+	if (a.action != 0 && ctl.json) {
+		greyctl_warnx("flag -j does not apply to -%c", a.action);
+		return 1;
+	}
+	if (a.action != 0 && a.nkeys == 0) {
+		greyctl_warnx("no addresses given to -%c", a.action);
+		return 1;
+	}
+	switch (a.action) {
+	case 'a':
+		ret = cmd_add(&ctl, &a);
+		break;
+	case 'd':
+		ret = cmd_del(&ctl, &a);
+		break;
+	default:
+		if (a.nkeys == 0)
+			ret = cmd_dump(&ctl);
+		else if ((ret = subcommand(&ctl, &a)) == -1)
+			ret = cmd_lookup(&ctl, &a);
+		break;
+	}
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		greyctl_warnx("stdout: %s", strerror(errno));
+		ret = 1;
+	}
+	return ret;
+}

@@ -1,0 +1,52 @@
+/*
+ * greyctl.h - what the greyctl source files share: the run's settings and
+ * the commands, output and import helpers (greyctl.c, greyctl_print.c,
+ * greyctl_import.c).
+ */
+#ifndef GREYCTL_H
+#define GREYCTL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "greydb/greydb.h"
+
+/* How greyctl_open opens the store. */
+enum greyctl_mode {
+	GREYCTL_READ,		/* readonly, never creates */
+	GREYCTL_WRITE,		/* read-write, never creates (-d) */
+	GREYCTL_CREATE,		/* read-write, makes dir and db (-a, import) */
+};
+
+/* One run's settings, from the command line. */
+struct greyctl {
+	const char	*dir;		/* -D, default GDB_DEFAULT_DIR */
+	int		 json;		/* -j: one JSON object a line */
+	int64_t		 now;		/* the time of this run */
+	FILE		*out;		/* stdout */
+};
+
+/* greyctl_warnx - print "greyctl: message" on stderr */
+void	greyctl_warnx(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
+/* greyctl_safe - copy in for a message: non-printables as '?', cut */
+const char *greyctl_safe(const char *in, char *out, size_t outsz);
+/* greyctl_open - open the store in ctl->dir; messages name the dir */
+int	greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
+	    int group_commit, struct gdb **db);
+
+/* greyctl_print - one record as a spamdb line or (-j) a JSON object */
+int	greyctl_print(const struct greyctl *ctl, const struct gdb_rec *rec);
+/* greyctl_print_stats - counts by type as key=value or JSON */
+int	greyctl_print_stats(const struct greyctl *ctl,
+	    const struct gdb_stats *st);
+/* greyctl_json_str - write s as a JSON string (quoted, escaped) */
+void	greyctl_json_str(FILE *fp, const char *s);
+/* greyctl_export_traplist - the unexpired TRAPPED addresses as a list */
+int	greyctl_export_traplist(const struct greyctl *ctl, struct gdb *db);
+
+/* greyctl_import - read spamdb dump lines from in, check them all, then
+ * write them; returns the exit status */
+int	greyctl_import(const struct greyctl *ctl, FILE *in, const char *name);
+
+#endif /* GREYCTL_H */
