@@ -4,7 +4,7 @@
 # when something is missing (a fresh machine has empty package lists).
 set -e
 PKGS="build-essential pkg-config libevent-dev libdb5.3-dev db5.3-util
-libbsd-dev libcmocka-dev nftables libnftables-dev iproute2 iptables ipset
+libbsd-dev libcmocka-dev nftables libnftables-dev iproute2 iputils-ping iptables ipset
 swaks postfix python3 clang libclang-rt-14-dev libssl-dev zlib1g-dev libcurl4-openssl-dev"
 missing=""
 for p in $PKGS; do
