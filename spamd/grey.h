@@ -29,10 +29,77 @@ struct grey_conf {
 };
 
 /*
+ * What the writer answers (added). MSG_RESULT's num is an enum gdb_result;
+ * GREY_R_ERROR (0) means the writer could not decide (a database error, or
+ * -b mode without a database): the engine treats it as greylisted (451).
+ * MSG_RESULT's str[0] is the client's own address, canonical text.
+ *
+ * Network grouping (added): with group_v4 / group_v6 > 0 the GREY tuple is
+ * stored under the network address of the client's prefix (203.0.113.7
+ * with /24 is stored as 203.0.113.0), so a retry from another address of
+ * the same pool matches it. WHITE and TRAPPED are kept for the client's own
+ * address only (the one that passed or mailed the trap): the writer checks
+ * them itself, and moves what gdb_tuple_seen wrote for the network address
+ * onto the client's address. greyctl so shows GREY entries under the
+ * network address.
+ *
+ * Trapped list (added): MSG_TRAPLIST's str[0] is
+ *   spamd-greytrap;"Your address %A has mailed to spamtraps here\n";
+ *   inet;N;a.b.c.d/32;...;inet6;M;addr/128;...
+ * (a section only when it has addresses; "spamd-greytrap;" alone clears).
+ */
+#define GREY_R_ERROR	0
+#define GREY_TRAPLIST_TAG "spamd-greytrap"
+
+/*
  * grey_main - run the writer until every engine fd has closed or SIGTERM;
  * fds are the writer's ends of the socketpairs (non-blocking is set here).
  * Returns the process exit status.
  */
 int	grey_main(const int *fds, int nfds, const struct grey_conf *conf);
+
+/*
+ * Inside the writer (added; grey.c, grey_cfg.c, grey_fw.c only).
+ */
+struct event_base;
+struct gdb_rec;
+
+/* grey_traplist_build - the MSG_TRAPLIST control message for the live
+ * TRAPPED records of db (malloc'd, *len set); NULL with err on failure */
+char	*grey_traplist_build(struct gdb *db, int64_t now, size_t *len,
+	    struct gdb_err *err);
+
+/* The config port (grey_cfg.c). fn gets each accepted control message
+ * (no trailing newline), already checked with bl_parse. */
+struct grey_cfg;
+typedef void (*grey_cfg_fn)(const char *line, size_t len, void *arg);
+/* grey_cfg_start - accept connections on the listening socket fd */
+int	grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
+	    grey_cfg_fn fn, void *arg);
+/* grey_cfg_free - stop accepting, drop open connections; safe on NULL */
+void	grey_cfg_free(struct grey_cfg *cfg);
+/* grey_cfg_counts - lists accepted and messages refused so far */
+void	grey_cfg_counts(const struct grey_cfg *cfg, long *loads, long *errors);
+
+/* The firewall (grey_fw.c): batches changes and flushes them within
+ * 100 ms, retries with backoff on failure. */
+struct grey_fw;
+/* grey_fw_open - fw_open the configured backend; -1 with its message */
+int	grey_fw_open(struct grey_fw **out, struct event_base *base,
+	    const struct grey_conf *conf, char *err, size_t errsz);
+/* grey_fw_close - try one last flush, then close; safe on NULL */
+void	grey_fw_close(struct grey_fw *gf);
+/* grey_fw_white - ip passed (or is WHITE): into the white set until expire */
+void	grey_fw_white(struct grey_fw *gf, const char *ip, int64_t expire,
+	    int64_t now);
+/* grey_fw_trap - ip trapped: out of the white set (into the trap set) */
+void	grey_fw_trap(struct grey_fw *gf, const char *ip, int64_t expire,
+	    int64_t now);
+/* grey_fw_expired - a WHITE or TRAPPED record expired: drop its element */
+void	grey_fw_expired(struct grey_fw *gf, const struct gdb_rec *rec);
+/* grey_fw_reconcile - repair the sets from db both ways, log the counts */
+int	grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now);
+/* grey_fw_counts - firewall changes queued and failures so far */
+void	grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors);
 
 #endif /* SPAMD_GREY_H */

@@ -21,9 +21,8 @@ spamd_start() {
 	    >>"$E2E_TMP/spamd.log" 2>&1 &
 	SPAMD_PID=$!
 	E2E_PIDS="$E2E_PIDS $SPAMD_PID"
-	e2e_wait 10 ip netns exec "$NS_MX" sh -c \
-	    "exec 3<>/dev/tcp/$MX4/8025" 2>/dev/null ||
-	    e2e_wait 10 grep -q 'event=listen\|listening' "$E2E_TMP/spamd.log"
+	e2e_wait 10 ip netns exec "$NS_MX" python3 -c \
+	    "import socket; socket.create_connection(('$MX4', 8025), 1)"
 }
 
 # in_set SET ADDR - the nftables set holds ADDR
