@@ -125,9 +125,15 @@ fuzz: deps
 run: deps all
 	sh tests/run-demo.sh
 
+# install - the daemon goes in as spamd-tarpit: Debian's SpamAssassin
+# already installs /usr/sbin/spamd, and mail hosts often run both.
+SBINDIR = $(DESTDIR)$(PREFIX)/sbin
+EXDIR   = $(DESTDIR)$(PREFIX)/share/doc/spamd-tarpit/examples
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(SBINDIR) $(EXDIR)
+	install -m 0755 $(BUILD)/spamd $(SBINDIR)/spamd-tarpit
+	install -m 0755 $(filter-out $(BUILD)/spamd,$(PROGS)) $(SBINDIR)/
+	install -m 0644 $(wildcard etc/*) $(EXDIR)/
 
 clean:
 	rm -rf build
