@@ -79,12 +79,21 @@ setup_unmap(struct setup_one *o, int *bits)
 		*bits -= 96;
 }
 
-/* setup_bad - write what and return -1 */
+/* setup_bad - "label: 'token'" into what (token cut to 64 bytes, bytes
+ * other than printable ASCII shown as '?': lists are outside input) */
 static int
 setup_bad(char *what, size_t whatsz, const char *label, const char *tok,
     size_t n)
 {
-	snprintf(what, whatsz, "%s: '%.*s'", label, (int)(n > 64 ? 64 : n), tok);
+	char safe[65];
+	size_t i;
+
+	if (n > 64)
+		n = 64;
+	for (i = 0; i < n; i++)
+		safe[i] = tok[i] >= 0x20 && tok[i] < 0x7f ? tok[i] : '?';
+	safe[n] = '\0';
+	snprintf(what, whatsz, "%s: '%s'", label, safe);
 	return -1;
 }
 
@@ -121,6 +130,10 @@ setup_list_line(const char *line, size_t len, struct setup_addrs *out,
 	while (s < e && setup_is_blank(*s))
 		s++;
 	if (s < e) {
+		if (*s != '-' && (setup_addr(t1, (slash = memchr(t1, '/',
+		    n1)) != NULL ? (size_t)(slash - t1) : n1, &a) == -1))
+			return setup_bad(what, whatsz, "bad address", t1,
+			    (size_t)(e - t1));
 		if (*s != '-')
 			return setup_bad(what, whatsz, "junk after address",
 			    s, (size_t)(e - s));
@@ -245,16 +258,8 @@ setup_list_parse(const char *buf, size_t len, const char *name,
 			return -1;
 		if (r == -1) {
 			(*nbad)++;
-			/* why: the list is outside input; never echo raw
-			 * control bytes into a terminal or a log */
-			{
-				char safe[200];
-
-				log_escape(what, strlen(what), 180, safe,
-				    sizeof(safe));
-				snprintf(text, sizeof(text), "%s:%lu: %s", name,
-				    lineno, safe);
-			}
+			snprintf(text, sizeof(text), "%s:%lu: %s", name, lineno,
+			    what);
 			if (warn != NULL)
 				warn(arg, text);
 			else
