@@ -129,11 +129,16 @@ run: deps all
 # already installs /usr/sbin/spamd, and mail hosts often run both.
 SBINDIR = $(DESTDIR)$(PREFIX)/sbin
 EXDIR   = $(DESTDIR)$(PREFIX)/share/doc/spamd-tarpit/examples
+MANDIR  = $(DESTDIR)$(PREFIX)/share/man
+MANPAGES = $(wildcard spamd/*.[58] greydb/*.8 pf-sync/*.8)
 install: all
 	install -d $(SBINDIR) $(EXDIR)
 	install -m 0755 $(BUILD)/spamd $(SBINDIR)/spamd-tarpit
 	install -m 0755 $(filter-out $(BUILD)/spamd,$(PROGS)) $(SBINDIR)/
 	install -m 0644 $(wildcard etc/*) $(EXDIR)/
+	for m in $(MANPAGES); do \
+		s=$${m##*.}; install -d $(MANDIR)/man$$s; \
+		install -m 0644 $$m $(MANDIR)/man$$s/; done
 
 clean:
 	rm -rf build
