@@ -49,7 +49,9 @@ static const char usage_text[] =
 "           -T SPAMTRAP address (needs '@'; lowercased)\n"
 "  -d       delete: WHITE (default), -t TRAPPED, -T SPAMTRAP,\n"
 "           -G every GREY tuple of the address\n"
-"  -j       one JSON object a line instead of spamdb lines\n"
+"  -j       one JSON object a line instead of spamdb lines: type, ip\n"
+"           (GREY also helo, from, to; SPAMTRAP address, not ip), first,\n"
+"           pass, expire, bcount, pcount\n"
 "  -h       this text\n"
 "No arguments: list every record as spamdb does (GREY|ip|helo|from|to|\n"
 "first|pass|expire|bcount|pcount, WHITE|ip|||first|pass|expire|bcount|\n"
@@ -58,6 +60,8 @@ static const char usage_text[] =
 "exit 1 if a key has none, as spamdb.\n"
 "All keys are checked first (and for -d must exist): one bad key and\n"
 "nothing is changed. -a and import create dir and database if missing.\n"
+"-a of a TRAPPED address makes it WHITE (spamdb overwrites it too);\n"
+"-t -a of a WHITE address drops its WHITE entry.\n"
 "import reads spamdb lines on stdin ('#' and blank lines skipped); every\n"
 "line is checked before any is written: one bad line and nothing is\n"
 "imported. export traplist prints the unexpired TRAPPED addresses as a\n"
@@ -578,7 +582,10 @@ main(int argc, char *argv[])
 			    "greyctl -h)", optopt);
 			return 1;
 		default:
-			if (optopt >= 0x21 && optopt < 0x7f)
+			if (optopt == '-')
+				greyctl_warnx("unknown flag --: greyctl has "
+				    "no long options (see greyctl -h)");
+			else if (optopt >= 0x21 && optopt < 0x7f)
 				greyctl_warnx("unknown flag -%c (see greyctl "
 				    "-h)", optopt);
 			else
