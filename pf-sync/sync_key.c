@@ -1,0 +1,94 @@
+/*
+ * sync_key.c - the sync key: the lowercase hex SHA-1 of the key file's
+ * contents (40 characters), as OpenBSD spamd's SHA1File(). The HMAC key
+ * is that text, not the 20 binary bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "pf-sync/sync.h"
+
+/* hex - 20 digest bytes as 40 lowercase hex characters and a NUL */
+static void
+hex(const unsigned char *md, char out[PSYNC_KEY_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < PSYNC_KEY_LEN / 2; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	out[PSYNC_KEY_LEN] = '\0';
+}
+
+/* psync_key_from_bytes - the key for key file contents held in memory */
+void
+psync_key_from_bytes(const void *data, size_t len,
+    char out[PSYNC_KEY_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) != 1 ||
+	    mdlen != PSYNC_KEY_LEN / 2) {
+		out[0] = '\0';
+		return;
+	}
+	hex(md, out);
+}
+
+/* psync_key_load - read path and derive the key from its contents */
+int
+psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
+    struct psync_err *err)
+{
+	unsigned char buf[4096], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx;
+	ssize_t r;
+	int fd, ok = 1;
+
+	out[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(err->msg, sizeof(err->msg), "sync key %s: %s%s",
+		    path, strerror(errno), errno == ENOENT ? " (create it, "
+		    "e.g. from 4096 random bytes, on every peer; or run "
+		    "sync without authentication explicitly)" : "");
+		err->reason = PSYNC_D_NONE;
+		err->offset = 0;
+		return -1;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) != 1)
+		ok = 0;
+	while (ok && (r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err->msg, sizeof(err->msg), "sync key %s: "
+			    "read: %s", path, strerror(errno));
+			EVP_MD_CTX_free(ctx);
+			close(fd);
+			return -1;
+		}
+		if (EVP_DigestUpdate(ctx, buf, (size_t)r) != 1)
+			ok = 0;
+	}
+	close(fd);
+	if (!ok || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
+	    mdlen != PSYNC_KEY_LEN / 2) {
+		snprintf(err->msg, sizeof(err->msg), "sync key %s: SHA-1 "
+		    "failed", path);
+		EVP_MD_CTX_free(ctx);
+		return -1;
+	}
+	EVP_MD_CTX_free(ctx);
+	hex(md, out);
+	return 0;
+}
