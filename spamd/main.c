@@ -1,0 +1,778 @@
+/*
+ * main.c - spamd: parse the command line (OpenBSD spamd's flags plus our
+ * long options), open the listening sockets and the config port while
+ * still privileged, fork the writer (grey.h) and -W engine processes
+ * (engine.h), then supervise them: a child that dies stops the daemon.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spamd/engine.h"
+#include "spamd/grey.h"
+#include "spamd/log.h"
+
+#define MAIN_MAX_WORKERS	64
+#define MAIN_FD_RESERVE		64	/* descriptors an engine needs besides
+					 * its connections */
+#define MAIN_STOP_SECS		10	/* then SIGKILL */
+
+/* Everything the command line sets. */
+struct main_opts {
+	int		 bl_code;
+	int		 maxblack;		/* -1: = maxcon */
+	int		 blacklist_only;
+	int		 maxcon;
+	int		 foreground;
+	int		 verbose;
+	long long	 passtime, greyexp, whiteexp, trapexp;	/* seconds */
+	const char	*hostname;
+	char		 hostbuf[256];
+	const char	*listen[ENGINE_MAX_LISTEN];
+	int		 nlisten;
+	const char	*lowmx;
+	const char	*banner;
+	int		 port;
+	int		 stutter_secs;
+	int		 stutter_delay;
+	int		 rcvbuf;
+	const char	*dbdir;
+	const char	*domains;
+	const char	*pidfile;
+	int		 workers;
+	int		 config_port;
+	int		 commit_ms;
+	int		 max_per_client;
+	const char	*user;
+	int		 user_given;
+	const char	*chroot_dir;
+	const char	*fw_backend;
+	const char	*fw_table;
+	const char	*fw_family;
+	const char	*fw_file;
+	int		 fw_create;
+	int		 fw_reconcile;
+	int		 group_v4, group_v6;
+};
+
+/* One child process. */
+struct main_child {
+	pid_t		 pid;
+	int		 engine;	/* -1: the writer */
+	int		 done;
+};
+
+enum {
+	OPT_DBDIR = 256, OPT_DOMAINS, OPT_PIDFILE, OPT_CONFIG_PORT,
+	OPT_COMMIT, OPT_PASS, OPT_GREY, OPT_WHITE, OPT_TRAP, OPT_PERCLIENT,
+	OPT_USER, OPT_CHROOT, OPT_FW, OPT_FW_TABLE, OPT_FW_FAMILY,
+	OPT_FW_FILE, OPT_FW_CREATE, OPT_FW_RECONCILE, OPT_GROUP4, OPT_GROUP6,
+	OPT_LOGFMT, OPT_HELP,
+};
+
+static const struct option main_longopts[] = {
+	{ "db-dir",		required_argument, NULL, OPT_DBDIR },
+	{ "domains",		required_argument, NULL, OPT_DOMAINS },
+	{ "pidfile",		required_argument, NULL, OPT_PIDFILE },
+	{ "workers",		required_argument, NULL, 'W' },
+	{ "config-port",	required_argument, NULL, OPT_CONFIG_PORT },
+	{ "commit-window",	required_argument, NULL, OPT_COMMIT },
+	{ "pass-seconds",	required_argument, NULL, OPT_PASS },
+	{ "grey-seconds",	required_argument, NULL, OPT_GREY },
+	{ "white-seconds",	required_argument, NULL, OPT_WHITE },
+	{ "trap-seconds",	required_argument, NULL, OPT_TRAP },
+	{ "max-per-client",	required_argument, NULL, OPT_PERCLIENT },
+	{ "user",		required_argument, NULL, OPT_USER },
+	{ "chroot",		required_argument, NULL, OPT_CHROOT },
+	{ "fw",			required_argument, NULL, OPT_FW },
+	{ "fw-table",		required_argument, NULL, OPT_FW_TABLE },
+	{ "fw-family",		required_argument, NULL, OPT_FW_FAMILY },
+	{ "fw-file",		required_argument, NULL, OPT_FW_FILE },
+	{ "fw-create",		no_argument,	   NULL, OPT_FW_CREATE },
+	{ "fw-reconcile",	required_argument, NULL, OPT_FW_RECONCILE },
+	{ "group-v4",		required_argument, NULL, OPT_GROUP4 },
+	{ "group-v6",		required_argument, NULL, OPT_GROUP6 },
+	{ "log-format",		required_argument, NULL, OPT_LOGFMT },
+	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 }
+};
+
+/* main_usage - the synopsis, to stderr (bad flag) or stdout (--help) */
+static void __attribute__((noreturn))
+main_usage(int status)
+{
+	FILE *f = status == 0 ? stdout : stderr;
+
+	fprintf(f,
+"usage: spamd [-45bdv] [-B maxblack] [-c maxcon] [-G passtime:greyexp:whiteexp]\n"
+"             [-h hostname] [-l address]... [-M address] [-n name] [-p port]\n"
+"             [-S secs] [-s secs] [-w window] [-W workers]\n"
+"             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
+"             [--config-port PORT] [--commit-window MS] [--pass-seconds N]\n"
+"             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
+"             [--max-per-client N] [--user NAME] [--chroot DIR]\n"
+"             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
+"             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
+"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv]\n");
+	exit(status);
+}
+
+/* main_num - a number flag within [lo, hi], or exit naming the flag */
+static long long
+main_num(const char *flag, const char *arg, long long lo, long long hi)
+{
+	const char *errstr;
+	long long v = strtonum(arg, lo, hi, &errstr);
+
+	if (errstr != NULL) {
+		fprintf(stderr, "spamd: %s %s: %s (allowed %lld..%lld)\n",
+		    flag, arg, errstr, lo, hi);
+		exit(1);
+	}
+	return v;
+}
+
+/* main_text - check a banner/hostname text: printable, bounded */
+static const char *
+main_text(const char *flag, const char *arg, size_t max)
+{
+	size_t i, n = strlen(arg);
+
+	if (n == 0 || n > max) {
+		fprintf(stderr, "spamd: %s: length %zu not in 1..%zu\n", flag,
+		    n, max);
+		exit(1);
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 0x20 || arg[i] == 0x7f) {
+			fprintf(stderr, "spamd: %s: control character at byte "
+			    "%zu\n", flag, i);
+			exit(1);
+		}
+	return arg;
+}
+
+/* main_parse_g - -G passtime:greyexp:whiteexp (minutes, hours, hours) */
+static void
+main_parse_g(struct main_opts *o, const char *arg)
+{
+	char buf[128], *p, *g, *w;
+
+	if (strlcpy(buf, arg, sizeof(buf)) >= sizeof(buf))
+		goto bad;
+	p = buf;
+	if ((g = strchr(p, ':')) == NULL)
+		goto bad;
+	*g++ = '\0';
+	if ((w = strchr(g, ':')) == NULL)
+		goto bad;
+	*w++ = '\0';
+	o->passtime = main_num("-G passtime (minutes)", p, 0, 1440) * 60;
+	o->greyexp = main_num("-G greyexp (hours)", g, 1, 8760) * 3600;
+	o->whiteexp = main_num("-G whiteexp (hours)", w, 1, 87600) * 3600;
+	return;
+bad:
+	fprintf(stderr, "spamd: -G %s: want passtime:greyexp:whiteexp\n",
+	    arg);
+	exit(1);
+}
+
+/* main_addr - parse a -l/-M address into sa (port set) */
+static int
+main_addr(const char *flag, const char *s, int port,
+    struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*sl = sizeof(*sin);
+		return AF_INET;
+	}
+	if (inet_pton(AF_INET6, s, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*sl = sizeof(*sin6);
+		return AF_INET6;
+	}
+	fprintf(stderr, "spamd: %s %s: not an IPv4 or IPv6 address\n", flag,
+	    s);
+	exit(1);
+}
+
+/* main_listen - one listening socket on s:port (reuseport: share it) */
+static int
+main_listen(const char *flag, const char *s, int port, int reuseport,
+    int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, af, on = 1;
+
+	af = main_addr(flag, s, port, &ss, &sl);
+	if ((fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		fatal("%s %s: socket", flag, s);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+		fatal("%s %s: SO_REUSEADDR", flag, s);
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1)
+		fatal("%s %s: SO_REUSEPORT", flag, s);
+	if (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+	    sizeof(on)) == -1)
+		fatal("%s %s: IPV6_V6ONLY", flag, s);
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (backlog > 0 && listen(fd, backlog) == -1)
+		fatal("%s %s port %d: listen", flag, s, port);
+	return fd;
+}
+
+/* main_parse - the command line into o */
+static void
+main_parse(struct main_opts *o, int argc, char **argv)
+{
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->bl_code = 450;
+	o->maxblack = -1;
+	o->maxcon = 800;
+	o->passtime = GDB_PASSTIME_DEFAULT;
+	o->greyexp = GDB_GREYEXP_DEFAULT;
+	o->whiteexp = GDB_WHITEEXP_DEFAULT;
+	o->trapexp = GDB_TRAPEXP_DEFAULT;
+	o->banner = "spamd IP-based SPAM blocker";
+	o->port = 8025;
+	o->stutter_secs = 10;
+	o->stutter_delay = 1;
+	o->rcvbuf = 1;
+	o->dbdir = GDB_DEFAULT_DIR;
+	o->workers = 1;
+	o->config_port = 8026;
+	o->commit_ms = 1000;
+	o->max_per_client = 10;
+	o->user = "_spamd";
+	o->chroot_dir = "/var/empty";
+	o->fw_backend = "none";
+	o->fw_reconcile = 300;
+	long long pass = -1, grey = -1, white = -1, trap = -1;
+
+	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:",
+	    main_longopts, NULL)) != -1) {
+		switch (ch) {
+		case '4': o->bl_code = 450; break;
+		case '5': o->bl_code = 550; break;
+		case 'B':
+			o->maxblack = (int)main_num("-B", optarg, 1, 10000000);
+			break;
+		case 'b': o->blacklist_only = 1; break;
+		case 'c':
+			o->maxcon = (int)main_num("-c", optarg, 1, 10000000);
+			break;
+		case 'd': o->foreground = 1; break;
+		case 'G': main_parse_g(o, optarg); break;
+		case 'h': o->hostname = main_text("-h", optarg, 255); break;
+		case 'l':
+			if (o->nlisten >= ENGINE_MAX_LISTEN) {
+				fprintf(stderr, "spamd: -l: at most %d "
+				    "addresses\n", ENGINE_MAX_LISTEN);
+				exit(1);
+			}
+			o->listen[o->nlisten++] = optarg;
+			break;
+		case 'M': o->lowmx = optarg; break;
+		case 'n': o->banner = main_text("-n", optarg, 255); break;
+		case 'p':
+			o->port = (int)main_num("-p", optarg, 1, 65535);
+			break;
+		case 'S':
+			o->stutter_secs = (int)main_num("-S", optarg, 0, 90);
+			break;
+		case 's':
+			o->stutter_delay = (int)main_num("-s", optarg, 0, 10);
+			break;
+		case 'v': o->verbose = 1; break;
+		case 'w':
+			o->rcvbuf = (int)main_num("-w", optarg, 1, 65535);
+			break;
+		case 'W':
+			o->workers = (int)main_num("-W", optarg, 1,
+			    MAIN_MAX_WORKERS);
+			break;
+		case OPT_DBDIR: o->dbdir = optarg; break;
+		case OPT_DOMAINS: o->domains = optarg; break;
+		case OPT_PIDFILE: o->pidfile = optarg; break;
+		case OPT_CONFIG_PORT:
+			o->config_port = (int)main_num("--config-port", optarg,
+			    0, 65535);
+			break;
+		case OPT_COMMIT:
+			o->commit_ms = (int)main_num("--commit-window", optarg,
+			    1, 60000);
+			break;
+		case OPT_PASS:
+			pass = main_num("--pass-seconds", optarg, 0, 86400 * 30);
+			break;
+		case OPT_GREY:
+			grey = main_num("--grey-seconds", optarg, 1,
+			    86400 * 365);
+			break;
+		case OPT_WHITE:
+			white = main_num("--white-seconds", optarg, 1,
+			    86400 * 3650);
+			break;
+		case OPT_TRAP:
+			trap = main_num("--trap-seconds", optarg, 1,
+			    86400 * 365);
+			break;
+		case OPT_PERCLIENT:
+			o->max_per_client = (int)main_num("--max-per-client",
+			    optarg, 0, 10000000);
+			break;
+		case OPT_USER:
+			o->user = optarg;
+			o->user_given = 1;
+			break;
+		case OPT_CHROOT: o->chroot_dir = optarg; break;
+		case OPT_FW: o->fw_backend = optarg; break;
+		case OPT_FW_TABLE: o->fw_table = optarg; break;
+		case OPT_FW_FAMILY: o->fw_family = optarg; break;
+		case OPT_FW_FILE: o->fw_file = optarg; break;
+		case OPT_FW_CREATE: o->fw_create = 1; break;
+		case OPT_FW_RECONCILE:
+			o->fw_reconcile = (int)main_num("--fw-reconcile",
+			    optarg, 1, 86400);
+			break;
+		case OPT_GROUP4:
+			o->group_v4 = (int)main_num("--group-v4", optarg, 0, 32);
+			break;
+		case OPT_GROUP6:
+			o->group_v6 = (int)main_num("--group-v6", optarg, 0,
+			    128);
+			break;
+		case OPT_LOGFMT:
+			if (strcmp(optarg, "kv") != 0) {
+				fprintf(stderr, "spamd: --log-format %s: only "
+				    "kv is implemented\n", optarg);
+				exit(1);
+			}
+			break;
+		case OPT_HELP: main_usage(0);
+		default: main_usage(1);
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "spamd: unexpected argument %s\n", argv[optind]);
+		main_usage(1);
+	}
+	if (pass >= 0)
+		o->passtime = pass;
+	if (grey >= 0)
+		o->greyexp = grey;
+	if (white >= 0)
+		o->whiteexp = white;
+	if (trap >= 0)
+		o->trapexp = trap;
+	if (o->maxblack == -1)
+		o->maxblack = o->maxcon;
+	if (o->maxblack > o->maxcon) {
+		fprintf(stderr, "spamd: -B %d: more than -c %d\n", o->maxblack,
+		    o->maxcon);
+		exit(1);
+	}
+	if (o->nlisten == 0)
+		o->listen[o->nlisten++] = "127.0.0.1";
+	if (o->hostname == NULL) {
+		if (gethostname(o->hostbuf, sizeof(o->hostbuf)) == -1)
+			strlcpy(o->hostbuf, "localhost", sizeof(o->hostbuf));
+		o->hostbuf[sizeof(o->hostbuf) - 1] = '\0';
+		o->hostname = main_text("gethostname", o->hostbuf, 255);
+	}
+	if (strcmp(o->fw_backend, "none") != 0 &&
+	    strcmp(o->fw_backend, "nftables") != 0 &&
+	    strcmp(o->fw_backend, "ipset") != 0 &&
+	    strcmp(o->fw_backend, "pf") != 0 &&
+	    strcmp(o->fw_backend, "file") != 0) {
+		fprintf(stderr, "spamd: --fw %s: want nftables, ipset, pf, "
+		    "file or none\n", o->fw_backend);
+		exit(1);
+	}
+	if (strcmp(o->fw_backend, "file") == 0 && o->fw_file == NULL) {
+		fprintf(stderr, "spamd: --fw file needs --fw-file PATH\n");
+		exit(1);
+	}
+}
+
+/* main_limits - the file limit must hold each engine's share of -c */
+static void
+main_limits(const struct main_opts *o)
+{
+	struct rlimit rl;
+	long long share = (o->maxcon + o->workers - 1) / o->workers;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit RLIMIT_NOFILE");
+	if (rl.rlim_max != RLIM_INFINITY &&
+	    (rlim_t)(share + MAIN_FD_RESERVE) > rl.rlim_max) {
+		fprintf(stderr, "spamd: -c %d: each of %d engine(s) needs %lld "
+		    "descriptors but the file limit is %llu (raise it, lower "
+		    "-c or add -W workers)\n", o->maxcon, o->workers,
+		    share + MAIN_FD_RESERVE, (unsigned long long)rl.rlim_max);
+		exit(1);
+	}
+	/* use what we may: a tarpit's connections are its file descriptors */
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			fatal("setrlimit RLIMIT_NOFILE");
+	}
+}
+
+/* main_pidfile - write our pid; exit if another live spamd holds it */
+static void
+main_pidfile(const char *path)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "w")) == NULL)
+		fatal("--pidfile %s", path);
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) == EOF)
+		fatal("--pidfile %s: write", path);
+}
+
+/* main_kill_all - send sig to every live child */
+static void
+main_kill_all(struct main_child *ch, int n, int sig)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (ch[i].pid > 0 && !ch[i].done)
+			kill(ch[i].pid, sig);
+}
+
+/* main_child_name - "writer" or "engine N" for logs */
+static void
+main_child_name(const struct main_child *c, char *buf, size_t bufsz)
+{
+	if (c->engine < 0)
+		strlcpy(buf, "writer", bufsz);
+	else
+		snprintf(buf, bufsz, "engine%d", c->engine);
+}
+
+/* main_supervise - wait for signals and children; returns exit status */
+static int
+main_supervise(struct main_child *ch, int n, const sigset_t *set)
+{
+	int stopping = 0, status = 0, live = n, i, st, sig;
+	time_t deadline = 0;
+	struct timespec ts = { 1, 0 };
+	siginfo_t info;
+	pid_t pid;
+	char name[32];
+
+	while (live > 0) {
+		sig = sigtimedwait(set, &info, &ts);
+		if (sig == -1 && errno != EAGAIN && errno != EINTR)
+			fatal("sigtimedwait");
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			if (!stopping)
+				log_info("event=stop signal=%d", sig);
+			stopping = 1;
+			deadline = time(NULL) + MAIN_STOP_SECS;
+			main_kill_all(ch, n, SIGTERM);
+			break;
+		case SIGHUP:
+			/* the writer re-reads the allowed-domains file */
+			for (i = 0; i < n; i++)
+				if (ch[i].engine < 0 && !ch[i].done)
+					kill(ch[i].pid, SIGHUP);
+			break;
+		case SIGUSR1:
+			main_kill_all(ch, n, SIGUSR1);
+			break;
+		default:
+			break;
+		}
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (i = 0; i < n; i++)
+				if (ch[i].pid == pid)
+					break;
+			if (i == n)
+				continue;
+			ch[i].done = 1;
+			live--;
+			main_child_name(&ch[i], name, sizeof(name));
+			if (stopping) {
+				log_debug("event=child-exit child=%s pid=%ld "
+				    "status=%d", name, (long)pid,
+				    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+				continue;
+			}
+			/* one part gone means the daemon is broken: stop */
+			if (WIFSIGNALED(st))
+				log_warnx("event=child-died child=%s pid=%ld "
+				    "signal=%d", name, (long)pid, WTERMSIG(st));
+			else
+				log_warnx("event=child-died child=%s pid=%ld "
+				    "status=%d", name, (long)pid,
+				    WEXITSTATUS(st));
+			status = 1;
+			stopping = 1;
+			deadline = time(NULL) + MAIN_STOP_SECS;
+			main_kill_all(ch, n, SIGTERM);
+		}
+		if (stopping && live > 0 && time(NULL) >= deadline) {
+			log_warnx("event=stop-timeout secs=%d action=SIGKILL",
+			    MAIN_STOP_SECS);
+			main_kill_all(ch, n, SIGKILL);
+			deadline = time(NULL) + MAIN_STOP_SECS;
+		}
+	}
+	return status;
+}
+
+/* main_child_setup - in a new child: default signals, die with the parent */
+static void
+main_child_setup(const sigset_t *oldmask, pid_t parent)
+{
+	if (sigprocmask(SIG_SETMASK, oldmask, NULL) == -1)
+		fatal("sigprocmask");
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_PDEATHSIG");
+	/* the parent may have died before prctl took effect */
+	if (getppid() != parent)
+		exit(1);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct main_opts o;
+	struct main_child ch[MAIN_MAX_WORKERS + 1];
+	struct grey_conf gc;
+	struct engine_conf ec;
+	int lfd[MAIN_MAX_WORKERS][ENGINE_MAX_LISTEN];
+	int sv[MAIN_MAX_WORKERS][2];
+	int wfds[MAIN_MAX_WORKERS];
+	int cfg_fd = -1, i, j, k, nch = 0, status;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	sigset_t set, oldmask;
+	pid_t pid, parent;
+
+	main_parse(&o, argc, argv);
+	log_init("spamd", o.foreground, o.verbose);
+	main_limits(&o);
+
+	if (geteuid() == 0 && getpwnam(o.user) == NULL) {
+		/*
+		 * The default user is made by the package; a source build run
+		 * as root falls back to nobody (still unprivileged and
+		 * chrooted) instead of refusing to start. A --user that does
+		 * not exist is an error.
+		 */
+		if (!o.user_given && getpwnam("nobody") != NULL) {
+			log_warnx("event=privsep user=%s error=\"no such user\" "
+			    "fallback=nobody", o.user);
+			o.user = "nobody";
+		} else {
+			fprintf(stderr, "spamd: --user %s: no such user\n",
+			    o.user);
+			exit(1);
+		}
+	}
+	memset(&ec, 0, sizeof(ec));
+	if (o.lowmx != NULL) {
+		main_addr("-M", o.lowmx, 0, &ss, &sl);
+		if (bl_addr_from_sa((struct sockaddr *)&ss, &ec.lowmx) == -1) {
+			fprintf(stderr, "spamd: -M %s: bad address\n", o.lowmx);
+			exit(1);
+		}
+		ec.lowmx_set = 1;
+	}
+
+	/*
+	 * Listeners: first a probe without SO_REUSEPORT, so a port already
+	 * in use (even by another SO_REUSEPORT daemon of the same user,
+	 * which would silently share our connections) is an error; then one
+	 * socket per engine, all sharing the port.
+	 */
+	for (j = 0; j < o.nlisten; j++) {
+		int probe = main_listen("-l", o.listen[j], o.port, 0, 0);
+
+		if (probe == -1) {
+			fprintf(stderr, "spamd: -l %s -p %d: bind: %s\n",
+			    o.listen[j], o.port, strerror(errno));
+			exit(1);
+		}
+		close(probe);
+		for (i = 0; i < o.workers; i++) {
+			lfd[i][j] = main_listen("-l", o.listen[j], o.port, 1,
+			    4096);
+			if (lfd[i][j] == -1) {
+				fprintf(stderr, "spamd: -l %s -p %d: bind: "
+				    "%s\n", o.listen[j], o.port,
+				    strerror(errno));
+				exit(1);
+			}
+		}
+	}
+	/* the config port is the writer's, loopback only */
+	if (o.config_port != 0) {
+		cfg_fd = main_listen("--config-port", "127.0.0.1",
+		    o.config_port, 0, 64);
+		if (cfg_fd == -1) {
+			fprintf(stderr, "spamd: --config-port %d: bind "
+			    "127.0.0.1: %s\n", o.config_port, strerror(errno));
+			exit(1);
+		}
+	}
+	for (i = 0; i < o.workers; i++)
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+		    sv[i]) == -1)
+			fatal("socketpair");
+
+	if (!o.foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+	if (o.pidfile != NULL)
+		main_pidfile(o.pidfile);
+	signal(SIGPIPE, SIG_IGN);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, &oldmask) == -1)
+		fatal("sigprocmask");
+	parent = getpid();
+
+	log_info("event=start port=%d listen=%d workers=%d maxcon=%d "
+	    "maxblack=%d stutter=%d/%d blacklist_only=%d db=%s", o.port,
+	    o.nlisten, o.workers, o.maxcon, o.maxblack, o.stutter_secs,
+	    o.stutter_delay, o.blacklist_only, o.dbdir);
+
+	/* the writer: database, firewall, config port */
+	memset(&gc, 0, sizeof(gc));
+	gc.dbdir = o.dbdir;
+	gc.times.passtime = o.passtime;
+	gc.times.greyexp = o.greyexp;
+	gc.times.whiteexp = o.whiteexp;
+	gc.times.trapexp = o.trapexp;
+	gc.domains_file = o.domains;
+	gc.flush_ms = o.commit_ms;
+	gc.scan_secs = 60;
+	gc.fw_enabled = strcmp(o.fw_backend, "none") != 0;
+	gc.fw.backend = gc.fw_enabled ? o.fw_backend : NULL;
+	gc.fw.family = o.fw_family;
+	gc.fw.table = o.fw_table;
+	gc.fw.path = o.fw_file;
+	gc.fw.create = o.fw_create;
+	gc.reconcile_secs = o.fw_reconcile;
+	gc.group_v4 = o.group_v4;
+	gc.group_v6 = o.group_v6;
+	gc.blacklist_only = o.blacklist_only;
+	gc.cfg_fd = cfg_fd;
+	for (i = 0; i < o.workers; i++)
+		wfds[i] = sv[i][1];
+	if ((pid = fork()) == -1)
+		fatal("fork writer");
+	if (pid == 0) {
+		main_child_setup(&oldmask, parent);
+		for (i = 0; i < o.workers; i++) {
+			close(sv[i][0]);
+			for (j = 0; j < o.nlisten; j++)
+				close(lfd[i][j]);
+		}
+		exit(grey_main(wfds, o.workers, &gc));
+	}
+	ch[nch].pid = pid;
+	ch[nch].engine = -1;
+	ch[nch++].done = 0;
+	if (cfg_fd != -1)
+		close(cfg_fd);
+	for (i = 0; i < o.workers; i++)
+		close(sv[i][1]);
+
+	/* the engines: one per -W, each with its listeners and socketpair */
+	for (i = 0; i < o.workers; i++) {
+		if ((pid = fork()) == -1) {
+			log_warn("fork engine");
+			main_kill_all(ch, nch, SIGTERM);
+			exit(1);
+		}
+		if (pid == 0) {
+			main_child_setup(&oldmask, parent);
+			for (k = 0; k < o.workers; k++) {
+				if (k == i)
+					continue;
+				close(sv[k][0]);
+				for (j = 0; j < o.nlisten; j++)
+					close(lfd[k][j]);
+			}
+			ec.index = i;
+			ec.nworkers = o.workers;
+			for (j = 0; j < o.nlisten; j++)
+				ec.listen_fds[j] = lfd[i][j];
+			ec.nlisten = o.nlisten;
+			ec.writer_fd = sv[i][0];
+			ec.maxcon = (o.maxcon + o.workers - 1) / o.workers;
+			ec.maxblack = (o.maxblack + o.workers - 1) / o.workers;
+			ec.max_per_client = o.max_per_client;
+			ec.stutter_secs = o.stutter_secs;
+			ec.stutter_delay = o.stutter_delay;
+			ec.rcvbuf = o.rcvbuf;
+			ec.hostname = o.hostname;
+			ec.banner = o.banner;
+			ec.bl_code = o.bl_code;
+			ec.blacklist_only = o.blacklist_only;
+			ec.user = o.user;
+			ec.chroot_dir = o.chroot_dir;
+			exit(engine_main(&ec));
+		}
+		ch[nch].pid = pid;
+		ch[nch].engine = i;
+		ch[nch++].done = 0;
+	}
+	for (i = 0; i < o.workers; i++) {
+		close(sv[i][0]);
+		for (j = 0; j < o.nlisten; j++)
+			close(lfd[i][j]);
+	}
+
+	status = main_supervise(ch, nch, &set);
+	if (o.pidfile != NULL)
+		unlink(o.pidfile);
+	log_info("event=exit status=%d", status);
+	return status;
+}
