@@ -108,7 +108,7 @@ setup_list_line(const char *line, size_t len, struct setup_addrs *out,
 	int bits = -1, maxbits;
 	const char *slash;
 	long v;
-	char *end;
+	const char *end;
 
 	/* cut the comment, then blanks and a CR at both ends */
 	for (e = line; e < line + len && *e != '#' && *e != ';'; e++)
@@ -158,9 +158,13 @@ setup_list_line(const char *line, size_t len, struct setup_addrs *out,
 		maxbits = a.af == AF_INET ? 32 : 128;
 		if (slash + 1 == t1 + n1 || slash[1] < '0' || slash[1] > '9')
 			return setup_bad(what, whatsz, "bad prefix length", t1, n1);
-		v = strtol(slash + 1, &end, 10);
+		/* digits by hand: the line is not NUL-terminated */
+		for (v = 0, end = slash + 1; end < t1 + n1 && *end >= '0' &&
+		    *end <= '9' && v <= 128; end++)
+			v = v * 10 + (*end - '0');
 		if (end != t1 + n1 || v > maxbits)
-			return setup_bad(what, whatsz, "bad prefix length", t1, n1);
+			return setup_bad(what, whatsz, "bad prefix length",
+			    t1, n1);
 		bits = (int)v;
 		setup_unmap(&a, &bits);
 		if (bits == 0)
