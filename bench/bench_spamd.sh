@@ -1,0 +1,279 @@
+#!/bin/sh
+# bench_spamd.sh - figures for the spamd daemon under load from
+# build/bench/loadgen (C, libevent, several processes, loopback only),
+# each next to Postfix's smtp-sink measured the same way in the same run.
+# Figures only, never pass/fail.
+#
+#  1. hold: HOLD_N stuttered connections (-S 90 -s 1) in one engine: daemon
+#     RSS before/while holding -> bytes per held connection, and bytes/s
+#     that every held connection still receives (about 1 per -s second).
+#     Then BIG_N across BIG_W engines (-W). Baseline: smtp-sink holding
+#     SINK_HOLD_N connections (it keeps them without stuttering).
+#  2. connect: connections/s and banner p50/p99 (-S 0 -s 0), CONNECT_SECS
+#     with CONNECT_CONC clients. Baseline: smtp-sink, same loadgen line.
+#  3. tuples: RCPTs recorded per second (-S 0 -s 0, TUPLES_CONC parallel
+#     clients, TUPLES_K RCPTs per dialogue) on a fresh database, then
+#     again once the database holds about GROW_N tuples. Baseline:
+#     smtp-sink, whose dialogue differs: it accepts the RCPTs and the
+#     message (354, body, 250, QUIT) and records nothing, so the ratio is
+#     "greylisting cost against a server that only parses SMTP".
+#
+# Environment (defaults keep the whole run near 5 minutes):
+#   HOLD_N=19000 HOLD_SECS=20 BIG_N=100000 BIG_W=6 (BIG_N=0 skips)
+#   SINK_HOLD_N=2000 CONNECT_SECS=5 CONNECT_CONC=64 TUPLES_SECS=10
+#   TUPLES_CONC=64 TUPLES_K=5 GROW_N=300000 GROW_MAX_SECS=90 LG_PROCS=2
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$top/build}
+LG=$BUILD/bench/loadgen
+SPAMD=$BUILD/spamd
+GREYCTL=$BUILD/greyctl
+HOLD_N=${HOLD_N:-19000}
+HOLD_SECS=${HOLD_SECS:-20}
+BIG_N=${BIG_N:-100000}
+BIG_W=${BIG_W:-6}
+SINK_HOLD_N=${SINK_HOLD_N:-2000}
+CONNECT_SECS=${CONNECT_SECS:-5}
+CONNECT_CONC=${CONNECT_CONC:-64}
+TUPLES_SECS=${TUPLES_SECS:-10}
+TUPLES_CONC=${TUPLES_CONC:-64}
+TUPLES_K=${TUPLES_K:-5}
+GROW_N=${GROW_N:-300000}
+GROW_MAX_SECS=${GROW_MAX_SECS:-90}
+LG_PROCS=${LG_PROCS:-2}
+tmp=$(mktemp -d /tmp/bench_spamd.XXXXXX)
+pids=""
+
+# cleanup - stop the servers this script started (by pid), remove tmp
+cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null; done
+	sleep 0.5
+	for p in $pids; do kill -9 "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+say() { echo "bench_spamd: $*"; }
+
+# field LINE KEY - the value of key=value in a loadgen line
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
+
+# ratio A B - A/B with two decimals ("n/a" when B is 0 or empty)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a";
+	else printf "%.2f\n", a / b }'; }
+
+# free_port - a loopback port in 15000-15099 that nobody listens on
+free_port() {
+	i=0
+	while [ $i -lt 50 ]; do
+		p=$((15000 + $(od -An -N2 -tu2 /dev/urandom) % 100))
+		if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+			echo "$p"; return 0
+		fi
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# wait_banner PORT - poll (bounded, 15 s) until a banner arrives on PORT
+wait_banner() {
+	i=0
+	while [ $i -lt 75 ]; do
+		out=$("$LG" -m connect -p "$1" -c 1 -n 1 -t 2 -x 2 2>/dev/null)
+		[ "$(field "$out" banners)" = 1 ] && return 0
+		sleep 0.2
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# start_spamd NAME ARGS... - start spamd on a free port; sets $port, $spid
+start_spamd() {
+	name=$1
+	shift
+	port=$(free_port) || return 1
+	rm -rf "$tmp/db.$name"
+	mkdir -p "$tmp/db.$name" "$tmp/empty"
+	extra=""
+	[ "$(id -u)" = 0 ] && extra="--user nobody --chroot $tmp/empty"
+	# shellcheck disable=SC2086
+	"$SPAMD" -d -l 127.0.0.1 -p "$port" --db-dir "$tmp/db.$name" \
+	    --config-port 0 $extra "$@" >"$tmp/spamd.$name.err" 2>&1 &
+	spid=$!
+	pids="$pids $spid"
+	if ! wait_banner "$port"; then
+		say "$name: spamd did not start: $(tail -n 3 \
+		    "$tmp/spamd.$name.err" | tr '\n' ' ')"
+		stop_pid "$spid"
+		return 1
+	fi
+}
+
+# start_sink ARGS... - start smtp-sink on a free port; sets $port, $kpid
+start_sink() {
+	port=$(free_port) || return 1
+	u=""
+	[ "$(id -u)" = 0 ] && u="-u postfix"
+	# shellcheck disable=SC2086
+	smtp-sink $u "$@" "127.0.0.1:$port" 4096 >/dev/null 2>"$tmp/sink.err" &
+	kpid=$!
+	pids="$pids $kpid"
+	wait_banner "$port"
+}
+
+# stop_pid PID - SIGTERM, wait (bounded), SIGKILL
+stop_pid() {
+	kill "$1" 2>/dev/null
+	i=0
+	while [ $i -lt 50 ] && kill -0 "$1" 2>/dev/null; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -9 "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# lg ARGS... - run loadgen, echo its lines (and keep them in $lgout)
+lg() {
+	lgout=$("$LG" "$@" 2>"$tmp/lg.err")
+	echo "$lgout" | sed 's/^/  /'
+	[ -s "$tmp/lg.err" ] && sed 's/^/  loadgen stderr: /' "$tmp/lg.err" |
+	    head -n 5
+	return 0
+}
+
+if [ ! -x "$SPAMD" ] || [ ! -x "$LG" ]; then
+	say "skipped: needs $SPAMD and $LG (make bench builds them)"
+	exit 0
+fi
+have_sink=1
+command -v smtp-sink >/dev/null 2>&1 || have_sink=0
+[ $have_sink = 0 ] && say "smtp-sink (postfix) missing: no baselines"
+say "machine: $(nproc) cores, open-file limit $(ulimit -n);" \
+    "loadgen and the server share the cores"
+
+# --- 1. hold ---------------------------------------------------------------
+# -c as high as the daemon accepts under the file limit
+held_n=0
+for c in 19990 19950 19900 19500 19000 18000 16000; do
+	[ "$c" -lt "$HOLD_N" ] && n=$c || n=$HOLD_N
+	if start_spamd hold -S 90 -s 1 -c "$c" --max-per-client 100000; then
+		say "hold: spamd -S 90 -s 1 -c $c, $n connections," \
+		    "${HOLD_SECS} s window"
+		lg -m hold -p "$port" -n "$n" -t "$HOLD_SECS" -S 16000 \
+		    -r "$spid"
+		l1=$(echo "$lgout" | sed -n 1p) l2=$(echo "$lgout" | sed -n 2p)
+		held_n=$(field "$l1" held)
+		spamd_bpc=$(field "$l2" bytes_per_held_conn)
+		say "hold: spamd held=$held_n of $n (-c $c)" \
+		    "bytes_per_held_conn=$spamd_bpc" \
+		    "engine_bytes_per_held_conn=$(field "$l2" \
+		    top_bytes_per_held_conn)" \
+		    "bytes_per_s_median=$(field "$l1" bps_median)" \
+		    "bytes_per_s_min=$(field "$l1" bps_min)" \
+		    "zero_bytes_in_window=$(field "$l1" zero_in_window)"
+		stop_pid "$spid"
+		break
+	fi
+done
+[ "$held_n" = 0 ] && say "hold: spamd would not start with a -c near 20,000"
+
+if [ "$BIG_N" -gt 0 ] 2>/dev/null; then
+	if start_spamd big -S 90 -s 1 -W "$BIG_W" -c "$BIG_N" \
+	    --max-per-client 100000; then
+		say "hold: spamd -W $BIG_W -c $BIG_N, $BIG_N connections"
+		lg -m hold -p "$port" -n "$BIG_N" -t "$HOLD_SECS" -S 60000 \
+		    -O 120 -r "$spid"
+		l1=$(echo "$lgout" | sed -n 1p) l2=$(echo "$lgout" | sed -n 2p)
+		say "hold: spamd -W $BIG_W held=$(field "$l1" held) of $BIG_N" \
+		    "bytes_per_held_conn=$(field "$l2" bytes_per_held_conn)" \
+		    "bytes_per_s_median=$(field "$l1" bps_median)" \
+		    "zero_bytes_in_window=$(field "$l1" zero_in_window)"
+		stop_pid "$spid"
+	fi
+fi
+
+if [ $have_sink = 1 ] && start_sink -m "$((SINK_HOLD_N + 100))"; then
+	say "hold baseline: smtp-sink -m $((SINK_HOLD_N + 100))," \
+	    "$SINK_HOLD_N connections (no stutter: banner at once)"
+	lg -m hold -p "$port" -n "$SINK_HOLD_N" -t 5 -r "$kpid"
+	l2=$(echo "$lgout" | sed -n 2p)
+	sink_bpc=$(field "$l2" bytes_per_held_conn)
+	say "hold: smtp-sink bytes_per_held_conn=$sink_bpc;" \
+	    "spamd/smtp-sink memory ratio=$(ratio "$spamd_bpc" "$sink_bpc")" \
+	    "(issue's references: greyd ~13 KB at most 600, endlessh ~110 B)"
+	stop_pid "$kpid"
+fi
+
+# --- 2. connect ------------------------------------------------------------
+if start_spamd connect -S 0 -s 0 -c 5000 --max-per-client 100000; then
+	say "connect: spamd -S 0 -s 0, $CONNECT_CONC clients," \
+	    "${CONNECT_SECS} s"
+	lg -m connect -p "$port" -c "$CONNECT_CONC" -P "$LG_PROCS" \
+	    -t "$CONNECT_SECS" -S 16000
+	sc=$lgout
+	stop_pid "$spid"
+fi
+if [ $have_sink = 1 ] && start_sink -m 5000; then
+	say "connect baseline: smtp-sink, same load"
+	lg -m connect -p "$port" -c "$CONNECT_CONC" -P "$LG_PROCS" \
+	    -t "$CONNECT_SECS" -S 16000
+	kc=$lgout
+	stop_pid "$kpid"
+	say "connect: spamd conn_per_s=$(field "$sc" conn_per_s)" \
+	    "banner_p99_us=$(field "$sc" banner_p99_us);" \
+	    "smtp-sink conn_per_s=$(field "$kc" conn_per_s)" \
+	    "banner_p99_us=$(field "$kc" banner_p99_us);" \
+	    "ratio spamd/smtp-sink=$(ratio "$(field "$sc" conn_per_s)" \
+	    "$(field "$kc" conn_per_s)")"
+fi
+
+# --- 3. tuples -------------------------------------------------------------
+# count_grey NAME - GREY records in the database (after the commit window)
+count_grey() {
+	"$GREYCTL" -D "$tmp/db.$1" stats 2>/dev/null | tr ' \t' '\n\n' |
+	    sed -n 's/^[Gg][Rr][Ee][Yy][=:]//p' | head -n 1
+}
+if start_spamd tuples -S 0 -s 0 -c 5000 --max-per-client 100000; then
+	say "tuples: spamd -S 0 -s 0, $TUPLES_CONC clients, $TUPLES_K RCPTs" \
+	    "per dialogue, fresh database, ${TUPLES_SECS} s"
+	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
+	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000 -i s1
+	t1=$lgout
+	done_n=$(field "$t1" tuples)
+	say "tuples: growing the database to about $GROW_N tuples" \
+	    "(at most ${GROW_MAX_SECS} s)"
+	left=$((GROW_N - done_n))
+	if [ "$left" -gt 0 ]; then
+		lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
+		    -k "$TUPLES_K" -t "$GROW_MAX_SECS" \
+		    -n "$(( (left + TUPLES_K - 1) / TUPLES_K ))" -S 16000 -i s2
+		done_n=$((done_n + $(field "$lgout" tuples)))
+	fi
+	say "tuples: again with about $done_n tuples recorded, ${TUPLES_SECS} s"
+	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
+	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000 -i s3
+	t2=$lgout
+	done_n=$((done_n + $(field "$t2" tuples)))
+	sleep 2		# the group-commit window (1 s by default)
+	stop_pid "$spid"
+	grey=$(count_grey tuples)
+	say "tuples: spamd fresh tuples_per_s=$(field "$t1" tuples_per_s)" \
+	    "dialogues_per_s=$(field "$t1" dialogues_per_s);" \
+	    "grown tuples_per_s=$(field "$t2" tuples_per_s)" \
+	    "dialogues_per_s=$(field "$t2" dialogues_per_s);" \
+	    "RCPTs answered=$done_n, GREY records in the database=${grey:-?}"
+fi
+if [ $have_sink = 1 ] && start_sink -m 5000; then
+	say "tuples baseline: smtp-sink (accepts: 354, body, QUIT; records" \
+	    "nothing)"
+	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
+	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000
+	kt=$lgout
+	stop_pid "$kpid"
+	say "tuples: smtp-sink rcpt_per_s=$(field "$kt" tuples_per_s);" \
+	    "ratio spamd fresh/smtp-sink=$(ratio "$(field "$t1" \
+	    tuples_per_s)" "$(field "$kt" tuples_per_s)")" \
+	    "grown/smtp-sink=$(ratio "$(field "$t2" tuples_per_s)" \
+	    "$(field "$kt" tuples_per_s)")"
+fi
+exit 0
