@@ -16,8 +16,14 @@
  *   fresh site seeds its store); every other command only opens.
  * - Changes are durable when greyctl returns: synchronous commits, and
  *   import flushes the log before it reports.
+ * - greyctl never dies inside the store: SIGPIPE is ignored (a write to a
+ *   closed pipe fails and the walk stops) and SIGINT, SIGTERM and SIGHUP
+ *   only set a flag that the loops check. A process that dies with the
+ *   environment open makes the next opener run recovery, and the daemon
+ *   then has to reopen its handle.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +33,9 @@
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
+
+/* The one global: a signal handler can only reach a static. */
+static volatile sig_atomic_t greyctl_signal;
 
 /* What -a/-d act on, set by -G, -t and -T (WHITE when none). */
 struct greyctl_args {
@@ -67,6 +76,37 @@ static const char usage_text[] =
 "imported. export traplist prints the unexpired TRAPPED addresses as a\n"
 "spamd-setup list file. stats prints counts by type.\n"
 "Exit status 0 on success, 1 on any error (message on stderr).\n";
+
+/* on_signal - remember that we were asked to stop */
+static void
+on_signal(int sig)
+{
+	greyctl_signal = sig;
+}
+
+/* greyctl_stopped - the signal that asked us to stop, or 0 */
+int
+greyctl_stopped(void)
+{
+	return greyctl_signal;
+}
+
+/* signals_setup - stop on SIGINT/SIGTERM/SIGHUP at a safe point; make a
+ * closed stdout an error instead of a death */
+static void
+signals_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
 
 /* greyctl_warnx - print "greyctl: message" on stderr */
 void
@@ -205,6 +245,8 @@ grey_one(const struct gdb_rec *rec, void *arg)
 {
 	struct grey_ctx *c = arg;
 
+	if (greyctl_stopped())
+		return 1;
 	if (rec->type != GDB_GREY || strcmp(rec->ip, c->ip) != 0)
 		return 0;
 	c->n++;
@@ -232,10 +274,8 @@ grey_of(struct gdb *db, const struct greyctl *ctl, const char *ip)
 		greyctl_warnx("%s", err.msg);
 		return -1;
 	}
-	if (c.werr) {
-		greyctl_warnx("stdout: %s", strerror(errno));
-		return -1;
-	}
+	if (c.werr)
+		return -1;	/* main reports the output error */
 	return c.n;
 }
 
@@ -253,10 +293,8 @@ get_print(const struct greyctl *ctl, struct gdb *db, enum gdb_type type,
 		greyctl_warnx("%s", err.msg);
 		return -1;
 	}
-	if (ret == 1 && greyctl_print(ctl, &r) == -1) {
-		greyctl_warnx("stdout: %s", strerror(errno));
-		return -1;
-	}
+	if (ret == 1 && greyctl_print(ctl, &r) == -1)
+		return -1;	/* main reports the output error */
 	return ret;
 }
 
@@ -275,7 +313,7 @@ cmd_lookup(const struct greyctl *ctl, struct greyctl_args *a)
 	}
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
-	for (i = 0; i < a->nkeys && ret == 0; i++) {
+	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
 		const char *k = a->keys[i];
 		int w, t;
 
@@ -341,7 +379,7 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 			return 1;
 	if (greyctl_open(ctl, GREYCTL_CREATE, 0, &db) == -1)
 		return 1;
-	for (i = 0; i < a->nkeys && ret == 0; i++) {
+	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
 		switch (a->type) {
 		case GDB_WHITE:
 			ret = add_white(db, a->keys[i], ctl->now, &err);
@@ -397,7 +435,7 @@ cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 		if (n <= 0)
 			ret = -1;
 	}
-	for (i = 0; i < a->nkeys && ret == 0; i++) {
+	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
 		if (a->type == GDB_GREY)
 			ret = gdb_del_grey_ip(db, a->keys[i], &err) == -1 ?
 			    -1 : 0;
@@ -416,6 +454,8 @@ cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 static int
 dump_one(const struct gdb_rec *rec, void *arg)
 {
+	if (greyctl_stopped())
+		return 1;
 	return greyctl_print(arg, rec) == -1 ? 1 : 0;
 }
 
@@ -432,10 +472,8 @@ cmd_dump(const struct greyctl *ctl)
 	if (gdb_walk(db, 0, dump_one, (void *)ctl, &err) == -1) {
 		greyctl_warnx("%s", err.msg);
 		ret = 1;
-	} else if (ferror(ctl->out)) {
-		greyctl_warnx("stdout: %s", strerror(errno));
+	} else if (greyctl_out_ok(ctl) == -1)
 		ret = 1;
-	}
 	gdb_close(db);
 	return ret;
 }
@@ -454,10 +492,8 @@ cmd_stats(const struct greyctl *ctl)
 	if (gdb_stats(db, &st, &err) == -1) {
 		greyctl_warnx("%s", err.msg);
 		ret = 1;
-	} else if (greyctl_print_stats(ctl, &st) == -1) {
-		greyctl_warnx("stdout: %s", strerror(errno));
+	} else if (greyctl_print_stats(ctl, &st) == -1)
 		ret = 1;
-	}
 	gdb_close(db);
 	return ret;
 }
@@ -536,14 +572,16 @@ main(int argc, char *argv[])
 {
 	struct greyctl ctl;
 	struct greyctl_args a;
-	int ch, ret;
+	int ch, ret, out_errno = 0;
 
 	memset(&ctl, 0, sizeof(ctl));
+	ctl.out_errno = &out_errno;
 	memset(&a, 0, sizeof(a));
 	ctl.dir = GDB_DEFAULT_DIR;
 	ctl.out = stdout;
 	ctl.now = (int64_t)time(NULL);
 	a.type = GDB_WHITE;
+	signals_setup();
 	opterr = 0;
 	while ((ch = getopt(argc, argv, ":D:adGhjTt")) != -1) {
 		switch (ch) {
@@ -627,8 +665,19 @@ main(int argc, char *argv[])
 			ret = cmd_lookup(&ctl, &a);
 		break;
 	}
-	if (fflush(stdout) == EOF || ferror(stdout)) {
-		greyctl_warnx("stdout: %s", strerror(errno));
+	if (greyctl_stopped()) {
+		greyctl_warnx("stopped by signal %d%s", greyctl_stopped(),
+		    a.action != 0 ? "; keys before it were done" : "");
+		ret = 1;
+	}
+	if (fflush(stdout) == EOF && out_errno == 0)
+		out_errno = errno;
+	/* A reader that went away (greyctl | head) is no news to anyone;
+	 * a full disk is. */
+	if (out_errno != 0 || ferror(stdout)) {
+		if (out_errno != EPIPE)
+			greyctl_warnx("stdout: %s", strerror(out_errno != 0 ?
+			    out_errno : EIO));
 		ret = 1;
 	}
 	return ret;

@@ -24,8 +24,15 @@ struct greyctl {
 	int		 json;		/* -j: one JSON object a line */
 	int64_t		 now;		/* the time of this run */
 	FILE		*out;		/* stdout */
+	int		*out_errno;	/* the first output error, for main */
 };
 
+/* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */
+int	greyctl_out_ok(const struct greyctl *ctl);
+
+/* greyctl_stopped - the signal (SIGINT, SIGTERM, SIGHUP) that asked us to
+ * stop, or 0; long loops check it so the store is always closed cleanly */
+int	greyctl_stopped(void);
 /* greyctl_warnx - print "greyctl: message" on stderr */
 void	greyctl_warnx(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));

@@ -314,7 +314,7 @@ write_all(const struct greyctl *ctl, FILE *fp, const char *name,
 		free(l);
 		return 1;
 	}
-	while (ret == 0 && read_line(fp, NULL, l)) {
+	while (ret == 0 && !greyctl_stopped() && read_line(fp, NULL, l)) {
 		lineno++;
 		switch (check_line(l, ctl->now, &r, why, sizeof(why))) {
 		case 1:
@@ -333,13 +333,16 @@ write_all(const struct greyctl *ctl, FILE *fp, const char *name,
 		written++;
 		count(c, r.type);
 	}
-	if (ret == 0 && gdb_flush(db, &err) == -1) {
+	/* Whatever was written is flushed, interrupted or not. */
+	if (gdb_flush(db, &err) == -1) {
 		greyctl_warnx("import: %s", err.msg);
 		ret = 1;
 	}
-	if (ret != 0)
-		greyctl_warnx("import: stopped after writing %ld records "
-		    "(the store's error above)", written);
+	if (ret != 0 || greyctl_stopped())
+		greyctl_warnx("import: stopped at %s:%ld after writing %ld "
+		    "records", name, lineno, written);
+	if (greyctl_stopped())
+		ret = 1;
 	gdb_close(db);
 	free(l);
 	return ret;
@@ -368,7 +371,7 @@ greyctl_import(const struct greyctl *ctl, FILE *in, const char *name)
 		free(l);
 		return 1;
 	}
-	while (read_line(in, tmp, l)) {
+	while (!greyctl_stopped() && read_line(in, tmp, l)) {
 		lineno++;
 		if (check_line(l, ctl->now, &r, why, sizeof(why)) != -1)
 			continue;
@@ -376,6 +379,11 @@ greyctl_import(const struct greyctl *ctl, FILE *in, const char *name)
 			greyctl_warnx("%s:%ld: %s", name, lineno, why);
 	}
 	free(l);
+	if (greyctl_stopped()) {
+		/* main says which signal; nothing was written. */
+		fclose(tmp);
+		return 1;
+	}
 	if (ferror(in)) {
 		greyctl_warnx("%s: read: %s", name, strerror(errno));
 		fclose(tmp);

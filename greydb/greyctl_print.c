@@ -9,12 +9,25 @@
  * stored bytes were (a byte >= 0x80 reads back as the code point of the
  * same number).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
+
+/* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */
+int
+greyctl_out_ok(const struct greyctl *ctl)
+{
+	if (!ferror(ctl->out))
+		return 0;
+	/* errno is the failed write's only now; main reports it once. */
+	if (*ctl->out_errno == 0)
+		*ctl->out_errno = errno != 0 ? errno : EIO;
+	return -1;
+}
 
 /* put_text - write s with CR and LF replaced, so a line stays a line */
 static void
@@ -118,7 +131,7 @@ greyctl_print(const struct greyctl *ctl, const struct gdb_rec *rec)
 		print_json(ctl->out, rec);
 	else
 		print_text(ctl->out, rec);
-	return ferror(ctl->out) ? -1 : 0;
+	return greyctl_out_ok(ctl);
 }
 
 /* greyctl_print_stats - counts by type as key=value or JSON */
@@ -133,7 +146,7 @@ greyctl_print_stats(const struct greyctl *ctl, const struct gdb_stats *st)
 		fprintf(ctl->out, "grey=%ld white=%ld trapped=%ld "
 		    "spamtrap=%ld\n", st->grey, st->white, st->trapped,
 		    st->spamtrap);
-	return ferror(ctl->out) ? -1 : 0;
+	return greyctl_out_ok(ctl);
 }
 
 struct trap_ctx {
@@ -147,6 +160,8 @@ trap_one(const struct gdb_rec *rec, void *arg)
 {
 	struct trap_ctx *c = arg;
 
+	if (greyctl_stopped())
+		return 1;
 	/* Records with expire <= now count as absent (greydb's rule); the
 	 * daemon's expiry just has not removed them yet. */
 	if (rec->type != GDB_TRAPPED || rec->expire <= c->ctl->now)
@@ -154,7 +169,7 @@ trap_one(const struct gdb_rec *rec, void *arg)
 	put_text(c->ctl->out, rec->ip);
 	putc('\n', c->ctl->out);
 	c->n++;
-	return ferror(c->ctl->out) ? 1 : 0;
+	return greyctl_out_ok(c->ctl) == -1 ? 1 : 0;
 }
 
 /* greyctl_export_traplist - the unexpired TRAPPED addresses as a list */
@@ -181,5 +196,5 @@ greyctl_export_traplist(const struct greyctl *ctl, struct gdb *db)
 		greyctl_warnx("%s", err.msg);
 		return -1;
 	}
-	return ferror(ctl->out) ? -1 : 0;
+	return greyctl_out_ok(ctl);
 }
