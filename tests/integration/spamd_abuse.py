@@ -143,6 +143,15 @@ class Raw:
         self.s.close()
 
 
+def sanitized():
+    """True when the daemon was built with AddressSanitizer."""
+    try:
+        with open(SPAMD, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def rss_tree_kb(root):
     """VmRSS (kB) summed over root and its descendants."""
     parent = {}
@@ -492,6 +501,9 @@ def check_many_rcpts(d, name_a, name_b, n):
     grow = rss_tree_kb(d.proc.pid) - before
     if not d.alive():
         notok(name_b, "daemon died")
+    elif sanitized():
+        # ASan keeps freed memory in quarantine (256 MB by default)
+        skip(name_b, "RSS says nothing under ASan (grew %d kB)" % grow)
     elif grow >= 50 * 1024:
         notok(name_b, "grew %d kB" % grow)
     else:
@@ -667,7 +679,11 @@ def main():
             err = f.read().decode("latin-1")
         bad = [ln for ln in err.splitlines()
                if "AddressSanitizer" in ln or "runtime error" in ln or
-               "LeakSanitizer" in ln]
+               "LeakSanitizer: detected" in ln]
+        if "LeakSanitizer has encountered a fatal error" in err:
+            # the chrooted engine cannot read /proc at exit: no leak check
+            print("# LeakSanitizer could not run in a daemon process "
+                  "(chroot hides /proc); leaks of that process unchecked")
         rest = list(c)
         if CHECKS[-2] in rest:
             if bad:
