@@ -569,14 +569,18 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 	case GDB_R_TRAPPED:
 		g->n.trapped++;
 		break;
-	case GDB_R_TRAP:
+	case GDB_R_TRAP: {
+		char to[GDB_MAIL_MAX];
+
 		g->n.traps++;
+		gdb_mail_norm(m->str[3], to, sizeof(to));
 		log_info("event=trap ip=%s to=%s reason=%s", ip, et,
-		    lowmx ? "lowmx" : gdb_domain_allowed(g->db, m->str[3]) ?
+		    lowmx ? "lowmx" : gdb_domain_allowed(g->db, to) ?
 		    "spamtrap" : "domain");
 		grey_fw_trap(g->fw, ip, now + g->conf->times.trapexp, now);
 		grey_traplist_changed(g);
 		break;
+	}
 	}
 reply:
 	out[0] = ip;

@@ -28,6 +28,7 @@
  * or blacklist is checked with bl_parse ("parse=ok prefixes=N" or
  * "parse=error ..."). At the end of input every socket is closed and the
  * writer's exit status printed: "exit N". The writer logs to stderr.
+ * The output of every command ends with a line holding a lone ".".
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -429,6 +430,8 @@ drive_command(struct drive *d, char *line)
 	} else {
 		printf("driver: unknown command: %s\n", av[0]);
 	}
+	/* every command's output ends with a line holding a lone dot */
+	printf(".\n");
 	fflush(stdout);
 }
 
