@@ -1,0 +1,478 @@
+/*
+ * test_session.c - the SMTP dialogue (spamd/session.c) driven by scripts:
+ * what the client sends, what it must get back, which tuples are
+ * recorded and whether the session closes. The driver does what engine.c
+ * does: it keeps unconsumed bytes, writes every reply before feeding more.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include "spamd/blacklist.h"
+#include "spamd/session.h"
+
+#define HOST	"mx.example"
+#define T0	((time_t)1795992134)	/* Sun, 29 Nov 2026 22:42:14 UTC */
+#define BANNER	"220 mx.example ESMTP spamd IP-based SPAM blocker; " \
+		"Sun, 29 Nov 2026 22:42:14 +0000\r\n"
+
+/* One step of a script: bytes sent (NULL ends), the replies wanted. */
+struct step {
+	const char	*send;
+	size_t		 sendlen;	/* 0: strlen(send) */
+	const char	*want;
+	int		 trap_before;	/* session_trap before this step */
+};
+
+/* One dialogue. */
+struct script {
+	const char	*name;
+	const char	*client;	/* address */
+	enum session_class cls;
+	int		 bl_code;
+	int		 blacklist_only;
+	const char	*lists[3];	/* control messages loaded first */
+	struct step	 steps[12];
+	const char	*want_tuples;	/* "helo|from|to\n" each */
+	int		 want_closed;
+};
+
+/* The test's engine: recorded tuples and the blacklists. */
+struct harness {
+	char		 tuples[8192];
+	struct bl_set	*bl;
+};
+
+/* h_tuple - session op: record a tuple as one line */
+static void
+h_tuple(void *arg, struct session *s, const char *helo, const char *from,
+    const char *to)
+{
+	struct harness *h = arg;
+	char line[1024];
+
+	snprintf(line, sizeof(line), "%s|%s|%s\n", helo, from, to);
+	strlcat(h->tuples, line, sizeof(h->tuples));
+}
+
+/* h_lookup - session op: the lists holding the client */
+static int
+h_lookup(void *arg, struct session *s, struct bl_match *m)
+{
+	struct harness *h = arg;
+
+	return bl_lookup(h->bl, &s->addr, m);
+}
+
+static const struct session_ops h_ops = { h_tuple, h_lookup };
+
+/* drive - feed input (carry keeps what was not consumed), collect output */
+static int
+drive(struct session *s, char *carry, size_t *carrylen, const char *in,
+    size_t inlen, char *out, size_t outsz)
+{
+	size_t len, used;
+	const char *p;
+
+	assert_true(*carrylen + inlen <= 65536);
+	memcpy(carry + *carrylen, in, inlen);
+	*carrylen += inlen;
+	for (;;) {
+		while ((p = session_output(s, &len)) != NULL) {
+			/* write in two parts, as a stutter would */
+			size_t half = len / 2 > 0 ? len / 2 : len;
+			size_t o = strlen(out);
+
+			assert_true(o + len < outsz);
+			memcpy(out + o, p, len);
+			out[o + len] = '\0';
+			session_output_done(s, half);
+			session_output_done(s, len - half);
+		}
+		if (session_want_close(s))
+			return 1;
+		if (*carrylen == 0)
+			return 0;
+		used = session_input(s, carry, *carrylen);
+		memmove(carry, carry + used, *carrylen - used);
+		*carrylen -= used;
+		if (used == 0 && session_output(s, &len) == NULL)
+			return 0;
+	}
+}
+
+/* run_script - one dialogue, checked step by step */
+static void
+run_script(const struct script *sc)
+{
+	struct session_conf conf;
+	struct session s;
+	struct harness h;
+	struct bl_addr a;
+	char *carry, out[32768], err[256];
+	size_t carrylen = 0;
+	int i, closed = 0;
+
+	memset(&h, 0, sizeof(h));
+	h.bl = bl_set_new();
+	assert_non_null(h.bl);
+	for (i = 0; i < 3 && sc->lists[i] != NULL; i++) {
+		struct bl_list *l = bl_parse(sc->lists[i],
+		    strlen(sc->lists[i]), err, sizeof(err));
+
+		if (l == NULL)
+			fail_msg("%s: list: %s", sc->name, err);
+		assert_int_equal(bl_set_apply(h.bl, l, err, sizeof(err)), 0);
+	}
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "spamd IP-based SPAM blocker";
+	conf.bl_code = sc->bl_code ? sc->bl_code : 450;
+	conf.blacklist_only = sc->blacklist_only;
+	conf.ops = &h_ops;
+	conf.arg = &h;
+	assert_int_equal(session_conf_init(&conf), 0);
+
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, sc->client, a.a) == 1)
+		a.family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, sc->client, a.a), 1);
+		a.family = AF_INET6;
+	}
+	carry = malloc(65536);
+	assert_non_null(carry);
+	assert_int_equal(session_start(&s, &conf, 7, &a, sc->cls, T0), 0);
+	out[0] = '\0';
+	drive(&s, carry, &carrylen, "", 0, out, sizeof(out));
+	if (strcmp(out, BANNER) != 0)
+		fail_msg("%s: banner %s", sc->name, out);
+	for (i = 0; sc->steps[i].send != NULL; i++) {
+		const struct step *st = &sc->steps[i];
+		size_t n = st->sendlen ? st->sendlen : strlen(st->send);
+
+		if (closed)
+			fail_msg("%s: step %d after close", sc->name, i);
+		if (st->trap_before)
+			session_trap(&s);
+		out[0] = '\0';
+		closed = drive(&s, carry, &carrylen, st->send, n, out,
+		    sizeof(out));
+		if (strcmp(out, st->want) != 0)
+			fail_msg("%s: step %d: sent %.40s: got [%s] want [%s]",
+			    sc->name, i, st->send, out, st->want);
+	}
+	if (strcmp(h.tuples, sc->want_tuples ? sc->want_tuples : "") != 0)
+		fail_msg("%s: tuples [%s] want [%s]", sc->name, h.tuples,
+		    sc->want_tuples ? sc->want_tuples : "");
+	if (closed != sc->want_closed)
+		fail_msg("%s: closed %d want %d", sc->name, closed,
+		    sc->want_closed);
+	session_free(&s);
+	session_conf_free(&conf);
+	bl_set_free(h.bl);
+	free(carry);
+}
+
+#define OK	"250 OK\r\n"
+#define HELO_R	"250 " HOST "\r\n"
+#define R451	"451 Temporary failure, please try again later.\r\n"
+#define R500	"500 5.5.1 Command unrecognized\r\n"
+#define R354	"354 End data with <CR><LF>.<CR><LF>\r\n"
+
+static const struct script scripts[] = {
+	{ "greylisted full dialogue", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO client.example\r\n", 0, HELO_R, 0 },
+	    { "MAIL FROM:<Alice@Example.org>\r\n", 0, OK, 0 },
+	    { "RCPT TO:<bob@example.com>\r\n", 0, OK, 0 },
+	    { "DATA\r\n", 0, R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "client.example|<Alice@Example.org>|<bob@example.com>\n", 1 },
+	{ "lower case, EHLO, null sender, bare LF", "192.0.2.1", SESSION_GREY,
+	  0, 0, { 0 },
+	  { { "ehlo c\n", 0, HELO_R, 0 },
+	    { "mail from:<>\n", 0, OK, 0 },
+	    { "rCpT To: <b@example.com>\n", 0, OK, 0 },
+	    { "data\n", 0, R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "c|<>|<b@example.com>\n", 1 },
+	{ "several RCPTs, ESMTP parameters dropped", "2001:db8::1",
+	  SESSION_GREY, 0, 0, { 0 },
+	  { { "EHLO h\r\n", 0, HELO_R, 0 },
+	    { "MAIL FROM:<a@x.org> SIZE=100 BODY=8BITMIME\r\n", 0, OK, 0 },
+	    { "RCPT TO:<1@example.com>\r\n", 0, OK, 0 },
+	    { "RCPT TO:<2@example.com> NOTIFY=NEVER\r\n", 0, OK, 0 },
+	    { "RCPT TO:3@example.com\r\n", 0, OK, 0 },
+	    { "NOOP\r\n", 0, OK, 0 },
+	    { "QUIT\r\n", 0, "221 " HOST "\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "h|<a@x.org>|<1@example.com>\nh|<a@x.org>|<2@example.com>\n"
+	  "h|<a@x.org>|3@example.com\n", 1 },
+	{ "pipelined commands in one read", "192.0.2.1", SESSION_GREY, 0, 0,
+	  { 0 },
+	  { { "HELO p\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 0,
+	      HELO_R OK OK R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "p|<a@b>|<c@d>\n", 1 },
+	{ "a command split over reads", "192.0.2.1", SESSION_GREY, 0, 0,
+	  { 0 },
+	  { { "HE", 0, "", 0 },
+	    { "LO spl", 0, "", 0 },
+	    { "it\r", 0, "", 0 },
+	    { "\n", 0, HELO_R, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 0 },
+	{ "MAIL without HELO records an empty helo", "192.0.2.1",
+	  SESSION_GREY, 0, 0, { 0 },
+	  { { "MAIL FROM:<a@b>\r\n", 0, OK, 0 },
+	    { "RCPT TO:<c@d>\r\n", 0, OK, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "|<a@b>|<c@d>\n", 0 },
+	{ "order: RCPT before MAIL, DATA before RCPT, nested MAIL",
+	  "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO h\r\n", 0, HELO_R, 0 },
+	    { "RCPT TO:<c@d>\r\n", 0,
+	      "503 5.5.1 Error: need MAIL command\r\n", 0 },
+	    { "DATA\r\n", 0, "503 5.5.1 Error: need MAIL command\r\n", 0 },
+	    { "MAIL FROM:<a@b>\r\n", 0, OK, 0 },
+	    { "DATA\r\n", 0, "503 5.5.1 Error: need RCPT command\r\n", 0 },
+	    { "MAIL FROM:<a@b>\r\n", 0,
+	      "503 5.5.1 Error: nested MAIL command\r\n", 0 },
+	    { "RSET\r\n", 0, OK, 0 },
+	    { "RCPT TO:<c@d>\r\n", 0,
+	      "503 5.5.1 Error: need MAIL command\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 0 },
+	{ "syntax errors", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO\r\n", 0, "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    { "MAIL TO:<a@b>\r\n", 0,
+	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    { "MAIL FROM:<a@b\r\n", 0,
+	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    { "MAILFROM:<a@b>\r\n", 0, R500, 0 },
+	    { "MAIL FROM:\r\n", 0,
+	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 0 },
+	{ "20 bad commands close the session", "192.0.2.1", SESSION_GREY,
+	  0, 0, { 0 },
+	  { { "X\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\n", 0,
+	      R500 R500 R500 R500 R500 R500 R500 R500 R500 R500, 0 },
+	    { "X\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\n", 0,
+	      R500 R500 R500 R500 R500 R500 R500 R500 R500, 0 },
+	    { "X\r\nHELO never-seen\r\n", 0, R500, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1 },
+	{ "NUL byte in a command", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO a\0b\r\n", 10, "500 5.5.2 NUL byte in command\r\n", 0 },
+	    { "HELO ok\r\n", 0, HELO_R, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 0 },
+	{ "control bytes in an address are refused", "192.0.2.1",
+	  SESSION_GREY, 0, 0, { 0 },
+	  { { "MAIL FROM:<a\rb@c>\r\n", 0,
+	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 0 },
+	{ "-b: nothing recorded, 451 at DATA", "192.0.2.1", SESSION_GREY,
+	  0, 1, { 0 },
+	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", 0,
+	      HELO_R OK OK, 0 },
+	    { "DATA\r\n", 0, R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1 },
+	{ "blacklisted: 354, message swallowed, every list's 450 lines",
+	  "192.0.2.9", SESSION_BLACK, 0, 0,
+	  { "one;\"Blocked %A\";inet;1;192.0.2.0/24",
+	    "two;\"Listed at two\\nsee http://two.example/\";inet;1;"
+	    "192.0.2.9/32",
+	    "other;\"Not you\";inet;1;198.51.100.0/24" },
+	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", 0,
+	      HELO_R OK OK, 0 },
+	    { "DATA\r\n", 0, R354, 0 },
+	    { "Subject: hi\r\n\r\n..leading dot\r\nQUIT\r\n", 0, "", 0 },
+	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n450 Listed at two\r\n"
+	      "450 see http://two.example/\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "h|<a@b>|<c@d>\n", 1 },
+	{ "blacklisted with -5: 550 lines", "192.0.2.9", SESSION_BLACK, 550,
+	  0, { "one;\"Blocked %A\";inet;1;192.0.2.0/24" },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 0,
+	      OK OK R354, 0 },
+	    { ".\n", 0, "550 Blocked 192.0.2.9\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "|<a@b>|<c@d>\n", 1 },
+	{ "a long message line in DATA is skipped, not an error",
+	  "192.0.2.9", SESSION_BLACK, 0, 0,
+	  { "one;\"Blocked %A\";inet;1;192.0.2.0/24" },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 0,
+	      OK OK R354, 0 },
+	    { "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+      	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	      ".\r\n", 0, "", 0 },
+	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "|<a@b>|<c@d>\n", 1 },
+	{ "trapped during the dialogue: the spamtrap message", "192.0.2.77",
+	  SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<trap@example.com>\r\n", 0,
+	      HELO_R OK OK, 0 },
+	    { "DATA\r\n", 0, R354, 1 },
+	    { "body\r\n.\r\n", 0,
+	      "450 Your address 192.0.2.77 has mailed to spamtraps here\r\n",
+	      0 },
+	    { NULL, 0, NULL, 0 } },
+	  "h|<a@b>|<trap@example.com>\n", 1 },
+	{ "trapped at connect: the trap list's own message, once",
+	  "2001:db8::7", SESSION_TRAPPED, 0, 0,
+	  { "spamd-greytrap;\"Your address %A has mailed to spamtraps "
+	    "here\\n\";inet6;1;2001:db8::7/128" },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n.\r\n", 0,
+	      OK OK R354 "450 Your address 2001:db8::7 has mailed to "
+	      "spamtraps here\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "|<a@b>|<c@d>\n", 1 },
+};
+
+/* test_scripts - every dialogue of the table */
+static void
+test_scripts(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(scripts) / sizeof(scripts[0]); i++)
+		run_script(&scripts[i]);
+}
+
+/* Line length cases: the bytes, and whether the line is refused. */
+static const struct {
+	size_t	 content;	/* bytes before CRLF */
+	int	 too_long;
+} lines[] = {
+	{ 100, 0 },
+	{ 510, 0 },		/* 512 with CRLF: the RFC 5321 limit */
+	{ 511, 1 },
+	{ 4000, 1 },
+	{ 100000, 1 },		/* a 100 KB line */
+};
+
+/* test_line_cap - lines up to 512 bytes with CRLF pass, longer close */
+static void
+test_line_cap(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	size_t i, len, used;
+	const char *p;
+	char *buf;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "b";
+	conf.bl_code = 450;
+	assert_int_equal(session_conf_init(&conf), 0);
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		len = lines[i].content + 2;
+		buf = malloc(len);
+		assert_non_null(buf);
+		memset(buf, 'X', lines[i].content);
+		memcpy(buf + lines[i].content, "\r\n", 2);
+		assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_GREY,
+		    T0), 0);
+		p = session_output(&s, &used);
+		session_output_done(&s, used);
+		/* the engine never hands over more than SESSION_LINE_MAX */
+		used = session_input(&s, buf,
+		    len < SESSION_LINE_MAX ? len : SESSION_LINE_MAX);
+		assert_true(used > 0);
+		p = session_output(&s, &used);
+		assert_non_null(p);
+		if (lines[i].too_long) {
+			assert_memory_equal(p, "500 5.5.2 Line too long\r\n",
+			    used);
+			session_output_done(&s, used);
+			assert_true(session_want_close(&s));
+		} else {
+			assert_memory_equal(p, R500, used);
+			session_output_done(&s, used);
+			assert_false(session_want_close(&s));
+		}
+		session_free(&s);
+		free(buf);
+	}
+	session_conf_free(&conf);
+}
+
+/* test_idle - the idle limit queues 421 and closes */
+static void
+test_idle(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	const char *p;
+	size_t len;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "b";
+	assert_int_equal(session_conf_init(&conf), 0);
+	assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_GREY, T0),
+	    0);
+	p = session_output(&s, &len);
+	session_output_done(&s, len);
+	session_idle(&s);
+	p = session_output(&s, &len);
+	assert_non_null(p);
+	assert_memory_equal(p, "421 4.4.2 Idle timeout, closing connection\r\n",
+	    len);
+	assert_false(session_want_close(&s));	/* not before it is written */
+	session_output_done(&s, len);
+	assert_true(session_want_close(&s));
+	session_free(&s);
+	session_conf_free(&conf);
+}
+
+/* test_names - state and class names for logs, out of range too */
+static void
+test_names(void **state)
+{
+	assert_string_equal(session_state_name(SESSION_GREET), "greet");
+	assert_string_equal(session_state_name(SESSION_CLOSING), "closing");
+	assert_string_equal(session_state_name(99), "invalid");
+	assert_string_equal(session_class_name(SESSION_TRAPPED), "trapped");
+	assert_string_equal(session_class_name(-1), "invalid");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scripts),
+		cmocka_unit_test(test_line_cap),
+		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_names),
+	};
+
+	/* the banner's date is checked in UTC */
+	setenv("TZ", "UTC", 1);
+	tzset();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
