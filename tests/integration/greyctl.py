@@ -503,6 +503,28 @@ def concurrent(tmp):
           (ntuples, added), r.returncode == 0 and out == want,
           "%r, stats %r want %r" % (r.stderr, out, want))
 
+    # A reader that goes away (greyctl | head -1): exit 1, no message,
+    # and greyctl closed the store cleanly (it was not killed inside it).
+    p = subprocess.Popen([GREYCTL, "-D", cdb], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    perr = p.communicate(timeout=300)[1].decode("latin-1")
+    check("closed stdout pipe: exit 1, no message",
+          first.startswith(b"GREY|") and p.returncode == 1 and perr == "",
+          "rc %d stderr %r" % (p.returncode, perr))
+    rc, out, err = run(["-D", cdb, "stats"])
+    check("store fine after the closed pipe", rc == 0 and out == want,
+          "%r %r" % (out, err))
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([GREYCTL, "-D", cdb, "stats"], stdout=full,
+                               stderr=subprocess.PIPE, timeout=120)
+        e = p.stderr.decode("latin-1")
+        check("stdout on a full device: exit 1, message names stdout",
+              p.returncode == 1 and "stdout" in e, "rc %d %r" %
+              (p.returncode, e))
+
 
 if __name__ == "__main__":
     sys.exit(main())
