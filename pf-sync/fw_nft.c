@@ -3,24 +3,38 @@
  *
  * One flush is one nft_run_cmd_from_buffer call with one command buffer,
  * which libnftables sends as one netlink batch: the kernel applies all of
- * it or none of it. For each set the buffer holds three commands:
+ * it or none of it. Two facts of nftables 1.0.6 shape the buffer:
+ * a delete of an absent element fails the whole batch (`destroy element`,
+ * which would not, is newer), and `add` of a present element keeps its
+ * old timeout. The safe form of a batch is, for each set:
  *
  *   add element FAM TABLE SET { every address of the batch }
  *   delete element FAM TABLE SET { every address of the batch }
  *   add element FAM TABLE SET { the adds, each "timeout Ns" }
  *
- * Why: nftables fails the whole batch when a deleted element is absent
- * (`destroy element`, which would not, is newer than nftables 1.0.6), and
- * `add` of an element that exists keeps its old timeout. Adding first makes
- * every delete valid, and delete + add sets the new remaining time, so one
- * batch both removes what may be absent and refreshes what may be present,
- * at the cost of three element operations per address (measured by
- * bench_fw). Error text comes from nft's own error buffer.
+ * (adding first makes every delete valid; delete + add sets the new
+ * remaining time). It costs three element operations per address, so the
+ * backend keeps a shadow of what it believes each set holds (what it put
+ * there, and what the last listing - the reconcile - showed) and first
+ * sends the short form: pre-add only deletes it does not know to be
+ * present, delete only what is present, then add. When the shadow is
+ * wrong (the kernel expired an element, someone deleted one by hand) that
+ * batch fails as a whole, changes nothing, and the safe form is sent. An
+ * element present in the kernel but not in the shadow gets a plain add,
+ * keeping its old timeout; the reconcile refreshes timeouts that are too
+ * short. bench_fw measures both forms. Error text comes from nft's own
+ * error buffer.
  *
  * Listing parses nft's text output ("elements = { 1.2.3.4 timeout 1h
  * expires 59m58s, ... }"); the JSON form would need a JSON parser for a
  * format that is as stable as the text.
  */
+#include <sys/tree.h>
+/* libbsd's RB_GENERATE_STATIC marks functions __unused, which glibc lacks. */
+#ifndef __unused
+#define __unused __attribute__((__unused__))
+#endif
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +44,77 @@
 
 #include "pf-sync/fw.h"
 
+/* One element the backend believes a set holds. */
+struct fw_nshadow {
+	RB_ENTRY(fw_nshadow) entry;
+	int		set;
+	int		v6;
+	char		ip[FW_IP_MAX];
+};
+
+RB_HEAD(fw_nshadows, fw_nshadow);
+
 struct fw_nft {
 	struct nft_ctx		*ctx;
 	const struct fw_names	*nm;
+	struct fw_nshadows	 shadow;
 };
+
+/* fw_nshadow_cmp - order shadow elements by set, family, address */
+static int
+fw_nshadow_cmp(const struct fw_nshadow *a, const struct fw_nshadow *b)
+{
+	if (a->set != b->set)
+		return a->set < b->set ? -1 : 1;
+	if (a->v6 != b->v6)
+		return a->v6 < b->v6 ? -1 : 1;
+	return strcmp(a->ip, b->ip);
+}
+
+RB_GENERATE_STATIC(fw_nshadows, fw_nshadow, entry, fw_nshadow_cmp)
+
+/* fw_nshadow_find - the shadow element of (set, v6, ip), or NULL */
+static struct fw_nshadow *
+fw_nshadow_find(struct fw_nft *fn, int set, int v6, const char *ip)
+{
+	struct fw_nshadow key;
+
+	key.set = set;
+	key.v6 = v6;
+	snprintf(key.ip, sizeof(key.ip), "%s", ip);
+	return RB_FIND(fw_nshadows, &fn->shadow, &key);
+}
+
+/* fw_nshadow_put - note (set, v6, ip) as present; -1 out of memory */
+static int
+fw_nshadow_put(struct fw_nft *fn, int set, int v6, const char *ip)
+{
+	struct fw_nshadow *e;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return -1;
+	e->set = set;
+	e->v6 = v6;
+	snprintf(e->ip, sizeof(e->ip), "%s", ip);
+	if (RB_INSERT(fw_nshadows, &fn->shadow, e) != NULL)
+		free(e);
+	return 0;
+}
+
+/* fw_nshadow_clear - forget (set, v6)'s elements; set -1: every set */
+static void
+fw_nshadow_clear(struct fw_nft *fn, int set, int v6)
+{
+	struct fw_nshadow *e, *next;
+
+	for (e = RB_MIN(fw_nshadows, &fn->shadow); e != NULL; e = next) {
+		next = RB_NEXT(fw_nshadows, &fn->shadow, e);
+		if (set != -1 && (e->set != set || e->v6 != v6))
+			continue;
+		RB_REMOVE(fw_nshadows, &fn->shadow, e);
+		free(e);
+	}
+}
 
 /* fw_nft_errtext - nft's error buffer as one line into err after prefix */
 static void
@@ -91,6 +172,37 @@ fw_nft_run(struct fw_nft *fn, const char *cmd, unsigned flags,
 	return 0;
 }
 
+static int	fw_nft_list(void *, enum fw_set, int, fw_list_fn, void *, char *,
+		    size_t);
+
+/* fw_nft_ignore - a listing callback that only fills the shadow */
+static int
+fw_nft_ignore(const char *ip, int64_t expires, void *arg)
+{
+	(void)ip;
+	(void)expires;
+	(void)arg;
+	return 0;
+}
+
+/* fw_nft_load_shadow - list the white (and trap) sets into the shadow, so
+ * the first flush after a start already refreshes present elements */
+static int
+fw_nft_load_shadow(struct fw_nft *fn, char *err, size_t errsz)
+{
+	int v6;
+
+	for (v6 = 0; v6 < 2; v6++) {
+		if (fw_nft_list(fn, FW_WHITE, v6, fw_nft_ignore, NULL, err,
+		    errsz) == -1)
+			return -1;
+		if (fn->nm->use_trap_set && fw_nft_list(fn, FW_TRAP, v6,
+		    fw_nft_ignore, NULL, err, errsz) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 /* fw_nft_settype - the set declaration spamd.nft uses for one set */
 static const char *
 fw_nft_settype(enum fw_set set, int v6)
@@ -112,6 +224,7 @@ fw_nft_close(void *state)
 		return;
 	if (fn->ctx)
 		nft_ctx_free(fn->ctx);
+	fw_nshadow_clear(fn, -1, 0);
 	free(fn);
 }
 
@@ -130,6 +243,7 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 		return -1;
 	}
 	fn->nm = nm;
+	RB_INIT(&fn->shadow);
 	if ((fn->ctx = nft_ctx_new(NFT_CTX_DEFAULT)) == NULL) {
 		snprintf(err, errsz, "nftables: nft_ctx_new failed");
 		free(fn);
@@ -185,6 +299,10 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 		}
 	}
 	if (missing == 0 && table_ok) {
+		if (fw_nft_load_shadow(fn, err, errsz) == -1) {
+			fw_nft_close(fn);
+			return -1;
+		}
 		*state = fn;
 		return 0;
 	}
@@ -209,7 +327,8 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 		return -1;
 	}
 	if (fw_nft_run(fn, create, 0, NULL, err, errsz,
-	    "nftables: cannot create the sets") == -1) {
+	    "nftables: cannot create the sets") == -1 ||
+	    fw_nft_load_shadow(fn, err, errsz) == -1) {
 		fw_nft_close(fn);
 		return -1;
 	}
@@ -217,72 +336,128 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 	return 0;
 }
 
-/* fw_nft_elems - append " { a, b, ... }" of changes [i, j) to fp */
-static void
-fw_nft_elems(FILE *fp, const struct fw_change *ch, size_t i, size_t j,
-    int adds_only, int with_timeout)
-{
-	const char *sep = " { ";
+/* What each command of a batch lists for a change. */
+enum fw_nft_part { FW_NFT_PREADD, FW_NFT_DELETE, FW_NFT_ADD };
 
-	for (; i < j; i++) {
-		if (adds_only && !ch[i].add)
-			continue;
-		fputs(sep, fp);
-		fputs(ch[i].ip, fp);
-		if (with_timeout && ch[i].timeout > 0)
-			fprintf(fp, " timeout %llds",
-			    (long long)ch[i].timeout);
-		sep = ", ";
-	}
-	fputs(" }\n", fp);
+/* fw_nft_wants - does change c go into part of the batch (safe: the safe
+ * form; else the short form, which asks the shadow) */
+static int
+fw_nft_wants(struct fw_nft *fn, const struct fw_change *c,
+    enum fw_nft_part part, int safe)
+{
+	int known;
+
+	if (part == FW_NFT_ADD)
+		return c->add;
+	if (safe)
+		return 1;
+	known = fw_nshadow_find(fn, c->set, c->v6, c->ip) != NULL;
+	if (part == FW_NFT_PREADD)
+		return !c->add && !known;
+	return !c->add || known;
 }
 
-/* fw_nft_flush - one command buffer (one netlink batch) for all changes */
+/* fw_nft_cmd - append "VERB element FAM TABLE SET { ... }" for changes
+ * [i, j) that belong to part; nothing when none does */
+static void
+fw_nft_cmd(struct fw_nft *fn, FILE *fp, const struct fw_change *ch,
+    size_t i, size_t j, enum fw_nft_part part, int safe)
+{
+	const struct fw_names *nm = fn->nm;
+	const char *sep = " { ";
+	size_t k;
+
+	for (k = i; k < j; k++) {
+		if (!fw_nft_wants(fn, &ch[k], part, safe))
+			continue;
+		if (sep[1] == '{')
+			fprintf(fp, "%s element %s %s %s",
+			    part == FW_NFT_DELETE ? "delete" : "add",
+			    nm->family, nm->table,
+			    nm->set[ch[i].set][ch[i].v6]);
+		fputs(sep, fp);
+		fputs(ch[k].ip, fp);
+		if (part == FW_NFT_ADD && ch[k].timeout > 0)
+			fprintf(fp, " timeout %llds",
+			    (long long)ch[k].timeout);
+		sep = ", ";
+	}
+	if (sep[1] != '{')
+		fputs(" }\n", fp);
+}
+
+/* fw_nft_batch - the command buffer of all changes (short or safe form) */
+static char *
+fw_nft_batch(struct fw_nft *fn, const struct fw_change *ch, size_t n,
+    int safe)
+{
+	char *buf = NULL;
+	size_t len = 0, i, j;
+	FILE *fp;
+
+	if ((fp = open_memstream(&buf, &len)) == NULL)
+		return NULL;
+	for (i = 0; i < n; i = j) {
+		for (j = i; j < n && ch[j].set == ch[i].set &&
+		    ch[j].v6 == ch[i].v6; j++)
+			;
+		fw_nft_cmd(fn, fp, ch, i, j, FW_NFT_PREADD, safe);
+		fw_nft_cmd(fn, fp, ch, i, j, FW_NFT_DELETE, safe);
+		fw_nft_cmd(fn, fp, ch, i, j, FW_NFT_ADD, safe);
+	}
+	if (fclose(fp) == EOF) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* fw_nft_flush - one batch (short form, then the safe form if needed) */
 static int
 fw_nft_flush(void *state, const struct fw_change *ch, size_t n, char *err,
     size_t errsz)
 {
 	struct fw_nft *fn = state;
 	const struct fw_names *nm = fn->nm;
-	char *buf = NULL, prefix[128];
-	size_t len = 0, i, j, nadd;
-	FILE *fp;
-	int rv;
+	char *buf, prefix[128];
+	size_t i;
+	int rv, safe;
 
-	if ((fp = open_memstream(&buf, &len)) == NULL) {
-		snprintf(err, errsz, "nftables: out of memory");
-		return -1;
-	}
-	for (i = 0; i < n; i = j) {
-		const char *set = nm->set[ch[i].set][ch[i].v6];
-
-		nadd = 0;
-		for (j = i; j < n && ch[j].set == ch[i].set &&
-		    ch[j].v6 == ch[i].v6; j++)
-			nadd += ch[j].add;
-		fprintf(fp, "add element %s %s %s", nm->family, nm->table,
-		    set);
-		fw_nft_elems(fp, ch, i, j, 0, 0);
-		fprintf(fp, "delete element %s %s %s", nm->family, nm->table,
-		    set);
-		fw_nft_elems(fp, ch, i, j, 0, 0);
-		if (nadd == 0)
-			continue;
-		fprintf(fp, "add element %s %s %s", nm->family, nm->table,
-		    set);
-		fw_nft_elems(fp, ch, i, j, 1, 1);
-	}
-	if (fclose(fp) == EOF || buf == NULL) {
-		free(buf);
-		snprintf(err, errsz, "nftables: out of memory");
-		return -1;
-	}
 	snprintf(prefix, sizeof(prefix), "nftables update of %zu element%s "
 	    "in table %s %s failed", n, n == 1 ? "" : "s", nm->family,
 	    nm->table);
-	rv = fw_nft_run(fn, buf, 0, NULL, err, errsz, prefix);
-	free(buf);
-	return rv;
+	for (safe = 0; safe < 2; safe++) {
+		if ((buf = fw_nft_batch(fn, ch, n, safe)) == NULL) {
+			snprintf(err, errsz, "nftables: out of memory");
+			return -1;
+		}
+		rv = fw_nft_run(fn, buf, 0, NULL, err, errsz, prefix);
+		free(buf);
+		if (rv == 0)
+			break;
+	}
+	if (rv == -1) {
+		/* The kernel state is unknown to us now: trust no shadow. */
+		fw_nshadow_clear(fn, -1, 0);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct fw_nshadow *e;
+
+		if (ch[i].add) {
+			if (fw_nshadow_put(fn, ch[i].set, ch[i].v6,
+			    ch[i].ip) == -1) {
+				/* Only the fast path suffers: forget all. */
+				fw_nshadow_clear(fn, -1, 0);
+				break;
+			}
+		} else if ((e = fw_nshadow_find(fn, ch[i].set, ch[i].v6,
+		    ch[i].ip)) != NULL) {
+			RB_REMOVE(fw_nshadows, &fn->shadow, e);
+			free(e);
+		}
+	}
+	return 0;
 }
 
 /* fw_nft_duration - nft's "1d2h3m4s500ms" as whole seconds; -1 if bad */
@@ -330,6 +505,8 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 	    nm->family, nm->table, nm->set[set][v6]);
 	if (fw_nft_run(fn, cmd, 0, &out, err, errsz, prefix) == -1)
 		return -1;
+	/* The listing is the truth: the shadow of this set becomes it. */
+	fw_nshadow_clear(fn, set, v6);
 	if (out == NULL || (p = strstr(out, "elements = {")) == NULL)
 		return 0;		/* an empty set prints no elements */
 	p += strlen("elements = {");
@@ -371,7 +548,13 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 			}
 			p++;
 		}
-		if (k > 0 && cb(ip, expires, arg) != 0)
+		if (k == 0)
+			continue;
+		if (fw_nshadow_put(fn, set, v6, ip) == -1) {
+			snprintf(err, errsz, "%s: out of memory", prefix);
+			return -1;
+		}
+		if (cb(ip, expires, arg) != 0)
 			break;
 	}
 	return 0;

@@ -15,7 +15,9 @@
  *   fwctl [options] unwhite IP             delete IP's WHITE from -D DIR
  * Options: -b BACKEND, --family F, --table T, --path FILE, --pfctl PROG,
  * --fw-create, --trap (use_trap_set), --black (use_black_set),
- * -s white|black|trap (the set for add/del/list), -D DIR (database).
+ * -s white|black|trap (the set for add/del/list), -D DIR (database),
+ * --wait-file PATH (after fw_open, wait up to 20 s for PATH to exist, so a
+ * test can change the set behind the backend's back).
  * Every change of one invocation is sent in one fw_flush.
  * Exit 0 on success, 1 with "fwctl: <error>" on stderr.
  */
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "greydb/greydb.h"
 #include "pf-sync/fw.h"
@@ -80,11 +83,12 @@ main(int argc, char *argv[])
 		{ "fw-create", no_argument, NULL, 'C' },
 		{ "trap", no_argument, NULL, 'R' },
 		{ "black", no_argument, NULL, 'K' },
+		{ "wait-file", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct fw_conf conf;
 	enum fw_set set = FW_WHITE;
-	const char *dbdir = NULL, *cmd;
+	const char *dbdir = NULL, *cmd, *waitfile = NULL;
 	char err[2048];
 	struct fw *fw;
 	struct gdb *db;
@@ -105,6 +109,7 @@ main(int argc, char *argv[])
 		case 'R': conf.use_trap_set = 1; break;
 		case 'K': conf.use_black_set = 1; break;
 		case 'D': dbdir = optarg; break;
+		case 'W': waitfile = optarg; break;
 		case 's':
 			if (strcmp(optarg, "white") == 0)
 				set = FW_WHITE;
@@ -154,6 +159,12 @@ main(int argc, char *argv[])
 	if (fw_open(&fw, &conf, err, sizeof(err)) == -1) {
 		fprintf(stderr, "fwctl: %s\n", err);
 		return 1;
+	}
+	if (waitfile != NULL) {
+		printf("opened\n");
+		fflush(stdout);
+		for (i = 0; i < 200 && access(waitfile, F_OK) != 0; i++)
+			usleep(100000);
 	}
 	if (strcmp(cmd, "add") == 0) {
 		for (i = 1; i < argc; i++) {

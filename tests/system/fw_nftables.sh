@@ -53,6 +53,26 @@ if fwctl del 10.99.0.5 10.99.0.77 fd99::5 2>"$TMP/err" && ! has_elem spamd-white
 	ok "delete (with an absent element in the batch)"
 else nok "delete (with an absent element in the batch)" "$(cat "$TMP/err")"; fi
 
+# the backend's idea of the set is wrong (changed behind its back between
+# open and flush): the batch still applies (short form fails, safe form)
+fwctl add 10.99.0.50 600 10.99.0.51 600 2>"$TMP/err"
+rm -f "$TMP/go"
+fwctl --wait-file "$TMP/go" del 10.99.0.50 >"$TMP/out" 2>"$TMP/err2" &
+bg=$!
+i=0; while ! grep -q opened "$TMP/out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+inns nft delete element inet spamd spamd-white '{ 10.99.0.50 }'
+touch "$TMP/go"
+if wait $bg && ! has_elem spamd-white 10.99.0.50; then ok "delete of an element removed behind the backend's back"
+else nok "delete of an element removed behind the backend's back" "$(cat "$TMP/err2")"; fi
+rm -f "$TMP/go" "$TMP/out"
+fwctl --wait-file "$TMP/go" add 10.99.0.51 7200 >"$TMP/out" 2>"$TMP/err2" &
+bg=$!
+i=0; while ! grep -q opened "$TMP/out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+inns nft delete element inet spamd spamd-white '{ 10.99.0.51 }'
+touch "$TMP/go"
+if wait $bg && elem_line spamd-white 10.99.0.51 | grep -q 'timeout 2h'; then ok "refresh of an element removed behind the backend's back"
+else nok "refresh of an element removed behind the backend's back" "$(cat "$TMP/err2")"; fi
+
 # a missing set is a clear error naming it and the command
 inns nft delete set inet spamd spamd-greytrap6
 if fwctl --trap list >"$TMP/out" 2>"$TMP/err"; then
