@@ -17,7 +17,11 @@ if [ ! -x "$FWCTL" ]; then echo "not ok - fw_ipset: $FWCTL not built (make tests
 
 NS=fwips$$
 TMP=$(mktemp -d /tmp/fw_ipset.XXXXXX)
-cleanup() { ip netns del "$NS" 2>/dev/null; rm -rf "$TMP"; }
+SRV=""
+cleanup() {
+	[ -n "$SRV" ] && kill "$SRV" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null; ip netns del "fwipsc$$" 2>/dev/null; rm -rf "$TMP"
+}
 trap cleanup EXIT INT TERM
 failed=0
 ok() { echo "ok - $1"; }
@@ -91,5 +95,56 @@ if fwctl addseq 10.99.64.0 10000 3600 2>"$TMP/err"; then
 	if [ "$n" = 10000 ]; then ok "10,000 elements in one flush"
 	else nok "10,000 elements in one flush" "set holds $n"; fi
 else nok "10,000 elements in one flush" "$(cat "$TMP/err")"; fi
+
+
+# The ruleset really diverts: a client in a second namespace reaches the
+# listener on 8025 until its address is white, then the one on port 25.
+CL=fwipsc$$
+netpair() {
+	ip netns add "$CL" || return 1
+	ip link add "vip$$a" type veth peer name "vip$$b" || return 1
+	ip link set "vip$$a" netns "$CL"; ip link set "vip$$b" netns "$NS"
+	ip -n "$CL" link set lo up; ip -n "$CL" link set "vip$$a" up; ip -n "$NS" link set "vip$$b" up
+	ip -n "$CL" addr add 10.99.0.1/24 dev "vip$$a"; ip -n "$NS" addr add 10.99.0.2/24 dev "vip$$b"
+	ip -n "$CL" addr add fd99::1/64 dev "vip$$a" nodad; ip -n "$NS" addr add fd99::2/64 dev "vip$$b" nodad
+}
+# which_port ADDR - the port that answered a connection to ADDR:25
+which_port() {
+	ip netns exec "$CL" python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+s = socket.create_connection((sys.argv[1], 25), timeout=3)
+print(s.recv(100).decode().strip())
+PY
+}
+if netpair; then
+	# One listener per port, answering with its port (dual stack).
+	ip netns exec "$NS" python3 -c '
+import socket, threading
+def serve(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port)); s.listen(16)
+    for _ in range(100):
+        c, _a = s.accept(); c.sendall(b"port=%d\r\n" % port); c.close()
+t = [threading.Thread(target=serve, args=(p,), daemon=True) for p in (25, 8025)]
+[x.start() for x in t]
+threading.Event().wait(120)
+' &
+	SRV=$!
+	i=0; while ! ip netns exec "$NS" ss -ltn | grep -q ':8025 ' && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	a=$(which_port 10.99.0.2); b=$(which_port fd99::2)
+	if [ "$a" = port=8025 ] && [ "$b" = port=8025 ]; then ok "spamd-iptables.sh redirects non-white IPv4 and IPv6 to 8025"
+	else nok "spamd-iptables.sh redirects non-white IPv4 and IPv6 to 8025" "got '$a' '$b'"; fi
+	fwctl add 10.99.0.1 60 fd99::1 60 2>"$TMP/err"
+	a=$(which_port 10.99.0.2); b=$(which_port fd99::2)
+	if [ "$a" = port=25 ] && [ "$b" = port=25 ]; then ok "white IPv4 and IPv6 reach port 25"
+	else nok "white IPv4 and IPv6 reach port 25" "got '$a' '$b' $(cat "$TMP/err")"; fi
+	fwctl del 10.99.0.1 2>"$TMP/err"
+	inns ipset add nospamd 10.99.0.0/24
+	a=$(which_port 10.99.0.2)
+	if [ "$a" = port=25 ]; then ok "nospamd networks reach port 25"
+	else nok "nospamd networks reach port 25" "got '$a'"; fi
+else nok "client namespace" "veth setup failed"; fi
 
 exit $failed
