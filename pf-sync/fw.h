@@ -5,6 +5,22 @@
  * name. Only the privileged writer side of spamd holds a struct fw. Adds
  * and deletes are queued and sent in one batch by fw_flush (one libnftables
  * command, one ipset restore, one pfctl run), never a process per address.
+ *
+ * (added) Notes on the implementation (pf-sync/fw*.c say why):
+ * - The queue holds one entry per (set, address), the last change wins;
+ *   an add remembers its remaining time and loses the time it waits for a
+ *   retry. fw_add of an already expired entry queues nothing (returns 0);
+ *   an address that is not an IPv4/IPv6 address or prefix ("10.0.0.0/8",
+ *   for the black sets) is refused with -1.
+ * - fw_flush may block: nftables is one netlink batch in this process,
+ *   ipset and pf one child process per batch (pf: one per table and
+ *   verb), bounded to 60 s. No backend logs; errors are returned with the
+ *   tool's own text and the caller logs them.
+ * - fw_reconcile lists the sets, walks the store, queues the repairs and
+ *   flushes them; an element whose kernel timeout runs out more than 5 min
+ *   before its WHITE record is refreshed (not counted). It does not log:
+ *   the caller logs the counts.
+ * - Not thread-safe: one struct fw is used by one thread.
  */
 #ifndef PFSYNC_FW_H
 #define PFSYNC_FW_H
@@ -47,7 +63,8 @@ int	fw_open(struct fw **out, const struct fw_conf *conf, char *err,
 	    size_t errsz);
 /* fw_close - flush nothing more and free; safe on NULL */
 void	fw_close(struct fw *fw);
-/* fw_add - queue ip into set until expire (epoch seconds; 0 = no timeout) */
+/* fw_add - queue ip into set until expire (epoch seconds; 0 = no timeout);
+ * the element's timeout is expire - now */
 int	fw_add(struct fw *fw, enum fw_set set, const char *ip, int64_t expire,
 	    int64_t now);
 /* fw_del - queue ip out of set */
