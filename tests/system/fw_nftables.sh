@@ -77,6 +77,18 @@ touch "$TMP/go"
 if wait $bg && elem_line spamd-white 10.99.0.51 | grep -q 'timeout 2h'; then ok "refresh of an element removed behind the backend's back"
 else nok "refresh of an element removed behind the backend's back" "$(cat "$TMP/err2")"; fi
 
+# nft failing at flush time: the error carries nft's own text
+rm -f "$TMP/go" "$TMP/out"
+fwctl --table gone --fw-create --wait-file "$TMP/go" add 10.99.0.52 60 >"$TMP/out" 2>"$TMP/err2" &
+bg=$!
+i=0; while ! grep -q opened "$TMP/out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+inns nft delete table inet gone
+touch "$TMP/go"
+if wait $bg; then nok "flush failure carries nft's text" "fwctl succeeded"
+elif grep -q "nftables update of 1 element in table inet gone failed: Error: " "$TMP/err2"; then
+	ok "flush failure carries nft's text"
+else nok "flush failure carries nft's text" "$(cat "$TMP/err2")"; fi
+
 # a missing set is a clear error naming it and the command
 inns nft delete set inet spamd spamd-greytrap6
 if fwctl --trap list >"$TMP/out" 2>"$TMP/err"; then
@@ -117,6 +129,13 @@ out=$(fwctl -D "$DB" reconcile 2>"$TMP/err")
 if [ "$out" = "added=1 removed=1" ] && has_elem spamd-white 10.99.1.1 && ! has_elem spamd-white 10.99.1.9; then
 	ok "reconcile: element deleted by hand comes back, stale one leaves"
 else nok "reconcile: element deleted by hand comes back, stale one leaves" "$out $(cat "$TMP/err")"; fi
+# an element whose kernel timeout is far shorter than its WHITE record
+inns nft delete element inet spamd spamd-white '{ 10.99.1.2 }'
+inns nft add element inet spamd spamd-white '{ 10.99.1.2 timeout 60s }'
+out=$(fwctl -D "$DB" reconcile 2>"$TMP/err")
+if [ "$out" = "added=0 removed=0" ] && elem_line spamd-white 10.99.1.2 | grep -q 'timeout 5[89]m\|timeout 1h'; then
+	ok "reconcile refreshes a timeout far shorter than the WHITE record"
+else nok "reconcile refreshes a timeout far shorter than the WHITE record" "$out $(elem_line spamd-white 10.99.1.2)"; fi
 "$FWCTL" -D "$DB" unwhite fd99::1:1
 out=$(fwctl -D "$DB" reconcile 2>"$TMP/err")
 if [ "$out" = "added=0 removed=1" ] && ! has_elem spamd-white6 fd99::1:1; then
