@@ -130,24 +130,43 @@ fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix)
 		return;
 	}
 	/*
-	 * Keep the "Error: ..." lines; nft follows each with the command (up
-	 * to the whole batch) and a caret line, which would swamp the log.
+	 * Keep each distinct "Error: ..." line with the start of the command
+	 * it is about (the next line); nft follows them with the whole
+	 * command (up to the whole batch) and a caret line, which would swamp
+	 * the log.
 	 */
-	while (*e != '\0' && off + 3 < errsz) {
-		const char *nl = strchr(e, '\n');
-		size_t len = nl ? (size_t)(nl - e) : strlen(e);
+	{
+		const char *first = NULL;
+		size_t firstlen = 0;
 
-		if (len >= 6 && strncmp(e, "Error:", 6) == 0) {
-			int w = snprintf(err + off, errsz - off, ": %.*s",
-			    (int)(len > 300 ? 300 : len), e);
+		while (*e != '\0' && off + 3 < errsz) {
+			const char *nl = strchr(e, '\n');
+			size_t len = nl ? (size_t)(nl - e) : strlen(e);
+			int w;
 
-			if (w < 0 || (size_t)w >= errsz - off)
+			if (len >= 6 && strncmp(e, "Error:", 6) == 0 &&
+			    (first == NULL || len != firstlen ||
+			    strncmp(e, first, len) != 0)) {
+				const char *c = nl ? nl + 1 : "";
+				size_t clen = strcspn(c, "\n");
+
+				if (first == NULL) {
+					first = e;
+					firstlen = len;
+				}
+				w = snprintf(err + off, errsz - off,
+				    ": %.*s (in: %.*s%s)",
+				    (int)(len > 200 ? 200 : len), e,
+				    (int)(clen > 80 ? 80 : clen), c,
+				    clen > 80 ? " ..." : "");
+				if (w < 0 || (size_t)w >= errsz - off)
+					break;
+				off += (size_t)w;
+			}
+			if (nl == NULL)
 				break;
-			off += (size_t)w;
+			e = nl + 1;
 		}
-		if (nl == NULL)
-			break;
-		e = nl + 1;
 	}
 }
 
