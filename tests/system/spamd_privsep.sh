@@ -1,0 +1,170 @@
+#!/bin/sh
+# spamd_privsep.sh - the privilege split of the running daemon: started as
+# root with --user nobody --chroot DIR -W 2, every engine process has
+# non-zero uids and gids, no capabilities (effective, permitted, bounding),
+# no_new_privs, its root at DIR, and no descriptor on the database; the
+# writer stays privileged; the daemon still answers a dialogue. Then the
+# same daemon started by an unprivileged user logs mode=unprivileged and
+# works. Root needed (skips otherwise). Ports from 12000-12499.
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+BUILD=${BUILD:-$TOP/build}
+SPAMD=$BUILD/spamd
+failed=0
+ok() { echo "ok - $1"; }
+nok() { echo "not ok - $1: $2"; failed=1; }
+skip() { echo "skip - $1: $2"; }
+
+if [ "$(id -u)" != 0 ]; then skip "spamd privsep" "needs root"; exit 0; fi
+if [ ! -x "$SPAMD" ]; then skip "spamd privsep" "$SPAMD not built"; exit 0; fi
+if ! id nobody >/dev/null 2>&1; then skip "spamd privsep" "no user nobody"; exit 0; fi
+
+TMP=$(mktemp -d /tmp/spamd_privsep.XXXXXX)
+PID=
+cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && sleep 0.5
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+# free_port - a port in 12000-12499 nobody listens on
+free_port() {
+	python3 -c 'import random,socket
+for _ in range(200):
+    p=random.randint(12000,12499); s=socket.socket()
+    try: s.bind(("127.0.0.1",p)); s.close(); print(p); break
+    except OSError: s.close()'
+}
+
+# dialogue PORT SRC - a greylisted dialogue; prints the DATA reply code
+dialogue() {
+	python3 -c 'import smtplib,sys
+s=smtplib.SMTP("127.0.0.1",int(sys.argv[1]),timeout=10,source_address=(sys.argv[2],0))
+try:
+    s.sendmail("a@example.org",["b@example.com"],"x"); print(250)
+except smtplib.SMTPDataError as e: print(e.smtp_code)' "$1" "$2" 2>&1
+}
+
+# wait_log FILE TEXT - poll up to 10 s for TEXT in FILE
+wait_log() {
+	i=0
+	while [ $i -lt 100 ]; do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
+mkdir "$TMP/root" "$TMP/db"
+PORT=$(free_port)
+"$SPAMD" -d -p "$PORT" --config-port 0 --db-dir "$TMP/db" --user nobody \
+    --chroot "$TMP/root" -W 2 -S 0 -s 0 >"$TMP/log" 2>&1 &
+PID=$!
+if ! wait_log "$TMP/log" "event=writer_start engines" ||
+   [ "$(grep -c 'event=engine-start' "$TMP/log")" != 2 ]; then
+	nok "spamd starts as root with -W 2" "$(tail -5 "$TMP/log")"
+	exit 1
+fi
+ok "spamd starts as root with -W 2"
+
+# the engines are the children that logged engine-start; pid in spamd[PID]
+engines=$(grep 'event=engine-start' "$TMP/log" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
+children=$(cat /proc/"$PID"/task/*/children 2>/dev/null)
+n=0
+for e in $engines; do
+	n=$((n + 1))
+	case " $children " in
+	*" $e "*) ok "engine $n (pid $e) is a child of the master" ;;
+	*) nok "engine $n (pid $e) is a child of the master" "children: $children" ;;
+	esac
+	st=/proc/$e/status
+	uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' "$st")
+	gids=$(awk '/^Gid:/ {print $2, $3, $4, $5}' "$st")
+	nobody=$(id -u nobody)
+	if [ "$uids" = "$nobody $nobody $nobody $nobody" ]; then
+		ok "engine $n: real, effective, saved and fs uid are nobody"
+	else nok "engine $n: real, effective, saved and fs uid are nobody" "Uid: $uids"; fi
+	case " $gids " in
+	*" 0 "*) nok "engine $n: no gid 0" "Gid: $gids" ;;
+	*) ok "engine $n: no gid 0" ;;
+	esac
+	groups=$(awk '/^Groups:/ {$1=""; print}' "$st")
+	case " $groups " in
+	*" 0 "*) nok "engine $n: no supplementary group 0" "Groups:$groups" ;;
+	*) ok "engine $n: no supplementary group 0" ;;
+	esac
+	for cap in CapEff CapPrm CapInh CapBnd CapAmb; do
+		v=$(awk -v k="$cap:" '$1 == k {print $2}' "$st")
+		if [ -n "$v" ] && [ "$(echo "$v" | tr -d 0)" = "" ]; then
+			ok "engine $n: $cap is empty"
+		else nok "engine $n: $cap is empty" "$cap: $v"; fi
+	done
+	nnp=$(awk '/^NoNewPrivs:/ {print $2}' "$st")
+	if [ "$nnp" = 1 ]; then ok "engine $n: no_new_privs set"
+	else nok "engine $n: no_new_privs set" "NoNewPrivs: $nnp"; fi
+	root=$(readlink /proc/"$e"/root)
+	if [ "$root" = "$TMP/root" ]; then ok "engine $n: root is the chroot"
+	else nok "engine $n: root is the chroot" "root: $root"; fi
+	dbfds=$(ls -l /proc/"$e"/fd 2>/dev/null | grep -c "$TMP/db")
+	if [ "$dbfds" = 0 ]; then ok "engine $n: no descriptor on the database"
+	else nok "engine $n: no descriptor on the database" "$dbfds open"; fi
+done
+[ "$n" = 2 ] || nok "two engine processes" "found $n"
+
+# the writer (the other child) keeps root for the database and firewall
+writer=$(grep 'event=writer_start' "$TMP/log" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
+wuid=$(awk '/^Uid:/ {print $3}' /proc/"$writer"/status 2>/dev/null)
+if [ "$wuid" = 0 ]; then ok "writer keeps uid 0"
+else nok "writer keeps uid 0" "euid $wuid"; fi
+
+code=$(dialogue "$PORT" 127.0.0.21)
+if [ "$code" = 451 ]; then ok "dropped daemon answers a dialogue with 451"
+else nok "dropped daemon answers a dialogue with 451" "$code"; fi
+i=0; other=""
+# with two engines sharing the port, both get connections in time
+while [ $i -lt 40 ]; do
+	dialogue "$PORT" 127.0.0.$((30 + i)) >/dev/null
+	i=$((i + 1))
+done
+served=$(grep 'event=connect' "$TMP/log" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/' | sort -u | wc -l)
+if [ "$served" = 2 ]; then ok "both engines accept connections (SO_REUSEPORT)"
+else nok "both engines accept connections (SO_REUSEPORT)" "$served engine(s) served"; fi
+
+kill "$PID"; i=0
+while kill -0 "$PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if wait "$PID"; then ok "SIGTERM: clean exit"; else nok "SIGTERM: clean exit" "status $?"; fi
+PID=
+
+# a killed engine stops the whole daemon with a non-zero status
+PORT=$(free_port)
+"$SPAMD" -d -p "$PORT" --config-port 0 --db-dir "$TMP/db" --user nobody \
+    --chroot "$TMP/root" -S 0 -s 0 >"$TMP/log2" 2>&1 &
+PID=$!
+if wait_log "$TMP/log2" "event=engine-start"; then
+	e=$(grep 'event=engine-start' "$TMP/log2" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
+	kill -9 "$e"
+	i=0
+	while kill -0 "$PID" 2>/dev/null && [ $i -lt 150 ]; do sleep 0.1; i=$((i + 1)); done
+	wait "$PID"; rc=$?
+	if [ "$rc" != 0 ] && grep -q "event=child-died child=engine0" "$TMP/log2"; then
+		ok "a dead engine stops the daemon, logged, non-zero status"
+	else nok "a dead engine stops the daemon, logged, non-zero status" "rc $rc: $(tail -3 "$TMP/log2")"; fi
+else nok "second daemon starts" "$(tail -3 "$TMP/log2")"; fi
+PID=
+
+# started unprivileged: logs mode=unprivileged and works
+# nobody must get through the (0700) temporary directory to its database
+chmod 0711 "$TMP"; mkdir "$TMP/db3"; chown nobody "$TMP/db3"
+PORT=$(free_port)
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$SPAMD" -d -p "$PORT" \
+    --config-port 0 --db-dir "$TMP/db3" -S 0 -s 0 >"$TMP/log3" 2>&1 &
+PID=$!
+if wait_log "$TMP/log3" "event=privsep mode=unprivileged" &&
+   wait_log "$TMP/log3" "event=writer_start engines"; then
+	ok "unprivileged start logs mode=unprivileged"
+	code=$(dialogue "$PORT" 127.0.0.22)
+	if [ "$code" = 451 ]; then ok "unprivileged daemon answers with 451"
+	else nok "unprivileged daemon answers with 451" "$code"; fi
+else nok "unprivileged start logs mode=unprivileged" "$(tail -3 "$TMP/log3")"; fi
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
+exit $failed
