@@ -154,7 +154,7 @@ setup_list_line(const char *line, size_t len, struct setup_addrs *out,
 		/* CIDR: addr/bits */
 		if (setup_addr(t1, (size_t)(slash - t1), &a) == -1)
 			return setup_bad(what, whatsz, "bad address",
-			    t1, n1);
+			    t1, (size_t)(e - t1));
 		maxbits = a.af == AF_INET ? 32 : 128;
 		if (slash + 1 == t1 + n1 || slash[1] < '0' || slash[1] > '9')
 			return setup_bad(what, whatsz, "bad prefix length", t1, n1);
@@ -173,7 +173,7 @@ setup_list_line(const char *line, size_t len, struct setup_addrs *out,
 	} else {
 		if (setup_addr(t1, n1, &a) == -1)
 			return setup_bad(what, whatsz, "bad address",
-			    t1, n1);
+			    t1, (size_t)(e - t1));
 		setup_unmap(&a, NULL);
 	}
 	if (t2 != NULL) {
