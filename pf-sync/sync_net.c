@@ -204,6 +204,14 @@ is_own(struct psync *ps, const struct sockaddr *from, int64_t now)
 			port_ours = 1;
 	if (!port_ours)
 		return 0;
+	/* Multicast looped back on an interface without an address (lo
+	 * in a fresh namespace) arrives from 0.0.0.0: only we send that. */
+	if (from->sa_family == AF_INET && ((const struct sockaddr_in *)
+	    (const void *)from)->sin_addr.s_addr == htonl(INADDR_ANY))
+		return 1;
+	if (from->sa_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)(const void *)from)->sin6_addr))
+		return 1;
 	refresh_own(ps, now);
 	for (i = 0; i < ps->nown; i++)
 		if (same_addr((struct sockaddr *)&ps->own[i], from))

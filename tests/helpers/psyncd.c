@@ -10,7 +10,8 @@
  *          delwhite,IP | deltrapped,IP      (SECS: expire - now)
  *
  * Output lines (stdout, flushed): "listening port=N", "sent packets=N",
- * "entry KIND ip=... [helo= from= to=] ts=N expire=N [result=...]",
+ * "entry KIND ip=... [helo= from= to=] ts=N [expire=N] peer=A:P
+ *  [result=...]",
  * "counters sent=N received=N accepted=N applied=N dropped_REASON=N ...".
  * With -R the entries are encoded once, with counter -c, into one packet
  * that is sent -R times to each unicast target from one socket.
@@ -123,10 +124,21 @@ on_entry(const struct psync_entry *e, const struct sockaddr *from,
 	struct gdb_err err;
 	enum psync_applied r = PSYNC_A_APPLIED;
 	enum gdb_result g = 0;
-	char ip[INET6_ADDRSTRLEN], res[64] = "";
+	char ip[INET6_ADDRSTRLEN], res[64] = "", sbuf[INET6_ADDRSTRLEN];
+	char src[INET6_ADDRSTRLEN + 16];
 	int rc = 1;
 
 	psync_entry_ip(e, ip, sizeof(ip));
+	if (from->sa_family == AF_INET)
+		snprintf(src, sizeof(src), "%s:%u", inet_ntop(AF_INET,
+		    &((const struct sockaddr_in *)(const void *)from)->sin_addr,
+		    sbuf, sizeof(sbuf)), ntohs(((const struct sockaddr_in *)
+		    (const void *)from)->sin_port));
+	else
+		snprintf(src, sizeof(src), "[%s]:%u", inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)(const void *)from)->
+		    sin6_addr, sbuf, sizeof(sbuf)), ntohs(((const struct
+		    sockaddr_in6 *)(const void *)from)->sin6_port));
 	if (pd->db != NULL) {
 		if (psync_apply(pd->db, e, time(NULL), &t, &r, &g, &err) == -1) {
 			snprintf(res, sizeof(res), " result=error");
@@ -139,12 +151,13 @@ on_entry(const struct psync_entry *e, const struct sockaddr *from,
 		}
 	}
 	if (e->kind == PSYNC_GREY)
-		printf("entry %s ip=%s helo=%s from=%s to=%s ts=%u%s\n",
+		printf("entry %s ip=%s helo=%s from=%s to=%s ts=%u peer=%s%s\n",
 		    psync_kind_name(e->kind), ip, e->helo, e->from, e->to,
-		    e->timestamp, res);
+		    e->timestamp, src, res);
 	else
-		printf("entry %s ip=%s ts=%u expire=%u%s\n",
-		    psync_kind_name(e->kind), ip, e->timestamp, e->expire, res);
+		printf("entry %s ip=%s ts=%u expire=%u peer=%s%s\n",
+		    psync_kind_name(e->kind), ip, e->timestamp, e->expire, src,
+		    res);
 	fflush(stdout);
 	return rc;
 }

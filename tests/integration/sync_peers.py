@@ -3,7 +3,8 @@
 over loopback UDP: delivery A -> B of IPv4 and IPv6 entries, several TLVs
 in one packet, a wrong key dropped, a replayed packet dropped, our own
 packets ignored, deletions off by default, entries applied to a greydb
-with the peer's expiry, and IPv6 transport over ::1. Ports 16000-16999.
+with the peer's expiry, IPv6 transport over ::1, and (as root) multicast
+on lo inside a network namespace of its own. Ports 16000-16999.
 
 Prints one line per check: ok / not ok / skip, exits 1 if any failed.
 """
@@ -110,6 +111,55 @@ def send(*args):
     r = subprocess.run([PSYNCD] + list(args), capture_output=True,
                        text=True, timeout=30)
     return r.returncode, r.stdout, r.stderr
+
+
+def multicast(port):
+    ns = "psync_%d" % os.getpid()
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        print("skip - multicast in a namespace: needs root and ip(8)")
+        return
+    try:
+        for cmd in (["ip", "netns", "add", ns],
+                    ["ip", "-n", ns, "link", "set", "lo", "up"],
+                    ["ip", "-n", ns, "link", "set", "lo", "multicast", "on"],
+                    ["ip", "-n", ns, "route", "add", "224.0.0.0/4",
+                     "dev", "lo"]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                print("skip - multicast in a namespace: %s: %s"
+                      % (" ".join(cmd), r.stderr.strip()))
+                return
+        ip = ["ip", "netns", "exec", ns]
+        out = os.path.join(tmp, "mc.out")
+        with open(out, "w") as o, open(out + ".err", "w") as e:
+            b = subprocess.Popen(ip + [PSYNCD, "-K", KEY, "-l", "lo", "-p",
+                                       str(port), "-w", "20"],
+                                 stdout=o, stderr=e)
+        procs.append(b)
+        for _ in range(100):
+            if "listening" in open(out).read():
+                break
+            time.sleep(0.05)
+        r = subprocess.run(ip + [PSYNCD, "-K", KEY, "-l", "lo", "-p",
+                                 str(port), "-t", "lo", "-w", "1",
+                                 "white,192.0.2.77,3600"],
+                           capture_output=True, text=True, timeout=30)
+        got = False
+        for _ in range(100):
+            if "entry WHITE ip=192.0.2.77" in open(out).read():
+                got = True
+                break
+            time.sleep(0.05)
+        check("multicast: entry delivered to the other peer", got,
+              open(out).read().strip()[-300:])
+        last = [l for l in r.stdout.splitlines() if l.startswith("counters")]
+        check("multicast: our own looped-back packet ignored",
+              last and "dropped_own=1" in last[-1] and
+              "entries=0" in last[-1], r.stdout.strip()[-300:])
+        b.send_signal(signal.SIGTERM)
+        b.wait(timeout=5)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def main():
@@ -234,7 +284,11 @@ def main():
               "%s" % d.entries())
     d.stop()
 
-    # 7. A missing key file is a clear error.
+    # 7. Multicast: two peers joined to 224.0.1.240 on lo inside a
+    #    network namespace of our own (needs root; skipped otherwise).
+    multicast(pb)
+
+    # 8. A missing key file is a clear error.
     rc, out, err = send("-k", os.path.join(tmp, "nokey"), "-t",
                         "127.0.0.1:%d" % pb, "white,192.0.2.1,60")
     check("missing key file: clear error",

@@ -213,9 +213,12 @@ struct known_row {
 };
 
 static const struct known_row known_rows[] = {
-	/* 18 + 12 + 12 + 9 = 51 -> padded 64 */
+	/* 18 + 14 + 14 + 11 = 57 -> padded 64 */
 	{ "grey padded", PSYNC_GREY, "198.51.100.7", "mx.example",
 	  "a@example.net", "b@example.org", 0, 32 + 64 + 4 },
+	/* 18 + 1 + 1 + 20 = 40 -> padded 48 (not 40: the unit is 16) */
+	{ "grey 40 padded to 48", PSYNC_GREY, "192.0.2.40",
+	  "abcdefghijklmnopqrs", "", "", 0, 32 + 48 + 4 },
 	/* 18 + 1 + 1 + 12 = 32: already a multiple of 16, no padding */
 	{ "grey exact 32", PSYNC_GREY, "10.1.2.3", "abcdefghijk", "", "",
 	  0, 32 + 32 + 4 },
