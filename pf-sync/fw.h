@@ -164,6 +164,15 @@ extern const struct fw_backend fw_backend_file;
  */
 int	fw_exec(char *const argv[], const char *in, size_t inlen, char **out,
 	    size_t *outlen, char *err, size_t errsz);
+/* fw_nft_parse - the elements of nft's "list set" text output ("elements =
+ * { 1.2.3.4 timeout 1h expires 59m58s, ... }"); expires is whole seconds
+ * left (at least 1), 0 without timeout; -1 with err naming the byte offset */
+int	fw_nft_parse(const char *out, fw_list_fn fn, void *arg, char *err,
+	    size_t errsz);
+/* fw_ipset_parse - the "add NAME IP [timeout N]" lines of `ipset save
+ * NAME`; -1 with err naming the line */
+int	fw_ipset_parse(const char *out, const char *name, fw_list_fn fn,
+	    void *arg, char *err, size_t errsz);
 /* fw_ip_parse - canonical "addr" or "addr/len" into out; v6 set to the
  * family; -1 when in is not an address or prefix */
 int	fw_ip_parse(const char *in, char out[FW_IP_MAX], int *v6);

@@ -14,7 +14,7 @@
  * default 65536 is too small for a busy whitelist). Listing parses
  * `ipset save SET`.
  */
-#include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,7 +157,62 @@ fw_ipset_flush(void *state, const struct fw_change *ch, size_t n, char *err,
 	return rv;
 }
 
-/* fw_ipset_list - parse "add SET IP [timeout N]" lines of `ipset save` */
+/* fw_ipset_parse - the "add SET IP [timeout N]" lines of `ipset save` */
+int
+fw_ipset_parse(const char *out, const char *name, fw_list_fn fn, void *arg,
+    char *err, size_t errsz)
+{
+	const char *line, *next, *p, *t, *end;
+	char ip[FW_IP_MAX];
+	size_t nlen = strlen(name);
+	long lineno = 0;
+
+	for (line = out; line != NULL && *line != '\0'; line = next) {
+		int64_t expires = 0;
+		size_t k = 0;
+
+		lineno++;
+		if ((end = strchr(line, '\n')) != NULL)
+			next = end + 1;
+		else {
+			end = line + strlen(line);
+			next = NULL;
+		}
+		if (end - line < (ptrdiff_t)(5 + nlen) ||
+		    strncmp(line, "add ", 4) != 0 ||
+		    strncmp(line + 4, name, nlen) != 0 || line[4 + nlen] != ' ')
+			continue;
+		p = line + 5 + nlen;
+		while (p < end && *p != ' ') {
+			if (k + 1 >= sizeof(ip)) {
+				snprintf(err, errsz, "ipset save %s: line %ld: "
+				    "element too long", name, lineno);
+				return -1;
+			}
+			ip[k++] = *p++;
+		}
+		ip[k] = '\0';
+		t = p;
+		while (t + 9 <= end && strncmp(t, " timeout ", 9) != 0)
+			t++;
+		if (t + 9 <= end) {
+			char *e;
+
+			/* ipset prints "timeout 0" for an element without one */
+			expires = strtoll(t + 9, &e, 10);
+			if (e == t + 9 || expires < 0) {
+				snprintf(err, errsz, "ipset save %s: line %ld: "
+				    "bad timeout", name, lineno);
+				return -1;
+			}
+		}
+		if (k > 0 && fn(ip, expires, arg) != 0)
+			break;
+	}
+	return 0;
+}
+
+/* fw_ipset_list - list one set through `ipset save` */
 static int
 fw_ipset_list(void *state, enum fw_set set, int v6, fw_list_fn fn, void *arg,
     char *err, size_t errsz)
@@ -165,45 +220,15 @@ fw_ipset_list(void *state, enum fw_set set, int v6, fw_list_fn fn, void *arg,
 	struct fw_ipset *fi = state;
 	const char *name = fi->nm->set[set][v6];
 	char *const argv[] = { "ipset", "save", (char *)name, NULL };
-	char *out = NULL, *line, *next, ip[FW_IP_MAX];
-	size_t outlen, nlen = strlen(name);
-	long lineno = 0;
+	char *out = NULL;
+	size_t outlen;
+	int rv;
 
 	if (fw_exec(argv, NULL, 0, &out, &outlen, err, errsz) == -1)
 		return -1;
-	for (line = out; line != NULL && *line != '\0'; line = next) {
-		int64_t expires = 0;
-		const char *p, *t;
-		size_t k = 0;
-
-		lineno++;
-		if ((next = strchr(line, '\n')) != NULL)
-			*next++ = '\0';
-		if (strncmp(line, "add ", 4) != 0 ||
-		    strncmp(line + 4, name, nlen) != 0 || line[4 + nlen] != ' ')
-			continue;
-		p = line + 5 + nlen;
-		while (*p != '\0' && *p != ' ') {
-			if (k + 1 >= sizeof(ip)) {
-				snprintf(err, errsz, "ipset save %s: line %ld: "
-				    "element too long", name, lineno);
-				free(out);
-				return -1;
-			}
-			ip[k++] = *p++;
-		}
-		ip[k] = '\0';
-		if ((t = strstr(p, " timeout ")) != NULL) {
-			/* ipset prints "timeout 0" for an element without one */
-			expires = strtoll(t + 9, NULL, 10);
-			if (expires < 0)
-				expires = 0;
-		}
-		if (k > 0 && fn(ip, expires, arg) != 0)
-			break;
-	}
+	rv = fw_ipset_parse(out, name, fn, arg, err, errsz);
 	free(out);
-	return 0;
+	return rv;
 }
 
 const struct fw_backend fw_backend_ipset = {

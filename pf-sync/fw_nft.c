@@ -508,24 +508,14 @@ fw_nft_duration(const char *p, const char **end)
 	return any ? total : -1;
 }
 
-/* fw_nft_list - parse the elements of "list set" text output */
-static int
-fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
-    char *err, size_t errsz)
+/* fw_nft_parse - the elements of nft's "list set" text output */
+int
+fw_nft_parse(const char *out, fw_list_fn cb, void *arg, char *err,
+    size_t errsz)
 {
-	struct fw_nft *fn = state;
-	const struct fw_names *nm = fn->nm;
-	const char *out, *p;
-	char cmd[512], prefix[512], ip[FW_IP_MAX];
+	const char *p;
+	char ip[FW_IP_MAX];
 
-	snprintf(cmd, sizeof(cmd), "list set %s %s %s", nm->family, nm->table,
-	    nm->set[set][v6]);
-	snprintf(prefix, sizeof(prefix), "nftables: cannot list set %s %s %s",
-	    nm->family, nm->table, nm->set[set][v6]);
-	if (fw_nft_run(fn, cmd, 0, &out, err, errsz, prefix) == -1)
-		return -1;
-	/* The listing is the truth: the shadow of this set becomes it. */
-	fw_nshadow_clear(fn, set, v6);
 	if (out == NULL || (p = strstr(out, "elements = {")) == NULL)
 		return 0;		/* an empty set prints no elements */
 	p += strlen("elements = {");
@@ -535,14 +525,19 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 
 		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',')
 			p++;
-		if (*p == '}' || *p == '\0')
+		if (*p == '}')
 			break;
+		if (*p == '\0') {
+			snprintf(err, errsz, "no closing brace of the element "
+			    "list at byte %zu of nft's output",
+			    (size_t)(p - out));
+			return -1;
+		}
 		while (*p != '\0' && !isspace((unsigned char)*p) &&
 		    *p != ',' && *p != '}') {
 			if (k + 1 >= sizeof(ip)) {
-				snprintf(err, errsz, "%s: element too long at "
-				    "byte %zu of nft's output", prefix,
-				    (size_t)(p - out));
+				snprintf(err, errsz, "element too long at byte "
+				    "%zu of nft's output", (size_t)(p - out));
 				return -1;
 			}
 			ip[k++] = *p++;
@@ -555,8 +550,8 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 				int64_t d = fw_nft_duration(p + 8, &e);
 
 				if (d < 0) {
-					snprintf(err, errsz, "%s: bad expiry at "
-					    "byte %zu of nft's output", prefix,
+					snprintf(err, errsz, "bad expiry at byte "
+					    "%zu of nft's output",
 					    (size_t)(p - out));
 					return -1;
 				}
@@ -569,12 +564,59 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 		}
 		if (k == 0)
 			continue;
-		if (fw_nshadow_put(fn, set, v6, ip) == -1) {
-			snprintf(err, errsz, "%s: out of memory", prefix);
-			return -1;
-		}
 		if (cb(ip, expires, arg) != 0)
 			break;
+	}
+	return 0;
+}
+
+/* What fw_nft_list's parse callback passes on. */
+struct fw_nft_listctx {
+	struct fw_nft	*fn;
+	int		 set, v6, oom;
+	fw_list_fn	 cb;
+	void		*arg;
+};
+
+/* fw_nft_list_cb - note a listed element in the shadow, pass it on */
+static int
+fw_nft_list_cb(const char *ip, int64_t expires, void *arg)
+{
+	struct fw_nft_listctx *lc = arg;
+
+	if (fw_nshadow_put(lc->fn, lc->set, lc->v6, ip) == -1) {
+		lc->oom = 1;
+		return 1;
+	}
+	return lc->cb(ip, expires, lc->arg);
+}
+
+/* fw_nft_list - list one set, refreshing the shadow of it */
+static int
+fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
+    char *err, size_t errsz)
+{
+	struct fw_nft *fn = state;
+	const struct fw_names *nm = fn->nm;
+	struct fw_nft_listctx lc = { fn, set, v6, 0, cb, arg };
+	const char *out;
+	char cmd[512], prefix[512], perr[256];
+
+	snprintf(cmd, sizeof(cmd), "list set %s %s %s", nm->family, nm->table,
+	    nm->set[set][v6]);
+	snprintf(prefix, sizeof(prefix), "nftables: cannot list set %s %s %s",
+	    nm->family, nm->table, nm->set[set][v6]);
+	if (fw_nft_run(fn, cmd, 0, &out, err, errsz, prefix) == -1)
+		return -1;
+	/* The listing is the truth: the shadow of this set becomes it. */
+	fw_nshadow_clear(fn, set, v6);
+	if (fw_nft_parse(out, fw_nft_list_cb, &lc, perr, sizeof(perr)) == -1) {
+		snprintf(err, errsz, "%s: %s", prefix, perr);
+		return -1;
+	}
+	if (lc.oom) {
+		snprintf(err, errsz, "%s: out of memory", prefix);
+		return -1;
 	}
 	return 0;
 }

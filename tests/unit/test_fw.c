@@ -371,6 +371,96 @@ t_file_reconcile(void **state)
 	free(dir);
 }
 
+/* collect_cb - append "ip:expires," to a string buffer */
+static int
+collect_cb(const char *ip, int64_t expires, void *arg)
+{
+	char *buf = arg;
+	size_t off = strlen(buf);
+
+	snprintf(buf + off, 1024 - off, "%s:%lld,", ip, (long long)expires);
+	return 0;
+}
+
+/* Table of nft "list set" outputs and what the parser makes of them. */
+static const struct {
+	const char	*out;
+	const char	*want;		/* NULL: rejected */
+	const char	*errpart;	/* part of the error */
+} nft_cases[] = {
+	{ "table inet spamd {\n\tset spamd-white {\n\t\ttype ipv4_addr\n"
+	  "\t\tflags timeout\n\t}\n}\n", "", NULL },
+	{ "\t\telements = { 10.99.0.1 timeout 1h expires 59m58s480ms, "
+	  "10.99.0.2 timeout 1d expires 23h59m59s,\n\t\t\t     "
+	  "10.99.0.3 }\n",
+	  "10.99.0.1:3598,10.99.0.2:86399,10.99.0.3:0,", NULL },
+	{ "elements = { fd99::5 timeout 3s expires 480ms }",
+	  "fd99::5:1,", NULL },
+	{ "elements = { 10.0.0.0/8, 192.0.2.1-192.0.2.9 }",
+	  "10.0.0.0/8:0,192.0.2.1-192.0.2.9:0,", NULL },
+	{ "elements = { 10.99.0.1 timeout 1h expires 5x }", NULL,
+	  "bad expiry at byte" },
+	{ "elements = { 10.99.0.1 timeout 1h expires }", NULL,
+	  "bad expiry at byte 34" },
+	{ "elements = { 10.99.0.1, 10.99.0.2", NULL, "no closing brace" },
+	{ "elements = { 0123456789012345678901234567890123456789"
+	  "0123456789012345678901234567890123456789 }", NULL,
+	  "element too long at byte" },
+};
+
+/* t_nft_parse - nft's text listing: elements, expiries, bad output */
+static void
+t_nft_parse(void **state)
+{
+	char buf[1024], err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(nft_cases) / sizeof(nft_cases[0]); i++) {
+		int rv;
+
+		buf[0] = '\0';
+		err[0] = '\0';
+		rv = fw_nft_parse(nft_cases[i].out, collect_cb, buf, err,
+		    sizeof(err));
+		if (nft_cases[i].want == NULL) {
+			if (rv != -1)
+				fail_msg("case %zu accepted: %s", i, buf);
+			if (strstr(err, nft_cases[i].errpart) == NULL)
+				fail_msg("case %zu: error \"%s\"", i, err);
+			continue;
+		}
+		if (rv != 0)
+			fail_msg("case %zu rejected: %s", i, err);
+		assert_string_equal(buf, nft_cases[i].want);
+	}
+}
+
+/* t_ipset_parse - `ipset save` lines of the named set only */
+static void
+t_ipset_parse(void **state)
+{
+	char buf[1024], err[256];
+	const char *out =
+	    "create spamd-white hash:ip family inet hashsize 1024 maxelem "
+	    "1048576 timeout 0 bucketsize 12 initval 0x1\n"
+	    "add spamd-white 10.99.0.5 timeout 3599\n"
+	    "add spamd-white6 fd99::5 timeout 10\n"
+	    "add spamd-white 10.99.0.6 timeout 0\n"
+	    "add spamd-white 10.99.0.7\n"
+	    "add spamd-white";
+
+	(void)state;
+	buf[0] = '\0';
+	assert_int_equal(fw_ipset_parse(out, "spamd-white", collect_cb, buf,
+	    err, sizeof(err)), 0);
+	assert_string_equal(buf, "10.99.0.5:3599,10.99.0.6:0,10.99.0.7:0,");
+	buf[0] = '\0';
+	assert_int_equal(fw_ipset_parse("add w 1.2.3.4 timeout x\n", "w",
+	    collect_cb, buf, err, sizeof(err)), -1);
+	assert_string_equal(err, "ipset save w: line 1: bad timeout");
+}
+
 /* standin - path of the stand-in pfctl */
 static void
 standin(char *buf, size_t sz)
@@ -514,6 +604,8 @@ main(void)
 		cmocka_unit_test(t_file_reconcile),
 		cmocka_unit_test(t_pf_standin),
 		cmocka_unit_test(t_exec),
+		cmocka_unit_test(t_nft_parse),
+		cmocka_unit_test(t_ipset_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
