@@ -611,6 +611,51 @@ test_malformed(void **state)
 		    &c, &err), -1);
 }
 
+/* test_mutations - 200,000 seeded random mutations of valid packets,
+ * resealed so the TLV parser sees them: never a crash (ASan watches),
+ * every kept entry lies inside the packet with its strings terminated */
+static void
+test_mutations(void **state)
+{
+	struct psync_entry got[16];
+	struct psync_err err;
+	struct raw r, base;
+	uint32_t c, seed = 12345;
+	size_t i, k, nmut;
+	int n, j;
+
+	(void)state;
+	build_bad(&base, M_SEVERAL);
+	for (i = 0; i < 200000; i++) {
+		r = base;
+		seed = seed * 1103515245u + 12345u;
+		nmut = 1 + (seed >> 16) % 4;
+		for (k = 0; k < nmut; k++) {
+			seed = seed * 1103515245u + 12345u;
+			/* Mutate the TLV area only; the header is covered by
+			 * the malformed table. */
+			r.b[32 + (seed >> 8) % (r.len - 32)] = (uint8_t)(seed >> 24);
+		}
+		if (i % 7 == 0) {
+			seed = seed * 1103515245u + 12345u;
+			r.len = 32 + (seed >> 8) % (r.len - 31);
+		}
+		raw_seal(&r, KEY);
+		n = psync_decode(r.b, r.len, KEY, KEYLEN, (int)(i & 1), got, 16,
+		    &c, &err);
+		assert_true(n >= 0 && n <= 16);
+		for (j = 0; j < n; j++) {
+			if (got[j].kind != PSYNC_GREY)
+				continue;
+			assert_true((const uint8_t *)got[j].from >= r.b + 32);
+			assert_true((const uint8_t *)got[j].helo +
+			    strlen(got[j].helo) < r.b + r.len);
+			assert_true((const uint8_t *)got[j].to +
+			    strlen(got[j].to) < r.b + r.len);
+		}
+	}
+}
+
 /* test_key - hex SHA-1 of the file; a missing file is a clear error */
 static void
 test_key(void **state)
@@ -876,6 +921,7 @@ main(void)
 		cmocka_unit_test(test_no_key),
 		cmocka_unit_test(test_pack),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test_setup_teardown(test_apply, setup_db,
