@@ -289,7 +289,8 @@ setup_gunzip(const void *in, size_t len, size_t cap, struct setup_buf *out,
     char *err, size_t errsz)
 {
 	z_stream z;
-	char chunk[65536];
+	size_t room, ncap;
+	char *p;
 	int r = Z_OK;
 
 	memset(&z, 0, sizeof(z));
@@ -301,22 +302,40 @@ setup_gunzip(const void *in, size_t len, size_t cap, struct setup_buf *out,
 	/* why: zlib counts in uInt; our caps keep len far below 4 GiB */
 	z.avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
 	for (;;) {
-		z.next_out = (Bytef *)chunk;
-		z.avail_out = sizeof(chunk);
+		/* inflate straight into the buffer, growing it (4x the input
+		 * to start: lists compress about that well), one byte more
+		 * than the cap so "too big" is seen */
+		if (out->cap - out->len <= 1) {
+			ncap = out->cap == 0 ? len * 4 + 65536 : out->cap * 2;
+			if (ncap > cap + 2)
+				ncap = cap + 2;
+			if (ncap <= out->len + 1 ||
+			    (p = realloc(out->p, ncap)) == NULL) {
+				snprintf(err, errsz, ncap <= out->len + 1 ?
+				    "gzip: inflated data larger than the cap" :
+				    "gzip: out of memory");
+				goto fail;
+			}
+			out->p = p;
+			out->cap = ncap;
+		}
+		room = out->cap - out->len - 1;
+		z.next_out = (Bytef *)out->p + out->len;
+		if (room > UINT32_MAX)
+			room = UINT32_MAX;
+		z.avail_out = (uInt)room;
 		r = inflate(&z, Z_NO_FLUSH);
+		out->len += room - z.avail_out;
+		out->p[out->len] = '\0';
 		if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
 			snprintf(err, errsz, "gzip: corrupt data at input byte "
 			    "%lu: %s", (unsigned long)z.total_in,
 			    z.msg != NULL ? z.msg : "inflate error");
 			goto fail;
 		}
-		if (out->len + (sizeof(chunk) - z.avail_out) > cap) {
+		if (out->len > cap) {
 			snprintf(err, errsz, "gzip: inflated data larger than "
 			    "the cap of %zu bytes", cap);
-			goto fail;
-		}
-		if (setup_buf_add(out, chunk, sizeof(chunk) - z.avail_out) == -1) {
-			snprintf(err, errsz, "gzip: out of memory");
 			goto fail;
 		}
 		if (r == Z_STREAM_END) {
@@ -332,8 +351,8 @@ setup_gunzip(const void *in, size_t len, size_t cap, struct setup_buf *out,
 			}
 			break;
 		}
-		if (r == Z_BUF_ERROR || (z.avail_in == 0 && z.avail_out != 0)) {
-			/* no progress possible: the input ended early */
+		if (z.avail_in == 0 && z.avail_out != 0) {
+			/* output room left and no input: it ended early */
 			snprintf(err, errsz, "gzip: truncated data (%zu bytes "
 			    "read, stream not finished)", len);
 			goto fail;

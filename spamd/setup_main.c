@@ -146,6 +146,14 @@ setup_state_write(const char *path, char **tags, size_t n)
 	size_t i;
 	int fd;
 
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	/* why: the default lives in spamd's database directory, which may
+	 * not exist yet on a fresh system; make the last level only */
+	if (strrchr(tmp, '/') != NULL && strrchr(tmp, '/') != tmp) {
+		*strrchr(tmp, '/') = '\0';
+		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+			log_warn("state directory %s", tmp);
+	}
 	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 	if ((fd = mkstemp(tmp)) == -1) {
 		log_warn("state file %s: cannot write", path);

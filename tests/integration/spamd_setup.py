@@ -87,6 +87,17 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, fmt, *args):
         Quiet.hits.append(self.path)
 
+    def do_GET(self):
+        # /to-file redirects to another scheme, /moved to the list itself
+        if self.path in ("/to-file", "/moved"):
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/hostname"
+                             if self.path == "/to-file" else "/traps.gz")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
 
 def run_setup(args, timeout=120):
     """Run spamd-setup; returns (rc, stdout, stderr)."""
@@ -365,6 +376,22 @@ def main():
                % hport) in err, "stderr %s" % err[-300:])
         check("dry run writes no state", not os.path.exists(state),
               "state file written")
+
+        # 1b. redirects: followed within http, refused to another scheme
+        for path, good in (("moved", True), ("to-file", False)):
+            c2 = os.path.join(tmp, "redir.conf")
+            write(c2, "all:r:\nr:black:msg=\"m\":method=http:"
+                  "file=127.0.0.1\\:%d/%s:\n" % (hport, path))
+            rc, out, err = run_setup(["-n", "-f", c2, "-s", state])
+            if good:
+                check("http redirect within http followed",
+                      rc == 0 and
+                      out.startswith('r;"m";inet;4;127.0.0.10/31;'),
+                      "rc %d, stdout %r, stderr %s" % (rc, out, err[-300:]))
+            else:
+                check("http redirect to file:// refused",
+                      rc == 1 and out == "" and "fetch-failed" in err,
+                      "rc %d, stdout %r, stderr %s" % (rc, out, err[-300:]))
 
         # 2. an unreachable list: reported, not sent, exit status 1
         dead = free_ports(1)[0]
