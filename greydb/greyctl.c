@@ -23,19 +23,13 @@
  *   then has to reopen its handle.
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
-
-/* The one global: a signal handler can only reach a static. */
-static volatile sig_atomic_t greyctl_signal;
 
 /* What -a/-d act on, set by -G, -t and -T (WHITE when none). */
 struct greyctl_args {
@@ -76,112 +70,6 @@ static const char usage_text[] =
 "imported. export traplist prints the unexpired TRAPPED addresses as a\n"
 "spamd-setup list file. stats prints counts by type.\n"
 "Exit status 0 on success, 1 on any error (message on stderr).\n";
-
-/* on_signal - remember that we were asked to stop */
-static void
-on_signal(int sig)
-{
-	greyctl_signal = sig;
-}
-
-/* greyctl_stopped - the signal that asked us to stop, or 0 */
-int
-greyctl_stopped(void)
-{
-	return greyctl_signal;
-}
-
-/* signals_setup - stop on SIGINT/SIGTERM/SIGHUP at a safe point; make a
- * closed stdout an error instead of a death */
-static void
-signals_setup(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-}
-
-/* greyctl_warnx - print "greyctl: message" on stderr */
-void
-greyctl_warnx(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("greyctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	putc('\n', stderr);
-}
-
-/* greyctl_safe - copy in for a message: non-printables as '?', cut */
-const char *
-greyctl_safe(const char *in, char *out, size_t outsz)
-{
-	size_t i;
-
-	if (outsz == 0)
-		return "";
-	for (i = 0; in[i] != '\0' && i + 1 < outsz; i++)
-		out[i] = (unsigned char)in[i] < 0x20 ||
-		    (unsigned char)in[i] >= 0x7f ? '?' : in[i];
-	out[i] = '\0';
-	/* Mark a cut so the reader knows the value went on. */
-	if (in[i] != '\0' && outsz > 4)
-		memcpy(out + outsz - 4, "...", 4);
-	return out;
-}
-
-/* greyctl_open - open the store in ctl->dir; messages name the dir */
-int
-greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
-    int group_commit, struct gdb **db)
-{
-	struct gdb_opts o;
-	struct gdb_err err;
-	char path[4096];
-	struct stat st;
-
-	*db = NULL;
-	/* Check here first so that a mistyped -D gets a plain message and
-	 * no Berkeley DB region files appear in a directory that has no
-	 * database. */
-	if (mode != GREYCTL_CREATE) {
-		if (stat(ctl->dir, &st) == -1) {
-			greyctl_warnx("%s: cannot open database directory: %s",
-			    ctl->dir, strerror(errno));
-			return -1;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			greyctl_warnx("%s: cannot open database directory: %s",
-			    ctl->dir, strerror(ENOTDIR));
-			return -1;
-		}
-		snprintf(path, sizeof(path), "%s/grey.db", ctl->dir);
-		if (access(path, F_OK) == -1) {
-			greyctl_warnx("%s: no database in this directory "
-			    "(%s: %s)", ctl->dir, path, strerror(errno));
-			return -1;
-		}
-	}
-	memset(&o, 0, sizeof(o));
-	o.create = mode == GREYCTL_CREATE;
-	o.readonly = mode == GREYCTL_READ;
-	o.group_commit = group_commit;
-	o.cache_mb = 8;
-	if (gdb_open(db, ctl->dir, &o, &err) == -1) {
-		greyctl_warnx("%s", err.msg);
-		return -1;
-	}
-	return 0;
-}
 
 /* key_check - is key a valid key for type; a message naming it if not */
 static int
@@ -567,6 +455,7 @@ subcommand(struct greyctl *ctl, struct greyctl_args *a)
 	return greyctl_import(ctl, stdin, "stdin");
 }
 
+/* main - read the flags and run one command; exit status 0 or 1 */
 int
 main(int argc, char *argv[])
 {
@@ -581,7 +470,7 @@ main(int argc, char *argv[])
 	ctl.out = stdout;
 	ctl.now = (int64_t)time(NULL);
 	a.type = GDB_WHITE;
-	signals_setup();
+	greyctl_signals_setup();
 	opterr = 0;
 	while ((ch = getopt(argc, argv, ":D:adGhjTt")) != -1) {
 		switch (ch) {

@@ -1,7 +1,8 @@
 /*
  * greyctl.h - what the greyctl source files share: the run's settings and
- * the commands, output and import helpers (greyctl.c, greyctl_print.c,
- * greyctl_import.c).
+ * the commands, output and import helpers (greyctl.c: flags and commands;
+ * greyctl_util.c: messages, signals, open; greyctl_print.c: output;
+ * greyctl_import.c: import).
  */
 #ifndef GREYCTL_H
 #define GREYCTL_H
@@ -30,6 +31,9 @@ struct greyctl {
 /* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */
 int	greyctl_out_ok(const struct greyctl *ctl);
 
+/* greyctl_signals_setup - stop on SIGINT/SIGTERM/SIGHUP at a safe point;
+ * make a closed stdout an error instead of a death */
+void	greyctl_signals_setup(void);
 /* greyctl_stopped - the signal (SIGINT, SIGTERM, SIGHUP) that asked us to
  * stop, or 0; long loops check it so the store is always closed cleanly */
 int	greyctl_stopped(void);
