@@ -587,6 +587,9 @@ fw_exec(char *const argv[], const char *in, size_t inlen, char **out,
     size_t *outlen, char *err, size_t errsz)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t defsigs;
+	int attr_ok = 0;
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
 	char ebuf[FW_EXEC_ERRMAX], *obuf = NULL;
 	size_t elen = 0, olen = 0, ocap = 0, inoff = 0;
@@ -619,8 +622,29 @@ fw_exec(char *const argv[], const char *in, size_t inlen, char **out,
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 34)
+	/* The daemon's sockets and database files are not the tool's. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+	/* The tool starts with the caller's signal mask and default
+	 * actions, whatever the daemon ignores or blocks. */
+	if (posix_spawnattr_init(&attr) != 0) {
+		snprintf(err, errsz, "%s: spawn setup failed", argv[0]);
+		goto done;
+	}
+	attr_ok = 1;
+	sigemptyset(&defsigs);
+	sigaddset(&defsigs, SIGPIPE);
+	sigaddset(&defsigs, SIGCHLD);
+	sigaddset(&defsigs, SIGHUP);
+	sigaddset(&defsigs, SIGINT);
+	sigaddset(&defsigs, SIGTERM);
+	posix_spawnattr_setsigdefault(&attr, &defsigs);
+	posix_spawnattr_setsigmask(&attr, &oldset);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
+	    POSIX_SPAWN_SETSIGMASK);
 	{
-		int e = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+		int e = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
 
 		if (e != 0) {
 			pid = -1;
@@ -762,6 +786,8 @@ done:
 	}
 	if (fa_ok)
 		posix_spawn_file_actions_destroy(&fa);
+	if (attr_ok)
+		posix_spawnattr_destroy(&attr);
 	for (int i = 0; i < 2; i++) {
 		if (pin[i] != -1)
 			close(pin[i]);

@@ -160,7 +160,10 @@ extern const struct fw_backend fw_backend_file;
  * fw_exec - run argv[0] (found on PATH) with argv, feed it in[0..inlen),
  * collect its stdout into *out (malloc'd, NUL-terminated, may be NULL) and
  * its stderr into err. 0 when it exits 0; -1 with err naming the program,
- * its exit status and its stderr. Bounded to 60 s (then killed).
+ * its exit status and its stderr. Bounded to 60 s (then killed). The child
+ * gets no descriptor above 2 and default signal actions. It reaps its own
+ * child with waitpid(pid): a SIGCHLD handler of the caller that reaps with
+ * waitpid(-1) would steal the exit status.
  */
 int	fw_exec(char *const argv[], const char *in, size_t inlen, char **out,
 	    size_t *outlen, char *err, size_t errsz);

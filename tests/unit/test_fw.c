@@ -590,6 +590,22 @@ t_exec(void **state)
 	assert_int_equal(fw_exec(none, "a", 1, NULL, NULL, err, sizeof(err)),
 	    -1);
 	assert_non_null(strstr(err, "/nonexistent/prog"));
+
+	/* The caller's descriptors do not leak into the tool. */
+	{
+		char script[128];
+		char *const chk[] = { "sh", "-c", script, NULL };
+		FILE *fp = fopen("/dev/null", "r");	/* no O_CLOEXEC */
+
+		assert_non_null(fp);
+		snprintf(script, sizeof(script), "if [ -e /proc/self/fd/%d ]; "
+		    "then echo open; else echo closed; fi", fileno(fp));
+		assert_int_equal(fw_exec(chk, NULL, 0, &out, &outlen, err,
+		    sizeof(err)), 0);
+		assert_string_equal(out, "closed\n");
+		free(out);
+		fclose(fp);
+	}
 }
 
 int
