@@ -553,6 +553,9 @@ session_input(struct session *s, const char *buf, size_t len)
 				/* message text may run long; skip it */
 				s->flags |= SESSION_F_LONG;
 				used += SESSION_LINE_MAX;
+				s->datalen += SESSION_LINE_MAX;
+				if (s->datalen > SESSION_DATA_MAX)
+					session_black_reply(s);
 				continue;
 			}
 			session_close(s, reply_long);
@@ -560,6 +563,14 @@ session_input(struct session *s, const char *buf, size_t len)
 		}
 		ll = (size_t)(nl - p);
 		used += ll + 1;
+		if (s->state == SESSION_DATA) {
+			/* an endless message: answer as if it had ended */
+			s->datalen += (uint32_t)ll + 1;
+			if (s->datalen > SESSION_DATA_MAX) {
+				session_black_reply(s);
+				continue;
+			}
+		}
 		if (s->flags & SESSION_F_LONG) {
 			/* the end of a long message line, not a "." line */
 			s->flags &= ~SESSION_F_LONG;

@@ -24,6 +24,7 @@
 #define SESSION_IDLE_SECS	400	/* no input for this long: close */
 #define SESSION_REPLY_MAX	16384	/* the blacklisted reply is cut here */
 #define SESSION_ARG_MAX		256	/* helo/from kept, NUL included */
+#define SESSION_DATA_MAX	(1u << 20) /* tarpit: message bytes taken */
 #define SESSION_TRAP_MSG	"Your address %A has mailed to spamtraps here\\n"
 
 /* Where the dialogue is. */
@@ -90,6 +91,7 @@ struct session {
 	uint8_t		 nbad;		/* bad commands so far */
 	uint8_t		 flags;		/* SESSION_F_* */
 	uint32_t	 nrcpt;		/* tuples recorded */
+	uint32_t	 datalen;	/* message bytes swallowed in DATA */
 	char		*helo;		/* malloc'd, NULL until HELO */
 	char		*from;		/* malloc'd, NULL until MAIL */
 	/* pending output: out[outoff..outlen) */

@@ -464,6 +464,63 @@ def main():
         black.close()
         rc = d2.stop()
         check("stutter daemon stops with status 0", rc == 0, "status %s" % rc)
+        # limits: --max-per-client 2 refuses a third from one address;
+        # -c 3 stops accepting until a connection closes
+        d3 = Spamd("limits", extra=["-c", "3", "--max-per-client", "2"])
+        daemons.append(d3)
+        a1 = Raw("127.0.0.1", d3.port, "127.0.0.40")
+        a2 = Raw("127.0.0.1", d3.port, "127.0.0.40")
+        banners = [a1.line(), a2.line()]
+        a3 = Raw("127.0.0.1", d3.port, "127.0.0.40")
+        try:
+            r3 = a3.line()
+        except (EOFError, OSError) as e:
+            r3 = "error %s" % e
+        closed3 = a3.closed()
+        a3.close()
+        check("--max-per-client 2: the third connection gets 421 and close",
+              r3.startswith("421 ") and closed3 and
+              all(b.startswith("220 ") for b in banners),
+              "%r closed=%s" % (r3, closed3))
+        b1 = Raw("127.0.0.1", d3.port, "127.0.0.41")
+        b1.line()
+        # three open now: the next one waits in the backlog
+        b2 = Raw("127.0.0.1", d3.port, "127.0.0.42", timeout=1.0)
+        try:
+            early = b2.s.recv(100)
+        except socket.timeout:
+            early = b""
+        check("-c 3: a fourth connection is not served while three are open",
+              early == b"", repr(early))
+        a1.close()
+        b2.s.settimeout(10)
+        try:
+            late = b2.line()
+        except (EOFError, OSError) as e:
+            late = "error %s" % e
+        check("-c 3: served once one closes", late.startswith("220 "),
+              repr(late))
+        for c in (a2, b1, b2):
+            c.close()
+        rc = d3.stop()
+        check("limits daemon stops with status 0", rc == 0, "status %s" % rc)
+
+        # -b: blacklist only, no database; 451 at DATA, nothing recorded
+        d4 = Spamd("bonly", extra=["-b"])
+        daemons.append(d4)
+        code, _ = smtp_dialogue(d4, "127.0.0.43", ["user@example.com"])
+        check("-b: greylisted-style 451 at DATA", code == 451,
+              "code %s" % code)
+        check("-b: no database written", not os.path.exists(
+              os.path.join(d4.db, "grey.db")), "grey.db exists")
+        with socket.create_connection(("127.0.0.1", d4.cport), 5) as s:
+            s.sendall(b'bl;"Listed %A";inet;1;127.0.0.44/32\n')
+        d4.wait_log("tag=bl", 10)
+        out = tarpit_reply(d4, "127.0.0.44")
+        check("-b: a listed client gets its list's 450",
+              out == ["450 Listed 127.0.0.44"], repr(out))
+        rc = d4.stop()
+        check("-b daemon stops with status 0", rc == 0, "status %s" % rc)
     except RuntimeError as e:
         notok("spamd dialogue", str(e))
     finally:

@@ -450,6 +450,54 @@ test_idle(void **state)
 	session_conf_free(&conf);
 }
 
+/* test_data_cap - an endless message to the tarpit ends at 1 MiB */
+static void
+test_data_cap(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	static const char cmds[] = "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+	    "DATA\r\n";
+	char line[100];
+	const char *p;
+	size_t len, off = 0, sent = 0;
+
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "b";
+	conf.bl_code = 450;
+	assert_int_equal(session_conf_init(&conf), 0);
+	assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_TRAPPED, T0),
+	    0);
+	p = session_output(&s, &len);
+	session_output_done(&s, len);
+	while (off < sizeof(cmds) - 1) {
+		off += session_input(&s, cmds + off, sizeof(cmds) - 1 - off);
+		p = session_output(&s, &len);
+		session_output_done(&s, len);
+	}
+	assert_int_equal(s.state, SESSION_DATA);
+	memset(line, 'x', sizeof(line) - 2);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	/* bounded: the cap must hit well before 2 MiB */
+	while (sent < (2u << 20) && session_output(&s, &len) == NULL) {
+		assert_int_equal(session_input(&s, line, sizeof(line)),
+		    sizeof(line));
+		sent += sizeof(line);
+	}
+	p = session_output(&s, &len);
+	assert_non_null(p);
+	assert_true(sent > SESSION_DATA_MAX);
+	assert_true(sent <= SESSION_DATA_MAX + sizeof(line));
+	assert_memory_equal(p, "450 Your address 192.0.2.1 has mailed to "
+	    "spamtraps here\r\n", len);
+	session_output_done(&s, len);
+	assert_true(session_want_close(&s));
+	session_free(&s);
+	session_conf_free(&conf);
+}
+
 /* test_names - state and class names for logs, out of range too */
 static void
 test_names(void **state)
@@ -468,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_scripts),
 		cmocka_unit_test(test_line_cap),
 		cmocka_unit_test(test_idle),
+		cmocka_unit_test(test_data_cap),
 		cmocka_unit_test(test_names),
 	};
 
