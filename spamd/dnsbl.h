@@ -103,6 +103,8 @@ struct dnsbl_answer {
 	enum dnsbl_status status;
 	int		 na;
 	uint32_t	 a[DNSBL_MAX_ANSWERS];	/* IPv4, host order */
+	int		 code;		/* rdns/helo: the final status */
+	char		 name[DNSBL_NAME_MAX];	/* rdns: the PTR name */
 };
 
 struct dnsbl_cache;
@@ -265,5 +267,72 @@ struct dnsbl_req *helo_check(struct dnsbl *d, const char *helo,
 	    helo_cb cb, void *arg);
 /* helo_status_name - "ok", "bad_syntax", "ours", "not_found", ... */
 const char *helo_status_name(enum helo_status st);
+
+#ifdef DNSBL_INTERNAL
+/* --- shared by dnsbl.c and rdns.c only ------------------------------- */
+#include <sys/queue.h>
+#include <event2/event_struct.h>
+
+#include "spamd/blacklist.h"
+
+enum dnsbl_kind { DNSBL_REQ_ZONES, DNSBL_REQ_RDNS, DNSBL_REQ_HELO };
+
+struct dnsbl_zone;
+struct dnsbl_q;
+
+/* One check in progress: DNSBL zones, FCrDNS or a HELO name. */
+struct dnsbl_req {
+	TAILQ_ENTRY(dnsbl_req) entry;		/* in the dnsbl's list */
+	struct dnsbl	*d;
+	enum dnsbl_kind	 kind;
+	struct event	 timer;		/* time limit; 0 s: answer from cache */
+	int		 pending;	/* queries not answered yet */
+	int		 delivering;	/* inside the callback */
+	int		 timed_out;
+	void		*arg;
+	union {
+		dnsbl_cb	zones;
+		rdns_cb		rdns;
+		helo_cb		helo;
+	} cb;
+	struct dnsbl_q	*q[DNSBL_MAX_ZONES];	/* by slot, NULL if none */
+	struct bl_addr	 addr;
+	char		 addrtext[64];
+	int		 nzones;
+	struct dnsbl_zone *zone[DNSBL_MAX_ZONES];
+	struct dnsbl_answer *ans;	/* nzones answers (zones only) */
+	int		 stage;		/* rdns: 0 PTR, 1 forward */
+	int		 status;	/* rdns/helo so far */
+	uint32_t	 ttl;		/* smallest TTL seen */
+	char		 name[DNSBL_NAME_MAX];	/* PTR or HELO name */
+};
+
+/* dnsbl_req_new - a request of kind on d for addr (may be NULL) */
+struct dnsbl_req *dnsbl_req_new(struct dnsbl *d, enum dnsbl_kind kind,
+	    const struct bl_addr *addr, void *arg);
+/* dnsbl_req_arm - start the time limit (or answer soon if nothing is
+ * pending); call once every first query is started */
+void	dnsbl_req_arm(struct dnsbl_req *req);
+/* dnsbl_req_free - free a request without calling back */
+void	dnsbl_req_free(struct dnsbl_req *req);
+/* dnsbl_q_start - start a query of type DNS_IPv4_A, DNS_IPv6_AAAA or
+ * DNS_PTR (name ignored, addr used) in slot; -1 if evdns refused */
+int	dnsbl_q_start(struct dnsbl_req *req, int slot, int type,
+	    const char *name, const struct bl_addr *addr);
+/* dnsbl_now - seconds on the monotonic clock (the cache's time) */
+time_t	dnsbl_now(void);
+/* dnsbl_cache_of - the checker's cache */
+struct dnsbl_cache *dnsbl_cache_of(struct dnsbl *d);
+/* dnsbl_status_of - an evdns result code as a status */
+enum dnsbl_status dnsbl_status_of(int result);
+/* rdns_q_done / helo_q_done - a query of theirs answered (rdns.c) */
+void	rdns_q_done(struct dnsbl_req *req, int slot, int result, char type,
+	    int count, int ttl, void *addresses);
+void	helo_q_done(struct dnsbl_req *req, int slot, int result, char type,
+	    int count, int ttl, void *addresses);
+/* rdns_deliver / helo_deliver - call the asker back (rdns.c) */
+void	rdns_deliver(struct dnsbl_req *req);
+void	helo_deliver(struct dnsbl_req *req);
+#endif /* DNSBL_INTERNAL */
 
 #endif /* SPAMD_DNSBL_H */
