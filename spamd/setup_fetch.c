@@ -116,6 +116,8 @@ setup_exec(const char *cmd, const struct setup_fetchopt *o,
     struct setup_buf *out, char *err, size_t errsz)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	char **argv, chunk[65536];
 	int p[2], status, ret = -1, done = 0;
 	struct pollfd pfd;
@@ -133,14 +135,24 @@ setup_exec(const char *cmd, const struct setup_fetchopt *o,
 		free(argv);
 		return -1;
 	}
+	/* why: -D blocks SIGHUP/SIGTERM for sigtimedwait; the program must
+	 * not inherit that mask */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
 	posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
 	    O_RDONLY, 0);
 	/* why: the program is named by the operator; look it up in PATH as
 	 * OpenBSD's execvp does, but never through a shell */
-	errno = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	errno = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
 	close(p[1]);
 	if (errno != 0) {
 		snprintf(err, errsz, "exec %s: %s", argv[0], strerror(errno));
