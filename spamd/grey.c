@@ -61,6 +61,7 @@ struct grey {
 	struct event		*sig_ev[5];
 	int			 trap_dirty;
 	double			 trap_last;	/* monotonic time of last send */
+	double			 reopen_next;	/* earliest store reopen retry */
 	struct grey_counts	 n;
 };
 
@@ -120,6 +121,7 @@ grey_db_error(struct grey *g, const char *op, struct gdb_err *err)
 	gdb_close(g->db);
 	g->db = NULL;
 	g->n.reopens++;
+	g->reopen_next = grey_mono() + 1.0;
 	if (grey_open_db(g, &e2) == -1)
 		log_warnx("event=db_reopen ok=0 error=\"%s\"", e2.msg);
 	else
@@ -522,13 +524,18 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 		goto reply;
 	}
 	if (g->db == NULL) {
-		/* -b, or the store could not be reopened */
-		if (!g->conf->blacklist_only) {
+		/* -b, or the store could not be reopened: try again at most
+		 * once a second, answering "undecided" meanwhile */
+		if (!g->conf->blacklist_only && grey_mono() >= g->reopen_next) {
 			struct gdb_err e2 = { 0 };
 
+			g->reopen_next = grey_mono() + 1.0;
 			if (grey_open_db(g, &e2) == 0)
 				log_info("event=db_reopen ok=1 dir=%s",
 				    g->conf->dbdir);
+			else
+				log_warnx("event=db_reopen ok=0 error=\"%s\"",
+				    e2.msg);
 		}
 		if (g->db == NULL)
 			goto reply;

@@ -33,6 +33,8 @@
 /* The longest control message that still fits one MSG_BLACKLIST frame. */
 #define GREY_CFG_MAX	((size_t)MSG_MAX_LEN - MSG_HDR_LEN - 4)
 #define GREY_CFG_TIMEOUT 30	/* seconds a sender may take */
+/* connections at once: each may buffer up to GREY_CFG_MAX bytes */
+#define GREY_CFG_CONNS	16
 
 struct grey_cfg;
 
@@ -53,6 +55,7 @@ struct grey_cfg {
 	grey_cfg_fn			 fn;
 	void				*arg;
 	long				 loads, errors;
+	int				 nconns;
 	LIST_HEAD(, grey_cfg_conn)	 conns;
 };
 
@@ -61,6 +64,7 @@ static void
 grey_cfg_conn_free(struct grey_cfg_conn *c)
 {
 	LIST_REMOVE(c, entry);
+	c->cfg->nconns--;
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -280,6 +284,12 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 		close(s);
 		return;
 	}
+	if (cfg->nconns >= GREY_CFG_CONNS) {
+		log_warnx("event=config_refused peer=%s error=\"%d connections "
+		    "already open\"", peer, cfg->nconns);
+		close(s);
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(s);
 		return;
@@ -293,6 +303,7 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	LIST_INSERT_HEAD(&cfg->conns, c, entry);
+	cfg->nconns++;
 	bufferevent_setcb(c->bev, grey_cfg_read, grey_cfg_write,
 	    grey_cfg_event, c);
 	bufferevent_set_timeouts(c->bev, &tmo, &tmo);

@@ -24,6 +24,8 @@
  *                                      half-close, print "cfg ANSWER"
  *   dump                               print the store ("db TYPE|...")
  *   sleep SECS
+ *   bench N WINDOW [same]              N new tuples (or one tuple N times),
+ *                                      WINDOW in flight: "bench ... rate="
  * Messages from the writer are printed as "msg E TYPE ..."; a trapped list
  * or blacklist is checked with bl_parse ("parse=ok prefixes=N" or
  * "parse=error ..."). At the end of input every socket is closed and the
@@ -277,6 +279,59 @@ drive_tuple(struct drive *d, char **av, int ac)
 	evbuffer_free(b);
 }
 
+/*
+ * drive_bench - n distinct new tuples, window at a time in flight on the
+ * current engine; prints the rate (a figure, not a pass/fail check)
+ */
+static void
+drive_bench(struct drive *d, long n, long window, int same)
+{
+	struct evbuffer *b = evbuffer_new();
+	double t0 = drive_now();
+	long sent = 0, got = 0, bad = 0;
+	int fd = d->fd[d->cur];
+
+	while (got < n && drive_now() - t0 < 300) {
+		struct msg m;
+		char err[256], ip[32], to[64];
+		int rc;
+
+		while (sent < n && sent - got < window) {
+			const char *str[4];
+
+			/* "same": one tuple again and again (GREY updates) */
+			long k = same ? 0 : sent;
+
+			snprintf(ip, sizeof(ip), "10.%ld.%ld.%ld",
+			    (k >> 16) & 255, (k >> 8) & 255, k & 255);
+			snprintf(to, sizeof(to), "u%ld@example.org", k >> 24);
+			str[0] = ip; str[1] = "bench.example";
+			str[2] = "b@bench.example"; str[3] = to;
+			msg_put(b, MSG_TUPLE, (uint64_t)sent + 1, 0, 4, str,
+			    NULL);
+			sent++;
+		}
+		if (drive_send(d, b) == -1)
+			break;
+		if (evbuffer_read(d->in[d->cur], fd, 1 << 20) <= 0)
+			break;
+		while ((rc = msg_get(d->in[d->cur], &m, err, sizeof(err))) ==
+		    1) {
+			if (m.type == MSG_RESULT) {
+				got++;
+				if (m.num == GREY_R_ERROR)
+					bad++;
+			}
+			msg_clear(&m);
+		}
+		if (rc == -1)
+			break;
+	}
+	printf("bench tuples=%ld errors=%ld secs=%.3f rate=%.0f/s\n", got, bad,
+	    drive_now() - t0, got / (drive_now() - t0));
+	evbuffer_free(b);
+}
+
 /* drive_cfg - send one line to the config port and print the answer */
 static void
 drive_cfg(struct drive *d, const char *line)
@@ -423,6 +478,9 @@ drive_command(struct drive *d, char *line)
 		if ((nl = strchr(copy, '\n')) != NULL)
 			*nl = '\0';
 		drive_cfg(d, p ? p + 1 : "");
+	} else if (strcmp(av[0], "bench") == 0 && ac >= 3) {
+		drive_bench(d, atol(av[1]), atol(av[2]), ac > 3 &&
+		    strcmp(av[3], "same") == 0);
 	} else if (strcmp(av[0], "dump") == 0) {
 		drive_dump(d);
 	} else if (strcmp(av[0], "sleep") == 0 && ac == 2) {
