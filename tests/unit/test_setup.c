@@ -311,6 +311,10 @@ test_conf_msgfile(void **state)
 	assert_string_equal(c.list[0].msg, "Go away %A\nnow\n");
 	setup_conf_free(&c);
 	unlink(path);
+	/* a missing spamd.conf names itself */
+	assert_int_equal(setup_conf_load(path, &c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "No such file"));
 }
 
 /* test_conf_example - the shipped etc/spamd.conf parses as documented */
