@@ -97,6 +97,14 @@ fw_ipset_open(const struct fw_names *nm, void **state, char *err,
 		*state = fi;
 		return 0;
 	}
+	/* Not allowed to look is not "missing": say what is needed. */
+	if (strstr(ierr, "Operation not permitted") != NULL) {
+		snprintf(err, errsz, "ipset: cannot read set %s (%s); spamd's "
+		    "firewall side needs CAP_NET_ADMIN", nm->set[FW_WHITE][0],
+		    ierr);
+		free(fi);
+		return -1;
+	}
 	if (!nm->create) {
 		size_t off = strlen(err);
 

@@ -36,6 +36,7 @@
 #endif
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,17 +117,33 @@ fw_nshadow_clear(struct fw_nft *fn, int set, int v6)
 	}
 }
 
-/* fw_nft_errtext - nft's error buffer as one line into err after prefix */
-static void
-fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix)
+/* fw_nft_has_error - does the line of len bytes hold "Error:" */
+static int
+fw_nft_has_error(const char *line, size_t len)
 {
-	const char *e = nft_ctx_get_error_buffer(fn->ctx);
+	size_t i;
+
+	for (i = 0; i + 6 <= len; i++)
+		if (memcmp(line + i, "Error:", 6) == 0)
+			return 1;
+	return 0;
+}
+
+/* fw_nft_errtext - nft's error buffer (or errno) as one line after prefix */
+static void
+fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix,
+    int saved_errno)
+{
+	const char *e = nft_ctx_get_error_buffer(fn->ctx), *all = e;
 	size_t off;
 
 	snprintf(err, errsz, "%s", prefix);
 	off = strlen(err);
+	/* Some failures (no permission) libnftables only prints to stderr;
+	 * errno still says what happened. */
 	if (e == NULL || *e == '\0') {
-		snprintf(err + off, errsz - off, ": nft gave no error text");
+		snprintf(err + off, errsz - off, ": %s", saved_errno ?
+		    strerror(saved_errno) : "nft gave no error text");
 		return;
 	}
 	/*
@@ -144,7 +161,8 @@ fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix)
 			size_t len = nl ? (size_t)(nl - e) : strlen(e);
 			int w;
 
-			if (len >= 6 && strncmp(e, "Error:", 6) == 0 &&
+			/* "Error: ..." or "netlink: Error: ..." */
+			if (fw_nft_has_error(e, len) &&
 			    (first == NULL || len != firstlen ||
 			    strncmp(e, first, len) != 0)) {
 				const char *c = nl ? nl + 1 : "";
@@ -154,11 +172,16 @@ fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix)
 					first = e;
 					firstlen = len;
 				}
-				w = snprintf(err + off, errsz - off,
-				    ": %.*s (in: %.*s%s)",
-				    (int)(len > 200 ? 200 : len), e,
-				    (int)(clen > 80 ? 80 : clen), c,
-				    clen > 80 ? " ..." : "");
+				if (clen == 0)
+					w = snprintf(err + off, errsz - off,
+					    ": %.*s",
+					    (int)(len > 200 ? 200 : len), e);
+				else
+					w = snprintf(err + off, errsz - off,
+					    ": %.*s (in: %.*s%s)",
+					    (int)(len > 200 ? 200 : len), e,
+					    (int)(clen > 80 ? 80 : clen), c,
+					    clen > 80 ? " ..." : "");
 				if (w < 0 || (size_t)w >= errsz - off)
 					break;
 				off += (size_t)w;
@@ -166,6 +189,13 @@ fw_nft_errtext(struct fw_nft *fn, char *err, size_t errsz, const char *prefix)
 			if (nl == NULL)
 				break;
 			e = nl + 1;
+		}
+		/* No "Error:" line: keep nft's first line as it is. */
+		if (first == NULL) {
+			size_t l = strcspn(all, "\n");
+
+			snprintf(err + off, errsz - off, ": %.*s",
+			    (int)(l > 200 ? 200 : l), all);
 		}
 	}
 }
@@ -175,16 +205,18 @@ static int
 fw_nft_run(struct fw_nft *fn, const char *cmd, unsigned flags,
     const char **out, char *err, size_t errsz, const char *prefix)
 {
-	int rc;
+	int rc, saved;
 
 	nft_ctx_output_set_flags(fn->ctx, flags);
+	errno = 0;
 	rc = nft_run_cmd_from_buffer(fn->ctx, cmd);
+	saved = errno;
 	if (out)
 		*out = nft_ctx_get_output_buffer(fn->ctx);
 	else
 		(void)nft_ctx_get_output_buffer(fn->ctx);
 	if (rc != 0) {
-		fw_nft_errtext(fn, err, errsz, prefix);
+		fw_nft_errtext(fn, err, errsz, prefix, saved);
 		return -1;
 	}
 	(void)nft_ctx_get_error_buffer(fn->ctx);
@@ -324,6 +356,14 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 		}
 		*state = fn;
 		return 0;
+	}
+	/* Not allowed to look is not "missing": say what is needed. */
+	if (strstr(nfterr, "Operation not permitted") != NULL) {
+		snprintf(err, errsz, "nftables: cannot read table %s %s (%s); "
+		    "spamd's firewall side needs CAP_NET_ADMIN", n->family,
+		    n->table, nfterr);
+		fw_nft_close(fn);
+		return -1;
 	}
 	if (!n->create) {
 		size_t off = strlen(err);

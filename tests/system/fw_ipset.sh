@@ -42,6 +42,14 @@ if inns sh "$TOP/etc/spamd-iptables.sh" 2>"$TMP/err" && inns sh "$TOP/etc/spamd-
 	ok "spamd-iptables.sh loads (twice) in a namespace"
 else nok "spamd-iptables.sh loads (twice) in a namespace" "$(head -3 "$TMP/err")"; exit 1; fi
 
+if command -v setpriv >/dev/null 2>&1; then
+	if inns setpriv --reuid=65534 --regid=65534 --clear-groups "$FWCTL" -b ipset list 2>"$TMP/err"; then
+		nok "no CAP_NET_ADMIN error" "fwctl succeeded"
+	elif grep -q "needs CAP_NET_ADMIN" "$TMP/err" && ! grep -q missing "$TMP/err"; then
+		ok "without CAP_NET_ADMIN the error names the capability"
+	else nok "without CAP_NET_ADMIN the error names the capability" "$(cat "$TMP/err")"; fi
+else echo "skip - no CAP_NET_ADMIN error: setpriv not installed"; fi
+
 if fwctl add 10.99.0.5 3600 fd99::5 120 2>"$TMP/err"; then
 	t4=$(timeout_of spamd-white 10.99.0.5); t6=$(timeout_of spamd-white6 fd99::5)
 	if [ -n "$t4" ] && [ "$t4" -gt 3500 ] && [ "$t4" -le 3600 ] && [ -n "$t6" ] && [ "$t6" -gt 60 ] && [ "$t6" -le 120 ]; then

@@ -101,6 +101,15 @@ if fwctl --table nosuch list 2>"$TMP/err"; then nok "missing table error" "fwctl
 elif grep -qF "nft add table inet nosuch" "$TMP/err"; then ok "missing table error names nft add table"
 else nok "missing table error names nft add table" "$(cat "$TMP/err")"; fi
 
+# without CAP_NET_ADMIN the error says so (not "missing")
+if command -v setpriv >/dev/null 2>&1; then
+	if inns setpriv --reuid=65534 --regid=65534 --clear-groups "$FWCTL" list 2>"$TMP/err"; then
+		nok "no CAP_NET_ADMIN error" "fwctl succeeded"
+	elif grep -q "needs CAP_NET_ADMIN" "$TMP/err" && ! grep -q missing "$TMP/err"; then
+		ok "without CAP_NET_ADMIN the error names the capability"
+	else nok "without CAP_NET_ADMIN the error names the capability" "$(cat "$TMP/err")"; fi
+else echo "skip - no CAP_NET_ADMIN error: setpriv not installed"; fi
+
 # --fw-create makes table and sets
 if fwctl --fw-create --trap --black --table made add 10.99.0.6 60 2>"$TMP/err" &&
    inns nft list set inet made spamd-greytrap6 >/dev/null 2>&1 &&
