@@ -166,6 +166,7 @@ warn_count(void *arg, const char *text)
 	(*(long *)arg)++;
 }
 
+/* main - generate, time every stage, print the figures */
 int
 main(int argc, char *argv[])
 {

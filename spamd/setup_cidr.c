@@ -111,7 +111,7 @@ setup_u128_store(struct setup_u128 v, uint8_t *b)
 	}
 }
 
-/* u128 helpers: compare, +1, -1, max */
+/* u128_cmp - order of two 128-bit values */
 static int
 u128_cmp(struct setup_u128 a, struct setup_u128 b)
 {

@@ -78,6 +78,8 @@ setup_usage(int code)
 	    "                   [--fw-table name] [--fw-family name] "
 	    "[--fw-create]\n"
 	    "                   [--max-size bytes] [--timeout seconds]\n"
+	    "  (--fw and --fw-file are accepted for --fw-backend and "
+	    "--fw-path, as spamd spells them)\n"
 	    "  -b  also load the black lists into the firewall's black sets\n"
 	    "  -D  stay running: reload on SIGHUP and every -R minutes "
 	    "(default %d)\n"
@@ -573,6 +575,7 @@ setup_daemon(const struct setup_opts *o)
 	}
 }
 
+/* main - parse the flags, then one run or the -D loop */
 int
 main(int argc, char *argv[])
 {
@@ -580,7 +583,9 @@ main(int argc, char *argv[])
 		{ "host",	required_argument, NULL, 'H' },
 		{ "port",	required_argument, NULL, 'p' },
 		{ "fw-backend",	required_argument, NULL, 'B' },
+		{ "fw",		required_argument, NULL, 'B' },	/* as spamd */
 		{ "fw-path",	required_argument, NULL, 'P' },
+		{ "fw-file",	required_argument, NULL, 'P' },	/* as spamd */
 		{ "fw-table",	required_argument, NULL, 'T' },
 		{ "fw-family",	required_argument, NULL, 'F' },
 		{ "fw-create",	no_argument,	   NULL, 'C' },

@@ -1143,6 +1143,7 @@ test_send(void **state)
 	close(lfd);
 }
 
+/* main - run every test */
 int
 main(void)
 {
