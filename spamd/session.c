@@ -144,13 +144,22 @@ session_conf_free(struct session_conf *conf)
 
 /* session_start - begin a dialogue and queue the banner */
 int
-session_start(struct session *s, const struct session_conf *conf,
+session_start(struct session *s, struct session_conf *conf,
     uint64_t id, const struct bl_addr *addr, enum session_class cls,
     time_t now)
 {
-	char date[64], *banner;
+	char *banner;
 	struct tm tm;
 	int n;
+
+	/* localtime and strftime once a second, not once a connection */
+	if (conf->date[0] == '\0' || conf->date_at != now) {
+		if (localtime_r(&now, &tm) == NULL ||
+		    strftime(conf->date, sizeof(conf->date),
+		    "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+			strlcpy(conf->date, "?", sizeof(conf->date));
+		conf->date_at = now;
+	}
 
 	memset(s, 0, sizeof(*s));
 	s->id = id;
@@ -159,11 +168,8 @@ session_start(struct session *s, const struct session_conf *conf,
 	s->start = now;
 	s->cls = cls;
 	s->state = SESSION_GREET;
-	if (localtime_r(&now, &tm) == NULL ||
-	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-		strlcpy(date, "?", sizeof(date));
 	n = asprintf(&banner, "220 %s ESMTP %s; %s\r\n", conf->hostname,
-	    conf->banner, date);
+	    conf->banner, conf->date);
 	if (n == -1)
 		return -1;
 	session_reply_owned(s, banner, (size_t)n);

@@ -69,6 +69,9 @@ struct session_conf {
 	/* filled by session_conf_init */
 	char		*helo_reply;	/* "250 host\r\n" */
 	char		*quit_reply;	/* "221 host\r\n" */
+	/* the banner's date, formatted once a second (session_start) */
+	time_t		 date_at;
+	char		 date[48];
 };
 
 #define SESSION_F_CLOSE	0x01	/* close once the output is written */
@@ -108,9 +111,10 @@ void	session_conf_free(struct session_conf *conf);
 
 /*
  * session_start - begin a dialogue: zero s, set its fields and queue the
- * banner (its date from now). -1 on out of memory.
+ * banner (its date from now, cached in conf for the second). -1 on out of
+ * memory.
  */
-int	session_start(struct session *s, const struct session_conf *conf,
+int	session_start(struct session *s, struct session_conf *conf,
 	    uint64_t id, const struct bl_addr *addr, enum session_class cls,
 	    time_t now);
 /* session_free - free what the session holds (not s itself) */
