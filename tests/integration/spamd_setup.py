@@ -423,6 +423,20 @@ def main():
               sorted(black) == sorted(want) and rc == 1 and
               "send-failed" in err,
               "rc %d, set %r, stderr %s" % (rc, black, err[-300:]))
+        # the list dropped from spamd.conf: its blocks leave the set too
+        write(conf, CONF % {"lists": "nowhite", "http": hport, "tmp": tmp})
+        rc, out, err = run_setup(["-b", "--fw-backend", "file",
+                                  "--fw-path", fwp, "-f", conf,
+                                  "-s", state, "-p", str(dead)])
+        try:
+            with open(fwp + ".black") as f:
+                black = f.read().split()
+        except OSError as e:
+            black = ["(%s)" % e]
+        check("-b removes blocks of a dropped list", black == [],
+              "rc %d, set %r, stderr %s" % (rc, black, err[-300:]))
+        write(conf, CONF % {"lists": "traps:nowhite", "http": hport,
+                            "tmp": tmp})
         if os.path.exists(state):
             os.unlink(state)
 
