@@ -265,6 +265,38 @@ fw_nft_settype(enum fw_set set, int v6)
 	    "{ type ipv4_addr; flags timeout; }";
 }
 
+/*
+ * fw_nft_settype_ok - an existing set must have the address family and,
+ * for white and trap sets, the timeout flag spamd needs; otherwise every
+ * flush would fail later with a less clear message.
+ */
+static int
+fw_nft_settype_ok(const struct fw_names *n, enum fw_set s, int v6,
+    const char *out, char *err, size_t errsz)
+{
+	const char *want = v6 ? "type ipv6_addr" : "type ipv4_addr";
+	const char *flags;
+	int timeout_ok = 1;
+
+	if (out == NULL)
+		return 0;
+	if (s != FW_BLACK) {
+		flags = strstr(out, "flags ");
+		timeout_ok = flags != NULL &&
+		    strstr(flags, "timeout") != NULL &&
+		    strstr(flags, "timeout") < flags + strcspn(flags, "\n");
+	}
+	if (strstr(out, want) != NULL && timeout_ok)
+		return 0;
+	snprintf(err, errsz, "nftables set %s in table %s %s is not \"%s\"%s; "
+	    "recreate it with: nft delete set %s %s %s; nft add set %s %s %s "
+	    "'%s'", n->set[s][v6], n->family, n->table, want,
+	    s != FW_BLACK ? " with flags timeout" : "", n->family, n->table,
+	    n->set[s][v6], n->family, n->table, n->set[s][v6],
+	    fw_nft_settype(s, v6));
+	return -1;
+}
+
 /* fw_nft_close - free the context */
 static void
 fw_nft_close(void *state)
@@ -286,6 +318,7 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 	const struct fw_names *n = nm;
 	struct fw_nft *fn;
 	char cmd[1024], create[4096], nfterr[512], howto[2048];
+	const char *out;
 	int s, v6, table_ok, missing = 0;
 	size_t clen = 0, hlen = 0;
 
@@ -326,8 +359,14 @@ fw_nft_open(const struct fw_names *nm, void **state, char *err, size_t errsz)
 				snprintf(cmd, sizeof(cmd), "list set %s %s %s",
 				    n->family, n->table, n->set[s][v6]);
 				if (fw_nft_run(fn, cmd, NFT_CTX_OUTPUT_TERSE,
-				    NULL, nfterr, sizeof(nfterr), "nft") == 0)
+				    &out, nfterr, sizeof(nfterr), "nft") == 0) {
+					if (fw_nft_settype_ok(n, s, v6, out, err,
+					    errsz) == -1) {
+						fw_nft_close(fn);
+						return -1;
+					}
 					continue;
+				}
 			}
 			if (missing++ == 0 && !n->create) {
 				/* Name the first missing set in the message. */

@@ -121,6 +121,17 @@ if fwctl --fw-create --trap list >/dev/null 2>"$TMP/err" && inns nft list set in
 	ok "--fw-create adds a missing set to an existing table"
 else nok "--fw-create adds a missing set to an existing table" "$(cat "$TMP/err")"; fi
 
+# a set without the timeout flag is refused at open, with the fix
+inns nft delete set inet spamd spamd-greytrap
+inns nft add set inet spamd spamd-greytrap '{ type ipv4_addr; }'
+if fwctl --trap list 2>"$TMP/err"; then nok "set without timeout flag refused" "fwctl succeeded"
+elif grep -q "spamd-greytrap in table inet spamd is not \"type ipv4_addr\" with flags timeout" "$TMP/err" &&
+     grep -qF "nft delete set inet spamd spamd-greytrap; nft add set" "$TMP/err"; then
+	ok "set without timeout flag refused, naming the fix"
+else nok "set without timeout flag refused, naming the fix" "$(cat "$TMP/err")"; fi
+inns nft delete set inet spamd spamd-greytrap
+inns nft add set inet spamd spamd-greytrap '{ type ipv4_addr; flags timeout; }'
+
 # reconcile against a database, both ways
 DB=$TMP/db
 inns nft flush set inet spamd spamd-white
