@@ -475,7 +475,9 @@ fw_nft_cmd(struct fw_nft *fn, FILE *fp, const struct fw_change *ch,
 			    nm->set[ch[i].set][ch[i].v6]);
 		fputs(sep, fp);
 		fputs(ch[k].ip, fp);
-		if (part == FW_NFT_ADD && ch[k].timeout > 0)
+		/* The black sets are interval sets without timeouts. */
+		if (part == FW_NFT_ADD && ch[k].timeout > 0 &&
+		    ch[k].set != FW_BLACK)
 			fprintf(fp, " timeout %llds",
 			    (long long)ch[k].timeout);
 		sep = ", ";

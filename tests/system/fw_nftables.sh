@@ -57,6 +57,13 @@ if fwctl del 10.99.0.5 10.99.0.77 fd99::5 2>"$TMP/err" && ! has_elem spamd-white
 	ok "delete (with an absent element in the batch)"
 else nok "delete (with an absent element in the batch)" "$(cat "$TMP/err")"; fi
 
+# black sets: interval sets of networks, no timeouts
+if fwctl --black -s black add 10.99.8.0/24 fd99:1::/64 2>"$TMP/err" &&
+   fwctl --black -s black del 10.99.8.0/24 10.99.9.0/24 2>>"$TMP/err" &&
+   [ "$(fwctl --black -s black list | tr '\n' ' ')" = "fd99:1::/64 0 " ]; then
+	ok "black sets take networks (add, delete, absent delete)"
+else nok "black sets take networks (add, delete, absent delete)" "$(cat "$TMP/err"; fwctl --black -s black list)"; fi
+
 # the backend's idea of the set is wrong (changed behind its back between
 # open and flush): the batch still applies (short form fails, safe form)
 fwctl add 10.99.0.50 600 10.99.0.51 600 2>"$TMP/err"
