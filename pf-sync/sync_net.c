@@ -626,8 +626,11 @@ psync_add_target(struct psync *ps, const char *spec, int deletions,
 		return 0;
 	}
 	if (split_hostport(spec, host, sizeof(host), port, sizeof(port),
-	    ps->port) == -1 || (strtonum(port, 1, 65535, &errstr),
-	    errstr != NULL)) {
+	    ps->port) == 0)
+		(void)strtonum(port, 1, 65535, &errstr);
+	else
+		errstr = "malformed";
+	if (errstr != NULL || host[0] == '\0') {
 		neterr(err, "sync: -Y %s: want host[:port], [ipv6]:port or "
 		    "interface[:ttl]", spec);
 		free(t);

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -656,6 +657,70 @@ test_mutations(void **state)
 	}
 }
 
+/* Listen and target specs: accepted or refused with a message. */
+struct spec_row {
+	int		 listen;	/* 1 = -y, 0 = -Y */
+	const char	*spec;
+	int		 want;		/* 0 ok, -1 refused */
+	const char	*want_msg;	/* part of the message when refused */
+};
+
+static const struct spec_row spec_rows[] = {
+	{ 0, "127.0.0.1", 0, NULL },
+	{ 0, "127.0.0.1:16999", 0, NULL },
+	{ 0, "[::1]:16999", 0, NULL },
+	{ 0, "::1", 0, NULL },
+	{ 0, "localhost:16999", 0, NULL },
+	{ 0, "lo", 0, NULL },			/* multicast on lo */
+	{ 0, "lo:5", 0, NULL },
+	{ 0, "127.0.0.1:0", -1, "want host[:port]" },
+	{ 0, "127.0.0.1:99999", -1, "want host[:port]" },
+	{ 0, "127.0.0.1:http", -1, "want host[:port]" },
+	{ 0, "[::1", -1, "want host[:port]" },
+	{ 0, "[::1]x", -1, "want host[:port]" },
+	{ 0, ":16999", -1, "want host[:port]" },
+	{ 1, "bogus0", -1, "not an address nor an interface" },
+	{ 1, "lo:300", -1, "not an address nor an interface" },
+	{ 1, "127.0.0.1", 0, NULL },
+};
+
+/* test_specs - -y and -Y arguments, good and bad */
+static void
+test_specs(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct psync_opts o;
+	struct psync_err err;
+	struct psync *ps;
+	size_t i;
+	int r;
+
+	(void)state;
+	assert_non_null(base);
+	memset(&o, 0, sizeof(o));
+	o.key = "short";
+	assert_null(psync_new(base, &o, &err));
+	assert_non_null(strstr(err.msg, "40 hex"));
+	o.key = KEY;
+	/* A port of our range (16000-16999) that differs between runs. */
+	o.port = (uint16_t)(16000 + getpid() % 1000);
+	for (i = 0; i < sizeof(spec_rows) / sizeof(spec_rows[0]); i++) {
+		const struct spec_row *s = &spec_rows[i];
+
+		assert_non_null(ps = psync_new(base, &o, &err));
+		memset(&err, 0, sizeof(err));
+		r = s->listen ? psync_listen(ps, s->spec, &err) :
+		    psync_add_target(ps, s->spec, 0, &err);
+		if (r != s->want || (s->want_msg != NULL &&
+		    strstr(err.msg, s->want_msg) == NULL))
+			fail_msg("%s %s: got %d (%s), want %d (%s)",
+			    s->listen ? "-y" : "-Y", s->spec, r, err.msg,
+			    s->want, s->want_msg ? s->want_msg : "");
+		psync_free(ps);
+	}
+	event_base_free(base);
+}
+
 /* test_key - hex SHA-1 of the file; a missing file is a clear error */
 static void
 test_key(void **state)
@@ -923,6 +988,7 @@ main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_mutations),
 		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_specs),
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test_setup_teardown(test_apply, setup_db,
 		    teardown_db),
