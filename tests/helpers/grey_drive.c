@@ -23,6 +23,8 @@
  *   cfg LINE...                        send LINE to the config port,
  *                                      half-close, print "cfg ANSWER"
  *   dump                               print the store ("db TYPE|...")
+ *   white IP [SECS] / del IP           add / delete a WHITE entry with a
+ *                                      second store handle (as greyctl)
  *   sleep SECS
  *   bench N WINDOW [same]              N new tuples (or one tuple N times),
  *                                      WINDOW in flight: "bench ... rate="
@@ -417,6 +419,36 @@ drive_dump(struct drive *d)
 	printf("db end\n");
 }
 
+/* drive_edit - change the store behind the writer's back (as greyctl
+ * does): "white IP SECS" adds WHITE, "del IP" deletes WHITE */
+static void
+drive_edit(struct drive *d, char **av, int ac)
+{
+	struct gdb_opts o = { 0 };
+	struct gdb_err err = { 0 };
+	struct gdb_rec r;
+	struct gdb *db;
+	int64_t now = time(NULL);
+	int rc;
+
+	if (gdb_open(&db, d->dbdir, &o, &err) == -1) {
+		printf("driver: %s: %s\n", av[0], err.msg);
+		return;
+	}
+	if (strcmp(av[0], "white") == 0) {
+		rc = gdb_white(db, av[1], now, now + (ac > 2 ? atol(av[2]) :
+		    3600), &err);
+	} else {
+		memset(&r, 0, sizeof(r));
+		r.type = GDB_WHITE;
+		strlcpy(r.ip, av[1], sizeof(r.ip));
+		rc = gdb_del(db, &r, &err) == -1 ? -1 : 0;
+	}
+	if (rc == -1)
+		printf("driver: %s: %s\n", av[0], err.msg);
+	gdb_close(db);
+}
+
 /* drive_split - split line on spaces into av (at most max) */
 static int
 drive_split(char *line, char **av, int max)
@@ -481,6 +513,9 @@ drive_command(struct drive *d, char *line)
 	} else if (strcmp(av[0], "bench") == 0 && ac >= 3) {
 		drive_bench(d, atol(av[1]), atol(av[2]), ac > 3 &&
 		    strcmp(av[3], "same") == 0);
+	} else if ((strcmp(av[0], "white") == 0 || strcmp(av[0], "del") == 0)
+	    && ac >= 2) {
+		drive_edit(d, av, ac);
 	} else if (strcmp(av[0], "dump") == 0) {
 		drive_dump(d);
 	} else if (strcmp(av[0], "sleep") == 0 && ac == 2) {

@@ -293,6 +293,20 @@ def run_main(tmp):
               "trapped list has inet and inet6 sections and parses",
               repr(out))
 
+        # a burst of traps gives at most two lists: one now, one a second
+        # later with the rest
+        d.cmd("drain 1.2")
+        before = len([l for l in d.msgs if l.startswith("msg 1 traplist")])
+        for i in range(5):
+            d.tuple(100 + i, "10.0.1.%d" % (i + 1), "h", "a@b.c",
+                    "trap@example.org")
+        d.cmd("drain 2.5")
+        lists = [l for l in d.msgs if l.startswith("msg 1 traplist")]
+        check(len(lists) - before <= 2 and "10.0.1.5/32" in lists[-1] and
+              "10.0.1.1/32" in lists[-1],
+              "burst of 5 traps coalesced into at most 2 trapped lists",
+              "%d lists" % (len(lists) - before))
+
         # config port
         good = 'testlist;"Go away %A\\nnow";inet;2;192.0.2.0/24;' \
                '198.51.100.7/32'
@@ -362,8 +376,8 @@ def run_main(tmp):
         m = re.search(r"event=counters proc=writer tuples=(\d+) .*"
                       r"passes=(\d+) .* traps=(\d+) .*config_loads=(\d+)",
                       d.logtext())
-        check(m is not None and int(m.group(1)) == 16 and
-              int(m.group(2)) == 1 and int(m.group(3)) == 4 and
+        check(m is not None and int(m.group(1)) == 21 and
+              int(m.group(2)) == 1 and int(m.group(3)) == 9 and
               int(m.group(4)) == 2, "SIGUSR1 logs the counters",
               m.group(0) if m else "no counters line")
         st = d.finish()
@@ -461,6 +475,59 @@ def run_expiry(tmp):
         d.kill()
 
 
+def run_firewall(tmp):
+    """the file backend: periodic reconcile repairs drift both ways; a
+    failing flush is logged and retried while greylisting goes on"""
+    fwdir = os.path.join(tmp, "fwdir")
+    os.mkdir(fwdir)
+    fw = os.path.join(fwdir, "white")
+    d = Drive(tmp, "fw", ["-d", os.path.join(tmp, "dbf"), "-p", "1",
+                          "-r", "1", "-f", fw])
+    try:
+        if not check(d.started, "fw: writer starts"):
+            return
+        d.tuple(1, "10.7.0.1", "h", "a@b.c", "u@x.org")
+        d.cmd("sleep 2.2")
+        r, _ = d.tuple(2, "10.7.0.1", "h", "a@b.c", "u@x.org")
+        check(r == "PASSED" and poll_file(fw, "10.7.0.1"),
+              "fw: passed address in the file")
+        # the store changed behind the writer's back (greyctl): the
+        # periodic reconcile adds the new WHITE and drops the deleted one
+        d.cmd("white 10.7.0.50 3600")
+        d.cmd("del 10.7.0.1")
+        check(poll_file(fw, "10.7.0.50") and
+              poll_file(fw, "10.7.0.1", present=False),
+              "fw: reconcile repairs the set both ways")
+        check(re.search(r"event=fw_reconcile ok=1 added=1 removed=1",
+                        d.logtext()) is not None, "fw: reconcile counts "
+              "logged")
+        # the backend fails: its directory is gone
+        os.rename(fwdir, fwdir + ".gone")
+        d.tuple(3, "10.7.0.2", "h", "a@b.c", "u@x.org")
+        d.cmd("sleep 2.2")
+        r, _ = d.tuple(4, "10.7.0.2", "h", "a@b.c", "u@x.org")
+        check(r == "PASSED", "fw: pass recorded while the firewall fails")
+        end = time.monotonic() + 10
+        while time.monotonic() < end and "event=fw_error" not in \
+                d.logtext():
+            time.sleep(0.1)
+        check(re.search(r"event=fw_error op=flush .*retry_secs=\d+ "
+                        r"error=\"[^\"]+\"", d.logtext()) is not None,
+              "fw: failed flush logged with its text and a retry delay")
+        r, _ = d.tuple(5, "10.7.0.3", "h", "a@b.c", "u@x.org")
+        check(r == "NEW", "fw: greylisting goes on while the firewall "
+              "fails")
+        os.rename(fwdir + ".gone", fwdir)
+        check(poll_file(fw, "10.7.0.2", secs=40),
+              "fw: retry delivers the queued address once the backend "
+              "works again")
+        d.finish()
+    finally:
+        d.kill()
+        if os.path.isdir(fwdir + ".gone"):
+            os.rename(fwdir + ".gone", fwdir)
+
+
 def run_startup_errors(tmp):
     """a bad allowed-domains file is a fatal startup error naming
     file:line; -b runs without a database"""
@@ -502,6 +569,7 @@ def main():
         run_main(tmp)
         run_grouping(tmp)
         run_expiry(tmp)
+        run_firewall(tmp)
         run_startup_errors(tmp)
     finally:
         if failed:
