@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -452,17 +453,30 @@ main_limits(const struct main_opts *o)
 	}
 }
 
-/* main_pidfile - write our pid; exit if another live spamd holds it */
-static void
+/*
+ * main_pidfile - lock path and write our pid into it; exit if another
+ * live spamd holds the lock. The descriptor stays open (and locked) for
+ * the life of the master.
+ */
+static int
 main_pidfile(const char *path)
 {
-	FILE *f;
+	char buf[32];
+	int fd, n;
 
-	if ((f = fopen(path, "w")) == NULL)
-		fatal("--pidfile %s", path);
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) == EOF)
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		fatal("--pidfile %s: open", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		n = (int)read(fd, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fatalx("--pidfile %s: held by another spamd (pid %s)", path,
+		    buf[0] != '\0' ? buf : "?");
+	}
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || write(fd, buf, (size_t)n) != n)
 		fatal("--pidfile %s: write", path);
+	return fd;
 }
 
 /* main_kill_all - send sig to every live child */
@@ -560,10 +574,13 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 	return status;
 }
 
-/* main_child_setup - in a new child: default signals, die with the parent */
+/* main_child_setup - in a new child: default signals, die with the
+ * parent, no pidfile lock */
 static void
-main_child_setup(const sigset_t *oldmask, pid_t parent)
+main_child_setup(const sigset_t *oldmask, pid_t parent, int pidfd)
 {
+	if (pidfd != -1)
+		close(pidfd);
 	if (sigprocmask(SIG_SETMASK, oldmask, NULL) == -1)
 		fatal("sigprocmask");
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) == -1)
@@ -583,7 +600,7 @@ main(int argc, char **argv)
 	int lfd[MAIN_MAX_WORKERS][ENGINE_MAX_LISTEN];
 	int sv[MAIN_MAX_WORKERS][2];
 	int wfds[MAIN_MAX_WORKERS];
-	int cfg_fd = -1, i, j, k, nch = 0, status;
+	int cfg_fd = -1, pidfd = -1, i, j, k, nch = 0, status;
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	sigset_t set, oldmask;
@@ -664,7 +681,7 @@ main(int argc, char **argv)
 	if (!o.foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	if (o.pidfile != NULL)
-		main_pidfile(o.pidfile);
+		pidfd = main_pidfile(o.pidfile);
 	signal(SIGPIPE, SIG_IGN);
 
 	sigemptyset(&set);
@@ -708,7 +725,7 @@ main(int argc, char **argv)
 	if ((pid = fork()) == -1)
 		fatal("fork writer");
 	if (pid == 0) {
-		main_child_setup(&oldmask, parent);
+		main_child_setup(&oldmask, parent, pidfd);
 		for (i = 0; i < o.workers; i++) {
 			close(sv[i][0]);
 			for (j = 0; j < o.nlisten; j++)
@@ -732,7 +749,7 @@ main(int argc, char **argv)
 			exit(1);
 		}
 		if (pid == 0) {
-			main_child_setup(&oldmask, parent);
+			main_child_setup(&oldmask, parent, pidfd);
 			for (k = 0; k < o.workers; k++) {
 				if (k == i)
 					continue;
@@ -771,8 +788,10 @@ main(int argc, char **argv)
 	}
 
 	status = main_supervise(ch, nch, &set);
-	if (o.pidfile != NULL)
+	if (o.pidfile != NULL) {
 		unlink(o.pidfile);
+		close(pidfd);
+	}
 	log_info("event=exit status=%d", status);
 	return status;
 }

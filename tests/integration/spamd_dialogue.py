@@ -95,7 +95,9 @@ class Spamd:
                                capture_output=True, text=True, timeout=60)
             if r.returncode != 0:
                 raise RuntimeError("greyctl -T -a %s: %s" % (t, r.stderr))
+        self.pidfile = os.path.join(self.tmp, "spamd.pid")
         args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
+                "--pidfile", self.pidfile,
                 "--config-port", str(self.cport), "--db-dir", self.db,
                 "--chroot", os.path.join(self.tmp, "empty"),
                 "--commit-window", "50",
@@ -285,6 +287,23 @@ def main():
                   domains=["example.com"], spamtraps=["trap@example.com"])
         daemons.append(d)
 
+        # pidfile: our pid, and a second daemon on it is refused
+        try:
+            with open(d.pidfile) as f:
+                pid = f.read().strip()
+        except OSError as e:
+            pid = str(e)
+        check("--pidfile holds the master's pid", pid == str(d.proc.pid),
+              "%s vs %d" % (pid, d.proc.pid))
+        r = subprocess.run([SPAMD, "-d", "-p", str(pick_port(
+            12000, 12499, ["127.0.0.1"], TAKEN)), "--config-port", "0",
+            "--db-dir", d.db, "--chroot", os.path.join(d.tmp, "empty"),
+            "--pidfile", d.pidfile], capture_output=True, text=True,
+            timeout=30)
+        check("a second spamd on the same --pidfile is refused",
+              r.returncode != 0 and "held by another spamd" in r.stderr,
+              "rc %d: %s" % (r.returncode, r.stderr[-200:]))
+
         # banner
         c = Raw("127.0.0.1", d.port, "127.0.0.2")
         b = c.line()
@@ -419,6 +438,8 @@ def main():
         rc = d.stop()
         check("SIGTERM stops the daemon with status 0", rc == 0,
               "status %s: %s" % (rc, d.log_tail()))
+        check("the pidfile is removed on exit",
+              not os.path.exists(d.pidfile), d.pidfile)
 
         # stutter: -S 2 -s 1; bytes counted in the first second
         d2 = Spamd("stutter", stutter=(2, 1))
