@@ -279,6 +279,27 @@ def main():
         s6.close()
     except OSError:
         has6 = False
+    # bad flags: refused at start with a message naming the flag
+    bad = [(["-S", "91"], "-S 91"), (["-s", "11"], "-s 11"),
+           (["-c", "0"], "-c 0"), (["-p", "70000"], "-p 70000"),
+           (["-G", "25:4"], "-G 25:4"), (["-B", "900"], "-B 900"),
+           (["-w", "0"], "-w 0"), (["-W", "0"], "-W 0"),
+           (["-l", "1.2.3"], "-l 1.2.3"), (["-M", "nowhere"], "-M nowhere"),
+           (["--config-port", "x"], "--config-port x"),
+           (["--max-per-client", "-1"], "--max-per-client -1"),
+           (["--fw", "bogus"], "--fw bogus"),
+           (["--log-format", "xml"], "--log-format xml")]
+    for args, want in bad:
+        r = subprocess.run([SPAMD, "-d", "--config-port", "0"] + args,
+                           capture_output=True, text=True, timeout=30)
+        check("bad flag %s refused, naming it" % " ".join(args),
+              r.returncode != 0 and want in r.stderr,
+              "rc %d: %s" % (r.returncode, r.stderr.strip()[-200:]))
+    r = subprocess.run([SPAMD, "--help"], capture_output=True, text=True,
+                       timeout=30)
+    check("--help prints the usage", r.returncode == 0 and
+          r.stdout.startswith("usage: spamd"), r.stdout[:100])
+
     listen = ["127.0.0.1", "127.0.0.2"] + (["::1"] if has6 else [])
     daemons = []
     try:
