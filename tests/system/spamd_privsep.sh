@@ -5,7 +5,11 @@
 # no_new_privs, its root at DIR, and no descriptor on the database; the
 # writer stays privileged; the daemon still answers a dialogue. Then the
 # same daemon started by an unprivileged user logs mode=unprivileged and
-# works. Root needed (skips otherwise). Ports from 12000-12499.
+# works. Last, the dropped engine's view of -M through a real nftables
+# redirect in network namespaces (IPv4 and IPv6): SO_ORIGINAL_DST must name
+# the low-priority MX address the client dialled, so its tuple traps it,
+# while a client of the main address stays GREY. Root needed (skips
+# otherwise). Ports from 12000-12499 on the host.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
 SPAMD=$BUILD/spamd
@@ -167,4 +171,87 @@ if wait_log "$TMP/log3" "event=privsep mode=unprivileged" &&
 	else nok "unprivileged daemon answers with 451" "$code"; fi
 else nok "unprivileged start logs mode=unprivileged" "$(tail -3 "$TMP/log3")"; fi
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
+
+# -M through an nftables redirect: namespaces a (clients) and b (spamd)
+NSA=spamdps$$a NSB=spamdps$$b
+ns_cleanup() {
+	[ -n "$PID" ] && kill "$PID" 2>/dev/null && sleep 0.5
+	[ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+	PID=
+	ip netns del "$NSA" 2>/dev/null
+	ip netns del "$NSB" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap ns_cleanup EXIT INT TERM
+if ! command -v nft >/dev/null 2>&1 || ! ip netns add "$NSA" 2>/dev/null; then
+	skip "-M through an nftables redirect" "no nft or no network namespaces"
+	exit $failed
+fi
+ip netns add "$NSB"
+ip link add "sps$$a" type veth peer name "sps$$b"
+ip link set "sps$$a" netns "$NSA"
+ip link set "sps$$b" netns "$NSB"
+ip -n "$NSA" addr add 10.99.8.1/24 dev "sps$$a"
+ip -n "$NSA" addr add 10.99.8.4/24 dev "sps$$a"
+ip -n "$NSB" addr add 10.99.8.2/24 dev "sps$$b"
+ip -n "$NSB" addr add 10.99.8.3/24 dev "sps$$b"
+ip -n "$NSA" addr add fd99::8:1/64 dev "sps$$a" nodad
+ip -n "$NSA" addr add fd99::8:4/64 dev "sps$$a" nodad
+ip -n "$NSB" addr add fd99::8:2/64 dev "sps$$b" nodad
+ip -n "$NSB" addr add fd99::8:3/64 dev "sps$$b" nodad
+for n in "$NSA" "$NSB"; do ip -n "$n" link set lo up; done
+ip -n "$NSA" link set "sps$$a" up
+ip -n "$NSB" link set "sps$$b" up
+printf 'table inet spamdps {\n chain pre {\n  type nat hook prerouting priority dstnat;\n  tcp dport 25 redirect to :8025\n }\n}\n' >"$TMP/redirect.nft"
+if ! ip netns exec "$NSB" nft -f "$TMP/redirect.nft" 2>"$TMP/nft.err"; then
+	nok "nftables redirect rule" "$(cat "$TMP/nft.err")"
+	exit 1
+fi
+
+# mx_check FAMILY MAIN LOWMX CLIENT_TRAPPED CLIENT_GREY
+mx_check() {
+	rm -rf "$TMP/dbm"; mkdir "$TMP/dbm"
+	ip netns exec "$NSB" "$SPAMD" -d -l 0.0.0.0 -l :: -p 8025 \
+	    --config-port 0 --db-dir "$TMP/dbm" --user nobody \
+	    --chroot "$TMP/root" -M "$3" -S 0 -s 0 >"$TMP/logm" 2>&1 &
+	PID=$!
+	if ! wait_log "$TMP/logm" "event=writer_start engines"; then
+		nok "$1: spamd in the namespace" "$(tail -3 "$TMP/logm")"
+		kill "$PID"; wait "$PID" 2>/dev/null; PID=
+		return
+	fi
+	i=0
+	# the dialled address decides; the redirect delivers both to :8025
+	for pair in "$3 $4" "$2 $5"; do
+		set -- $pair
+		ip netns exec "$NSA" python3 -c 'import smtplib,sys
+for i in range(50):
+    try:
+        s=smtplib.SMTP(sys.argv[1],25,timeout=10,source_address=(sys.argv[2],0)); break
+    except OSError:
+        import time; time.sleep(0.1)
+try: s.sendmail("a@example.org",["b@example.com"],"x")
+except smtplib.SMTPDataError: pass' "$1" "$2" >/dev/null 2>&1
+	done
+	set -- "$FAM" "$MAIN" "$LOW" "$CT" "$CG"
+	i=0
+	while [ $i -lt 100 ] && ! "$BUILD/greyctl" -D "$TMP/dbm" | grep -q "^TRAPPED|$4|"; do
+		sleep 0.1; i=$((i + 1))
+	done
+	if "$BUILD/greyctl" -D "$TMP/dbm" | grep -q "^TRAPPED|$4|" &&
+	   grep -q "lowmx=1" "$TMP/logm"; then
+		ok "$1: -M via redirect (SO_ORIGINAL_DST) traps the client of $3"
+	else nok "$1: -M via redirect (SO_ORIGINAL_DST) traps the client of $3" \
+	    "$("$BUILD/greyctl" -D "$TMP/dbm" | tr '\n' ' ')"; fi
+	if "$BUILD/greyctl" -D "$TMP/dbm" | grep -q "^GREY|$5|" &&
+	   ! "$BUILD/greyctl" -D "$TMP/dbm" | grep -q "^TRAPPED|$5|"; then
+		ok "$1: a client of the main address $2 stays GREY"
+	else nok "$1: a client of the main address $2 stays GREY" \
+	    "$("$BUILD/greyctl" -D "$TMP/dbm" | tr '\n' ' ')"; fi
+	kill "$PID"; wait "$PID" 2>/dev/null; PID=
+}
+FAM=IPv4 MAIN=10.99.8.2 LOW=10.99.8.3 CT=10.99.8.1 CG=10.99.8.4
+mx_check "$FAM" "$MAIN" "$LOW" "$CT" "$CG"
+FAM=IPv6 MAIN=fd99::8:2 LOW=fd99::8:3 CT=fd99::8:1 CG=fd99::8:4
+mx_check "$FAM" "$MAIN" "$LOW" "$CT" "$CG"
 exit $failed
