@@ -30,7 +30,7 @@
 #include "spamd/log.h"
 
 #define MAIN_MAX_WORKERS	64
-#define MAIN_FD_RESERVE		64	/* descriptors an engine needs besides
+#define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides
 					 * its connections */
 #define MAIN_STOP_SECS		10	/* then SIGKILL */
 
