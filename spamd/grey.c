@@ -509,18 +509,19 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 	int lowmx = 0;
 	int64_t now = time(NULL);
 
+	strlcpy(ip, "", sizeof(ip));
 	if (m->nstr != 4) {
+		/* a framing-valid but wrong tuple: answer "undecided" */
 		log_warnx("event=bad_tuple engine=%d strings=%u", e->idx,
 		    m->nstr);
 		g->n.bad_frames++;
-		return;
+		goto reply;
 	}
 	g->n.tuples++;
 	if (gdb_addr_canon(m->str[0], ip) == -1) {
 		log_warnx("event=bad_tuple engine=%d ip=%s", e->idx,
 		    grey_esc(m->str[0], eh, sizeof(eh)));
 		g->n.bad_frames++;
-		strlcpy(ip, "", sizeof(ip));
 		goto reply;
 	}
 	if (g->db == NULL) {

@@ -9,7 +9,9 @@
  *
  * Commands (engine 1 is current at start):
  *   tuple ID IP HELO FROM TO [lowmx]   send MSG_TUPLE, wait for its result:
- *                                      "result ID NAME IP"
+ *                                      "result ID NAME IP" (\xHH in a
+ *                                      field is that byte; fewer fields
+ *                                      send a tuple of fewer strings)
  *   engine N                           make engine N current
  *   msgwait TYPE SECS                  wait for a message of TYPE (traplist,
  *                                      blacklist) on the current engine
@@ -251,6 +253,26 @@ drive_bad(struct drive *d, const char *kind)
 	return rc;
 }
 
+/* drive_unescape - decode \xHH in place (client bytes in a script) */
+static char *
+drive_unescape(char *s)
+{
+	char *r = s, *w = s;
+
+	while (*r) {
+		unsigned v;
+
+		if (r[0] == '\\' && r[1] == 'x' && sscanf(r + 2, "%2x", &v) ==
+		    1 && v != 0 && r[2] && r[3]) {
+			*w++ = (char)v;
+			r += 4;
+		} else
+			*w++ = *r++;
+	}
+	*w = '\0';
+	return s;
+}
+
 /* drive_tuple - send one tuple and wait for its result */
 static void
 drive_tuple(struct drive *d, char **av, int ac)
@@ -261,17 +283,18 @@ drive_tuple(struct drive *d, char **av, int ac)
 	int64_t flags = 0;
 	int i;
 
-	if (ac < 6) {
+	if (ac < 2) {
 		printf("driver: tuple ID IP HELO FROM TO [lowmx]\n");
 		evbuffer_free(b);
 		return;
 	}
 	id = strtoull(av[1], NULL, 10);
-	for (i = 0; i < 4; i++)
-		str[i] = av[2 + i];
+	/* fewer than 4 fields: a well-framed but wrong tuple */
+	for (i = 0; i < 4 && 2 + i < ac; i++)
+		str[i] = drive_unescape(av[2 + i]);
 	if (ac > 6 && strcmp(av[6], "lowmx") == 0)
 		flags |= MSG_F_LOWMX;
-	if (msg_put(b, MSG_TUPLE, id, flags, 4, str, NULL) == -1 ||
+	if (msg_put(b, MSG_TUPLE, id, flags, (uint32_t)i, str, NULL) == -1 ||
 	    drive_send(d, b) == -1) {
 		printf("driver: cannot send tuple %llu\n",
 		    (unsigned long long)id);
@@ -564,6 +587,7 @@ drive_spamtraps(const char *dir, char **traps, int n)
 	return 0;
 }
 
+/* main - parse flags, fork the writer, run the script from stdin */
 int
 main(int argc, char **argv)
 {

@@ -371,12 +371,30 @@ def run_main(tmp):
         check(r == "NEW", "the other engine still works after bad frames",
               repr(out))
 
+        # wrong tuples are answered "undecided", the socket stays open
+        out = d.cmd("tuple 17 10.0.0.9 helo")
+        check("result 17 ERROR " in out, "tuple with 2 strings: ERROR "
+              "result", repr(out))
+        out = d.cmd("tuple 18 not-an-ip h a@b.c u@example.org")
+        check("result 18 ERROR " in out, "tuple with a bad address: ERROR "
+              "result", repr(out))
+        # client bytes: newline, %n, quotes reach the log escaped, one line
+        r, out = d.tuple(19, "10.0.0.10", "a\\x0aevent=pass\\x20%s%n",
+                         "\\x22x\\x22@b.c", "u@example.org")
+        check(r == "NEW", "HELO with a newline and %n is recorded",
+              repr(out))
+        lines = [l for l in d.logtext().splitlines() if "10.0.0.10" in l]
+        check(len(lines) == 1 and "event=new ip=10.0.0.10 helo=a\\" in
+              lines[0] and "%n" in lines[0] and
+              all(re.match(r"\d{4}-\d\d-\d\dT", l) for l in
+                  d.logtext().splitlines()),
+              "client bytes logged escaped on one line", repr(lines))
         d.cmd("signal USR1")
         d.cmd("sleep 0.5")
         m = re.search(r"event=counters proc=writer tuples=(\d+) .*"
                       r"passes=(\d+) .* traps=(\d+) .*config_loads=(\d+)",
                       d.logtext())
-        check(m is not None and int(m.group(1)) == 21 and
+        check(m is not None and int(m.group(1)) == 23 and
               int(m.group(2)) == 1 and int(m.group(3)) == 9 and
               int(m.group(4)) == 2, "SIGUSR1 logs the counters",
               m.group(0) if m else "no counters line")

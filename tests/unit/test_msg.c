@@ -374,6 +374,7 @@ test_type_names(void **state)
 	assert_string_equal(msg_type_name(UINT32_MAX), "unknown");
 }
 
+/* main - run every test */
 int
 main(void)
 {
