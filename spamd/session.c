@@ -384,8 +384,13 @@ session_rcpt(struct session *s, const char *arg, size_t len)
 	memcpy(to, p, plen);
 	to[plen] = '\0';
 	s->nrcpt++;
-	/* -b: no database, nothing to record */
-	if (!s->conf->blacklist_only && s->conf->ops != NULL &&
+	/*
+	 * -b: no database, nothing to record. A blacklisted or trapped
+	 * client records nothing either (as OpenBSD spamd): its retry must
+	 * never pass and whitelist it past the tarpit.
+	 */
+	if (!s->conf->blacklist_only && s->cls == SESSION_GREY &&
+	    s->conf->ops != NULL &&
 	    s->conf->ops->tuple != NULL)
 		s->conf->ops->tuple(s->conf->arg, s,
 		    s->helo != NULL ? s->helo : "", s->from, to);

@@ -49,7 +49,8 @@ struct session;
 
 /* What the session asks of its owner. */
 struct session_ops {
-	/* one RCPT after MAIL: record (helo, from, to); strings as sent,
+	/* one RCPT after MAIL from a greylisted client (not with -b):
+	 * record (helo, from, to); strings as sent,
 	 * trimmed, at most SESSION_ARG_MAX - 1 bytes, no NUL/CR/LF inside */
 	void	(*tuple)(void *arg, struct session *s, const char *helo,
 		    const char *from, const char *to);
