@@ -500,6 +500,114 @@ test_data_cap(void **state)
 	session_conf_free(&conf);
 }
 
+/* check_reply - every output is CRLF lines "ddd text" of printable ASCII */
+static void
+check_reply(const char *p, size_t len)
+{
+	size_t i, start = 0;
+
+	assert_true(len >= 6);
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)p[i];
+
+		if (ch == '\n') {
+			assert_true(i > start + 4 && p[i - 1] == '\r');
+			assert_true(p[start] >= '2' && p[start] <= '5');
+			assert_true(p[start + 3] == ' ');
+			start = i + 1;
+		} else if (ch != '\r')
+			assert_true(ch >= 0x20 && ch < 0x7f);
+	}
+	assert_int_equal(start, len);
+}
+
+/* test_random_input - random bytes and SMTP fragments never break the
+ * state machine: bounded consumption, well-formed replies, no crash */
+static void
+test_random_input(void **state)
+{
+	static const char *frag[] = { "HELO x\r\n", "EHLO y\n",
+	    "MAIL FROM:<a@b>\r\n", "RCPT TO:<c@d>\r\n", "DATA\r\n",
+	    "RSET\r\n", "NOOP\r\n", ".\r\n", "\r\n", "\n", "\0", "%s%n",
+	    "MAIL FROM:<", "RCPT TO:", "\r", ">" };
+	struct session_conf conf;
+	struct harness h;
+	struct session s;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	char *carry = malloc(4096), err[128];
+	size_t carrylen, len, used;
+	const char *p;
+	unsigned seed = 12345;
+	int run, i, k;
+
+	assert_non_null(carry);
+	memset(&h, 0, sizeof(h));
+	h.bl = bl_set_new();
+	{
+		const char *l = "x;\"No %A\";inet;1;192.0.2.0/24";
+		struct bl_list *bl = bl_parse(l, strlen(l), err, sizeof(err));
+
+		assert_non_null(bl);
+		assert_int_equal(bl_set_apply(h.bl, bl, err, sizeof(err)), 0);
+	}
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "b";
+	conf.bl_code = 450;
+	conf.ops = &h_ops;
+	conf.arg = &h;
+	assert_int_equal(session_conf_init(&conf), 0);
+	for (run = 0; run < 3000; run++) {
+		assert_int_equal(session_start(&s, &conf, (uint64_t)run, &a,
+		    (enum session_class)(run % 3), T0), 0);
+		carrylen = 0;
+		for (i = 0; i < 200 && !session_want_close(&s); i++) {
+			while ((p = session_output(&s, &len)) != NULL) {
+				check_reply(p, len);
+				session_output_done(&s, len);
+			}
+			if (session_want_close(&s))
+				break;
+			/* append a fragment or random bytes, within the cap */
+			seed = seed * 1103515245 + 12345;
+			if (seed % 3 == 0) {
+				size_t n = (seed >> 8) % 300;
+
+				for (k = 0; k < (int)n && carrylen <
+				    SESSION_LINE_MAX; k++) {
+					seed = seed * 1103515245 + 12345;
+					carry[carrylen++] = (char)(seed >> 16);
+				}
+			} else {
+				const char *f = frag[(seed >> 8) %
+				    (sizeof(frag) / sizeof(frag[0]))];
+				size_t n = f[0] == '\0' ? 1 : strlen(f);
+
+				if (carrylen + n <= SESSION_LINE_MAX) {
+					memcpy(carry + carrylen, f, n);
+					carrylen += n;
+				}
+			}
+			used = session_input(&s, carry, carrylen);
+			assert_true(used <= carrylen);
+			if (carrylen == SESSION_LINE_MAX)
+				assert_true(used > 0);
+			memmove(carry, carry + used, carrylen - used);
+			carrylen -= used;
+		}
+		while ((p = session_output(&s, &len)) != NULL) {
+			check_reply(p, len);
+			session_output_done(&s, len);
+		}
+		assert_true(s.state < SESSION_NSTATES);
+		session_free(&s);
+	}
+	h.tuples[0] = '\0';
+	session_conf_free(&conf);
+	bl_set_free(h.bl);
+	free(carry);
+}
+
 /* test_names - state and class names for logs, out of range too */
 static void
 test_names(void **state)
@@ -519,6 +627,7 @@ main(void)
 		cmocka_unit_test(test_line_cap),
 		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_data_cap),
+		cmocka_unit_test(test_random_input),
 		cmocka_unit_test(test_names),
 	};
 
