@@ -68,7 +68,6 @@ struct engine {
 	struct engine_stats st;
 	int		 status;
 	struct event	*sig[4];
-	char		 scratch[SESSION_LINE_MAX];
 };
 
 /* conn_cmp - order connections by session id */
@@ -247,6 +246,10 @@ engine_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR) {
+			if (c->ilen == 0) {
+				free(c->ibuf);
+				c->ibuf = NULL;
+			}
 			engine_run(c);
 			return;
 		}
@@ -300,14 +303,14 @@ engine_run(struct conn *c)
 			memmove(c->ibuf, c->ibuf + used, c->ilen - used);
 			c->ilen -= (uint16_t)used;
 		}
+		/* nothing held while stuttering or idle: no buffer either */
+		if (c->ilen == 0) {
+			free(c->ibuf);
+			c->ibuf = NULL;
+		}
 		if (session_output(&c->s, &used) == NULL &&
 		    !session_want_close(&c->s))
 			break;		/* a partial line: read more */
-	}
-	/* nothing held between reads: an idle connection costs no buffer */
-	if (c->ilen == 0) {
-		free(c->ibuf);
-		c->ibuf = NULL;
 	}
 	event_del(&c->ev);
 	event_assign(&c->ev, e->base, c->fd, EV_READ, engine_read, c);
