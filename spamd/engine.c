@@ -37,8 +37,6 @@
 #define IP6T_SO_ORIGINAL_DST	80
 #endif
 
-#define ENGINE_TRAP_TAG		"spamd-greytrap"
-
 /* Connections of one client address, for --max-per-client. */
 struct client {
 	RB_ENTRY(client) entry;
@@ -389,7 +387,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	bl_lookup(e->bl, &addr, &m);
 	lists[0] = '\0';
 	for (i = 0; i < m.n; i++) {
-		if (strcmp(m.tag[i], ENGINE_TRAP_TAG) == 0)
+		if (strcmp(m.tag[i], SESSION_TRAP_TAG) == 0)
 			cls = SESSION_TRAPPED;
 		else if (cls == SESSION_GREY)
 			cls = SESSION_BLACK;
@@ -569,7 +567,7 @@ engine_apply_list(struct engine *e, const struct msg *m)
 		return;
 	}
 	e->st.lists_loaded++;
-	log_debug("event=list-loaded engine=%d tag=%s prefixes=%ld",
+	log_info("event=list-loaded engine=%d tag=%s prefixes=%ld",
 	    e->conf->index, tag, n);
 }
 

@@ -12,8 +12,6 @@
 #include "spamd/log.h"
 #include "spamd/session.h"
 
-#define SESSION_TRAP_TAG	"spamd-greytrap"
-
 static const char reply_ok[] = "250 OK\r\n";
 static const char reply_451[] =
     "451 Temporary failure, please try again later.\r\n";

@@ -26,6 +26,8 @@
 #define SESSION_ARG_MAX		256	/* helo/from kept, NUL included */
 #define SESSION_DATA_MAX	(1u << 20) /* tarpit: message bytes taken */
 #define SESSION_TRAP_MSG	"Your address %A has mailed to spamtraps here\\n"
+/* the writer's list of trapped addresses (grey.h GREY_TRAPLIST_TAG) */
+#define SESSION_TRAP_TAG	"spamd-greytrap"
 
 /* Where the dialogue is. */
 enum session_state {
