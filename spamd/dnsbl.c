@@ -89,6 +89,7 @@ dnsbl_ptrname(const struct sockaddr *sa, char *out, size_t outsz)
 /* One cached answer; key and name are stored after the struct. */
 struct dnsbl_centry {
 	RB_ENTRY(dnsbl_centry)	 rb;
+	uint64_t		 hash;		/* of key, compared first */
 	TAILQ_ENTRY(dnsbl_centry) age;		/* oldest first */
 	time_t			 expires;
 	size_t			 bytes;
@@ -108,11 +109,26 @@ struct dnsbl_cache {
 	size_t					 n, max, bytes;
 };
 
-/* dnsbl_centry_cmp - order cache entries by key */
+/* dnsbl_centry_cmp - order cache entries by key hash, then key */
 static int
 dnsbl_centry_cmp(const struct dnsbl_centry *a, const struct dnsbl_centry *b)
 {
+	/* why: query names share long suffixes; integers compare faster
+	 * and keep the walk inside the nodes' first cache line */
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
 	return strcmp(a->key, b->key);
+}
+
+/* dnsbl_hash - FNV-1a of a key (order only, not a defence) */
+static uint64_t
+dnsbl_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
 }
 
 RB_GENERATE_STATIC(dnsbl_ctree, dnsbl_centry, rb, dnsbl_centry_cmp)
@@ -179,6 +195,7 @@ dnsbl_cache_put(struct dnsbl_cache *c, const char *key,
 		return;		/* a cache that cannot grow just misses */
 	memset(e, 0, sizeof(*e));
 	memcpy(e->key, key, klen + 1);
+	e->hash = dnsbl_hash(key);
 	memcpy(e->key + klen + 1, ans->name, nlen + 1);
 	e->name = e->key + klen + 1;
 	e->bytes = sizeof(*e) + klen + 1 + nlen + 1;
@@ -217,6 +234,7 @@ dnsbl_cache_get(struct dnsbl_cache *c, const char *key, time_t now,
 		return 0;
 	find = (struct dnsbl_centry *)(void *)buf;
 	memcpy(find->key, key, klen + 1);
+	find->hash = dnsbl_hash(key);
 	if ((e = RB_FIND(dnsbl_ctree, &c->tree, find)) == NULL)
 		return 0;
 	if (e->expires <= now) {
@@ -254,6 +272,7 @@ struct dnsbl_zone {
 	int			 from_file;
 	struct dnsbl_spec	 spec;
 	struct dnsbl_zone_stats	 st;
+	time_t			 last_warn;	/* of trouble, see dnsbl_trouble */
 };
 
 /* One DNS query owned by evdns until its callback (see the top). */
@@ -402,7 +421,13 @@ dnsbl_new(struct event_base *base, const char *server, int timeout_ms,
 	snprintf(opt, sizeof(opt), "%.3f", timeout_ms / 2000.0);
 	evdns_base_set_option(d->dns, "timeout:", opt);
 	evdns_base_set_option(d->dns, "attempts:", "2");
-	evdns_base_set_option(d->dns, "max-inflight:", "1024");
+	/*
+	 * why: a burst of connections must not become a burst of answers
+	 * bigger than the socket's receive buffer (lost answers are
+	 * timeouts); evdns queues what is over the limit.
+	 */
+	evdns_base_set_option(d->dns, "max-inflight:", "256");
+	evdns_base_set_option(d->dns, "so-rcvbuf:", "1048576");
 	/* checks run at accept: never search domains, never wait on them */
 	evdns_base_search_clear(d->dns);
 	return d;
@@ -851,6 +876,25 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *client, dnsbl_cb cb,
 	return req;
 }
 
+/* dnsbl_trouble - log a zone's timeouts and errors, at most once a
+ * minute per zone at info level (a dead server must not flood the log) */
+static void
+dnsbl_trouble(struct dnsbl_zone *z, const char *ip, const char *what)
+{
+	time_t now = dnsbl_now();
+
+	if (z->last_warn != 0 && now - z->last_warn < 60) {
+		log_debug("event=dnsbl ip=%s zone=%s result=%s", ip,
+		    z->spec.zone, what);
+		return;
+	}
+	z->last_warn = now;
+	log_info("event=dnsbl ip=%s zone=%s result=%s timeouts=%llu "
+	    "errors=%llu", ip, z->spec.zone, what,
+	    (unsigned long long)z->st.timeouts,
+	    (unsigned long long)z->st.errors);
+}
+
 /* dnsbl_zones_deliver - count, log and report a DNSBL check */
 static void
 dnsbl_zones_deliver(struct dnsbl_req *req)
@@ -872,13 +916,11 @@ dnsbl_zones_deliver(struct dnsbl_req *req)
 		case DNSBL_ST_TIMEOUT:
 			z->st.timeouts++;
 			res.ntimeout++;
-			log_info("event=dnsbl ip=%s zone=%s result=timeout",
-			    req->addrtext, z->spec.zone);
+			dnsbl_trouble(z, req->addrtext, "timeout");
 			continue;
 		case DNSBL_ST_ERROR:
 			z->st.errors++;
-			log_info("event=dnsbl ip=%s zone=%s result=error",
-			    req->addrtext, z->spec.zone);
+			dnsbl_trouble(z, req->addrtext, "error");
 			continue;
 		default:
 			break;
