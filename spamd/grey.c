@@ -785,7 +785,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 		event_add(g->reconcile_ev, &tv);
 	}
 	if (c->cfg_fd >= 0 && grey_cfg_start(&g->cfg, g->base, c->cfg_fd,
-	    grey_cfg_loaded, g) == -1) {
+	    c->cfg_timeout_secs, grey_cfg_loaded, g) == -1) {
 		log_warnx("event=writer_start error=\"config port setup "
 		    "failed\"");
 		return -1;

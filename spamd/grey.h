@@ -26,6 +26,8 @@ struct grey_conf {
 	int		blacklist_only;	/* -b: no database, no firewall */
 	int		cfg_fd;		/* listening config port socket (8026,
 					 * loopback), opened by main; -1 none */
+	int		cfg_timeout_secs; /* (added) config port: seconds a
+					 * sender has for its message; 0 = 30 */
 };
 
 /*
@@ -75,7 +77,7 @@ struct grey_cfg;
 typedef void (*grey_cfg_fn)(const char *line, size_t len, void *arg);
 /* grey_cfg_start - accept connections on the listening socket fd */
 int	grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
-	    grey_cfg_fn fn, void *arg);
+	    int timeout_secs, grey_cfg_fn fn, void *arg);
 /* grey_cfg_free - stop accepting, drop open connections; safe on NULL */
 void	grey_cfg_free(struct grey_cfg *cfg);
 /* grey_cfg_counts - lists accepted and messages refused so far */

@@ -32,7 +32,7 @@
 
 /* The longest control message that still fits one MSG_BLACKLIST frame. */
 #define GREY_CFG_MAX	((size_t)MSG_MAX_LEN - MSG_HDR_LEN - 4)
-#define GREY_CFG_TIMEOUT 30	/* seconds a sender may take */
+#define GREY_CFG_TIMEOUT 30	/* default seconds a sender may take */
 /* connections at once: each may buffer up to GREY_CFG_MAX bytes */
 #define GREY_CFG_CONNS	16
 
@@ -42,8 +42,10 @@ struct grey_cfg;
 struct grey_cfg_conn {
 	struct grey_cfg			*cfg;
 	struct bufferevent		*bev;
+	struct event			*deadline; /* whole message in 30 s */
 	char				 peer[INET6_ADDRSTRLEN];
-	size_t				 scanned; /* bytes known to hold no \n */
+	char				*buf;	/* the message so far */
+	size_t				 len, cap;
 	int				 answered;
 	LIST_ENTRY(grey_cfg_conn)	 entry;
 };
@@ -56,6 +58,7 @@ struct grey_cfg {
 	void				*arg;
 	long				 loads, errors;
 	int				 nconns;
+	int				 timeout;	/* seconds */
 	LIST_HEAD(, grey_cfg_conn)	 conns;
 };
 
@@ -65,7 +68,10 @@ grey_cfg_conn_free(struct grey_cfg_conn *c)
 {
 	LIST_REMOVE(c, entry);
 	c->cfg->nconns--;
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	bufferevent_free(c->bev);
+	free(c->buf);
 	free(c);
 }
 
@@ -154,57 +160,67 @@ grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 	grey_cfg_answer(c, "ok %s %ld\n", tag, n);
 }
 
-/* grey_cfg_take - handle the first len bytes of the input as the message */
+/* grey_cfg_toolong - refuse a message over the frame limit */
 static void
-grey_cfg_take(struct grey_cfg_conn *c, size_t len)
+grey_cfg_toolong(struct grey_cfg_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	const char *p;
-
-	if ((p = (const char *)evbuffer_pullup(in, (ev_ssize_t)len)) == NULL &&
-	    len > 0) {
-		c->cfg->errors++;
-		grey_cfg_answer(c, "error -: out of memory for %zu bytes\n",
-		    len);
-		return;
-	}
-	grey_cfg_handle(c, len > 0 ? p : "", len);
-	evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-/* grey_cfg_read - look for the end of the line, bounded in size */
-static void
-grey_cfg_read(struct bufferevent *bev, void *arg)
-{
-	struct grey_cfg_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_ptr pos, hit;
-	size_t have = evbuffer_get_length(in);
-
-	if (c->answered) {
-		evbuffer_drain(in, have);
-		return;
-	}
-	/* search only the new bytes: a 20 MB list arrives in many reads */
-	evbuffer_ptr_set(in, &pos, c->scanned, EVBUFFER_PTR_SET);
-	hit = evbuffer_search(in, "\n", 1, &pos);
-	if (hit.pos >= 0) {
-		if ((size_t)hit.pos > GREY_CFG_MAX)
-			goto toolong;
-		grey_cfg_take(c, (size_t)hit.pos);
-		return;
-	}
-	c->scanned = have;
-	if (have > GREY_CFG_MAX)
-		goto toolong;
-	return;
-toolong:
 	c->cfg->errors++;
 	log_warnx("event=config_refused peer=%s error=\"message longer than "
 	    "%zu bytes\"", c->peer, GREY_CFG_MAX);
 	grey_cfg_answer(c, "error -: message longer than %zu bytes\n",
 	    GREY_CFG_MAX);
-	evbuffer_drain(in, have);
+}
+
+/*
+ * grey_cfg_read - move the input into one contiguous buffer and look for
+ * the end of the line in the new bytes only (a 20 MB list arrives in
+ * thousands of reads; searching from the start each time is quadratic)
+ */
+static void
+grey_cfg_read(struct bufferevent *bev, void *arg)
+{
+	struct grey_cfg_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	char *nl;
+
+	if (c->answered || n == 0) {
+		evbuffer_drain(in, n);
+		return;
+	}
+	if (c->len + n > GREY_CFG_MAX + 1) {
+		/* the limit plus its newline */
+		evbuffer_drain(in, n);
+		grey_cfg_toolong(c);
+		return;
+	}
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		char *p;
+
+		while (cap < c->len + n)
+			cap *= 2;
+		if ((p = realloc(c->buf, cap)) == NULL) {
+			evbuffer_drain(in, n);
+			c->cfg->errors++;
+			grey_cfg_answer(c, "error -: out of memory\n");
+			return;
+		}
+		c->buf = p;
+		c->cap = cap;
+	}
+	evbuffer_remove(in, c->buf + c->len, n);
+	nl = memchr(c->buf + c->len, '\n', n);
+	c->len += n;
+	if (nl != NULL) {
+		if ((size_t)(nl - c->buf) > GREY_CFG_MAX)
+			grey_cfg_toolong(c);
+		else
+			grey_cfg_handle(c, c->buf, (size_t)(nl - c->buf));
+		return;
+	}
+	if (c->len > GREY_CFG_MAX)
+		grey_cfg_toolong(c);
 }
 
 /* grey_cfg_write - the answer is out: close */
@@ -223,22 +239,36 @@ static void
 grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct grey_cfg_conn *c = arg;
-	size_t have = evbuffer_get_length(bufferevent_get_input(bev));
+	size_t have = c->len;
 
 	if ((what & BEV_EVENT_EOF) && !c->answered && have > 0) {
 		/* spamd-setup half-closes after the line; the newline is
 		 * optional */
-		grey_cfg_take(c, have);
+		grey_cfg_handle(c, c->buf, have);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		c->cfg->errors++;
 		log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d",
-		    c->peer, have, GREY_CFG_TIMEOUT);
+		    c->peer, have, c->cfg->timeout);
 	}
 	if ((what & BEV_EVENT_EOF) && c->answered &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;	/* the peer half-closed; the answer is still going */
+	grey_cfg_conn_free(c);
+}
+
+/* grey_cfg_deadline - the sender took too long for its message: a
+ * byte now and then must not hold the connection (read timeouts would) */
+static void
+grey_cfg_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey_cfg_conn *c = arg;
+
+	c->cfg->errors++;
+	log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d", c->peer,
+	    evbuffer_get_length(bufferevent_get_input(c->bev)),
+	    c->cfg->timeout);
 	grey_cfg_conn_free(c);
 }
 
@@ -260,7 +290,7 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char peer[INET6_ADDRSTRLEN];
-	struct timeval tmo = { GREY_CFG_TIMEOUT, 0 };
+	struct timeval tmo = { cfg->timeout, 0 };
 	int s;
 
 	s = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK |
@@ -304,6 +334,9 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 	}
 	LIST_INSERT_HEAD(&cfg->conns, c, entry);
 	cfg->nconns++;
+	if ((c->deadline = evtimer_new(cfg->base, grey_cfg_deadline, c)) !=
+	    NULL)
+		evtimer_add(c->deadline, &tmo);
 	bufferevent_setcb(c->bev, grey_cfg_read, grey_cfg_write,
 	    grey_cfg_event, c);
 	bufferevent_set_timeouts(c->bev, &tmo, &tmo);
@@ -313,7 +346,7 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 /* grey_cfg_start - accept connections on the listening socket fd */
 int
 grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
-    grey_cfg_fn fn, void *arg)
+    int timeout_secs, grey_cfg_fn fn, void *arg)
 {
 	struct grey_cfg *cfg;
 
@@ -321,6 +354,7 @@ grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return -1;
 	cfg->base = base;
+	cfg->timeout = timeout_secs > 0 ? timeout_secs : GREY_CFG_TIMEOUT;
 	cfg->fn = fn;
 	cfg->arg = arg;
 	LIST_INIT(&cfg->conns);

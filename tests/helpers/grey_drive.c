@@ -4,7 +4,7 @@
  * database and runs a script of commands from stdin, one a line.
  *
  *   grey_drive [-v] -d DBDIR [-e ENGINES] [-p PASS] [-g GREY] [-w WHITE]
- *	[-t TRAP] [-D DOMAINS] [-T SPAMTRAP]... [-f FWFILE] [-c CFGPORT]
+ *	[-t TRAP] [-D DOMAINS] [-T SPAMTRAP]... [-f FWFILE] [-c CFGPORT] [-C CFGSECS]
  *	[-4 GROUPV4] [-6 GROUPV6] [-s SCAN] [-F FLUSHMS] [-r RECONCILE] [-b]
  *
  * Commands (engine 1 is current at start):
@@ -24,6 +24,10 @@
  *   signal HUP|USR1|TERM               signal the writer
  *   cfg LINE...                        send LINE to the config port,
  *                                      half-close, print "cfg ANSWER"
+ *   cfgbig N                           N bytes without a newline to the
+ *                                      config port: "cfg ANSWER"
+ *   cfgslow SECS                       a part of a line, then wait (at most
+ *                                      SECS): "cfgslow closed after S"
  *   dump                               print the store ("db TYPE|...")
  *   white IP [SECS] / del IP           add / delete a WHITE entry with a
  *                                      second store handle (as greyctl)
@@ -398,6 +402,82 @@ drive_cfg(struct drive *d, const char *line)
 	close(s);
 }
 
+/* drive_connect - a connection to the config port; -1 on failure */
+static int
+drive_connect(struct drive *d)
+{
+	struct sockaddr_in sin;
+	int s;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(d->cfgport);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((s = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	if (connect(s, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+/*
+ * drive_cfgbig - send n bytes of 'a' (no newline) to the config port and
+ * print the answer; "cfgslow SECS": send a part of a line and wait for
+ * the writer to close the connection
+ */
+static void
+drive_cfgbig(struct drive *d, long n, double slow)
+{
+	char buf[65536], ans[512];
+	double t0 = drive_now(), end = t0 + (slow > 0 ? slow : DRIVE_WAIT);
+	size_t got = 0;
+	int s;
+
+	if ((s = drive_connect(d)) == -1) {
+		printf("cfg connect failed: %s\n", strerror(errno));
+		return;
+	}
+	memset(buf, 'a', sizeof(buf));
+	if (slow > 0) {
+		if (write(s, "slow;", 5) == -1)
+			printf("driver: write: %s\n", strerror(errno));
+	}
+	while (n > 0) {
+		ssize_t w = write(s, buf, n < (long)sizeof(buf) ? (size_t)n :
+		    sizeof(buf));
+
+		if (w <= 0)
+			break;	/* the writer refused and closed */
+		n -= w;
+	}
+	if (slow <= 0)
+		shutdown(s, SHUT_WR);
+	while (got < sizeof(ans) - 1 && drive_now() < end) {
+		struct pollfd p = { s, POLLIN, 0 };
+		ssize_t r;
+
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		if ((r = read(s, ans + got, sizeof(ans) - 1 - got)) <= 0) {
+			if (slow > 0)
+				printf("cfgslow closed after %.1f\n",
+				    drive_now() - t0);
+			break;
+		}
+		got += (size_t)r;
+	}
+	if (slow > 0 && drive_now() >= end)
+		printf("cfgslow open\n");
+	ans[got] = '\0';
+	if (got > 0 && ans[got - 1] == '\n')
+		ans[got - 1] = '\0';
+	if (slow <= 0)
+		printf("cfg %s\n", got > 0 ? ans : "(no answer)");
+	close(s);
+}
+
 /* drive_dump_cb - print one record spamdb-style */
 static int
 drive_dump_cb(const struct gdb_rec *r, void *arg)
@@ -539,6 +619,10 @@ drive_command(struct drive *d, char *line)
 	} else if ((strcmp(av[0], "white") == 0 || strcmp(av[0], "del") == 0)
 	    && ac >= 2) {
 		drive_edit(d, av, ac);
+	} else if (strcmp(av[0], "cfgbig") == 0 && ac == 2) {
+		drive_cfgbig(d, atol(av[1]), 0);
+	} else if (strcmp(av[0], "cfgslow") == 0 && ac == 2) {
+		drive_cfgbig(d, 0, atof(av[1]));
 	} else if (strcmp(av[0], "dump") == 0) {
 		drive_dump(d);
 	} else if (strcmp(av[0], "sleep") == 0 && ac == 2) {
@@ -557,7 +641,8 @@ drive_usage(void)
 {
 	fprintf(stderr, "usage: grey_drive [-bv] -d DBDIR [-e ENGINES] "
 	    "[-p PASS] [-g GREY] [-w WHITE] [-t TRAP] [-D DOMAINS] "
-	    "[-T SPAMTRAP] [-f FWFILE] [-c CFGPORT] [-4 LEN] [-6 LEN] "
+	    "[-T SPAMTRAP] [-f FWFILE] [-c CFGPORT] [-C SECS] [-4 LEN] "
+	    "[-6 LEN] "
 	    "[-s SCAN] [-F FLUSHMS] [-r RECONCILE] [-U] < script\n");
 	exit(2);
 }
@@ -608,7 +693,7 @@ main(int argc, char **argv)
 	c.reconcile_secs = 300;
 	c.cfg_fd = -1;
 	d.neng = 1;
-	while ((ch = getopt(argc, argv, "bvd:e:p:g:w:t:D:T:f:c:4:6:s:F:r:U"))
+	while ((ch = getopt(argc, argv, "bvd:e:p:g:w:t:D:T:f:c:C:4:6:s:F:r:U"))
 	    != -1) {
 		switch (ch) {
 		case 'b': c.blacklist_only = 1; break;
@@ -631,6 +716,7 @@ main(int argc, char **argv)
 			break;
 		case 'U': c.fw.use_trap_set = 1; break;
 		case 'c': d.cfgport = atoi(optarg); break;
+		case 'C': c.cfg_timeout_secs = atoi(optarg); break;
 		case '4': c.group_v4 = atoi(optarg); break;
 		case '6': c.group_v6 = atoi(optarg); break;
 		case 's': c.scan_secs = atoi(optarg); break;

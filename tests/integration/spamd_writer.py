@@ -332,6 +332,10 @@ def run_main(tmp):
         d.cmd("drain 1")
         check(len([l for l in d.msgs if " blacklist " in l]) == nbl,
               "refused lists are not sent to any engine")
+        out = d.cmd("cfgbig %d" % (64 * 1024 * 1024))
+        check(any(l.startswith("cfg error -: message longer than")
+                  for l in out), "config port: a message over the frame "
+              "limit is refused", repr(out))
         out = d.cmd("cfg testlist;")
         check("cfg ok testlist 0" in out, "config port: clear -> ok 0",
               repr(out))
@@ -563,7 +567,7 @@ def run_startup_errors(tmp):
         d.kill()
     port = free_port()
     d = Drive(tmp, "bonly", ["-b", "-d", os.path.join(tmp, "nodb"), "-c",
-                             str(port)])
+                             str(port), "-C", "2"])
     try:
         r, out = d.tuple(1, "10.0.0.1", "h", "a@b.c", "u@x.org")
         check(r == "ERROR", "-b: tuples get the undecided result",
@@ -572,6 +576,14 @@ def run_startup_errors(tmp):
               "-b: no database created")
         out = d.cmd('cfg bl;"x";inet;1;192.0.2.1/32')
         check("cfg ok bl 1" in out, "-b: config port works", repr(out))
+        out = d.cmd("cfgslow 20")
+        check(any(l.startswith("cfgslow closed") for l in out) and
+              "event=config_timeout" in d.logtext(),
+              "config port: a slow sender is cut off after its time",
+              repr(out))
+        out = d.cmd('cfg bl2;"y";inet;1;192.0.2.2/32')
+        check("cfg ok bl2 1" in out, "config port still works after them",
+              repr(out))
         st = d.finish()
         check(st == "0", "-b: writer exits 0", "exit %s" % st)
     finally:
