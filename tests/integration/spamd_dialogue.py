@@ -567,6 +567,17 @@ def main():
               out == ["450 Listed 127.0.0.44"], repr(out))
         rc = d4.stop()
         check("-b daemon stops with status 0", rc == 0, "status %s" % rc)
+
+        # LeakSanitizer cannot read /proc inside the engine's chroot (as
+        # nobody, not dumpable): that one line is a known limit, not a bug
+        reports = []
+        for x in daemons:
+            for ln in x.log().splitlines():
+                if "runtime error" in ln or ("ERROR: " in ln and
+                                             "Sanitizer" in ln):
+                    reports.append(ln.strip()[:160])
+        check("no sanitizer report in any daemon's log", reports == [],
+              " | ".join(reports[:3]))
     except RuntimeError as e:
         notok("spamd dialogue", str(e))
     finally:
