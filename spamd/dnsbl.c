@@ -512,19 +512,25 @@ dnsbl_add_zone(struct dnsbl *d, const char *spec, const char *file,
 	return 0;
 }
 
-/* dnsbl_load_file - replace the file's zones, all or nothing */
-int
-dnsbl_load_file(struct dnsbl *d, const char *path, char *err, size_t errsz)
+/* dnsbl_load - replace the file's zones from a file or its text */
+static int
+dnsbl_load(struct dnsbl *d, const char *path, const char *text, size_t len,
+    char *err, size_t errsz)
 {
 	struct dnsbl_spec specs[DNSBL_MAX_ZONES];
 	struct dnsbl_zone *nz[DNSBL_MAX_ZONES];
-	int n, i, j, ncmd = 0, total = 0;
+	int n, i, j, ncmd = 0, total = 0, rc;
 
 	for (i = 0; i < d->nzones; i++)
 		if (!d->zones[i]->from_file)
 			nz[ncmd++] = d->zones[i];
-	if (dnsbl_conf_read(path, specs, DNSBL_MAX_ZONES - ncmd, &n, err,
-	    errsz) == -1)
+	if (text != NULL)
+		rc = dnsbl_conf_read_text(path, text, len, specs,
+		    DNSBL_MAX_ZONES - ncmd, &n, err, errsz);
+	else
+		rc = dnsbl_conf_read(path, specs, DNSBL_MAX_ZONES - ncmd, &n,
+		    err, errsz);
+	if (rc == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < ncmd; j++) {
@@ -557,6 +563,21 @@ fail:
 	for (i = 0; i < n; i++)
 		dnsbl_spec_clear(&specs[i]);
 	return -1;
+}
+
+/* dnsbl_load_file - replace the file's zones, all or nothing */
+int
+dnsbl_load_file(struct dnsbl *d, const char *path, char *err, size_t errsz)
+{
+	return dnsbl_load(d, path, NULL, 0, err, errsz);
+}
+
+/* dnsbl_load_text - the same from the file's text */
+int
+dnsbl_load_text(struct dnsbl *d, const char *name, const char *text,
+    size_t len, char *err, size_t errsz)
+{
+	return dnsbl_load(d, name, text != NULL ? text : "", len, err, errsz);
 }
 
 /* dnsbl_nzones - zones in use */

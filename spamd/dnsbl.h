@@ -69,6 +69,10 @@ void	dnsbl_spec_clear(struct dnsbl_spec *spec);
  */
 int	dnsbl_conf_read(const char *path, struct dnsbl_spec *out, int max,
 	    int *n, char *err, size_t errsz);
+/* dnsbl_conf_read_text - the same for a file's text in memory (len
+ * bytes, no NUL needed); name is used in errors */
+int	dnsbl_conf_read_text(const char *name, const char *text, size_t len,
+	    struct dnsbl_spec *out, int max, int *n, char *err, size_t errsz);
 /*
  * dnsbl_translate_msg - turn an operator message into a template for
  * bl_expand: "%d.%d.%d.%d" becomes %A; %A %% \n \" \\ stay; anything else
@@ -159,6 +163,13 @@ int	dnsbl_add_zone(struct dnsbl *d, const char *spec, const char *file,
  */
 int	dnsbl_load_file(struct dnsbl *d, const char *path, char *err,
 	    size_t errsz);
+/*
+ * dnsbl_load_text - dnsbl_load_file for a zone file's text that another
+ * process read (the engine runs chrooted: main reads the file on SIGHUP
+ * and sends it); name stands for the path in errors.
+ */
+int	dnsbl_load_text(struct dnsbl *d, const char *name, const char *text,
+	    size_t len, char *err, size_t errsz);
 /* dnsbl_nzones - zones in use (command line and file) */
 int	dnsbl_nzones(const struct dnsbl *d);
 

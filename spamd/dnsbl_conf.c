@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,12 +273,11 @@ dnsbl_spec_clear(struct dnsbl_spec *spec)
 	spec->msg = NULL;
 }
 
-/* dnsbl_conf_read - parse a whole zone file, all or nothing */
-int
-dnsbl_conf_read(const char *path, struct dnsbl_spec *out, int max, int *n,
-    char *err, size_t errsz)
+/* dnsbl_conf_parse - parse zone lines from f (named path), all or nothing */
+static int
+dnsbl_conf_parse(FILE *f, const char *path, struct dnsbl_spec *out, int max,
+    int *n, char *err, size_t errsz)
 {
-	FILE *f;
 	char *buf = NULL, *s;
 	size_t cap = 0;
 	ssize_t got;
@@ -287,10 +287,6 @@ dnsbl_conf_read(const char *path, struct dnsbl_spec *out, int max, int *n,
 	*n = 0;
 	if (max > DNSBL_MAX_ZONES)
 		max = DNSBL_MAX_ZONES;
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	for (;;) {
 		errno = 0;
 		if ((got = getline(&buf, &cap, f)) == -1) {
@@ -339,6 +335,43 @@ out:
 		*n = 0;
 	}
 	free(buf);
+	return rc;
+}
+
+/* dnsbl_conf_read - parse a whole zone file, all or nothing */
+int
+dnsbl_conf_read(const char *path, struct dnsbl_spec *out, int max, int *n,
+    char *err, size_t errsz)
+{
+	FILE *f;
+	int rc;
+
+	*n = 0;
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = dnsbl_conf_parse(f, path, out, max, n, err, errsz);
+	fclose(f);
+	return rc;
+}
+
+/* dnsbl_conf_read_text - the same for a zone file's text in memory */
+int
+dnsbl_conf_read_text(const char *name, const char *text, size_t len,
+    struct dnsbl_spec *out, int max, int *n, char *err, size_t errsz)
+{
+	FILE *f;
+	int rc;
+
+	*n = 0;
+	if (len == 0)
+		return 0;	/* fmemopen refuses an empty buffer */
+	if ((f = fmemopen((void *)(uintptr_t)text, len, "r")) == NULL) {
+		snprintf(err, errsz, "%s: %s", name, strerror(errno));
+		return -1;
+	}
+	rc = dnsbl_conf_parse(f, name, out, max, n, err, errsz);
 	fclose(f);
 	return rc;
 }

@@ -404,6 +404,23 @@ test_conf_file(void **state)
 		unlink(path);
 		free(path);
 	}
+	/* text in memory: exact-size copies, no NUL after the last line */
+	for (i = 0; i < sizeof(t) / sizeof(t[0]) - 1; i++) {
+		size_t len = strlen(t[i].text);
+		char *copy = malloc(len + 1);
+
+		memcpy(copy, t[i].text, len);
+		rc = dnsbl_conf_read_text("mem", copy, len, specs,
+		    DNSBL_MAX_ZONES, &n, err, sizeof(err));
+		assert_int_equal(rc, t[i].n >= 0 ? 0 : -1);
+		if (t[i].n >= 0)
+			assert_int_equal(n, t[i].n);
+		else
+			assert_true(strncmp(err, "mem:", 4) == 0);
+		for (rc = 0; rc < n; rc++)
+			dnsbl_spec_clear(&specs[rc]);
+		free(copy);
+	}
 	/* a missing file */
 	assert_int_equal(dnsbl_conf_read("/nonexistent/zones", specs,
 	    DNSBL_MAX_ZONES, &n, err, sizeof(err)), -1);
@@ -1003,6 +1020,20 @@ never_cb(void *arg, const struct dnsbl_result *res)
 	fail_msg("callback after cancel (%d)", *freed);
 }
 
+/* never_rdns - an rdns callback that must not run */
+static void
+never_rdns(void *arg, const struct rdns_result *res)
+{
+	fail_msg("rdns callback after cancel (%d)", *(int *)arg);
+}
+
+/* never_helo - a HELO callback that must not run */
+static void
+never_helo(void *arg, const struct helo_result *res)
+{
+	fail_msg("helo callback after cancel (%d)", *(int *)arg);
+}
+
 /* test_cancel - cancelled requests never call back into freed memory */
 static void
 test_cancel(void **state)
@@ -1037,9 +1068,9 @@ test_cancel(void **state)
 	/* and an rdns and a HELO check, cancelled the same way */
 	gone = malloc(sizeof(*gone));
 	dnsbl_cancel(rdns_check(d, (struct sockaddr *)&ss,
-	    (rdns_cb)(void (*)(void))never_cb, gone));
+	    never_rdns, gone));
 	dnsbl_cancel(helo_check(d, "mx.good.test", NULL, NULL, 0,
-	    (helo_cb)(void (*)(void))never_cb, gone));
+	    never_helo, gone));
 	free(gone);
 	/* a cached answer is delivered from the loop: cancel beats it */
 	q = srv.queries;
@@ -1066,7 +1097,7 @@ test_cancel(void **state)
 	assert_non_null(dnsbl_check(d, (struct sockaddr *)&ss6, never_cb,
 	    gone));
 	assert_non_null(rdns_check(d, (struct sockaddr *)&ss6,
-	    (rdns_cb)(void (*)(void))never_cb, gone));
+	    never_rdns, gone));
 	dnsbl_free(d);
 	free(gone);
 	for (i = 0; i < 3; i++)
@@ -1199,6 +1230,18 @@ test_reload(void **state)
 	assert_int_equal(dnsbl_stats(d, st, 8), 2);
 	assert_string_equal(st[1].zone, "bl.test");
 	assert_int_equal(st[1].listed, 3);
+	/* the same from text another process read (no NUL at the end) */
+	{
+		static const char text[] = "bl.test;third %A\nx.test;%n\n";
+
+		assert_int_equal(dnsbl_load_text(d, "/etc/zones", text,
+		    sizeof(text) - 1, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "/etc/zones:2: bad '%' "));
+		assert_int_equal(dnsbl_load_text(d, "/etc/zones", text, 18,
+		    err, sizeof(err)), 0);
+		check(base, d, "127.0.0.2", &s);
+		assert_string_equal(s.msg, "550 third 127.0.0.2\r\n");
+	}
 	/* an empty file leaves the flag's zone */
 	unlink(good);
 	free(good);
