@@ -10,7 +10,9 @@
 #     Then BIG_N across BIG_W engines (-W). Baseline: smtp-sink holding
 #     SINK_HOLD_N connections (it keeps them without stuttering).
 #  2. connect: connections/s and banner p50/p99 (-S 0 -s 0), CONNECT_SECS
-#     with CONNECT_CONC clients. Baseline: smtp-sink, same loadgen line.
+#     with CONNECT_CONC clients (saturated: the latency is mostly queueing),
+#     then the banner latency with LAT_CONC clients. Baseline: smtp-sink,
+#     same loadgen runs.
 #  3. tuples: RCPTs recorded per second (-S 0 -s 0, TUPLES_CONC parallel
 #     clients, TUPLES_K RCPTs per dialogue) on a fresh database, then
 #     again once the database holds about GROW_N tuples. Baseline:
@@ -19,15 +21,16 @@
 #     "greylisting cost against a server that only parses SMTP".
 #
 # Environment (defaults keep the whole run near 5 minutes):
-#   HOLD_N=19000 HOLD_SECS=20 BIG_N=100000 BIG_W=6 (BIG_N=0 skips)
+#   HOLD_N (default: as many as the -c the daemon accepts, less 34) HOLD_SECS=20 BIG_N=100000 BIG_W=6 (BIG_N=0 skips)
 #   SINK_HOLD_N=2000 CONNECT_SECS=5 CONNECT_CONC=64 TUPLES_SECS=10
-#   TUPLES_CONC=64 TUPLES_K=5 GROW_N=300000 GROW_MAX_SECS=90 LG_PROCS=2
+#   TUPLES_CONC=64 TUPLES_K=5 GROW_N=1000000 GROW_MAX_SECS=120 LG_PROCS=2
+#   LAT_CONC=2 (clients for the banner latency run)
 top=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$top/build}
 LG=$BUILD/bench/loadgen
 SPAMD=$BUILD/spamd
 GREYCTL=$BUILD/greyctl
-HOLD_N=${HOLD_N:-19000}
+HOLD_N=${HOLD_N:-}
 HOLD_SECS=${HOLD_SECS:-20}
 BIG_N=${BIG_N:-100000}
 BIG_W=${BIG_W:-6}
@@ -37,8 +40,9 @@ CONNECT_CONC=${CONNECT_CONC:-64}
 TUPLES_SECS=${TUPLES_SECS:-10}
 TUPLES_CONC=${TUPLES_CONC:-64}
 TUPLES_K=${TUPLES_K:-5}
-GROW_N=${GROW_N:-300000}
-GROW_MAX_SECS=${GROW_MAX_SECS:-90}
+GROW_N=${GROW_N:-1000000}
+GROW_MAX_SECS=${GROW_MAX_SECS:-120}
+LAT_CONC=${LAT_CONC:-2}
 LG_PROCS=${LG_PROCS:-2}
 tmp=$(mktemp -d /tmp/bench_spamd.XXXXXX)
 pids=""
@@ -59,7 +63,7 @@ field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n 1; }
 
 # ratio A B - A/B with two decimals ("n/a" when B is 0 or empty)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a";
-	else printf "%.2f\n", a / b }'; }
+	else printf "%.3g\n", a / b }'; }
 
 # free_port - a loopback port in 15000-15099 that nobody listens on
 free_port() {
@@ -86,6 +90,18 @@ wait_banner() {
 	return 1
 }
 
+# wait_listen PORT PID - poll (bounded, 15 s) until PID's daemon listens on
+# PORT (a stuttered banner takes a minute, so no banner is awaited)
+wait_listen() {
+	i=0
+	while [ $i -lt 75 ] && kill -0 "$2" 2>/dev/null; do
+		ss -Htln "sport = :$1" 2>/dev/null | grep -q . && return 0
+		sleep 0.2
+		i=$((i + 1))
+	done
+	return 1
+}
+
 # start_spamd NAME ARGS... - start spamd on a free port; sets $port, $spid
 start_spamd() {
 	name=$1
@@ -100,7 +116,7 @@ start_spamd() {
 	    --config-port 0 $extra "$@" >"$tmp/spamd.$name.err" 2>&1 &
 	spid=$!
 	pids="$pids $spid"
-	if ! wait_banner "$port"; then
+	if ! wait_listen "$port" "$spid"; then
 		say "$name: spamd did not start: $(tail -n 3 \
 		    "$tmp/spamd.$name.err" | tr '\n' ' ')"
 		stop_pid "$spid"
@@ -154,8 +170,9 @@ say "machine: $(nproc) cores, open-file limit $(ulimit -n);" \
 # --- 1. hold ---------------------------------------------------------------
 # -c as high as the daemon accepts under the file limit
 held_n=0
-for c in 19990 19950 19900 19500 19000 18000 16000; do
-	[ "$c" -lt "$HOLD_N" ] && n=$c || n=$HOLD_N
+for c in 19984 19950 19900 19500 19000 18000 16000; do
+	n=${HOLD_N:-$((c - 34))}
+	[ "$n" -gt "$c" ] && n=$c
 	if start_spamd hold -S 90 -s 1 -c "$c" --max-per-client 100000; then
 		say "hold: spamd -S 90 -s 1 -c $c, $n connections," \
 		    "${HOLD_SECS} s window"
@@ -205,63 +222,109 @@ if [ $have_sink = 1 ] && start_sink -m "$((SINK_HOLD_N + 100))"; then
 fi
 
 # --- 2. connect ------------------------------------------------------------
-if start_spamd connect -S 0 -s 0 -c 5000 --max-per-client 100000; then
-	say "connect: spamd -S 0 -s 0, $CONNECT_CONC clients," \
-	    "${CONNECT_SECS} s"
+# connect_runs - the saturated run and the latency run; sets $cr, $cl
+connect_runs() {
 	lg -m connect -p "$port" -c "$CONNECT_CONC" -P "$LG_PROCS" \
 	    -t "$CONNECT_SECS" -S 16000
-	sc=$lgout
+	cr=$lgout
+	lg -m connect -p "$port" -c "$LAT_CONC" -P "$LG_PROCS" \
+	    -t "$CONNECT_SECS" -S 16000
+	cl=$lgout
+}
+sc="" sl=""
+if start_spamd connect -S 0 -s 0 -c 5000 --max-per-client 100000; then
+	say "connect: spamd -S 0 -s 0, $CONNECT_CONC then $LAT_CONC clients," \
+	    "${CONNECT_SECS} s each"
+	connect_runs
+	sc=$cr sl=$cl
 	stop_pid "$spid"
+	say "connect: spamd conn_per_s=$(field "$sc" conn_per_s)" \
+	    "(p99 $(field "$sc" banner_p99_us) us at $CONNECT_CONC clients);" \
+	    "banner_p50_us=$(field "$sl" banner_p50_us)" \
+	    "banner_p99_us=$(field "$sl" banner_p99_us) at $LAT_CONC clients"
 fi
 if [ $have_sink = 1 ] && start_sink -m 5000; then
-	say "connect baseline: smtp-sink, same load"
-	lg -m connect -p "$port" -c "$CONNECT_CONC" -P "$LG_PROCS" \
-	    -t "$CONNECT_SECS" -S 16000
-	kc=$lgout
+	say "connect baseline: smtp-sink, same runs"
+	connect_runs
 	stop_pid "$kpid"
-	say "connect: spamd conn_per_s=$(field "$sc" conn_per_s)" \
-	    "banner_p99_us=$(field "$sc" banner_p99_us);" \
-	    "smtp-sink conn_per_s=$(field "$kc" conn_per_s)" \
-	    "banner_p99_us=$(field "$kc" banner_p99_us);" \
-	    "ratio spamd/smtp-sink=$(ratio "$(field "$sc" conn_per_s)" \
-	    "$(field "$kc" conn_per_s)")"
+	say "connect: smtp-sink conn_per_s=$(field "$cr" conn_per_s);" \
+	    "banner_p50_us=$(field "$cl" banner_p50_us)" \
+	    "banner_p99_us=$(field "$cl" banner_p99_us) at $LAT_CONC clients;" \
+	    "ratio spamd/smtp-sink conn_per_s=$(ratio "$(field "$sc" \
+	    conn_per_s)" "$(field "$cr" conn_per_s)")" \
+	    "banner_p99=$(ratio "$(field "$sl" banner_p99_us)" \
+	    "$(field "$cl" banner_p99_us)")"
 fi
 
 # --- 3. tuples -------------------------------------------------------------
-# count_grey NAME - GREY records in the database (after the commit window)
+# count_grey NAME - GREY records committed in the database now
 count_grey() {
 	"$GREYCTL" -D "$tmp/db.$1" stats 2>/dev/null | tr ' \t' '\n\n' |
-	    sed -n 's/^[Gg][Rr][Ee][Yy][=:]//p' | head -n 1
+	    sed -n 's/^grey=//p' | head -n 1
+}
+# grey_settled NAME - the GREY count once it stops growing (bounded, 60 s;
+# the writer may still be committing what the engine answered)
+grey_settled() {
+	prev=-1 i=0 g=0
+	while [ $i -lt 60 ]; do
+		g=$(count_grey "$1")
+		g=${g:-0}
+		[ "$g" = "$prev" ] && break
+		prev=$g
+		sleep 1
+		i=$((i + 1))
+	done
+	echo "$g"
+}
+# dropped - tuples the engine dropped so far (its SIGUSR1 counters line)
+dropped() {
+	kill -USR1 "$spid" 2>/dev/null
+	sleep 0.5
+	grep 'event=stats engine=' "$tmp/spamd.tuples.err" | tail -n 1 |
+	    tr ' ' '\n' | sed -n 's/^tuples_dropped=//p'
+}
+# tphase LABEL ARGS... - one tuples run: answered/s from loadgen, and
+# recorded/s from the database (records committed over the run and the
+# writer's catch-up, less the 1 s that shows the count settled)
+tphase() {
+	label=$1
+	shift
+	g0=$(grey_settled tuples)
+	d0=$(dropped)
+	t0=$(date +%s.%N)
+	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
+	    -k "$TUPLES_K" -S 16000 "$@"
+	g1=$(grey_settled tuples)
+	t1=$(date +%s.%N)
+	d1=$(dropped)
+	rec=$((g1 - g0))
+	recps=$(awk -v r="$rec" -v a="$t0" -v b="$t1" 'BEGIN {
+	    d = b - a - 1; if (d <= 0) d = 1; printf "%.0f", r / d }')
+	say "tuples: spamd $label answered_per_s=$(field "$lgout" \
+	    tuples_per_s) dialogues_per_s=$(field "$lgout" dialogues_per_s)" \
+	    "answered=$(field "$lgout" tuples) recorded=$rec" \
+	    "recorded_per_s=$recps dropped=$(( ${d1:-0} - ${d0:-0} ))" \
+	    "db_grey=$g1"
+	phase_rate=$(field "$lgout" tuples_per_s)
+	phase_rec=$recps
+	phase_n=$(field "$lgout" tuples)
 }
 if start_spamd tuples -S 0 -s 0 -c 5000 --max-per-client 100000; then
 	say "tuples: spamd -S 0 -s 0, $TUPLES_CONC clients, $TUPLES_K RCPTs" \
-	    "per dialogue, fresh database, ${TUPLES_SECS} s"
-	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
-	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000 -i s1
-	t1=$lgout
-	done_n=$(field "$t1" tuples)
-	say "tuples: growing the database to about $GROW_N tuples" \
-	    "(at most ${GROW_MAX_SECS} s)"
-	left=$((GROW_N - done_n))
+	    "per dialogue; answered = RCPTs that got 250, recorded = new GREY" \
+	    "records committed in the database"
+	tphase fresh -t "$TUPLES_SECS" -i s1
+	t1rate=$phase_rate t1rec=$phase_rec
+	left=$((GROW_N - phase_n))
 	if [ "$left" -gt 0 ]; then
-		lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
-		    -k "$TUPLES_K" -t "$GROW_MAX_SECS" \
-		    -n "$(( (left + TUPLES_K - 1) / TUPLES_K ))" -S 16000 -i s2
-		done_n=$((done_n + $(field "$lgout" tuples)))
+		say "tuples: growing the database by about $left tuples" \
+		    "(at most ${GROW_MAX_SECS} s)"
+		tphase growing -t "$GROW_MAX_SECS" -i s2 \
+		    -n "$(( (left + TUPLES_K - 1) / TUPLES_K ))"
 	fi
-	say "tuples: again with about $done_n tuples recorded, ${TUPLES_SECS} s"
-	lg -m tuples -p "$port" -c "$TUPLES_CONC" -P "$LG_PROCS" \
-	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000 -i s3
-	t2=$lgout
-	done_n=$((done_n + $(field "$t2" tuples)))
-	sleep 2		# the group-commit window (1 s by default)
+	tphase grown -t "$TUPLES_SECS" -i s3
+	t2rate=$phase_rate t2rec=$phase_rec
 	stop_pid "$spid"
-	grey=$(count_grey tuples)
-	say "tuples: spamd fresh tuples_per_s=$(field "$t1" tuples_per_s)" \
-	    "dialogues_per_s=$(field "$t1" dialogues_per_s);" \
-	    "grown tuples_per_s=$(field "$t2" tuples_per_s)" \
-	    "dialogues_per_s=$(field "$t2" dialogues_per_s);" \
-	    "RCPTs answered=$done_n, GREY records in the database=${grey:-?}"
 fi
 if [ $have_sink = 1 ] && start_sink -m 5000; then
 	say "tuples baseline: smtp-sink (accepts: 354, body, QUIT; records" \
@@ -270,10 +333,10 @@ if [ $have_sink = 1 ] && start_sink -m 5000; then
 	    -k "$TUPLES_K" -t "$TUPLES_SECS" -S 16000
 	kt=$lgout
 	stop_pid "$kpid"
-	say "tuples: smtp-sink rcpt_per_s=$(field "$kt" tuples_per_s);" \
-	    "ratio spamd fresh/smtp-sink=$(ratio "$(field "$t1" \
-	    tuples_per_s)" "$(field "$kt" tuples_per_s)")" \
-	    "grown/smtp-sink=$(ratio "$(field "$t2" tuples_per_s)" \
-	    "$(field "$kt" tuples_per_s)")"
+	k=$(field "$kt" tuples_per_s)
+	say "tuples: smtp-sink rcpt_per_s=$k; ratio spamd/smtp-sink" \
+	    "answered fresh=$(ratio "$t1rate" "$k") grown=$(ratio "$t2rate" \
+	    "$k"), recorded fresh=$(ratio "$t1rec" "$k")" \
+	    "grown=$(ratio "$t2rec" "$k")"
 fi
 exit 0
