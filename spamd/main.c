@@ -256,6 +256,7 @@ main_listen(const char *flag, const char *s, int port, int reuseport,
 static void
 main_parse(struct main_opts *o, int argc, char **argv)
 {
+	long long pass = -1, grey = -1, white = -1, trap = -1;
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -280,7 +281,6 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->chroot_dir = "/var/empty";
 	o->fw_backend = "none";
 	o->fw_reconcile = 300;
-	long long pass = -1, grey = -1, white = -1, trap = -1;
 
 	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:",
 	    main_longopts, NULL)) != -1) {
