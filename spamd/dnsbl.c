@@ -278,13 +278,25 @@ struct dnsbl_zone {
 /* One DNS query owned by evdns until its callback (see the top). */
 struct dnsbl_q {
 	LIST_ENTRY(dnsbl_q)	 entry;		/* in d->queries while d lives */
+	RB_ENTRY(dnsbl_q)	 rb;		/* in d->pending if intree */
+	TAILQ_HEAD(, dnsbl_wait) waiters;	/* empty once nobody waits */
 	struct dnsbl		*d;		/* NULL once d is freed */
-	struct dnsbl_req	*req;		/* NULL once nobody waits */
 	struct evdns_request	*h;
-	int			 slot;
 	int			 cache;		/* store the A answer by name */
+	int			 intree;	/* others may join it */
 	char			 name[DNSBL_NAME_MAX];
 };
+
+RB_HEAD(dnsbl_qtree, dnsbl_q);
+
+/* dnsbl_q_cmp - order zone queries in flight by name */
+static int
+dnsbl_q_cmp(const struct dnsbl_q *a, const struct dnsbl_q *b)
+{
+	return strcmp(a->name, b->name);
+}
+
+RB_GENERATE_STATIC(dnsbl_qtree, dnsbl_q, rb, dnsbl_q_cmp)
 
 struct dnsbl {
 	struct event_base	*base;
@@ -295,6 +307,7 @@ struct dnsbl {
 	int			 nzones;
 	TAILQ_HEAD(, dnsbl_req)	 reqs;
 	LIST_HEAD(, dnsbl_q)	 queries;
+	struct dnsbl_qtree	 pending;	/* zone queries others can join */
 	int			 inflight, peak;
 };
 
@@ -385,6 +398,7 @@ dnsbl_new(struct event_base *base, const char *server, int timeout_ms,
 	}
 	TAILQ_INIT(&d->reqs);
 	LIST_INIT(&d->queries);
+	RB_INIT(&d->pending);
 	d->base = base;
 	if (timeout_ms <= 0)
 		timeout_ms = DNSBL_TIMEOUT_MS;
@@ -454,6 +468,7 @@ dnsbl_free(struct dnsbl *d)
 	while ((q = LIST_FIRST(&d->queries)) != NULL) {
 		LIST_REMOVE(q, entry);
 		q->d = NULL;
+		q->intree = 0;	/* the tree dies with d */
 	}
 	evdns_base_free(d->dns, 1);
 	for (i = 0; i < d->nzones; i++)
@@ -638,9 +653,12 @@ dnsbl_req_free(struct dnsbl_req *req)
 {
 	int i;
 
-	for (i = 0; i < DNSBL_MAX_ZONES; i++)
-		if (req->q[i] != NULL)
-			req->q[i]->req = NULL;
+	for (i = 0; i < DNSBL_MAX_ZONES; i++) {
+		if (req->w[i].q != NULL) {
+			TAILQ_REMOVE(&req->w[i].q->waiters, &req->w[i], entry);
+			req->w[i].q = NULL;
+		}
+	}
 	evtimer_del(&req->timer);
 	TAILQ_REMOVE(&req->d->reqs, req, entry);
 	for (i = 0; i < req->nzones; i++)
@@ -680,6 +698,28 @@ dnsbl_req_deliver(struct dnsbl_req *req)
 	dnsbl_req_free(req);
 }
 
+/* dnsbl_wait_on - make req's slot wait for q */
+static void
+dnsbl_wait_on(struct dnsbl_req *req, int slot, struct dnsbl_q *q)
+{
+	struct dnsbl_wait *w = &req->w[slot];
+
+	w->req = req;
+	w->slot = slot;
+	w->q = q;
+	TAILQ_INSERT_TAIL(&q->waiters, w, entry);
+	req->pending++;
+}
+
+/* dnsbl_wait_cut - stop waiting (the answer came or time is up) */
+static void
+dnsbl_wait_cut(struct dnsbl_wait *w)
+{
+	TAILQ_REMOVE(&w->q->waiters, w, entry);
+	w->q = NULL;
+	w->req->pending--;
+}
+
 /* dnsbl_req_timer - the time limit passed (or a cached answer is ready) */
 static void
 dnsbl_req_timer(evutil_socket_t fd, short ev, void *arg)
@@ -689,14 +729,19 @@ dnsbl_req_timer(evutil_socket_t fd, short ev, void *arg)
 	int i;
 
 	for (i = 0; i < DNSBL_MAX_ZONES; i++) {
-		if ((q = req->q[i]) == NULL)
+		if ((q = req->w[i].q) == NULL)
 			continue;
-		/* why: the callback still comes (DNS_ERR_CANCEL) and frees
-		 * q; cut q->req first so it finds nobody waiting */
-		q->req = NULL;
-		req->q[i] = NULL;
-		req->pending--;
+		dnsbl_wait_cut(&req->w[i]);
 		req->timed_out = 1;
+		if (!TAILQ_EMPTY(&q->waiters))
+			continue;	/* others started later still wait */
+		/* why: nobody waits and the answer is late: let it go. The
+		 * callback still comes (DNS_ERR_CANCEL) and frees q; out of
+		 * the tree so that no new check joins a cancelled query */
+		if (q->intree) {
+			RB_REMOVE(dnsbl_qtree, &req->d->pending, q);
+			q->intree = 0;
+		}
 		evdns_cancel_request(req->d->dns, q->h);
 	}
 	dnsbl_req_deliver(req);
@@ -729,12 +774,18 @@ dnsbl_q_cb(int result, char type, int count, int ttl, void *addresses,
     void *arg)
 {
 	struct dnsbl_q *q = arg;
-	struct dnsbl_req *req = q->req;
+	struct dnsbl_wait *w;
+	struct dnsbl_req *req;
 	struct dnsbl_answer ans;
+	int slot;
 
 	if (q->d != NULL) {
 		q->d->inflight--;
 		LIST_REMOVE(q, entry);
+		if (q->intree) {
+			RB_REMOVE(dnsbl_qtree, &q->d->pending, q);
+			q->intree = 0;
+		}
 		if (q->cache) {
 			/* a late answer for a gone session still helps the
 			 * next connection from that address */
@@ -743,20 +794,23 @@ dnsbl_q_cb(int result, char type, int count, int ttl, void *addresses,
 			    ttl < 0 ? 0 : (uint32_t)ttl, dnsbl_now());
 		}
 	}
-	if (req != NULL) {
-		req->q[q->slot] = NULL;
-		req->pending--;
+	/* why: take waiters one at a time from the head; a callback we run
+	 * may cancel (and so unlink) any other waiter */
+	while ((w = TAILQ_FIRST(&q->waiters)) != NULL) {
+		req = w->req;
+		slot = w->slot;
+		dnsbl_wait_cut(w);
 		switch (req->kind) {
 		case DNSBL_REQ_ZONES:
 			dnsbl_answer_of(result, type, count, addresses,
-			    &req->ans[q->slot]);
+			    &req->ans[slot]);
 			break;
 		case DNSBL_REQ_RDNS:
-			rdns_q_done(req, q->slot, result, type, count, ttl,
+			rdns_q_done(req, slot, result, type, count, ttl,
 			    addresses);
 			break;
 		case DNSBL_REQ_HELO:
-			helo_q_done(req, q->slot, result, type, count, ttl,
+			helo_q_done(req, slot, result, type, count, ttl,
 			    addresses);
 			break;
 		}
@@ -772,16 +826,25 @@ dnsbl_q_start(struct dnsbl_req *req, int slot, int type, const char *name,
     const struct bl_addr *addr)
 {
 	struct dnsbl *d = req->d;
-	struct dnsbl_q *q;
+	struct dnsbl_q *q, find;
 	struct in_addr in4;
 	struct in6_addr in6;
+	int zone = req->kind == DNSBL_REQ_ZONES && type == DNS_IPv4_A;
 
+	/* why: a bot opens many connections at once; the same zone query
+	 * already out answers them all */
+	if (zone) {
+		strlcpy(find.name, name, sizeof(find.name));
+		if ((q = RB_FIND(dnsbl_qtree, &d->pending, &find)) != NULL) {
+			dnsbl_wait_on(req, slot, q);
+			return 1;
+		}
+	}
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return -1;
+	TAILQ_INIT(&q->waiters);
 	q->d = d;
-	q->req = req;
-	q->slot = slot;
-	q->cache = req->kind == DNSBL_REQ_ZONES;
+	q->cache = zone;
 	if (name != NULL)
 		strlcpy(q->name, name, sizeof(q->name));
 	switch (type) {
@@ -811,8 +874,11 @@ dnsbl_q_start(struct dnsbl_req *req, int slot, int type, const char *name,
 		return -1;
 	}
 	LIST_INSERT_HEAD(&d->queries, q, entry);
-	req->q[slot] = q;
-	req->pending++;
+	if (zone) {
+		RB_INSERT(dnsbl_qtree, &d->pending, q);
+		q->intree = 1;
+	}
+	dnsbl_wait_on(req, slot, q);
 	if (++d->inflight > d->peak)
 		d->peak = d->inflight;
 	return 0;
@@ -889,9 +955,17 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *client, dnsbl_cb cb,
 			z->st.cache_hits++;
 			continue;
 		}
-		z->st.queries++;
-		if (dnsbl_q_start(req, i, DNS_IPv4_A, name, NULL) == -1)
+		switch (dnsbl_q_start(req, i, DNS_IPv4_A, name, NULL)) {
+		case 0:
+			z->st.queries++;
+			break;
+		case 1:
+			z->st.coalesced++;
+			break;
+		default:	/* counted as an error when delivered */
 			req->ans[i].status = DNSBL_ST_ERROR;
+			break;
+		}
 	}
 	dnsbl_req_arm(req);
 	return req;

@@ -178,6 +178,7 @@ struct dnsbl_zone_stats {
 	const char	*zone;
 	uint64_t	 queries;	/* sent to DNS (cache misses) */
 	uint64_t	 cache_hits;
+	uint64_t	 coalesced;	/* joined the same query in flight */
 	uint64_t	 listed;	/* checks that found the client listed */
 	uint64_t	 timeouts;
 	uint64_t	 errors;
@@ -290,6 +291,15 @@ enum dnsbl_kind { DNSBL_REQ_ZONES, DNSBL_REQ_RDNS, DNSBL_REQ_HELO };
 
 struct dnsbl_zone;
 struct dnsbl_q;
+struct dnsbl_req;
+
+/* A request waiting on one query (several may share a query). */
+struct dnsbl_wait {
+	TAILQ_ENTRY(dnsbl_wait)	 entry;		/* in the query's waiters */
+	struct dnsbl_req	*req;
+	struct dnsbl_q		*q;		/* NULL: not waiting */
+	int			 slot;
+};
 
 /* One check in progress: DNSBL zones, FCrDNS or a HELO name. */
 struct dnsbl_req {
@@ -306,7 +316,7 @@ struct dnsbl_req {
 		rdns_cb		rdns;
 		helo_cb		helo;
 	} cb;
-	struct dnsbl_q	*q[DNSBL_MAX_ZONES];	/* by slot, NULL if none */
+	struct dnsbl_wait w[DNSBL_MAX_ZONES];	/* by slot */
 	struct bl_addr	 addr;
 	char		 addrtext[64];
 	int		 nzones;
@@ -327,7 +337,8 @@ void	dnsbl_req_arm(struct dnsbl_req *req);
 /* dnsbl_req_free - free a request without calling back */
 void	dnsbl_req_free(struct dnsbl_req *req);
 /* dnsbl_q_start - start a query of type DNS_IPv4_A, DNS_IPv6_AAAA or
- * DNS_PTR (name ignored, addr used) in slot; -1 if evdns refused */
+ * DNS_PTR (name ignored, addr used) in slot: 0 started, 1 joined the
+ * same zone query already in flight, -1 if evdns refused */
 int	dnsbl_q_start(struct dnsbl_req *req, int slot, int type,
 	    const char *name, const struct bl_addr *addr);
 /* dnsbl_now - seconds on the monotonic clock (the cache's time) */

@@ -12,8 +12,8 @@
  *   hit ip=A zone=Z answer=127.0.0.2 reply="550 ..."   (per listing zone)
  *   rdns ip=A result=ok name=host.example
  *   helo name=H result=not_found
- * then per zone "stats zone=Z queries=Q cache_hits=C listed=L
- * timeouts=T errors=E" and "inflight peak=P". Config errors go to stderr
+ * then per zone "stats zone=Z queries=Q cache_hits=C coalesced=J
+ * listed=L timeouts=T errors=E" and "inflight now=N peak=P". Config errors go to stderr
  * with exit status 2.
  */
 #include <arpa/inet.h>
@@ -252,10 +252,11 @@ main(int argc, char **argv)
 
 	nst = dnsbl_stats(d, st, DNSBL_MAX_ZONES);
 	for (i = 0; i < nst; i++)
-		printf("stats zone=%s queries=%llu cache_hits=%llu listed=%llu "
-		    "timeouts=%llu errors=%llu\n", st[i].zone,
-		    (unsigned long long)st[i].queries,
+		printf("stats zone=%s queries=%llu cache_hits=%llu "
+		    "coalesced=%llu listed=%llu timeouts=%llu errors=%llu\n",
+		    st[i].zone, (unsigned long long)st[i].queries,
 		    (unsigned long long)st[i].cache_hits,
+		    (unsigned long long)st[i].coalesced,
 		    (unsigned long long)st[i].listed,
 		    (unsigned long long)st[i].timeouts,
 		    (unsigned long long)st[i].errors);

@@ -339,6 +339,17 @@ def run_checks(srv, tmp):
            len(hits) == 3, "cache: repeated checks do not query again",
            "asked=%d stats=%r hits=%d" % (asked, st, len(hits)))
 
+    # five connections from one host at once: one query, five answers
+    before = srv.count(lambda n, t: n == "3.0.0.127.zen.test")
+    rc, out, err = probe(srv, "--zone", zen, *(["--check", "127.0.0.3"] * 5))
+    asked = srv.count(lambda n, t: n == "3.0.0.127.zen.test") - before
+    st = find(out, "stats", zone="zen.test")
+    hits = [kv for k, kv in out if k == "hit"]
+    report(asked == 1 and len(hits) == 5 and st is not None and
+           st.get("coalesced") == "4",
+           "same address at once: one DNS query shared by all checks",
+           "asked=%d hits=%d stats=%r" % (asked, len(hits), st))
+
     # configuration errors: clear, with where, never a crash
     bad = [("x.test;%s", "bad '%' sequence"),
            ("x.test;%n", "bad '%' sequence"),

@@ -971,6 +971,81 @@ test_lookup(void **state)
 	event_base_free(base);
 }
 
+/* never_cb - a callback that must not run */
+static void
+never_cb(void *arg, const struct dnsbl_result *res)
+{
+	int *freed = arg;
+
+	/* reading *freed touches freed memory under ASan if we got here */
+	fail_msg("callback after cancel (%d)", *freed);
+}
+
+/* test_coalesce - checks of one address at once share their queries */
+static void
+test_coalesce(void **state)
+{
+	enum { N = 20 };
+	struct event_base *base = event_base_new();
+	struct sockaddr_storage ss = sa_of("127.0.0.2");
+	struct dnsbl_zone_stats st[2];
+	struct dnsbl_req *r[N];
+	struct dnsbl *d;
+	struct srv srv;
+	struct seen s[N], last;
+	char err[256];
+	int i, *gone;
+
+	srv_start(base, &srv);
+	d = dnsbl_new(base, srv.addr, 2000, 100, err, sizeof(err));
+	assert_non_null(d);
+	assert_int_equal(dnsbl_add_zone(d, "bl.test", NULL, 0, err,
+	    sizeof(err)), 0);
+	assert_int_equal(dnsbl_add_zone(d, "codes.test", NULL, 0, err,
+	    sizeof(err)), 0);
+	memset(s, 0, sizeof(s));
+	for (i = 0; i < N; i++) {
+		s[i].base = base;
+		r[i] = dnsbl_check(d, (struct sockaddr *)&ss, seen_dnsbl,
+		    &s[i]);
+		assert_non_null(r[i]);
+	}
+	/* some askers go away before the answer; the rest still get it */
+	for (i = 0; i < N; i += 3)
+		dnsbl_cancel(r[i]);
+	s[N - 1].stop = 1;
+	run_until(base);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(s[i].calls, i % 3 == 0 ? 0 : 1);
+		if (i % 3 != 0)
+			assert_string_equal(s[i].zones,
+			    "bl.test=127.0.0.2;codes.test=127.0.0.2");
+	}
+	assert_int_equal(srv.queries, 2);	/* one per zone */
+	assert_int_equal(dnsbl_stats(d, st, 2), 2);
+	assert_int_equal(st[0].queries, 1);
+	assert_int_equal(st[0].coalesced, N - 1);
+	/* every asker gone: the answer still fills the cache */
+	ss = sa_of("127.0.0.3");
+	for (i = 0; i < 3; i++) {
+		gone = malloc(sizeof(*gone));
+		*gone = i;
+		dnsbl_cancel(dnsbl_check(d, (struct sockaddr *)&ss, never_cb,
+		    gone));
+		free(gone);
+	}
+	check(base, d, "127.0.0.2", &last);	/* cached: runs the loop */
+	for (i = 0; i < 1000 && srv.queries < 4; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	check(base, d, "127.0.0.3", &last);
+	assert_int_equal(srv.queries, 4);
+	assert_string_equal(last.zones, "codes.test=127.0.0.3");
+	dnsbl_free(d);
+	srv_stop(&srv);
+	event_base_free(base);
+}
+
 /* test_timeout - a zone that never answers counts as not listed */
 static void
 test_timeout(void **state)
@@ -1008,16 +1083,6 @@ test_timeout(void **state)
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	srv_stop(&srv);
 	event_base_free(base);
-}
-
-/* never_cb - a callback that must not run */
-static void
-never_cb(void *arg, const struct dnsbl_result *res)
-{
-	int *freed = arg;
-
-	/* reading *freed touches freed memory under ASan if we got here */
-	fail_msg("callback after cancel (%d)", *freed);
 }
 
 /* never_rdns - an rdns callback that must not run */
@@ -1271,6 +1336,7 @@ main(void)
 		cmocka_unit_test(test_cache_bound),
 		cmocka_unit_test(test_helo_syntax),
 		cmocka_unit_test(test_lookup),
+		cmocka_unit_test(test_coalesce),
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_rdns_helo),
