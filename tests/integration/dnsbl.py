@@ -10,6 +10,11 @@ The client is build/tests/helpers/dnsbl_probe, a thin CLI over the
 spamd/dnsbl.h API the engine uses.
 
 Prints one line per check: ok - name / not ok - name: why / skip - ...
+
+    python3 tests/integration/dnsbl.py --serve [SECONDS]
+runs only the DNS server (for the engine's end-to-end tests and the
+benchmark): prints "port=N" once ready, serves the records below until
+stdin closes or SECONDS (default 600) pass.
 """
 import os
 import random
@@ -379,5 +384,22 @@ def run_checks(srv, tmp):
            "zone file: loaded and used", "rc=%d hit=%r" % (rc, hit))
 
 
+def serve(seconds):
+    """run the server alone until stdin closes or time is up"""
+    import select
+    srv = Server()
+    print("port=%d" % srv.port)
+    sys.stdout.flush()
+    try:
+        r, _, _ = select.select([sys.stdin], [], [], seconds)
+        if r:
+            sys.stdin.read()
+    finally:
+        srv.close()
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        sys.exit(serve(float(sys.argv[2]) if len(sys.argv) > 2 else 600))
     sys.exit(main())
