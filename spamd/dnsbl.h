@@ -137,7 +137,8 @@ size_t	dnsbl_cache_bytes(const struct dnsbl_cache *c);
  * dnsbl_new - a checker on base. server: NULL for /etc/resolv.conf, or
  * "host:port" / "host" of the one name server to ask (tests).
  * timeout_ms: per request (0: DNSBL_TIMEOUT_MS); cache_max: entries
- * (0: DNSBL_CACHE_DEFAULT). NULL with err set on failure.
+ * (0: DNSBL_CACHE_DEFAULT). NULL with err set on failure. Call it before
+ * chroot: it reads /etc/resolv.conf and opens its sockets here.
  */
 struct dnsbl *dnsbl_new(struct event_base *base, const char *server,
 	    int timeout_ms, size_t cache_max, char *err, size_t errsz);
@@ -186,7 +187,7 @@ struct dnsbl_zone_stats {
 /* dnsbl_stats - fill up to max zones' counters; returns the number */
 int	dnsbl_stats(const struct dnsbl *d, struct dnsbl_zone_stats *out,
 	    int max);
-/* dnsbl_inflight - requests waiting for DNS now, and the peak so far */
+/* dnsbl_inflight - DNS queries out now, and the peak so far */
 void	dnsbl_inflight(const struct dnsbl *d, int *now, int *peak);
 
 /* One listing zone in a result. Pointers live until the callback returns. */
@@ -215,7 +216,9 @@ typedef void (*dnsbl_cb)(void *arg, const struct dnsbl_result *res);
 struct dnsbl_req *dnsbl_check(struct dnsbl *d, const struct sockaddr *client,
 	    dnsbl_cb cb, void *arg);
 /* dnsbl_cancel - forget a request from any *_check: its cb never runs.
- * Only valid before the callback ran (the request is freed after it). */
+ * Only valid before the callback returned (the request is freed then);
+ * from inside the callback it is ignored. NULL is ignored. Never call
+ * dnsbl_free from a callback. */
 void	dnsbl_cancel(struct dnsbl_req *req);
 
 /* --- reverse DNS and HELO (rdns.c) ----------------------------------- */
@@ -231,7 +234,8 @@ enum rdns_status {
 struct rdns_result {
 	const char	*addr;		/* the client, as text */
 	enum rdns_status status;
-	const char	*name;		/* the PTR name, "" if none */
+	const char	*name;		/* the PTR name, "" if none; as
+					 * received: escape before logging */
 };
 
 typedef void (*rdns_cb)(void *arg, const struct rdns_result *res);
