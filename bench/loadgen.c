@@ -594,7 +594,7 @@ fail:
 	evtimer_add(&c->tev, &tv);
 }
 
-/* lg_idle_retry - timer of an idle slot whose start failed: try again */
+/* lg_slot_timer - a slot's timer: retry a failed start or time it out */
 static void
 lg_slot_timer(evutil_socket_t fd, short what, void *arg)
 {
