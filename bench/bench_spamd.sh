@@ -21,7 +21,8 @@
 #     "greylisting cost against a server that only parses SMTP".
 #
 # Environment (defaults keep the whole run near 5 minutes):
-#   HOLD_N (default: as many as the -c the daemon accepts, less 34) HOLD_SECS=20 BIG_N=100000 BIG_W=6 (BIG_N=0 skips)
+#   HOLD_N (default: the highest -c the daemon accepts, less 34)
+#   HOLD_SECS=20 BIG_N=100000 BIG_W=6 (BIG_N=0 skips)
 #   SINK_HOLD_N=2000 CONNECT_SECS=5 CONNECT_CONC=64 TUPLES_SECS=10
 #   TUPLES_CONC=64 TUPLES_K=5 GROW_N=1000000 GROW_MAX_SECS=120 LG_PROCS=2
 #   LAT_CONC=2 (clients for the banner latency run)

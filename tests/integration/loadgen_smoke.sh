@@ -137,7 +137,8 @@ extra=""
 spamd=$!
 pids="$pids $spamd"
 if ! wait_banner "$port"; then
-	notok "loadgen spamd-tuples" "spamd gave no banner on $port: $(tail -n 2 "$tmp/spamd.err" | tr '\n' ' ')"
+	why=$(tail -n 2 "$tmp/spamd.err" | tr '\n' ' ')
+	notok "loadgen spamd-tuples" "spamd gave no banner on $port: $why"
 	exit 1
 fi
 out=$("$LG" -m tuples -p "$port" -c 20 -P 2 -k 3 -n 300 -t 60 2>"$tmp/lg.err")
