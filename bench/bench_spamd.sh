@@ -50,12 +50,12 @@ pids=""
 
 # cleanup - stop the servers this script started (by pid), remove tmp
 cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	sleep 0.5
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
+	for p in $pids; do kill -0 "$p" 2>/dev/null && stop_pid "$p"; done
+	pids=""
 	rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM HUP PIPE
 
 say() { echo "bench_spamd: $*"; }
 

@@ -17,11 +17,20 @@ failed=0
 # cleanup - stop what this script started, remove the temp dir
 cleanup() {
 	for p in $pids; do kill "$p" 2>/dev/null; done
-	sleep 0.2
-	for p in $pids; do kill -9 "$p" 2>/dev/null; done
+	# let spamd stop its writer and engine itself (bounded, 5 s)
+	for p in $pids; do
+		i=0
+		while [ $i -lt 50 ] && kill -0 "$p" 2>/dev/null; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -9 "$p" 2>/dev/null
+	done
+	pids=""
 	rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM HUP PIPE
 
 ok() { echo "ok - $1"; }
 notok() { echo "not ok - $1: $2"; failed=1; }
