@@ -702,4 +702,6 @@ def main():
 
 
 if __name__ == "__main__":
+    # a timeout's SIGTERM still runs the cleanup (finally in main)
+    signal.signal(signal.SIGTERM, lambda sig, frame: sys.exit(1))
     sys.exit(main())
