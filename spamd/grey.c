@@ -63,6 +63,9 @@ struct grey {
 	double			 trap_last;	/* monotonic time of last send */
 	double			 reopen_next;	/* earliest store reopen retry */
 	struct grey_counts	 n;
+	struct grey_sync	*sync;		/* (added) peers, NULL = off */
+	struct grey_http	*http;		/* (added) HTTP, NULL = off */
+	double			 flush_secs;	/* (added) time in gdb_flush */
 };
 
 static void grey_engine_close(struct grey_engine *e, const char *why);
@@ -109,7 +112,7 @@ grey_open_db(struct grey *g, struct gdb_err *err)
  * grey_db_error - count and log a store error; on err->reopen close and
  * reopen the store (the open runs recovery).
  */
-static void
+void
 grey_db_error(struct grey *g, const char *op, struct gdb_err *err)
 {
 	struct gdb_err e2 = { 0 };
@@ -278,13 +281,16 @@ grey_flush_timer(evutil_socket_t fd, short ev, void *arg)
 {
 	struct grey *g = arg;
 	struct gdb_err err = { 0 };
+	double t0;
 
 	if (!g->dirty || g->db == NULL)
 		return;
+	t0 = grey_mono();
 	if (gdb_flush(g->db, &err) == -1) {
 		grey_db_error(g, "flush", &err);
 		return;
 	}
+	g->flush_secs += grey_mono() - t0;
 	g->dirty = 0;
 	g->n.flushes++;
 }
@@ -590,6 +596,10 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 		break;
 	}
 	}
+	/* (added) tell the sync peers; never for what peers sent us */
+	grey_sync_local(g->sync, (int)res, ip, m->str[1], m->str[2],
+	    m->str[3], res == GDB_R_TRAP ? now + g->conf->times.trapexp :
+	    rec.expire, now);
 reply:
 	out[0] = ip;
 	if (msg_put(bufferevent_get_output(e->bev), MSG_RESULT, m->id,
@@ -710,6 +720,7 @@ grey_counters(struct grey *g)
 		log_info("event=counters proc=engine engine=%d %s",
 		    g->eng[i].idx, buf);
 	}
+	grey_sync_log(g->sync);
 }
 
 /* grey_signal - SIGTERM/SIGINT stop, SIGHUP reloads domains, SIGUSR1 */
@@ -821,6 +832,10 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	event_add(g->expire_ev, &tv);
 	if (g->db != NULL)
 		grey_traplist_send(g);
+	/* (added) peers and the HTTP endpoint; both off unless configured */
+	if (grey_sync_start(&g->sync, g, g->base, c) == -1 ||
+	    grey_http_start(&g->http, g, g->base, c, g->sync) == -1)
+		return -1;
 	log_info("event=writer_start engines=%d db=%s fw=%s config_port=%s "
 	    "group_v4=%d group_v6=%d", nfds, g->db ? c->dbdir : "none",
 	    g->fw ? c->fw.backend ? c->fw.backend : "nftables" : "none",
@@ -835,6 +850,8 @@ grey_teardown(struct grey *g)
 	struct gdb_err err = { 0 };
 	int i;
 
+	grey_http_free(g->http);
+	grey_sync_free(g->sync);
 	grey_cfg_free(g->cfg);
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].bev != NULL)
@@ -884,4 +901,61 @@ grey_main(const int *fds, int nfds, const struct grey_conf *conf)
 	grey_teardown(&g);
 	log_info("event=writer_stop status=%d", g.status);
 	return g.status;
+}
+
+/* grey_stats_get - copy the writer's counters (grey.h) */
+void
+grey_stats_get(struct grey *g, struct grey_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->tuples = g->n.tuples;
+	st->new = g->n.new;
+	st->grey = g->n.grey;
+	st->passes = g->n.passes;
+	st->white = g->n.white;
+	st->trapped = g->n.trapped;
+	st->traps = g->n.traps;
+	st->db_errors = g->n.db_errors;
+	st->reopens = g->n.reopens;
+	st->bad_frames = g->n.bad_frames;
+	st->expired = g->n.expired;
+	st->traplists = g->n.traplists;
+	st->flushes = g->n.flushes;
+	st->flush_secs = g->flush_secs;
+	grey_fw_counts(g->fw, &st->fw_ops, &st->fw_errors);
+	grey_cfg_counts(g->cfg, &st->cfg_loads, &st->cfg_errors);
+	st->engines = g->neng;
+	st->engines_open = g->nopen;
+}
+
+/* grey_engine_stats - engine i's last MSG_STATS text, or NULL */
+const char *
+grey_engine_stats(struct grey *g, int i)
+{
+	if (i < 0 || i >= g->neng)
+		return NULL;
+	return g->eng[i].stats;
+}
+
+/* grey_db - the store handle, NULL while closed */
+struct gdb *
+grey_db(struct grey *g)
+{
+	return g->db;
+}
+
+/* grey_fw_of - the firewall, NULL when off */
+struct grey_fw *
+grey_fw_of(struct grey *g)
+{
+	return g->fw;
+}
+
+/* grey_changed - the store was written; trapped: the trapped set too */
+void
+grey_changed(struct grey *g, int trapped)
+{
+	g->dirty = 1;
+	if (trapped)
+		grey_traplist_changed(g);
 }

@@ -12,6 +12,8 @@
 #include "greydb/greydb.h"
 #include "pf-sync/fw.h"
 
+#define GREY_SYNC_MAX_TARGETS	32	/* -Y given at most this often */
+
 struct grey_conf {
 	const char	*dbdir;		/* database environment directory */
 	struct gdb_times times;		/* -G, trap expiry */
@@ -28,6 +30,17 @@ struct grey_conf {
 					 * loopback), opened by main; -1 none */
 	int		cfg_timeout_secs; /* (added) config port: seconds a
 					 * sender has for its message; 0 = 30 */
+	/* (added) sync with peers (grey_sync.c) and HTTP (grey_http.c) */
+	const char	*sync_listen;	/* -y address or interface; NULL none */
+	const char	*sync_targets[GREY_SYNC_MAX_TARGETS];	/* -Y */
+	int		nsync_targets;
+	int		sync_port;	/* --sync-port, 0 = 8025 */
+	const char	*sync_key_file;	/* --sync-key, NULL = default */
+	int		sync_no_auth;	/* --sync-no-auth */
+	int		sync_white;	/* --sync-white: WHITE on every pass */
+	int		sync_deletions;	/* --sync-deletions: take DEL types */
+	char		sync_key[41];	/* set by grey_sync_prepare; "" = none */
+	const char	*http_listen;	/* --http-listen ADDR:PORT; NULL off */
 };
 
 /*
@@ -103,5 +116,66 @@ void	grey_fw_expired(struct grey_fw *gf, const struct gdb_rec *rec);
 int	grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now);
 /* grey_fw_counts - firewall changes queued and failures so far */
 void	grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors);
+
+/*
+ * (added) The writer's state as seen by grey_sync.c and grey_http.c,
+ * through accessors (struct grey stays private to grey.c).
+ */
+struct grey;
+struct psync_counters;
+/* Writer counters (the SIGUSR1 line) for metrics. */
+struct grey_stats {
+	long	tuples, new, grey, passes, white, trapped, traps;
+	long	db_errors, reopens, bad_frames, expired, traplists;
+	long	flushes;
+	double	flush_secs;		/* time spent in gdb_flush */
+	long	fw_ops, fw_errors, cfg_loads, cfg_errors;
+	int	engines, engines_open;
+};
+/* grey_stats_get - copy the writer's counters */
+void	grey_stats_get(struct grey *g, struct grey_stats *st);
+/* grey_engine_stats - engine i's last MSG_STATS text (key=value), or
+ * NULL (none yet, or i out of range) */
+const char *grey_engine_stats(struct grey *g, int i);
+/* grey_db - the store handle, NULL while closed (-b, failed reopen) */
+struct gdb *grey_db(struct grey *g);
+/* grey_db_error - count and log a store error, reopen when it says so */
+void	grey_db_error(struct grey *g, const char *op, struct gdb_err *err);
+/* grey_fw_of - the firewall, NULL when off (grey_fw_* accept NULL) */
+struct grey_fw *grey_fw_of(struct grey *g);
+/* grey_changed - the store was written (commit soon); trapped = 1 when
+ * the trapped set changed (send the engines a new trapped list) */
+void	grey_changed(struct grey *g, int trapped);
+
+/* Sync with peer MX hosts (grey_sync.c). */
+struct grey_sync;
+/* grey_sync_prepare - in main, before the fork: check the sync options
+ * and load the key into conf->sync_key; -1 with a message in err */
+int	grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz);
+/* grey_sync_start - sockets on base when -y/-Y were given (*out NULL
+ * otherwise); -1 with the reason logged */
+int	grey_sync_start(struct grey_sync **out, struct grey *g,
+	    struct event_base *base, const struct grey_conf *conf);
+/* grey_sync_free - close the sockets; safe on NULL */
+void	grey_sync_free(struct grey_sync *gs);
+/* grey_sync_local - a local tuple was decided (res an enum gdb_result):
+ * send GREY / TRAPPED (and WHITE with --sync-white); safe on NULL */
+void	grey_sync_local(struct grey_sync *gs, int res, const char *ip,
+	    const char *helo, const char *from, const char *to,
+	    int64_t expire, int64_t now);
+/* grey_sync_log - the SIGUSR1 line of sync counters; safe on NULL */
+void	grey_sync_log(const struct grey_sync *gs);
+/* grey_sync_counters - the counters, NULL when sync is off */
+const struct psync_counters *grey_sync_counters(const struct grey_sync *gs);
+
+/* The HTTP endpoint: /traplist and /metrics (grey_http.c). */
+struct grey_http;
+/* grey_http_start - listen on conf->http_listen (*out NULL when unset);
+ * -1 with the reason logged */
+int	grey_http_start(struct grey_http **out, struct grey *g,
+	    struct event_base *base, const struct grey_conf *conf,
+	    struct grey_sync *gs);
+/* grey_http_free - stop listening; safe on NULL */
+void	grey_http_free(struct grey_http *gh);
 
 #endif /* SPAMD_GREY_H */

@@ -70,6 +70,14 @@ struct main_opts {
 	int		 fw_create;
 	int		 fw_reconcile;
 	int		 group_v4, group_v6;
+	/* (added) sync and HTTP, copied into struct grey_conf */
+	const char	*sync_listen;
+	const char	*sync_targets[GREY_SYNC_MAX_TARGETS];
+	int		 nsync_targets;
+	int		 sync_port;
+	const char	*sync_key;
+	int		 sync_no_auth, sync_white, sync_deletions;
+	const char	*http_listen;
 };
 
 /* One child process. */
@@ -85,6 +93,8 @@ enum {
 	OPT_USER, OPT_CHROOT, OPT_FW, OPT_FW_TABLE, OPT_FW_FAMILY,
 	OPT_FW_FILE, OPT_FW_CREATE, OPT_FW_RECONCILE, OPT_GROUP4, OPT_GROUP6,
 	OPT_LOGFMT, OPT_HELP,
+	OPT_SYNC_PORT, OPT_SYNC_KEY, OPT_SYNC_NOAUTH, OPT_SYNC_WHITE,
+	OPT_SYNC_DEL, OPT_HTTP,
 };
 
 static const struct option main_longopts[] = {
@@ -111,6 +121,12 @@ static const struct option main_longopts[] = {
 	{ "group-v6",		required_argument, NULL, OPT_GROUP6 },
 	{ "log-format",		required_argument, NULL, OPT_LOGFMT },
 	{ "help",		no_argument,	   NULL, OPT_HELP },
+	{ "sync-port",		required_argument, NULL, OPT_SYNC_PORT },
+	{ "sync-key",		required_argument, NULL, OPT_SYNC_KEY },
+	{ "sync-no-auth",	no_argument,	   NULL, OPT_SYNC_NOAUTH },
+	{ "sync-white",		no_argument,	   NULL, OPT_SYNC_WHITE },
+	{ "sync-deletions",	no_argument,	   NULL, OPT_SYNC_DEL },
+	{ "http-listen",	required_argument, NULL, OPT_HTTP },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -130,7 +146,10 @@ main_usage(int status)
 "             [--max-per-client N] [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
-"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv]\n");
+"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv]\n"
+"             [-y listen] [-Y target]... [--sync-port PORT]\n"
+"             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
+"             [--sync-deletions] [--http-listen ADDR:PORT]\n");
 	exit(status);
 }
 
@@ -282,7 +301,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->fw_backend = "none";
 	o->fw_reconcile = 300;
 
-	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:",
+	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:y:Y:",
 	    main_longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4': o->bl_code = 450; break;
@@ -382,6 +401,24 @@ main_parse(struct main_opts *o, int argc, char **argv)
 				exit(1);
 			}
 			break;
+		case 'y': o->sync_listen = optarg; break;
+		case 'Y':
+			if (o->nsync_targets >= GREY_SYNC_MAX_TARGETS) {
+				fprintf(stderr, "spamd: -Y: at most %d "
+				    "targets\n", GREY_SYNC_MAX_TARGETS);
+				exit(1);
+			}
+			o->sync_targets[o->nsync_targets++] = optarg;
+			break;
+		case OPT_SYNC_PORT:
+			o->sync_port = (int)main_num("--sync-port", optarg, 1,
+			    65535);
+			break;
+		case OPT_SYNC_KEY: o->sync_key = optarg; break;
+		case OPT_SYNC_NOAUTH: o->sync_no_auth = 1; break;
+		case OPT_SYNC_WHITE: o->sync_white = 1; break;
+		case OPT_SYNC_DEL: o->sync_deletions = 1; break;
+		case OPT_HTTP: o->http_listen = optarg; break;
 		case OPT_HELP: main_usage(0);
 		default: main_usage(1);
 		}
@@ -610,6 +647,27 @@ main(int argc, char **argv)
 	log_init("spamd", o.foreground, o.verbose);
 	main_limits(&o);
 
+	/* (added) sync options and key, while errors still reach stderr */
+	memset(&gc, 0, sizeof(gc));
+	gc.sync_listen = o.sync_listen;
+	for (i = 0; i < o.nsync_targets; i++)
+		gc.sync_targets[i] = o.sync_targets[i];
+	gc.nsync_targets = o.nsync_targets;
+	gc.sync_port = o.sync_port;
+	gc.sync_key_file = o.sync_key;
+	gc.sync_no_auth = o.sync_no_auth;
+	gc.sync_white = o.sync_white;
+	gc.sync_deletions = o.sync_deletions;
+	gc.http_listen = o.http_listen;
+	{
+		char serr[512];
+
+		if (grey_sync_prepare(&gc, serr, sizeof(serr)) == -1) {
+			fprintf(stderr, "spamd: %s\n", serr);
+			exit(1);
+		}
+	}
+
 	if (geteuid() == 0 && getpwnam(o.user) == NULL) {
 		/*
 		 * The default user is made by the package; a source build run
@@ -699,8 +757,8 @@ main(int argc, char **argv)
 	    o.nlisten, o.workers, o.maxcon, o.maxblack, o.stutter_secs,
 	    o.stutter_delay, o.blacklist_only, o.dbdir);
 
-	/* the writer: database, firewall, config port */
-	memset(&gc, 0, sizeof(gc));
+	/* the writer: database, firewall, config port (gc was cleared and
+	 * its sync fields set before the fork) */
 	gc.dbdir = o.dbdir;
 	gc.times.passtime = o.passtime;
 	gc.times.greyexp = o.greyexp;
