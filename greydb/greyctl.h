@@ -60,4 +60,9 @@ int	greyctl_export_traplist(const struct greyctl *ctl, struct gdb *db);
  * write them; returns the exit status */
 int	greyctl_import(const struct greyctl *ctl, FILE *in, const char *name);
 
+/* greyctl_import_line - check one dump line (no newline) as import does:
+ * 0 a record in r, 1 blank or comment, -1 bad with why */
+int	greyctl_import_line(const char *line, size_t len, int64_t now,
+	    struct gdb_rec *r, char *why, size_t whysz);
+
 #endif /* GREYCTL_H */

@@ -270,6 +270,32 @@ check_line(struct import_line *l, int64_t now, struct gdb_rec *r,
 	return parse_line(l->buf, now, r, why, whysz);
 }
 
+/* greyctl_import_line - check one line as the import does (for tests and
+ * the fuzz target); the line without its newline, any bytes */
+int
+greyctl_import_line(const char *line, size_t len, int64_t now,
+    struct gdb_rec *r, char *why, size_t whysz)
+{
+	struct import_line *l;
+	int ret;
+
+	if ((l = malloc(sizeof(*l))) == NULL) {
+		snprintf(why, whysz, "%s", strerror(errno));
+		return -1;
+	}
+	/* as read_line builds it: cut, flagged, a trailing CR dropped */
+	l->toolong = len > IMPORT_LINE_MAX;
+	l->len = l->toolong ? IMPORT_LINE_MAX : len;
+	memcpy(l->buf, line, l->len);
+	l->nul = memchr(l->buf, '\0', l->len) != NULL;
+	l->buf[l->len] = '\0';
+	if (l->len > 0 && l->buf[l->len - 1] == '\r')
+		l->buf[--l->len] = '\0';
+	ret = check_line(l, now, r, why, whysz);
+	free(l);
+	return ret;
+}
+
 /* count - add one record to the counts */
 static void
 count(struct import_count *c, enum gdb_type type)
