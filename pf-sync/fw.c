@@ -311,6 +311,10 @@ fw_flush(struct fw *fw, char *err, size_t errsz)
 			t -= mono - e->queued;
 			if (t <= 0)
 				continue;
+			/* A longer time than the kernel takes is cut to its
+			 * limit; reconcile refreshes the element later. */
+			if (fw->be->max_timeout > 0 && t > fw->be->max_timeout)
+				t = fw->be->max_timeout;
 		}
 		ch[n].set = e->set;
 		ch[n].v6 = e->v6;
@@ -447,9 +451,14 @@ fw_rdb_cb(const struct gdb_rec *rec, void *arg)
 		return 0;
 	el = RB_FIND(fw_rtree, &rc->tree, &key);
 	if (el != NULL) {
+		int64_t want = rec->expire - rc->now;
+
 		el->seen = 1;
+		if (rc->fw->be->max_timeout > 0 &&
+		    want > rc->fw->be->max_timeout)
+			want = rc->fw->be->max_timeout;
 		if (el->expires <= 0 ||
-		    el->expires >= rec->expire - rc->now - FW_RECONCILE_SLACK)
+		    el->expires >= want - FW_RECONCILE_SLACK)
 			return 0;
 		/* Present but expiring too early: re-add with the right time;
 		 * not counted as added. */

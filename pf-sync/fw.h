@@ -149,6 +149,9 @@ struct fw_backend {
 	int		(*list)(void *state, enum fw_set set, int v6,
 			    fw_list_fn fn, void *arg, char *err,
 			    size_t errsz);
+	/* the longest element timeout the kernel takes, seconds; 0 = none
+	 * (ipset: 2147483 s, under the 36-day white expiry) */
+	int64_t		max_timeout;
 };
 
 extern const struct fw_backend fw_backend_nft;

@@ -245,4 +245,6 @@ const struct fw_backend fw_backend_ipset = {
 	.close = fw_ipset_close,
 	.flush = fw_ipset_flush,
 	.list = fw_ipset_list,
+	/* ipset refuses timeouts above 2147483 s (about 24.8 days) */
+	.max_timeout = 2147483,
 };
