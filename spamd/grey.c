@@ -25,7 +25,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "spamd/dnsbl.h"
 #include "spamd/grey.h"
+#include "spamd/grey_rcpt.h"
 #include "spamd/log.h"
 #include "spamd/msg.h"
 
@@ -66,6 +68,7 @@ struct grey {
 	struct grey_sync	*sync;		/* (added) peers, NULL = off */
 	struct grey_http	*http;		/* (added) HTTP, NULL = off */
 	double			 flush_secs;	/* (added) time in gdb_flush */
+	struct grey_rcpt	*rcpt;		/* (added) invalid users, NULL off */
 };
 
 static void grey_engine_close(struct grey_engine *e, const char *why);
@@ -600,6 +603,8 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 	grey_sync_local(g->sync, (int)res, ip, m->str[1], m->str[2],
 	    m->str[3], res == GDB_R_TRAP ? now + g->conf->times.trapexp :
 	    rec.expire, now);
+	/* (added) invalid recipients: the reply does not change */
+	grey_rcpt_tuple(g->rcpt, ip, m->str[3], (int)res, now);
 reply:
 	out[0] = ip;
 	if (msg_put(bufferevent_get_output(e->bev), MSG_RESULT, m->id,
@@ -721,6 +726,32 @@ grey_counters(struct grey *g)
 		    g->eng[i].idx, buf);
 	}
 	grey_sync_log(g->sync);
+	grey_rcpt_counters(g->rcpt);
+}
+
+/*
+ * grey_dnsbl_reload - (added) SIGHUP: read and check the DNSBL zone file
+ * for the engines, which are chrooted and cannot open it; a broken file
+ * is not sent, so the engines keep their zones.
+ */
+static void
+grey_dnsbl_reload(struct grey *g)
+{
+	char err[512], *text;
+	size_t len;
+
+	if (g->conf->dnsbl_file == NULL)
+		return;
+	if ((text = dnsbl_conf_slurp(g->conf->dnsbl_file, DNSBL_FILE_MAX,
+	    &len, err, sizeof(err))) == NULL) {
+		log_warnx("event=dnsbl-reload proc=writer ok=0 error=\"%s\"",
+		    err);
+		return;
+	}
+	grey_broadcast(g, MSG_DNSBL_ZONES, text, len);
+	log_info("event=dnsbl-reload proc=writer ok=1 file=%s bytes=%zu",
+	    g->conf->dnsbl_file, len);
+	free(text);
 }
 
 /* grey_signal - SIGTERM/SIGINT stop, SIGHUP reloads domains, SIGUSR1 */
@@ -738,6 +769,8 @@ grey_signal(evutil_socket_t sig, short ev, void *arg)
 		event_base_loopbreak(g->base);
 		break;
 	case SIGHUP:
+		grey_rcpt_reload(g->rcpt);	/* (added) --valid-rcpt */
+		grey_dnsbl_reload(g);		/* (added) --dnsbl-file */
 		if (g->db == NULL || g->conf->domains_file == NULL)
 			break;
 		/* on failure greydb keeps the old list */
@@ -753,6 +786,74 @@ grey_signal(evutil_socket_t sig, short ev, void *arg)
 		grey_counters(g);
 		break;
 	}
+}
+
+/* grey_rcpt_white_hook - grey_rcpt: 1 when ip is WHITE or TRAPPED */
+static int
+grey_rcpt_white_hook(void *arg, const char *ip, int64_t now)
+{
+	struct grey *g = arg;
+	struct gdb_err err = { 0 };
+	int rc;
+
+	if (g->db == NULL)
+		return -1;
+	if ((rc = grey_live(g, GDB_WHITE, ip, now, NULL, &err)) == 0)
+		rc = grey_live(g, GDB_TRAPPED, ip, now, NULL, &err);
+	if (rc == -1)
+		grey_db_error(g, "rcpt_white", &err);
+	return rc;
+}
+
+/* grey_rcpt_trap_hook - grey_rcpt: trap ip for mailing invalid users */
+static void
+grey_rcpt_trap_hook(void *arg, const char *ip, int64_t now,
+    const char *rcpts)
+{
+	struct grey *g = arg;
+	struct gdb_err err = { 0 };
+	int64_t expire = now + g->conf->times.trapexp;
+
+	if (g->db == NULL || gdb_trap(g->db, ip, now, expire, &err) == -1) {
+		if (g->db != NULL)
+			grey_db_error(g, "rcpt_trap", &err);
+		return;
+	}
+	g->dirty = 1;
+	g->n.traps++;
+	log_info("event=trap ip=%s reason=invalid-rcpt rcpts=%s", ip, rcpts);
+	grey_fw_trap(g->fw, ip, expire, now);
+	grey_traplist_changed(g);
+	grey_sync_local(g->sync, GDB_R_TRAP, ip, "", "", "", expire, now);
+}
+
+/* grey_rcpt_start - the valid-recipients file and --verify-mx */
+static int
+grey_rcpt_start(struct grey *g)
+{
+	const struct grey_conf *c = g->conf;
+	struct grey_rcpt_conf rc;
+	struct grey_rcpt_hooks h = { grey_rcpt_white_hook,
+	    grey_rcpt_trap_hook, g };
+	char err[512];
+
+	memset(&rc, 0, sizeof(rc));
+	rc.valid_file = c->valid_rcpt_file;
+	rc.threshold = c->invalid_trap;
+	rc.window = c->times.greyexp;
+	rc.verify.mx = c->verify_mx;
+	rc.verify.helo = c->verify_helo;
+	rc.verify.rate = c->verify_rate > 0 ? c->verify_rate : 10;
+	rc.verify.ttl_valid = c->verify_cache_valid;
+	rc.verify.ttl_invalid = c->verify_cache_invalid;
+	if (c->blacklist_only)
+		return 0;
+	if (grey_rcpt_new(&g->rcpt, g->base, &rc, &h, err, sizeof(err))
+	    == -1) {
+		log_warnx("event=writer_start error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
 }
 
 /* grey_setup - events, store, firewall, config port; -1 = fatal */
@@ -832,6 +933,8 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	event_add(g->expire_ev, &tv);
 	if (g->db != NULL)
 		grey_traplist_send(g);
+	if (grey_rcpt_start(g) == -1)
+		return -1;
 	/* (added) peers and the HTTP endpoint; both off unless configured */
 	if (grey_sync_start(&g->sync, g, g->base, c) == -1 ||
 	    grey_http_start(&g->http, g, g->base, c, g->sync) == -1)
@@ -852,6 +955,7 @@ grey_teardown(struct grey *g)
 
 	grey_http_free(g->http);
 	grey_sync_free(g->sync);
+	grey_rcpt_free(g->rcpt);
 	grey_cfg_free(g->cfg);
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].bev != NULL)

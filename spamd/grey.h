@@ -41,6 +41,17 @@ struct grey_conf {
 	int		sync_deletions;	/* --sync-deletions: take DEL types */
 	char		sync_key[41];	/* set by grey_sync_prepare; "" = none */
 	const char	*http_listen;	/* --http-listen ADDR:PORT; NULL off */
+	/* (added) trap hosts that mail invalid users (grey_rcpt.h) */
+	const char	*valid_rcpt_file; /* --valid-rcpt FILE; NULL none */
+	const char	*verify_mx;	/* --verify-mx HOST[:PORT]; NULL none */
+	const char	*verify_helo;	/* EHLO name of the probes (-h) */
+	int		verify_cache_valid;   /* secs; 0 = 86400 */
+	int		verify_cache_invalid; /* secs; 0 = 3600 */
+	int		verify_rate;	/* probes/s; 0 = 10 */
+	int		invalid_trap;	/* distinct invalid rcpts; 0 = 2 */
+	/* (added) --dnsbl-file: read on SIGHUP and sent to the chrooted
+	 * engines as MSG_DNSBL_ZONES (kept as is when broken); NULL none */
+	const char	*dnsbl_file;
 };
 
 /*
