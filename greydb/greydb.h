@@ -139,6 +139,29 @@ int	gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
 	    struct gdb_rec *rec, struct gdb_err *err);
 
 /*
+ * (added) A batch of RCPTs for gdb_tuple_seen_many: the caller fills ip,
+ * helo, from and to; res and rec receive what gdb_tuple_seen would give;
+ * bad is set (and res left 0) for a tuple whose ip does not parse.
+ */
+struct gdb_tuple {
+	const char	*ip, *helo, *from, *to;
+	enum gdb_result	 res;
+	struct gdb_rec	 rec;
+	int		 bad;
+};
+#define GDB_BATCH_MAX	256	/* tuples in one gdb_tuple_seen_many call */
+
+/*
+ * gdb_tuple_seen_many - gdb_tuple_seen for n (<= GDB_BATCH_MAX) tuples in
+ * ONE transaction, in order (a later tuple sees what an earlier one
+ * wrote). One commit instead of n is what lets the writer keep up with
+ * many engines; the rules and results are exactly those of n calls. On
+ * error nothing of the batch is written.
+ */
+int	gdb_tuple_seen_many(struct gdb *db, struct gdb_tuple *tv, size_t n,
+	    int64_t now, const struct gdb_times *t, struct gdb_err *err);
+
+/*
  * Notes on the rules as implemented (added; greydb/rules.c says why):
  * a tuple that passes is deleted and the ip gets WHITE (first = now, or
  * kept when a live WHITE exists; pass = now; expire = now + whiteexp;

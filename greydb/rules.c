@@ -16,6 +16,7 @@
  * - A record whose expire <= now counts as absent; it is overwritten, its
  *   old index entry removed in the same transaction.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "greydb/gdb_private.h"
@@ -218,6 +219,81 @@ gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
 	if (rec != NULL)
 		*rec = c.out;
 	return 0;
+}
+
+struct many_ctx {
+	struct seen_ctx	*c;
+	size_t		 n;
+};
+
+/* many_txn - the rules for a batch of tuples, inside one transaction */
+static int
+many_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct many_ctx *m = arg;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < m->n; i++) {
+		if (m->c[i].tuple.type != GDB_GREY)
+			continue;	/* a bad tuple, reported by the caller */
+		if ((ret = seen_txn(db, txn, &m->c[i], err)) != 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* gdb_tuple_seen_many - the rules for n tuples in one transaction */
+int
+gdb_tuple_seen_many(struct gdb *db, struct gdb_tuple *tv, size_t n,
+    int64_t now, const struct gdb_times *t, struct gdb_err *err)
+{
+	struct seen_ctx *c;
+	struct many_ctx m;
+	size_t i;
+	int rv = 0;
+
+	if (n == 0)
+		return 0;
+	if (n > GDB_BATCH_MAX) {
+		gdb_seterr(err, "%s: batch of %zu tuples, at most %d", db->dir,
+		    n, GDB_BATCH_MAX);
+		return -1;
+	}
+	if ((c = calloc(n, sizeof(*c))) == NULL) {
+		gdb_seterr(err, "%s: out of memory for a batch", db->dir);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		tv[i].bad = 0;
+		tv[i].res = 0;
+		if (gdb_addr_canon(tv[i].ip != NULL ? tv[i].ip : "",
+		    c[i].tuple.ip) == -1) {
+			tv[i].bad = 1;
+			continue;
+		}
+		c[i].tuple.type = GDB_GREY;
+		strlcpy(c[i].tuple.helo, tv[i].helo != NULL ? tv[i].helo : "",
+		    sizeof(c[i].tuple.helo));
+		gdb_mail_norm(tv[i].from, c[i].tuple.from,
+		    sizeof(c[i].tuple.from));
+		gdb_mail_norm(tv[i].to, c[i].tuple.to, sizeof(c[i].tuple.to));
+		c[i].now = now;
+		c[i].t = t;
+		c[i].trap = !gdb_domain_allowed(db, c[i].tuple.to);
+	}
+	m.c = c;
+	m.n = n;
+	if (gdb_txn_run(db, "tuple batch", many_txn, &m, err) == -1)
+		rv = -1;
+	for (i = 0; rv == 0 && i < n; i++) {
+		if (tv[i].bad)
+			continue;
+		tv[i].res = c[i].res;
+		tv[i].rec = c[i].out;
+	}
+	free(c);
+	return rv;
 }
 
 struct ipcmd_ctx {

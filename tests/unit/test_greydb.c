@@ -860,6 +860,84 @@ test_bad_value_on_disk(void **state)
 	assert_int_equal(gdb_del(f->db, &r, &err), 1);
 }
 
+/* test_batch_matches_single - gdb_tuple_seen_many gives, tuple by tuple,
+ * what gdb_tuple_seen gives (duplicates in one batch, traps, passes) */
+static void
+test_batch_matches_single(void **state)
+{
+	static const struct {
+		int	batch;		/* which transaction (0 or 1) */
+		int	host;		/* last octet; 0 = a bad address */
+		const char *to;
+		enum gdb_result want;
+	} rows[] = {
+		{ 0, 1, "a@example.com", GDB_R_NEW },
+		{ 0, 1, "a@example.com", GDB_R_GREY },	/* same batch */
+		{ 0, 2, "trap@example.com", GDB_R_TRAP },
+		{ 0, 2, "a@example.com", GDB_R_TRAPPED },
+		{ 0, 0, "a@example.com", 0 },
+		{ 1, 1, "<A@Example.com>", GDB_R_PASSED },
+		{ 1, 1, "b@example.com", GDB_R_WHITE },
+		{ 1, 3, "a@example.com", GDB_R_NEW },
+	};
+	const size_t n = sizeof(rows) / sizeof(rows[0]);
+	struct fix *f = *state;
+	struct gdb_tuple tv[8];
+	char ips[8][32];
+	struct gdb_rec rec;
+	struct gdb_err err;
+	size_t i, j, k;
+	int b;
+
+	assert_int_equal(gdb_spamtrap_add(f->db, "trap@example.com", &err), 0);
+	/* single calls for 10.0.0.x, then batches for 10.1.0.x */
+	for (b = 0; b < 2; b++) {
+		int64_t now = T0 + b * (times.passtime + 1);
+
+		for (i = 0, k = 0; i < n; i++) {
+			if (rows[i].batch != b)
+				continue;
+			snprintf(ips[k], sizeof(ips[k]), rows[i].host ?
+			    "10.1.0.%d" : "nope", rows[i].host);
+			tv[k] = (struct gdb_tuple){ .ip = ips[k],
+			    .helo = "mx.example", .from = "<Sender@Example.org>",
+			    .to = rows[i].to };
+			k++;
+		}
+		assert_int_equal(gdb_tuple_seen_many(f->db, tv, k, now, &times,
+		    &err), 0);
+		for (i = 0, j = 0; i < n; i++) {
+			char ip[32];
+
+			if (rows[i].batch != b)
+				continue;
+			if (rows[i].host == 0) {
+				assert_true(tv[j].bad);
+				j++;
+				continue;
+			}
+			snprintf(ip, sizeof(ip), "10.0.0.%d", rows[i].host);
+			assert_int_equal(seen(f->db, ip, rows[i].to, now, &rec),
+			    rows[i].want);
+			assert_false(tv[j].bad);
+			assert_int_equal(tv[j].res, rows[i].want);
+			assert_int_equal(tv[j].rec.first, rec.first);
+			assert_int_equal(tv[j].rec.pass, rec.pass);
+			assert_int_equal(tv[j].rec.expire, rec.expire);
+			assert_int_equal(tv[j].rec.bcount, rec.bcount);
+			assert_int_equal(tv[j].rec.pcount, rec.pcount);
+			j++;
+		}
+	}
+	/* the batch wrote what the single calls wrote */
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "10.1.0.1", &rec), 1);
+	assert_int_equal(get_ip(f->db, GDB_TRAPPED, "10.1.0.2", &rec), 1);
+	/* too big a batch is refused, nothing written */
+	assert_int_equal(gdb_tuple_seen_many(f->db, tv, GDB_BATCH_MAX + 1,
+	    T0, &times, &err), -1);
+	assert_non_null(strstr(err.msg, "batch"));
+}
+
 int
 main(void)
 {
@@ -888,6 +966,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_walk_stats_del, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch_matches_single,
+		    setup, teardown),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test_setup_teardown(test_put_rejects, setup,
 		    teardown),
