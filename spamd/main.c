@@ -2,7 +2,8 @@
  * main.c - spamd: parse the command line (OpenBSD spamd's flags plus our
  * long options), open the listening sockets and the config port while
  * still privileged, fork the writer (grey.h) and -W engine processes
- * (engine.h), then supervise them: a child that dies stops the daemon.
+ * (engine.h), then supervise them: a failed writer is restarted with new
+ * engines (rate-limited), any other child that dies stops the daemon.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,14 +26,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "spamd/dnsbl.h"
 #include "spamd/engine.h"
 #include "spamd/grey.h"
+#include "spamd/grey_rcpt.h"
 #include "spamd/log.h"
 
 #define MAIN_MAX_WORKERS	64
 #define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides
 					 * its connections */
 #define MAIN_STOP_SECS		10	/* then SIGKILL */
+/* (added) a failed writer is restarted with new engines, at most
+ * MAIN_RESTART_MAX times in MAIN_RESTART_WINDOW seconds; then we exit */
+#define MAIN_RESTART		(-1)	/* main_supervise: start them again */
+#define MAIN_RESTART_MAX	5
+#define MAIN_RESTART_WINDOW	10
+#define MAIN_RESTART_KILL_SECS	2	/* engines left: then SIGKILL */
 
 /* Everything the command line sets. */
 struct main_opts {
@@ -78,6 +87,18 @@ struct main_opts {
 	const char	*sync_key;
 	int		 sync_no_auth, sync_white, sync_deletions;
 	const char	*http_listen;
+	/* (added) invalid recipients (grey_rcpt.h) */
+	const char	*valid_rcpt;
+	const char	*verify_mx;
+	int		 verify_cache_valid, verify_cache_invalid;
+	int		 verify_rate, invalid_trap;
+	/* (added) DNS checks, copied into struct engine_conf */
+	const char	*dnsbl[DNSBL_MAX_ZONES];
+	int		 ndnsbl;
+	const char	*dnsbl_file;
+	int		 dnsbl_timeout_ms;
+	const char	*dns_server;
+	int		 rdns_mode, helo_mode, dns_skip_white;
 };
 
 /* One child process. */
@@ -95,6 +116,10 @@ enum {
 	OPT_LOGFMT, OPT_HELP,
 	OPT_SYNC_PORT, OPT_SYNC_KEY, OPT_SYNC_NOAUTH, OPT_SYNC_WHITE,
 	OPT_SYNC_DEL, OPT_HTTP,
+	OPT_VALID_RCPT, OPT_VERIFY_MX, OPT_VERIFY_VALID, OPT_VERIFY_INVALID,
+	OPT_VERIFY_RATE, OPT_INVALID_TRAP,
+	OPT_DNSBL, OPT_DNSBL_FILE, OPT_DNSBL_TIMEOUT, OPT_DNS_SERVER,
+	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
 };
 
 static const struct option main_longopts[] = {
@@ -127,6 +152,19 @@ static const struct option main_longopts[] = {
 	{ "sync-white",		no_argument,	   NULL, OPT_SYNC_WHITE },
 	{ "sync-deletions",	no_argument,	   NULL, OPT_SYNC_DEL },
 	{ "http-listen",	required_argument, NULL, OPT_HTTP },
+	{ "valid-rcpt",		required_argument, NULL, OPT_VALID_RCPT },
+	{ "verify-mx",		required_argument, NULL, OPT_VERIFY_MX },
+	{ "verify-cache-valid",	required_argument, NULL, OPT_VERIFY_VALID },
+	{ "verify-cache-invalid", required_argument, NULL, OPT_VERIFY_INVALID },
+	{ "verify-rate",	required_argument, NULL, OPT_VERIFY_RATE },
+	{ "invalid-trap",	required_argument, NULL, OPT_INVALID_TRAP },
+	{ "dnsbl",		required_argument, NULL, OPT_DNSBL },
+	{ "dnsbl-file",		required_argument, NULL, OPT_DNSBL_FILE },
+	{ "dnsbl-timeout",	required_argument, NULL, OPT_DNSBL_TIMEOUT },
+	{ "dns-server",		required_argument, NULL, OPT_DNS_SERVER },
+	{ "rdns",		required_argument, NULL, OPT_RDNS },
+	{ "helo-check",		required_argument, NULL, OPT_HELO_CHECK },
+	{ "dns-skip-white",	required_argument, NULL, OPT_DNS_SKIP_WHITE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -149,7 +187,13 @@ main_usage(int status)
 "             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
-"             [--sync-deletions] [--http-listen ADDR:PORT]\n");
+"             [--sync-deletions] [--http-listen ADDR:PORT]\n"
+"             [--valid-rcpt FILE] [--verify-mx HOST[:PORT]]\n"
+"             [--verify-cache-valid SECS] [--verify-cache-invalid SECS]\n"
+"             [--verify-rate N] [--invalid-trap N]\n"
+"             [--dnsbl SPEC]... [--dnsbl-file FILE] [--dnsbl-timeout MS]\n"
+"             [--dns-server HOST:PORT] [--rdns off|log|tarpit]\n"
+"             [--helo-check off|log|tarpit] [--dns-skip-white yes|no]\n");
 	exit(status);
 }
 
@@ -166,6 +210,20 @@ main_num(const char *flag, const char *arg, long long lo, long long hi)
 		exit(1);
 	}
 	return v;
+}
+
+/* main_dns_mode - (added) --rdns / --helo-check: off, log or tarpit */
+static int
+main_dns_mode(const char *flag, const char *arg)
+{
+	if (strcmp(arg, "off") == 0)
+		return ENGINE_DNS_OFF;
+	if (strcmp(arg, "log") == 0)
+		return ENGINE_DNS_LOG;
+	if (strcmp(arg, "tarpit") == 0)
+		return ENGINE_DNS_TARPIT;
+	fprintf(stderr, "spamd: %s %s: want off, log or tarpit\n", flag, arg);
+	exit(1);
 }
 
 /* main_text - check a banner/hostname text: printable, bounded */
@@ -300,6 +358,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->chroot_dir = "/var/empty";
 	o->fw_backend = "none";
 	o->fw_reconcile = 300;
+	o->dns_skip_white = 1;		/* (added) */
 
 	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:y:Y:",
 	    main_longopts, NULL)) != -1) {
@@ -419,6 +478,55 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case OPT_SYNC_WHITE: o->sync_white = 1; break;
 		case OPT_SYNC_DEL: o->sync_deletions = 1; break;
 		case OPT_HTTP: o->http_listen = optarg; break;
+		case OPT_VALID_RCPT: o->valid_rcpt = optarg; break;
+		case OPT_VERIFY_MX: o->verify_mx = optarg; break;
+		case OPT_VERIFY_VALID:
+			o->verify_cache_valid = (int)main_num(
+			    "--verify-cache-valid", optarg, 1, 86400 * 365);
+			break;
+		case OPT_VERIFY_INVALID:
+			o->verify_cache_invalid = (int)main_num(
+			    "--verify-cache-invalid", optarg, 1, 86400 * 365);
+			break;
+		case OPT_VERIFY_RATE:
+			o->verify_rate = (int)main_num("--verify-rate", optarg,
+			    1, 100000);
+			break;
+		case OPT_INVALID_TRAP:
+			o->invalid_trap = (int)main_num("--invalid-trap",
+			    optarg, 1, RCPT_TRAP_MAX);
+			break;
+		case OPT_DNSBL:
+			if (o->ndnsbl >= DNSBL_MAX_ZONES) {
+				fprintf(stderr, "spamd: --dnsbl: at most %d "
+				    "zones\n", DNSBL_MAX_ZONES);
+				exit(1);
+			}
+			o->dnsbl[o->ndnsbl++] = optarg;
+			break;
+		case OPT_DNSBL_FILE: o->dnsbl_file = optarg; break;
+		case OPT_DNSBL_TIMEOUT:
+			o->dnsbl_timeout_ms = (int)main_num("--dnsbl-timeout",
+			    optarg, 1, 60000);
+			break;
+		case OPT_DNS_SERVER: o->dns_server = optarg; break;
+		case OPT_RDNS:
+			o->rdns_mode = main_dns_mode("--rdns", optarg);
+			break;
+		case OPT_HELO_CHECK:
+			o->helo_mode = main_dns_mode("--helo-check", optarg);
+			break;
+		case OPT_DNS_SKIP_WHITE:
+			if (strcmp(optarg, "yes") == 0)
+				o->dns_skip_white = 1;
+			else if (strcmp(optarg, "no") == 0)
+				o->dns_skip_white = 0;
+			else {
+				fprintf(stderr, "spamd: --dns-skip-white %s: "
+				    "want yes or no\n", optarg);
+				exit(1);
+			}
+			break;
 		case OPT_HELP: main_usage(0);
 		default: main_usage(1);
 		}
@@ -537,11 +645,13 @@ main_child_name(const struct main_child *c, char *buf, size_t bufsz)
 		snprintf(buf, bufsz, "engine%d", c->engine);
 }
 
-/* main_supervise - wait for signals and children; returns exit status */
+/* main_supervise - wait for signals and children; returns exit status,
+ * or MAIN_RESTART when the writer failed and all children are gone */
 static int
 main_supervise(struct main_child *ch, int n, const sigset_t *set)
 {
 	int stopping = 0, status = 0, live = n, i, st, sig;
+	int asked = 0, writer_failed = 0;
 	time_t deadline = 0;
 	struct timespec ts = { 1, 0 };
 	siginfo_t info;
@@ -555,9 +665,10 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 		switch (sig) {
 		case SIGTERM:
 		case SIGINT:
-			if (!stopping)
+			if (!asked)
 				log_info("event=stop signal=%d", sig);
 			stopping = 1;
+			asked = 1;	/* no restart after this */
 			deadline = time(NULL) + MAIN_STOP_SECS;
 			main_kill_all(ch, n, SIGTERM);
 			break;
@@ -582,6 +693,16 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 			ch[i].done = 1;
 			live--;
 			main_child_name(&ch[i], name, sizeof(name));
+			/*
+			 * (added) A writer killed or failed (not a clean exit
+			 * after our SIGTERM) is restarted with new engines;
+			 * its engines exit by themselves when it goes (and
+			 * may be reaped before it), so the writer's own
+			 * status decides, not which death came first.
+			 */
+			if (ch[i].engine < 0 && !asked &&
+			    (WIFSIGNALED(st) || WEXITSTATUS(st) != 0))
+				writer_failed = 1;
 			if (stopping) {
 				log_debug("event=child-exit child=%s pid=%ld "
 				    "status=%d", name, (long)pid,
@@ -598,7 +719,8 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 				    WEXITSTATUS(st));
 			status = 1;
 			stopping = 1;
-			deadline = time(NULL) + MAIN_STOP_SECS;
+			deadline = time(NULL) + (writer_failed ?
+			    MAIN_RESTART_KILL_SECS : MAIN_STOP_SECS);
 			main_kill_all(ch, n, SIGTERM);
 		}
 		if (stopping && live > 0 && time(NULL) >= deadline) {
@@ -608,7 +730,22 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 			deadline = time(NULL) + MAIN_STOP_SECS;
 		}
 	}
-	return status;
+	return writer_failed && !asked ? MAIN_RESTART : status;
+}
+
+/* main_restart_ok - (added) whether one more restart fits the rate limit;
+ * hist holds the last MAIN_RESTART_MAX restart times, oldest first */
+static int
+main_restart_ok(time_t hist[MAIN_RESTART_MAX], time_t now)
+{
+	int i;
+
+	if (hist[0] != 0 && now - hist[0] < MAIN_RESTART_WINDOW)
+		return 0;
+	for (i = 0; i < MAIN_RESTART_MAX - 1; i++)
+		hist[i] = hist[i + 1];
+	hist[MAIN_RESTART_MAX - 1] = now;
+	return 1;
 }
 
 /* main_child_setup - in a new child: default signals, die with the
@@ -638,6 +775,7 @@ main(int argc, char **argv)
 	int sv[MAIN_MAX_WORKERS][2];
 	int wfds[MAIN_MAX_WORKERS];
 	int cfg_fd = -1, pidfd = -1, i, j, k, nch = 0, status;
+	time_t restarts[MAIN_RESTART_MAX] = { 0 };	/* (added) */
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	sigset_t set, oldmask;
@@ -659,6 +797,14 @@ main(int argc, char **argv)
 	gc.sync_white = o.sync_white;
 	gc.sync_deletions = o.sync_deletions;
 	gc.http_listen = o.http_listen;
+	gc.valid_rcpt_file = o.valid_rcpt;
+	gc.verify_mx = o.verify_mx;
+	gc.verify_cache_valid = o.verify_cache_valid;
+	gc.verify_cache_invalid = o.verify_cache_invalid;
+	gc.verify_rate = o.verify_rate;
+	gc.invalid_trap = o.invalid_trap;
+	gc.dnsbl_file = o.dnsbl_file;	/* (added) SIGHUP reload */
+	gc.verify_helo = o.hostname;
 	{
 		char serr[512];
 
@@ -693,6 +839,23 @@ main(int argc, char **argv)
 			exit(1);
 		}
 		ec.lowmx_set = 1;
+	}
+	/* (added) DNS checks: a bad zone, file or server stops us here */
+	ec.dnsbl_specs = o.dnsbl;
+	ec.ndnsbl = o.ndnsbl;
+	ec.dnsbl_file = o.dnsbl_file;
+	ec.dnsbl_timeout_ms = o.dnsbl_timeout_ms;
+	ec.dns_server = o.dns_server;
+	ec.rdns_mode = o.rdns_mode;
+	ec.helo_mode = o.helo_mode;
+	ec.dns_skip_white = o.dns_skip_white;
+	{
+		char derr[1024];
+
+		if (engine_dns_conf_check(&ec, derr, sizeof(derr)) == -1) {
+			fprintf(stderr, "spamd: %s\n", derr);
+			exit(1);
+		}
 	}
 
 	/*
@@ -778,6 +941,10 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
+	/* (added) a restart comes back here with new socketpairs; this
+	 * process keeps the listeners and the config port open throughout,
+	 * so clients wait in the backlog until the new engines accept */
+main_respawn:
 	for (i = 0; i < o.workers; i++)
 		wfds[i] = sv[i][1];
 	if ((pid = fork()) == -1)
@@ -794,8 +961,6 @@ main(int argc, char **argv)
 	ch[nch].pid = pid;
 	ch[nch].engine = -1;
 	ch[nch++].done = 0;
-	if (cfg_fd != -1)
-		close(cfg_fd);
 	for (i = 0; i < o.workers; i++)
 		close(sv[i][1]);
 
@@ -808,6 +973,8 @@ main(int argc, char **argv)
 		}
 		if (pid == 0) {
 			main_child_setup(&oldmask, parent, pidfd);
+			if (cfg_fd != -1)
+				close(cfg_fd);	/* the writer's */
 			for (k = 0; k < o.workers; k++) {
 				if (k == i)
 					continue;
@@ -833,19 +1000,35 @@ main(int argc, char **argv)
 			ec.blacklist_only = o.blacklist_only;
 			ec.user = o.user;
 			ec.chroot_dir = o.chroot_dir;
+			/* (added) fresh engine counters for /metrics */
+			ec.stats_secs = o.http_listen != NULL ? 1 : 0;
 			exit(engine_main(&ec));
 		}
 		ch[nch].pid = pid;
 		ch[nch].engine = i;
 		ch[nch++].done = 0;
 	}
-	for (i = 0; i < o.workers; i++) {
+	for (i = 0; i < o.workers; i++)
 		close(sv[i][0]);
-		for (j = 0; j < o.nlisten; j++)
-			close(lfd[i][j]);
-	}
 
 	status = main_supervise(ch, nch, &set);
+	/* (added) the writer failed: start it and the engines again */
+	if (status == MAIN_RESTART) {
+		if (main_restart_ok(restarts, time(NULL))) {
+			log_warnx("event=restart children=writer,engines "
+			    "limit=%d/%ds", MAIN_RESTART_MAX,
+			    MAIN_RESTART_WINDOW);
+			for (i = 0; i < o.workers; i++)
+				if (socketpair(AF_UNIX, SOCK_STREAM |
+				    SOCK_CLOEXEC, 0, sv[i]) == -1)
+					fatal("socketpair");
+			nch = 0;
+			goto main_respawn;
+		}
+		log_warnx("event=restart-limit restarts=%d secs=%d "
+		    "action=exit", MAIN_RESTART_MAX, MAIN_RESTART_WINDOW);
+		status = 1;
+	}
 	if (o.pidfile != NULL) {
 		unlink(o.pidfile);
 		close(pidfd);
