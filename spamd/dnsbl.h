@@ -74,6 +74,17 @@ int	dnsbl_conf_read(const char *path, struct dnsbl_spec *out, int max,
 int	dnsbl_conf_read_text(const char *name, const char *text, size_t len,
 	    struct dnsbl_spec *out, int max, int *n, char *err, size_t errsz);
 /*
+ * dnsbl_conf_slurp - read a zone file whole (at most max bytes, no NUL)
+ * and check it like dnsbl_conf_read: the text for dnsbl_load_text in
+ * the chrooted engine (the writer reads it on SIGHUP). malloc'd,
+ * NUL-terminated text, *len without the NUL; NULL with err
+ * "path: what" or "path:line: what".
+ */
+char	*dnsbl_conf_slurp(const char *path, size_t max, size_t *len,
+	    char *err, size_t errsz);
+/* a zone file's largest size for dnsbl_conf_slurp */
+#define DNSBL_FILE_MAX		(1u << 20)
+/*
  * dnsbl_translate_msg - turn an operator message into a template for
  * bl_expand: "%d.%d.%d.%d" becomes %A; %A %% \n \" \\ stay; anything else
  * is an error "what at byte N" (N counted in msg). out gets at most

@@ -375,3 +375,60 @@ dnsbl_conf_read_text(const char *name, const char *text, size_t len,
 	fclose(f);
 	return rc;
 }
+
+/*
+ * dnsbl_conf_slurp - read a zone file whole and check it: the text for
+ * dnsbl_load_text in a process that cannot open the file (the chrooted
+ * engine). Refuses files over max bytes and NUL bytes (the text travels
+ * as a msg.h string). malloc'd text (NUL-terminated, *len without it),
+ * or NULL with err "path: what" / "path:line: what".
+ */
+char *
+dnsbl_conf_slurp(const char *path, size_t max, size_t *len, char *err,
+    size_t errsz)
+{
+	struct dnsbl_spec specs[DNSBL_MAX_ZONES];
+	FILE *f;
+	char *text, *nul;
+	size_t n = 0, got;
+	int i, nspec;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((text = malloc(max + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errsz, "%s: out of memory", path);
+		return NULL;
+	}
+	/* read one byte more than allowed, to tell "too big" */
+	while (n <= max && (got = fread(text + n, 1, max + 1 - n, f)) > 0)
+		n += got;
+	if (ferror(f)) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (n > max) {
+		snprintf(err, errsz, "%s: larger than %zu bytes", path, max);
+		goto fail;
+	}
+	if ((nul = memchr(text, '\0', n)) != NULL) {
+		snprintf(err, errsz, "%s: NUL byte at offset %zu", path,
+		    (size_t)(nul - text));
+		goto fail;
+	}
+	text[n] = '\0';
+	if (dnsbl_conf_read_text(path, text, n, specs, DNSBL_MAX_ZONES,
+	    &nspec, err, errsz) == -1)
+		goto fail;
+	for (i = 0; i < nspec; i++)
+		dnsbl_spec_clear(&specs[i]);
+	fclose(f);
+	*len = n;
+	return text;
+fail:
+	fclose(f);
+	free(text);
+	return NULL;
+}

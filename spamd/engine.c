@@ -66,6 +66,8 @@ struct engine {
 	struct engine_stats st;
 	int		 status;
 	struct event	*sig[4];
+	struct event	*stats_ev;	/* (added) periodic MSG_STATS */
+	struct engine_dns *dns;		/* (added) DNS checks, NULL = none */
 };
 
 /* conn_cmp - order connections by session id */
@@ -200,6 +202,7 @@ engine_close(struct conn *c, const char *why)
 	char ip[64];
 
 	event_del(&c->ev);
+	engine_dns_end(c);	/* (added) no DNS callback for a closed conn */
 	close(c->fd);
 	RB_REMOVE(conn_tree, &e->conns, c);
 	log_info("event=disconnect id=%llu ip=%s class=%s secs=%lld "
@@ -296,6 +299,12 @@ engine_run(struct conn *c)
 		}
 		if (c->ilen == 0)
 			break;
+		/* (added) a DNS check that may tarpit the client answers
+		 * first; its callback runs us again */
+		if (engine_dns_hold(c)) {
+			event_del(&c->ev);
+			return;
+		}
 		used = session_input(&c->s, c->ibuf, c->ilen);
 		if (used > 0) {
 			memmove(c->ibuf, c->ibuf + used, c->ilen - used);
@@ -437,6 +446,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	if (m.n > 0)
 		log_info("event=blacklisted id=%llu ip=%s lists=%s",
 		    (unsigned long long)c->s.id, ip, lists);
+	engine_dns_start(e->dns, c);	/* (added) DNSBL, reverse DNS */
 	engine_accept_update(e);
 	engine_run(c);
 }
@@ -536,7 +546,37 @@ engine_lookup(void *arg, struct session *s, struct bl_match *m)
 {
 	struct engine *e = arg;
 
-	return bl_lookup(e->bl, &s->addr, m);
+	bl_lookup(e->bl, &s->addr, m);
+	/* (added) DNS listings; the session is the first member of its conn */
+	engine_dns_lookup((const struct conn *)s, m);
+	return m->n;
+}
+
+/* engine_helo - session op (added): the client sent HELO/EHLO */
+static void
+engine_helo(void *arg, struct session *s)
+{
+	struct engine *e = arg;
+
+	engine_dns_helo(e->dns, (struct conn *)s);
+}
+
+/* engine_tarpit - switch a greylisted session to the tarpit as cls */
+void
+engine_tarpit(struct conn *c, enum session_class cls)
+{
+	struct engine *e = c->eng;
+
+	if (c->s.cls != SESSION_GREY)
+		return;
+	if (cls == SESSION_TRAPPED)
+		session_trap(&c->s);
+	else
+		c->s.cls = (uint8_t)cls;
+	/* -B: past maxblack, blacklisted clients are not stuttered */
+	if (e->nblack >= e->conf->maxblack)
+		c->s.flags |= SESSION_F_NOSTUTTER;
+	engine_tarpit_socket(c);
 }
 
 /* engine_apply_list - a control message from the writer into the set */
@@ -579,17 +619,22 @@ engine_result(struct engine *e, const struct msg *m)
 	char ip[64];
 
 	e->st.results++;
-	if (m->num != GDB_R_TRAP && m->num != GDB_R_TRAPPED)
+	if (m->num != GDB_R_TRAP && m->num != GDB_R_TRAPPED &&
+	    m->num != GDB_R_WHITE && m->num != GDB_R_PASSED)
 		return;
 	key.s.id = m->id;
 	/* the session may be gone by now */
 	if ((c = RB_FIND(conn_tree, &e->conns, &key)) == NULL)
 		return;
+	if (m->num == GDB_R_WHITE || m->num == GDB_R_PASSED) {
+		/* (added) --dns-skip-white */
+		engine_dns_white(e->dns, c);
+		return;
+	}
 	if (c->s.cls != SESSION_GREY)
 		return;
-	session_trap(&c->s);
+	engine_tarpit(c, SESSION_TRAPPED);
 	e->st.trapped_live++;
-	engine_tarpit_socket(c);
 	log_info("event=trap id=%llu ip=%s", (unsigned long long)c->s.id,
 	    session_ip(&c->s, ip, sizeof(ip)));
 }
@@ -612,6 +657,10 @@ engine_writer_read(struct bufferevent *bev, void *arg)
 		case MSG_TRAPLIST:
 		case MSG_BLACKLIST:
 			engine_apply_list(e, &m);
+			break;
+		case MSG_DNSBL_ZONES:	/* (added) SIGHUP: the zone file */
+			if (m.nstr >= 1)
+				engine_dns_reload(e->dns, m.str[0], m.len[0]);
 			break;
 		default:
 			log_warnx("event=writer-msg type=%s error=\"unexpected\"",
@@ -640,9 +689,10 @@ engine_writer_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* engine_stats_line - log the counters as one line */
+/* engine_stats_line - send the counters to the writer as one line;
+ * logit: log it too (SIGUSR1; the periodic send for metrics does not) */
 static void
-engine_stats_line(struct engine *e)
+engine_stats_line(struct engine *e, int logit)
 {
 	char line[1024];
 	int lists = 0;
@@ -669,7 +719,8 @@ engine_stats_line(struct engine *e)
 	    (unsigned long long)e->st.bytes_out, lists, prefixes,
 	    (unsigned long long)e->st.lists_loaded,
 	    (unsigned long long)e->st.list_errors);
-	log_info("event=stats %s", line);
+	if (logit)
+		log_info("event=stats %s", line);
 	{
 		const char *str[1] = { line };
 
@@ -692,9 +743,17 @@ engine_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(e->base, NULL);
 		break;
 	case SIGUSR1:
-		engine_stats_line(e);
+		engine_stats_line(e, 1);
+		engine_dns_stats(e->dns);	/* (added) per zone */
 		break;
 	}
+}
+
+/* engine_stats_timer - (added) keep the writer's metrics fresh */
+static void
+engine_stats_timer(evutil_socket_t fd, short what, void *arg)
+{
+	engine_stats_line(arg, 0);
 }
 
 /* engine_main - run one engine process */
@@ -723,12 +782,15 @@ engine_main(const struct engine_conf *conf)
 	}
 	if ((e->base = event_base_new()) == NULL)
 		fatalx("engine: event_base_new failed");
+	/* (added) DNS checks read resolv.conf and the zone file first */
+	e->dns = engine_dns_new(e);
 	privsep_drop(conf->user, conf->chroot_dir);
 
 	if ((e->bl = bl_set_new()) == NULL)
 		fatalx("engine: bl_set_new failed");
 	e->ops.tuple = engine_tuple;
 	e->ops.lookup = engine_lookup;
+	e->ops.helo = engine_helo;	/* (added) HELO check */
 	e->sconf.hostname = conf->hostname;
 	e->sconf.banner = conf->banner;
 	e->sconf.bl_code = conf->bl_code;
@@ -769,6 +831,14 @@ engine_main(const struct engine_conf *conf)
 			fatalx("engine: signal setup failed");
 	}
 	engine_accept_update(e);
+	if (conf->stats_secs > 0) {
+		tv.tv_sec = conf->stats_secs;
+		tv.tv_usec = 0;
+		e->stats_ev = event_new(e->base, -1, EV_PERSIST,
+		    engine_stats_timer, e);
+		if (e->stats_ev == NULL || event_add(e->stats_ev, &tv) == -1)
+			fatalx("engine: stats timer setup failed");
+	}
 	log_info("event=engine-start engine=%d maxcon=%d maxblack=%d",
 	    conf->index, conf->maxcon, conf->maxblack);
 
@@ -782,6 +852,7 @@ engine_main(const struct engine_conf *conf)
 		RB_REMOVE(client_tree, &e->clients, cl);
 		free(cl);
 	}
+	engine_dns_free(e->dns);	/* (added) */
 	for (i = 0; i < conf->nlisten; i++) {
 		event_free(e->lev[i]);
 		close(conf->listen_fds[i]);
@@ -789,6 +860,8 @@ engine_main(const struct engine_conf *conf)
 	for (i = 0; i < 4; i++)
 		event_free(e->sig[i]);
 	event_free(e->accept_pause);
+	if (e->stats_ev != NULL)
+		event_free(e->stats_ev);
 	bufferevent_free(e->wbev);
 	session_conf_free(&e->sconf);
 	bl_set_free(e->bl);

@@ -44,7 +44,22 @@ struct engine_conf {
 	int		 blacklist_only;/* -b */
 	const char	*user;		/* privsep: --user */
 	const char	*chroot_dir;	/* privsep: --chroot */
+	/* DNS checks (engine_dns.c; added) */
+	const char *const *dnsbl_specs;	/* --dnsbl, ndnsbl of them */
+	int		 ndnsbl;
+	const char	*dnsbl_file;	/* --dnsbl-file; NULL = none */
+	int		 dnsbl_timeout_ms; /* --dnsbl-timeout; 0 = default */
+	const char	*dns_server;	/* --dns-server; NULL = resolv.conf */
+	int		 rdns_mode;	/* --rdns: ENGINE_DNS_OFF/LOG/TARPIT */
+	int		 helo_mode;	/* --helo-check: the same */
+	int		 dns_skip_white;/* --dns-skip-white: 1 = yes */
+	int		 stats_secs;	/* (added) send MSG_STATS to the writer
+					 * this often (metrics); 0 = only on
+					 * SIGUSR1 */
 };
+
+/* --rdns / --helo-check modes */
+enum { ENGINE_DNS_OFF = 0, ENGINE_DNS_LOG, ENGINE_DNS_TARPIT };
 
 /* Counters, logged on SIGUSR1 as one key=value line. */
 struct engine_stats {
@@ -74,6 +89,7 @@ struct conn {
 	char		*ibuf;		/* unprocessed input, NULL if none */
 	uint16_t	 ilen;
 	int		 fd;
+	struct engine_dns_conn *dns;	/* (added) DNS checks, NULL if none */
 };
 
 /*
@@ -109,5 +125,47 @@ const struct engine_conf *engine_conf_of(const struct engine *e);
 int	stutter_flush(struct conn *c);
 /* stutter_applies - 1 if c's next byte must wait -s seconds */
 int	stutter_applies(const struct conn *c, time_t now);
+
+/* engine_tarpit - switch a greylisted session to the tarpit as cls
+ * (a trap result, a DNS listing); nothing if it is not greylisted */
+void	engine_tarpit(struct conn *c, enum session_class cls);
+
+/*
+ * DNS checks (engine_dns.c): DNSBL zones and reverse DNS started at
+ * accept, the HELO check at HELO/EHLO. A greylisted session's RCPT or
+ * DATA waits (engine_dns_hold) while a check that may tarpit it is
+ * out, so a listed client never records a tuple; the answer switches
+ * the session to the tarpit (engine_tarpit) and its messages join the
+ * reply after DATA (engine_dns_lookup).
+ */
+struct engine_dns;
+struct engine_dns_conn;
+/* engine_dns_conf_check - check the DNS options before forking (zone
+ * specs, zone file, name server); -1 with err naming the flag/file:line */
+int	engine_dns_conf_check(const struct engine_conf *conf, char *err,
+	    size_t errsz);
+/* engine_dns_new - the engine's checker, before the chroot; NULL when no
+ * DNS check is configured (fatal on error) */
+struct engine_dns *engine_dns_new(struct engine *e);
+/* engine_dns_free - cancel everything and free; NULL is ignored */
+void	engine_dns_free(struct engine_dns *ed);
+/* engine_dns_start - a new connection: start its checks (greylisted) */
+void	engine_dns_start(struct engine_dns *ed, struct conn *c);
+/* engine_dns_helo - the session took a HELO/EHLO name */
+void	engine_dns_helo(struct engine_dns *ed, struct conn *c);
+/* engine_dns_end - the connection closes: cancel its checks, free */
+void	engine_dns_end(struct conn *c);
+/* engine_dns_hold - 1 if c's next command (RCPT, DATA) must wait for a
+ * check (the check's callback runs engine_run then) */
+int	engine_dns_hold(struct conn *c);
+/* engine_dns_lookup - add the DNS listings' messages to m */
+void	engine_dns_lookup(const struct conn *c, struct bl_match *m);
+/* engine_dns_white - the writer says c's client is WHITE */
+void	engine_dns_white(struct engine_dns *ed, struct conn *c);
+/* engine_dns_reload - the writer sent the zone file's text (SIGHUP) */
+void	engine_dns_reload(struct engine_dns *ed, const char *text,
+	    size_t len);
+/* engine_dns_stats - log per-zone and check counters (SIGUSR1) */
+void	engine_dns_stats(struct engine_dns *ed);
 
 #endif /* SPAMD_ENGINE_H */

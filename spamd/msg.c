@@ -174,6 +174,7 @@ msg_type_name(uint32_t type)
 		[MSG_TUPLE] = "tuple", [MSG_RESULT] = "result",
 		[MSG_TRAPLIST] = "traplist", [MSG_STATS] = "stats",
 		[MSG_BLACKLIST] = "blacklist",
+		[MSG_DNSBL_ZONES] = "dnsbl_zones",
 	};
 
 	if (type < MSG_TYPE_MAX && names[type] != NULL)

@@ -50,6 +50,13 @@ enum msg_type {
 	 * in the writer so that one load reaches all -W engine processes.
 	 */
 	MSG_BLACKLIST,
+	/*
+	 * (added) writer -> engine: the DNSBL zone file's text (--dnsbl-file),
+	 * str[0], read by the writer on SIGHUP (the engine is chrooted) and
+	 * already checked with dnsbl_conf_read_text; the engine replaces its
+	 * file zones with it (dnsbl_load_text), keeping the old on error.
+	 */
+	MSG_DNSBL_ZONES,
 	MSG_TYPE_MAX
 };
 

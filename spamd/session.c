@@ -335,6 +335,9 @@ session_helo(struct session *s, const char *arg, size_t len)
 	s->from = NULL;
 	session_reply(s, s->conf->helo_reply);
 	session_set_state(s, SESSION_HELO);
+	/* (added) the owner may check the name (DNS, engine_dns.c) */
+	if (s->conf->ops != NULL && s->conf->ops->helo != NULL)
+		s->conf->ops->helo(s->conf->arg, s);
 }
 
 /* session_mail - MAIL FROM: start a transaction (HELO not required) */

@@ -59,6 +59,8 @@ struct session_ops {
 	/* the lists holding the client now, for the reply after DATA; may
 	 * be NULL (then only the trap message, for a trapped client) */
 	int	(*lookup)(void *arg, struct session *s, struct bl_match *m);
+	/* (added) HELO/EHLO took a name, now in s->helo; may be NULL */
+	void	(*helo)(void *arg, struct session *s);
 };
 
 /* Shared by every session of an engine; outlives them. */

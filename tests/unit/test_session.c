@@ -72,7 +72,8 @@ h_lookup(void *arg, struct session *s, struct bl_match *m)
 	return bl_lookup(h->bl, &s->addr, m);
 }
 
-static const struct session_ops h_ops = { h_tuple, h_lookup };
+static const struct session_ops h_ops = { .tuple = h_tuple,
+    .lookup = h_lookup };
 
 /* drive - feed input (carry keeps what was not consumed), collect output */
 static int

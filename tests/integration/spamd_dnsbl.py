@@ -1,0 +1,576 @@
+#!/usr/bin/env python3
+"""spamd_dnsbl.py - the daemon's DNS checks end to end (issue 9).
+
+Runs the loopback DNS responder of tests/integration/dnsbl.py (stdlib,
+real DNS over UDP, here on a port in 18000-18999) and $BUILD/spamd -d
+-S 0 -s 0 with --dns-server pointing at it, on ports in 18000-18999, and
+talks SMTP to it from 127.0.0.x source addresses (and ::1).
+
+Checks: a listed client gets the zone's message with its address after
+DATA (450, and 550 with -5) and records no tuple; two listing zones give
+both messages; an answer outside the zone's codes is not a listing; an
+unlisted client gets 451 and its tuple is recorded; a zone that never
+answers counts as not listed after --dnsbl-timeout while another client
+completes its dialogue meanwhile; a bad --dnsbl and a bad zone file stop
+the daemon (exit 1) naming the spec or file:line; SIGHUP reloads the zone
+file and keeps the old zones when the new file is broken; --rdns tarpit
+(no PTR, PTR that does not confirm, a good one); --helo-check tarpit (a
+bare word, a name that does not resolve, our own name, a good name);
+per-zone counters on SIGUSR1; an IPv6 client (nibble form).
+
+Prints one line per check: ok - name / not ok - name: why / skip - ...
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
+SPAMD = os.path.join(BUILD, "spamd")
+GREYCTL = os.path.join(BUILD, "greyctl")
+HOSTNAME = "mx.dnsbl.example"
+
+sys.path.insert(0, HERE)
+import dnsbl as dnsrv  # noqa: E402  (the responder and its records)
+
+failed = 0
+DAEMONS = []
+
+
+def ok(name):
+    print("ok - " + name, flush=True)
+
+
+def notok(name, why):
+    global failed
+    failed += 1
+    print("not ok - %s: %s" % (name, why), flush=True)
+
+
+def skip(name, why):
+    print("skip - %s: %s" % (name, why), flush=True)
+
+
+def check(name, cond, why):
+    if cond:
+        ok(name)
+    else:
+        notok(name, why)
+
+
+TAKEN = set()
+
+
+def pick_port(addrs=("127.0.0.1",), kind=socket.SOCK_STREAM):
+    """a port in 18000-18999 free on every address"""
+    for _ in range(200):
+        p = random.randint(18000, 18999)
+        if p in TAKEN:
+            continue
+        good = True
+        for a in addrs:
+            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
+            s = socket.socket(fam, kind)
+            try:
+                s.bind((a, p))
+            except OSError:
+                good = False
+            finally:
+                s.close()
+        if good:
+            TAKEN.add(p)
+            return p
+    raise RuntimeError("no free port in 18000-18999")
+
+
+class Dns(dnsrv.Server):
+    """dnsbl.py's responder, bound in this test's port range"""
+
+    def __init__(self):
+        import threading
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port = pick_port(kind=socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.lock = threading.Lock()
+        self.queries = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+
+# records of our own besides dnsbl.py's: a client with a good FCrDNS
+# that no zone lists, and a zone of ours for the reload test
+dnsrv.add("7.0.0.127.in-addr.arpa", dnsrv.T_PTR, "ok7.test")
+dnsrv.add("ok7.test", dnsrv.T_A, "127.0.0.7")
+dnsrv.add("3.0.0.127.other.test", dnsrv.T_A, "127.0.0.2")
+
+
+def have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+class Spamd:
+    """one daemon with its own temporary directory"""
+
+    def __init__(self, name, dns, extra=(), listen=("127.0.0.1",),
+                 expect_fail=False):
+        self.tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-%s." % name)
+        self.db = os.path.join(self.tmp, "db")
+        self.listen = list(listen)
+        self.port = pick_port(self.listen)
+        args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
+                "--config-port", "0", "--db-dir", self.db,
+                "--chroot", os.path.join(self.tmp, "empty"),
+                "--commit-window", "50", "-S", "0", "-s", "0",
+                "--dns-server", "127.0.0.1:%d" % dns.port]
+        for a in self.listen:
+            args += ["-l", a]
+        args += list(extra)
+        self.errpath = os.path.join(self.tmp, "spamd.err")
+        self.err = open(self.errpath, "w")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=self.err, stderr=self.err)
+        DAEMONS.append(self)
+        if expect_fail:
+            return
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("spamd exited %d: %s" % (
+                    self.proc.returncode, self.log_tail()))
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), 1)
+                s.close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("spamd did not listen: " + self.log_tail())
+        self.wait_log("tag=spamd-greytrap", 10)
+
+    def log(self):
+        with open(self.errpath, errors="replace") as f:
+            return f.read()
+
+    def log_tail(self):
+        return " | ".join(self.log().strip().splitlines()[-5:])
+
+    def wait_log(self, text, secs, count=1):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            if self.log().count(text) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def greyctl(self):
+        r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
+                           text=True, timeout=60)
+        return r.stdout
+
+    def grey_lines(self, ip, secs=5):
+        """greyctl lines of ip, polled until some show (or secs pass)"""
+        deadline = time.time() + secs
+        while True:
+            lines = [ln for ln in self.greyctl().splitlines()
+                     if ("|%s|" % ip) in ln or ln.startswith("GREY|%s|" % ip)]
+            if lines or time.time() > deadline:
+                return lines
+            time.sleep(0.1)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.err.close()
+
+    def cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if not self.err.closed:
+            self.err.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Raw:
+    """a raw SMTP client bound to its own source address"""
+
+    def __init__(self, d, src, timeout=15.0):
+        fam = socket.AF_INET6 if ":" in src else socket.AF_INET
+        dst = "::1" if fam == socket.AF_INET6 else "127.0.0.1"
+        self.s = socket.socket(fam, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.bind((src, 0))
+        self.s.connect((dst, d.port))
+        self.buf = b""
+
+    def line(self):
+        while b"\n" not in self.buf:
+            d = self.s.recv(4096)
+            if not d:
+                raise EOFError("closed; have %r" % self.buf)
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\n", 1)
+        return ln.decode("ascii", "replace").rstrip("\r")
+
+    def send(self, text):
+        self.s.sendall(text.encode() + b"\r\n")
+
+    def cmd(self, text):
+        self.send(text)
+        return self.line()
+
+    def rest(self):
+        """every line until the server closes"""
+        out = []
+        try:
+            while True:
+                out.append(self.line())
+        except (EOFError, OSError):
+            pass
+        return out
+
+    def close(self):
+        self.s.close()
+
+
+def dialogue(d, src, helo="client.example"):
+    """a whole dialogue from src: (DATA reply, lines after the message)"""
+    c = Raw(d, src)
+    try:
+        c.line()
+        c.cmd("HELO " + helo)
+        c.cmd("MAIL FROM:<x@example.org>")
+        c.cmd("RCPT TO:<user@example.com>")
+        r = c.cmd("DATA")
+        if not r.startswith("354"):
+            return r, []
+        c.s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        return r, c.rest()
+    finally:
+        c.close()
+
+
+def test_zones(dns):
+    """two zones, codes, listed and unlisted clients, counters, IPv6"""
+    v6 = have_ipv6()
+    d = Spamd("zones", dns, listen=("127.0.0.1", "::1") if v6 else
+              ("127.0.0.1",), extra=[
+                  "--dnsbl", "zen.test=127.0.0.2,127.0.0.3;"
+                  "Listed at zen: %A",
+                  "--dnsbl", "bl.test;Blocked by bl: %d.%d.%d.%d",
+                  "--dnsbl-timeout", "3000"])
+    try:
+        r, rest = dialogue(d, "127.0.0.3")
+        check("listed client: 354 then the zone message with its address",
+              r.startswith("354") and
+              rest == ["450 Listed at zen: 127.0.0.3"],
+              "DATA %r then %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.2")
+        check("two listing zones: both messages, in zone order",
+              rest == ["450 Listed at zen: 127.0.0.2",
+                       "450 Blocked by bl: 127.0.0.2"],
+              "DATA %r then %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.4")
+        check("an answer outside the zone's codes is no listing (451)",
+              r.startswith("451"), "DATA %r then %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.5")
+        check("unlisted client: 451", r.startswith("451"),
+              "DATA %r then %r" % (r, rest))
+        lines = d.grey_lines("127.0.0.5")
+        check("unlisted client: its tuple is recorded",
+              any("user@example.com" in ln for ln in lines),
+              "greyctl: %r" % d.greyctl())
+        check("listed clients record no tuple",
+              d.grey_lines("127.0.0.2", 0) == [] and
+              d.grey_lines("127.0.0.3", 0) == [],
+              "greyctl: %r" % d.greyctl())
+        check("log: event=dnsbl ip= zone= answer=",
+              "event=dnsbl ip=127.0.0.2 zone=zen.test answer=127.0.0.2"
+              in d.log() and
+              "event=dnsbl ip=127.0.0.2 zone=bl.test answer=127.0.0.2"
+              in d.log(), d.log_tail())
+        # cache: a second connection asks DNS nothing new
+        before = dns.count(lambda n, t: n == "2.0.0.127.zen.test")
+        r, rest = dialogue(d, "127.0.0.2")
+        after = dns.count(lambda n, t: n == "2.0.0.127.zen.test")
+        check("a cached listing is not asked again, and still tarpits",
+              before == 1 and after == 1 and len(rest) == 2,
+              "queries %d -> %d, reply %r" % (before, after, rest))
+        if v6:
+            r, rest = dialogue(d, "::1")
+            check("IPv6 client ::1 listed through its nibble name",
+                  rest == ["450 Listed at zen: ::1"],
+                  "DATA %r then %r" % (r, rest))
+            nib = dnsrv.nibbles("::1") + ".zen.test"
+            check("the IPv6 query is the reversed nibbles",
+                  dns.count(lambda n, t: n == nib) >= 1, "not asked")
+        else:
+            skip("IPv6 client ::1", "no IPv6 loopback")
+        d.signal(signal.SIGUSR1)
+        got = d.wait_log("event=stats-dnsbl engine=0 zone=zen.test", 10)
+        line = [ln for ln in d.log().splitlines()
+                if "event=stats-dnsbl engine=0 zone=zen.test" in ln]
+        check("SIGUSR1 logs per-zone counters",
+              got and line and "listed=" in line[-1] and
+              "timeouts=0" in line[-1] and " queries=" in line[-1],
+              "%r" % line)
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_550(dns):
+    """-5: the listed client gets 550"""
+    d = Spamd("550", dns, extra=["-5", "--dnsbl", "zen.test;Listed: %A"])
+    try:
+        r, rest = dialogue(d, "127.0.0.2")
+        check("-5: a listed client gets 550 with the zone message",
+              rest == ["550 Listed: 127.0.0.2"], "DATA %r then %r" % (r, rest))
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_timeout(dns):
+    """a zone that never answers: not listed after the time limit, and
+    other clients are served meanwhile"""
+    d = Spamd("timeout", dns, extra=["--dnsbl", "slow.test",
+                                     "--dnsbl-timeout", "2000"])
+    try:
+        a = Raw(d, "127.0.0.5")
+        a.line()
+        a.cmd("HELO a.example")
+        a.cmd("MAIL FROM:<a@example.org>")
+        a.send("RCPT TO:<user@example.com>")
+        # meanwhile another client gets every reply of its dialogue
+        b = Raw(d, "127.0.0.8")
+        replies = [b.line(), b.cmd("HELO b.example"),
+                   b.cmd("MAIL FROM:<b@example.org>"), b.cmd("RSET"),
+                   b.cmd("NOOP"), b.cmd("QUIT")]
+        b.close()
+        a.s.setblocking(False)
+        try:
+            early = a.s.recv(4096)
+        except BlockingIOError:
+            early = b""
+        a.s.settimeout(15)
+        check("another client completes while a lookup is out",
+              [x[:3] for x in replies] == ["220", "250", "250", "250",
+                                            "250", "221"] and early == b"",
+              "replies %r, held client got %r" % (replies, early))
+        r1 = a.line()
+        r2 = a.cmd("DATA")
+        a.close()
+        check("no answer in time counts as not listed: greylisted (451)",
+              r1.startswith("250") and r2.startswith("451"),
+              "RCPT %r DATA %r" % (r1, r2))
+        check("the timed-out client's tuple is recorded",
+              any("user@example.com" in ln
+                  for ln in d.grey_lines("127.0.0.5")), d.greyctl())
+        check("the timeout is logged for the zone",
+              "zone=slow.test result=timeout" in d.log(), d.log_tail())
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def test_bad_config(dns):
+    """bad --dnsbl and bad zone files stop the daemon at startup"""
+    d = Spamd("badspec", dns, extra=["--dnsbl", "zen.test;Listed %s"],
+              expect_fail=True)
+    try:
+        rc = d.proc.wait(15)
+        log = d.log()
+        check("bad --dnsbl: exit 1 naming the spec and the fault",
+              rc == 1 and "--dnsbl 'zen.test;Listed %s'" in log and
+              "byte" in log, "rc %r: %r" % (rc, log[-300:]))
+    finally:
+        d.cleanup()
+    tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-conf.")
+    try:
+        path = os.path.join(tmp, "zones")
+        with open(path, "w") as f:
+            f.write("# zones\nzen.test\n\nbl.test;trailing %\n")
+        d = Spamd("badfile", dns, extra=["--dnsbl-file", path],
+                  expect_fail=True)
+        try:
+            rc = d.proc.wait(15)
+            log = d.log()
+            check("bad zone file: exit 1 naming file:line",
+                  rc == 1 and (path + ":4:") in log,
+                  "rc %r: %r" % (rc, log[-300:]))
+        finally:
+            d.cleanup()
+        d = Spamd("nofile", dns, extra=["--dnsbl-file", path + ".missing"],
+                  expect_fail=True)
+        try:
+            rc = d.proc.wait(15)
+            check("missing zone file: exit 1 naming it",
+                  rc == 1 and (path + ".missing") in d.log(),
+                  "rc %r: %r" % (rc, d.log()[-300:]))
+        finally:
+            d.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_reload(dns):
+    """SIGHUP: the writer reads the zone file for the chrooted engine"""
+    d = None
+    tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-zones.")
+    path = os.path.join(tmp, "zones")
+    try:
+        with open(path, "w") as f:
+            f.write("zen.test;From the file: %A\n")
+        d = Spamd("reload", dns, extra=["--dnsbl-file", path])
+        r, rest = dialogue(d, "127.0.0.3")
+        check("zone file: listed client gets the file's message",
+              rest == ["450 From the file: 127.0.0.3"], "%r %r" % (r, rest))
+        with open(path + ".new", "w") as f:
+            f.write("# reloaded\nother.test;Reloaded: %A\n")
+        os.rename(path + ".new", path)
+        d.signal(signal.SIGHUP)
+        got = d.wait_log("event=dnsbl-reload engine=0 ok=1", 10)
+        r, rest = dialogue(d, "127.0.0.3")
+        check("SIGHUP: the new file's zones are used",
+              got and rest == ["450 Reloaded: 127.0.0.3"],
+              "reloaded %r: %r %r" % (got, r, rest))
+        r, rest = dialogue(d, "127.0.0.2")
+        check("SIGHUP: a zone no longer in the file is not asked",
+              r.startswith("451"), "%r %r" % (r, rest))
+        with open(path + ".new", "w") as f:
+            f.write("other.test;Broken: %s\n")
+        os.rename(path + ".new", path)
+        d.signal(signal.SIGHUP)
+        got = d.wait_log("event=dnsbl-reload proc=writer ok=0", 10)
+        r, rest = dialogue(d, "127.0.0.3")
+        check("SIGHUP with a broken file: logged with file:line, old "
+              "zones kept", got and (path + ":1:") in d.log() and
+              rest == ["450 Reloaded: 127.0.0.3"],
+              "logged %r: %r %r" % (got, r, rest))
+    finally:
+        if d is not None:
+            d.stop()
+            d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_rdns_helo(dns):
+    """--rdns tarpit and --helo-check tarpit"""
+    d = Spamd("rdns", dns, extra=["--rdns", "tarpit", "--helo-check",
+                                  "tarpit"])
+    try:
+        msg6 = "450 Client host [127.0.0.6] rejected: no valid reverse DNS"
+        r, rest = dialogue(d, "127.0.0.6", helo="mx.test")
+        check("--rdns tarpit: no PTR gets the rDNS message",
+              rest == [msg6], "%r %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.3", helo="mx.test")
+        check("--rdns tarpit: a PTR that does not confirm is tarpitted",
+              rest == ["450 Client host [127.0.0.3] rejected: no valid "
+                       "reverse DNS"], "%r %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.7", helo="mx.test")
+        check("--rdns/--helo-check tarpit: good FCrDNS and HELO: 451",
+              r.startswith("451"), "%r %r" % (r, rest))
+        check("rDNS result logged",
+              "result=no_ptr" in d.log() and "name=ok7.test" in d.log(),
+              d.log_tail())
+        helo_msg = ["450 Helo command rejected: Host not found"]
+        for helo, why in (("bareword", "a bare word"),
+                          ("nothere.test", "a name that does not resolve"),
+                          (HOSTNAME, "our own host name"),
+                          ("[127.0.0.1]", "our own address literal")):
+            r, rest = dialogue(d, "127.0.0.7", helo=helo)
+            check("--helo-check tarpit: %s" % why, rest == helo_msg,
+                  "%r %r" % (r, rest))
+        r, rest = dialogue(d, "127.0.0.7", helo="mx6.test")
+        check("--helo-check tarpit: a name with only AAAA passes",
+              r.startswith("451"), "%r %r" % (r, rest))
+    finally:
+        d.stop()
+        d.cleanup()
+    d = Spamd("rdnslog", dns, extra=["--rdns", "log", "--helo-check",
+                                     "log"])
+    try:
+        r, rest = dialogue(d, "127.0.0.6", helo="bareword")
+        check("--rdns log / --helo-check log: logged, still greylisted",
+              r.startswith("451") and "result=no_ptr" in d.log() and
+              "result=bad_syntax" in d.log(), "%r %r" % (r, d.log_tail()))
+    finally:
+        d.stop()
+        d.cleanup()
+
+
+def main():
+    for p in (SPAMD, GREYCTL):
+        if not os.access(p, os.X_OK):
+            print("skip - spamd_dnsbl: %s not built" % p)
+            return 0
+    dns = Dns()
+    saved = {}
+
+    def on_term(sig, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    # keep daemon logs for the sanitizer scan, then remove them
+    real_cleanup = Spamd.cleanup
+
+    def keep_log_cleanup(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if not self.err.closed:
+            self.err.close()
+        try:
+            with open(self.errpath, errors="replace") as f:
+                saved[self.errpath] = f.read()
+        except OSError:
+            pass
+        real_cleanup(self)
+    Spamd.cleanup = keep_log_cleanup
+    try:
+        for t in (test_zones, test_550, test_timeout, test_bad_config,
+                  test_reload, test_rdns_helo):
+            try:
+                t(dns)
+            except (RuntimeError, OSError, EOFError) as e:
+                notok(t.__name__, "%s: %s" % (type(e).__name__, e))
+        bad = [p for p, text in saved.items()
+               if "ERROR: AddressSanitizer" in text or
+               "runtime error:" in text or "LeakSanitizer" in text]
+        check("no sanitizer report in the daemons' logs", not bad,
+              "reports in %r" % bad)
+    finally:
+        for d in DAEMONS:
+            try:
+                d.cleanup()
+            except Exception:
+                pass
+        dns.close()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
