@@ -292,6 +292,9 @@ greylogd_db_open(struct greylogd *g)
 		return 0;
 	if (gdb_open(&g->db, g->conf.dbdir, &o, &err) == -1) {
 		g->db = NULL;
+		if (g->conf.reopen_fatal)
+			fatalx("event=db-error op=reopen dir=%s error=\"%s\" "
+			    "action=exit", g->conf.dbdir, err.msg);
 		log_warnx("event=db-error op=open dir=%s error=\"%s\"",
 		    g->conf.dbdir, err.msg);
 		return -1;
@@ -620,19 +623,30 @@ fail:
 	return -1;
 }
 
-/* greylogd_start - open the store and start reading on base */
+/* greylogd_open_db - open the store now */
 int
-greylogd_start(struct greylogd *g, struct event_base *base, char *err,
-    size_t errsz)
+greylogd_open_db(struct greylogd *g, char *err, size_t errsz)
 {
 	struct gdb_opts o = { .create = 1, .group_commit = 1 };
 	struct gdb_err gerr;
 
+	if (g->db != NULL)
+		return 0;
 	if (gdb_open(&g->db, g->conf.dbdir, &o, &gerr) == -1) {
 		g->db = NULL;
 		snprintf(err, errsz, "%s", gerr.msg);
 		return -1;
 	}
+	return 0;
+}
+
+/* greylogd_start - open the store unless open, start reading on base */
+int
+greylogd_start(struct greylogd *g, struct event_base *base, char *err,
+    size_t errsz)
+{
+	if (greylogd_open_db(g, err, errsz) == -1)
+		return -1;
 	g->base = base;
 	g->ev_read = event_new(base, g->fd, EV_READ | EV_PERSIST,
 	    greylogd_read, g);

@@ -65,6 +65,9 @@ struct greylogd_conf {
 	unsigned	 ifindex;	/* -i: 0 = any interface */
 	struct fw	*fw;		/* NULL = no firewall updates */
 	struct psync	*ps;		/* NULL = no sync */
+	/* the store was opened before the privilege drop, so it cannot be
+	 * opened again after a failure: exit instead (a supervisor restarts) */
+	int		 reopen_fatal;
 };
 
 /* Counters, logged on SIGUSR1 and at exit. */
@@ -113,10 +116,16 @@ const char *greylogd_skip_name(enum greylogd_skip s);
 int	greylogd_open(struct greylogd **out, const struct greylogd_conf *c,
 	    char *err, size_t errsz);
 /*
- * greylogd_start - open the store (c->dbdir, group commit flushed after
- * every batch) and start reading on base; after the privilege drop, as
- * the store must not cross a fork. A store that asks for recovery is
- * closed and opened again by the next batch. 0 or -1 with err.
+ * greylogd_open_db - open the store (c->dbdir, group commit flushed
+ * after every batch), not across a fork. Normally greylogd_start does it
+ * after the privilege drop; a caller whose user cannot open the store
+ * (root's 0600 files) opens it before the drop. 0 or -1 with err.
+ */
+int	greylogd_open_db(struct greylogd *g, char *err, size_t errsz);
+/*
+ * greylogd_start - open the store unless open and start reading on
+ * base. A store that asks for recovery is closed and opened again by the
+ * next batch (or, with reopen_fatal, the process exits). 0 or -1 with err.
  */
 int	greylogd_start(struct greylogd *g, struct event_base *base,
 	    char *err, size_t errsz);

@@ -183,6 +183,9 @@ main_dir_owned(const char *dir, uid_t uid)
 	    (d = opendir(dir)) == NULL)
 		return 0;
 	while (ok && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
 		if (fstatat(dirfd(d), de->d_name, &st,
 		    AT_SYMLINK_NOFOLLOW) == -1 || st.st_uid != uid)
 			ok = 0;
@@ -217,59 +220,60 @@ main_caps_set(uint64_t keep, uint64_t inh)
 		fatalx("event=privsep op=capget error=\"capabilities left\"");
 }
 
-/*
- * main_drop - as root: become the user, keeping only the capabilities
- * the work needs: CAP_NET_ADMIN for a firewall backend that talks to the
- * kernel (nftables in this process; ipset and pf run a tool, so the
- * capability is made ambient for it), and CAP_DAC_OVERRIDE only while
- * the store belongs to someone else (spamd's writer runs as root and
- * makes its files 0600). The NFLOG socket is already bound: reading it
- * needs no privilege. Every call is checked; failure is fatal.
- */
-static void
-main_drop(const struct main_opts *o)
+/* main_user - the user to become (falls back to nobody when the default
+ * _spamd is missing, as spamd does); exits when there is none */
+static const struct passwd *
+main_user(const struct main_opts *o)
 {
-	struct passwd *pw;
-	uid_t uid;
-	gid_t gid;
-	uint64_t keep = 0, inh = 0;
-	int i, net, ambient;
-	const char *user = o->user;
+	const struct passwd *pw;
 
-	if (geteuid() != 0) {
-		log_info("event=privsep mode=unprivileged uid=%u",
-		    (unsigned)geteuid());
-		return;
-	}
-	if ((pw = getpwnam(user)) == NULL && !o->user_given &&
-	    (pw = getpwnam("nobody")) != NULL) {
+	if ((pw = getpwnam(o->user)) == NULL && !o->user_given &&
+	    (pw = getpwnam("nobody")) != NULL)
 		/* a source build has no _spamd; nobody is still not root */
 		log_warnx("event=privsep user=%s error=\"no such user\" "
-		    "fallback=nobody", user);
-		user = "nobody";
+		    "fallback=nobody", o->user);
+	if (pw == NULL) {
+		fprintf(stderr, "greylogd: --user %s: no such user\n",
+		    o->user);
+		exit(1);
 	}
-	if (pw == NULL)
-		fatalx("event=privsep user=%s error=\"no such user\"", user);
-	uid = pw->pw_uid;
-	gid = pw->pw_gid;
-	if (uid == 0)
-		fatalx("event=privsep user=%s error=\"user has uid 0\"", user);
-	net = strcmp(o->fw, "nftables") == 0 || strcmp(o->fw, "ipset") == 0 ||
-	    strcmp(o->fw, "pf") == 0;
-	ambient = strcmp(o->fw, "ipset") == 0 || strcmp(o->fw, "pf") == 0;
-	if (net)
-		keep |= 1ULL << CAP_NET_ADMIN;
-	if (ambient)
-		inh |= 1ULL << CAP_NET_ADMIN;
-	if (!main_dir_owned(o->dbdir, uid)) {
-		keep |= 1ULL << CAP_DAC_OVERRIDE;
-		log_warnx("event=privsep dir=%s user=%s keep=CAP_DAC_OVERRIDE "
-		    "reason=\"store not owned by the user\" hint=\"chown -R "
-		    "%s %s, or run spamd's writer as that user\"", o->dbdir,
-		    user, user, o->dbdir);
+	if (pw->pw_uid == 0) {
+		fprintf(stderr, "greylogd: --user %s: user has uid 0\n",
+		    o->user);
+		exit(1);
 	}
+	return pw;
+}
 
-	/* empty the bounding set but for keep while we hold CAP_SETPCAP */
+/* main_keep - the capabilities kept: CAP_NET_ADMIN for a firewall
+ * backend that talks to the kernel, CAP_DAC_OVERRIDE with keep_dac; *inh
+ * gets those made ambient (ipset and pf run a tool that needs it) */
+static uint64_t
+main_keep(const struct main_opts *o, int keep_dac, uint64_t *inh)
+{
+	uint64_t keep = 0;
+
+	*inh = 0;
+	if (strcmp(o->fw, "nftables") == 0 || strcmp(o->fw, "ipset") == 0 ||
+	    strcmp(o->fw, "pf") == 0)
+		keep |= 1ULL << CAP_NET_ADMIN;
+	if (strcmp(o->fw, "ipset") == 0 || strcmp(o->fw, "pf") == 0)
+		*inh |= 1ULL << CAP_NET_ADMIN;
+	if (keep_dac)
+		keep |= 1ULL << CAP_DAC_OVERRIDE;
+	return keep;
+}
+
+/*
+ * main_bound - as root, before any thread exists (the store's watchdog
+ * thread inherits this): empty the ambient set and the bounding set but
+ * for keep, and set no_new_privs, so nothing can be regained by an exec
+ */
+static void
+main_bound(uint64_t keep)
+{
+	int i;
+
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
 	    errno != EINVAL)
 		fatal("event=privsep op=ambient-clear");
@@ -282,6 +286,20 @@ main_drop(const struct main_opts *o)
 			fatal("event=privsep op=capbset-drop cap=%d", i);
 		}
 	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("event=privsep op=no_new_privs");
+}
+
+/*
+ * main_drop - as root, after main_bound: become the user, keeping only
+ * keep (permitted and effective) and raising inh as ambient. The NFLOG
+ * socket is already bound: reading it needs no privilege. Every call is
+ * checked; failure is fatal.
+ */
+static void
+main_drop(uid_t uid, gid_t gid, const char *user, uint64_t keep,
+    uint64_t inh)
+{
 	/* keep the permitted set across the uid change, then cut it down */
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
 		fatal("event=privsep op=keepcaps");
@@ -294,16 +312,15 @@ main_drop(const struct main_opts *o)
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1)
 		fatal("event=privsep op=keepcaps-off");
 	main_caps_set(keep, inh);
-	if (ambient && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE,
-	    CAP_NET_ADMIN, 0, 0) == -1)
+	if ((inh & (1ULL << CAP_NET_ADMIN)) && prctl(PR_CAP_AMBIENT,
+	    PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) == -1)
 		fatal("event=privsep op=ambient-raise cap=CAP_NET_ADMIN");
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
-		fatal("event=privsep op=no_new_privs");
 	if (getuid() == 0 || geteuid() == 0 || setresuid(0, 0, 0) != -1)
 		fatalx("event=privsep error=\"still root\"");
 	log_info("event=privsep user=%s uid=%u cap_net_admin=%d "
-	    "cap_dac_override=%d ambient=%d", user, (unsigned)uid, net,
-	    (keep & (1ULL << CAP_DAC_OVERRIDE)) != 0, ambient);
+	    "cap_dac_override=%d ambient=%d", user, (unsigned)uid,
+	    (keep & (1ULL << CAP_NET_ADMIN)) != 0,
+	    (keep & (1ULL << CAP_DAC_OVERRIDE)) != 0, inh != 0);
 }
 
 /* What the signal handler needs. */
@@ -343,7 +360,12 @@ main(int argc, char *argv[])
 	struct event_base *base;
 	struct event *sigs[4];
 	struct main_ctx mc;
-	char key[PSYNC_KEY_LEN + 1] = "", err[512];
+	const struct passwd *pw = NULL;
+	char key[PSYNC_KEY_LEN + 1] = "", err[512], user[64] = "";
+	uid_t uid = 0;
+	gid_t gid = 0;
+	int root, keep_dac = 0;
+	uint64_t keep = 0, inh = 0;
 	const int signums[4] = { SIGTERM, SIGINT, SIGUSR1, SIGHUP };
 	int i;
 
@@ -366,6 +388,29 @@ main(int argc, char *argv[])
 		    "--sync-no-auth to send without authentication)\n",
 		    perr.msg);
 		return 1;
+	}
+
+	root = geteuid() == 0;
+	if (root) {
+		pw = main_user(&o);
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		strlcpy(user, pw->pw_name, sizeof(user));
+		/*
+		 * A store the user does not own is opened before the drop
+		 * (greydb checks the directory with access(), which ignores
+		 * capabilities for a non-root real uid) and CAP_DAC_OVERRIDE
+		 * is kept for the files Berkeley DB opens later.
+		 */
+		if (!main_dir_owned(o.dbdir, uid)) {
+			keep_dac = 1;
+			gc.reopen_fatal = 1;
+			log_warnx("event=privsep dir=%s user=%s "
+			    "keep=CAP_DAC_OVERRIDE reason=\"store not owned by "
+			    "the user\" hint=\"chown -R %s %s, with spamd's "
+			    "writer running as that user\"", o.dbdir, user,
+			    user, o.dbdir);
+		}
 	}
 
 	/* as root: what needs privilege to open */
@@ -404,7 +449,17 @@ main(int argc, char *argv[])
 		greylogd_set_sync(g, ps);
 	}
 
-	main_drop(&o);
+	if (root) {
+		keep = main_keep(&o, keep_dac, &inh);
+		main_bound(keep);
+	}
+	if (keep_dac && greylogd_open_db(g, err, sizeof(err)) == -1)
+		fatalx("event=start dir=%s error=\"%s\"", o.dbdir, err);
+	if (root)
+		main_drop(uid, gid, user, keep, inh);
+	else
+		log_info("event=privsep mode=unprivileged uid=%u",
+		    (unsigned)geteuid());
 	mc.base = base;
 	mc.g = g;
 	if (greylogd_start(g, base, err, sizeof(err)) == -1)
