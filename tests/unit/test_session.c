@@ -363,6 +363,175 @@ test_scripts(void **state)
 		run_script(&scripts[i]);
 }
 
+/* What the owner's HELO op saw (the engine starts its HELO check there). */
+struct helo_seen {
+	int		 calls;
+	char		 last[SESSION_ARG_MAX];
+	int		 dns_listed;	/* lookup adds a DNS listing's message */
+	char		 tuples[1024];
+};
+
+/* hs_helo - session op: remember the name the session took */
+static void
+hs_helo(void *arg, struct session *s)
+{
+	struct helo_seen *hs = arg;
+
+	hs->calls++;
+	assert_non_null(s->helo);
+	strlcpy(hs->last, s->helo, sizeof(hs->last));
+}
+
+/* hs_tuple - session op: record a tuple */
+static void
+hs_tuple(void *arg, struct session *s, const char *helo, const char *from,
+    const char *to)
+{
+	struct helo_seen *hs = arg;
+
+	strlcat(hs->tuples, to, sizeof(hs->tuples));
+}
+
+/* hs_lookup - session op: a DNS listing's message, as engine_dns adds */
+static int
+hs_lookup(void *arg, struct session *s, struct bl_match *m)
+{
+	struct helo_seen *hs = arg;
+
+	m->n = 0;
+	if (hs->dns_listed) {
+		m->tag[0] = "dns";
+		m->msg[0] = "Listed at zen.test: %A\\n";
+		m->n = 1;
+	}
+	return m->n;
+}
+
+static const struct session_ops hs_ops = { .tuple = hs_tuple,
+    .lookup = hs_lookup, .helo = hs_helo };
+
+/* HELO op cases: what the client sends, the calls and the name seen. */
+static const struct {
+	const char	*send;
+	int		 calls;
+	const char	*name;
+} helo_cases[] = {
+	{ "HELO mx.example.org\r\n", 1, "mx.example.org" },
+	{ "EHLO   padded.example  \r\n", 1, "padded.example" },
+	{ "helo [192.0.2.1]\r\n", 1, "[192.0.2.1]" },
+	{ "HELO a\001b.example\r\n", 1, "a?b.example" },
+	{ "HELO\r\n", 0, "" },			/* 501: no name, no check */
+	{ "HELO   \r\n", 0, "" },
+	{ "HELO one.example\r\nEHLO two.example\r\n", 2, "two.example" },
+	{ "MAIL FROM:<a@b>\r\n", 0, "" },	/* no HELO at all */
+};
+
+/* hs_drain - write out whatever the session queued */
+static void
+hs_drain(struct session *s)
+{
+	size_t len;
+
+	while (session_output(s, &len) != NULL)
+		session_output_done(s, len);
+}
+
+/* hs_feed - feed all of buf, one reply at a time */
+static void
+hs_feed(struct session *s, const char *buf)
+{
+	size_t len = strlen(buf), used;
+
+	while (len > 0 && !session_want_close(s)) {
+		used = session_input(s, buf, len);
+		hs_drain(s);
+		if (used == 0)
+			break;
+		buf += used;
+		len -= used;
+	}
+}
+
+/* test_helo_op - the owner hears of every HELO/EHLO name, once each */
+static void
+test_helo_op(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct helo_seen hs;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(helo_cases) / sizeof(helo_cases[0]); i++) {
+		memset(&hs, 0, sizeof(hs));
+		memset(&conf, 0, sizeof(conf));
+		conf.hostname = HOST;
+		conf.banner = "b";
+		conf.bl_code = 450;
+		conf.ops = &hs_ops;
+		conf.arg = &hs;
+		assert_int_equal(session_conf_init(&conf), 0);
+		assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_GREY,
+		    T0), 0);
+		hs_drain(&s);
+		hs_feed(&s, helo_cases[i].send);
+		if (hs.calls != helo_cases[i].calls ||
+		    strcmp(hs.last, helo_cases[i].name) != 0)
+			fail_msg("case %zu: %d calls, last '%s'", i, hs.calls,
+			    hs.last);
+		session_free(&s);
+		session_conf_free(&conf);
+	}
+}
+
+/*
+ * test_dns_switch - the owner switches a greylisted session to BLACK in
+ * the middle of the dialogue (a DNS answer, engine_tarpit): no tuple is
+ * recorded from then on and DATA gets the listing's message.
+ */
+static void
+test_dns_switch(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct helo_seen hs;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 44 } };
+	const char *p;
+	size_t len;
+
+	memset(&hs, 0, sizeof(hs));
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "b";
+	conf.bl_code = 550;
+	conf.ops = &hs_ops;
+	conf.arg = &hs;
+	assert_int_equal(session_conf_init(&conf), 0);
+	assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_GREY, T0),
+	    0);
+	hs_drain(&s);
+	hs_feed(&s, "HELO h.example\r\nMAIL FROM:<a@b>\r\n");
+	/* the answer arrives: what engine_tarpit does to the session */
+	s.cls = SESSION_BLACK;
+	hs.dns_listed = 1;
+	hs_feed(&s, "RCPT TO:<c@d>\r\n");
+	assert_string_equal(hs.tuples, "");
+	assert_int_equal(session_input(&s, "DATA\r\n", 6), 6);
+	p = session_output(&s, &len);
+	assert_non_null(p);
+	assert_memory_equal(p, R354, len);
+	session_output_done(&s, len);
+	assert_int_equal(session_input(&s, "x\r\n.\r\n", 6), 6);
+	p = session_output(&s, &len);
+	assert_non_null(p);
+	assert_int_equal(len, strlen("550 Listed at zen.test: 192.0.2.44\r\n"));
+	assert_memory_equal(p, "550 Listed at zen.test: 192.0.2.44\r\n", len);
+	session_output_done(&s, len);
+	assert_true(session_want_close(&s));
+	session_free(&s);
+	session_conf_free(&conf);
+}
+
 /* Line length cases: the bytes, and whether the line is refused. */
 static const struct {
 	size_t	 content;	/* bytes before CRLF */
@@ -630,6 +799,8 @@ main(void)
 		cmocka_unit_test(test_data_cap),
 		cmocka_unit_test(test_random_input),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_helo_op),
+		cmocka_unit_test(test_dns_switch),
 	};
 
 	/* the banner's date is checked in UTC */
