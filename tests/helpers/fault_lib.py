@@ -1,0 +1,275 @@
+"""fault_lib.py - what the fault injection tests (tests/system/fault_*.py)
+share: result lines, free ports in 13000-13999, a spamd started on loopback
+with its own temporary directory, SMTP dialogues over raw sockets with
+timeouts, greyctl dumps, and CPU time and memory of a process tree read
+from /proc. Python 3 stdlib only.
+"""
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
+SPAMD = os.path.join(BUILD, "spamd")
+GREYCTL = os.path.join(BUILD, "greyctl")
+LOADGEN = os.path.join(BUILD, "bench", "loadgen")
+PORT_LO, PORT_HI = 13000, 13999
+
+
+class Results:
+    """The ok / not ok / skip lines of one script and its exit status."""
+
+    def __init__(self):
+        self.failed = 0
+
+    def ok(self, name):
+        print("ok - " + name, flush=True)
+
+    def notok(self, name, why):
+        self.failed += 1
+        print("not ok - %s: %s" % (name, why), flush=True)
+
+    def skip(self, name, why):
+        print("skip - %s: %s" % (name, why), flush=True)
+
+    def check(self, name, cond, why=""):
+        if cond:
+            self.ok(name)
+        else:
+            self.notok(name, why)
+        return cond
+
+
+_TAKEN = set()
+
+
+def pick_port(addr="127.0.0.1"):
+    """A port in 13000-13999 free on addr, not handed out before."""
+    for _ in range(300):
+        p = random.randint(PORT_LO, PORT_HI)
+        if p in _TAKEN:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((addr, p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _TAKEN.add(p)
+        return p
+    raise RuntimeError("no free port in %d-%d" % (PORT_LO, PORT_HI))
+
+
+def wait_for(cond, secs, step=0.05):
+    """Poll cond() until true or secs pass; returns its last value."""
+    deadline = time.monotonic() + secs
+    while True:
+        v = cond()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(step)
+
+
+class Spamd:
+    """One daemon on 127.0.0.1 with its own temporary directory."""
+
+    def __init__(self, name, extra=(), db=None, workers=1, preexec=None,
+                 tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
+        self.db = db or os.path.join(self.tmp, "db")
+        self.port = pick_port()
+        self.workers = workers
+        empty = os.path.join(self.tmp, "empty")
+        os.makedirs(empty, exist_ok=True)
+        self.logpath = os.path.join(self.tmp, "spamd.log")
+        self.args = [SPAMD, "-d", "-v", "-h", "mx.fault.example",
+                     "-p", str(self.port), "-l", "127.0.0.1",
+                     "--config-port", "0", "--db-dir", self.db,
+                     "--chroot", empty, "--commit-window", "50",
+                     "-W", str(workers), "-S", "0", "-s", "0"]
+        if os.geteuid() == 0:
+            self.args += ["--user", "nobody"]
+        self.args += list(extra)
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log,
+                                     preexec_fn=preexec)
+        self.pid = self.proc.pid
+
+    def logtext(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def count(self, event):
+        return self.logtext().count(event)
+
+    def wait_ready(self, starts=1, secs=20):
+        """Wait for the starts-th round of engines and a connectable port."""
+        def ready():
+            if self.proc.poll() is not None:
+                return True
+            return self.count("event=engine-start") >= starts * self.workers
+        wait_for(ready, secs)
+        if self.proc.poll() is not None:
+            return False
+        return wait_for(self.connectable, secs)
+
+    def connectable(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.port), 1)
+            s.close()
+            return True
+        except OSError:
+            return False
+
+    def children(self):
+        """Pids of the daemon's child processes."""
+        out = []
+        try:
+            for t in os.listdir("/proc/%d/task" % self.pid):
+                with open("/proc/%d/task/%s/children" % (self.pid, t)) as f:
+                    out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+        return out
+
+    def writer_pid(self):
+        """The pid of the newest writer (from its writer_start line)."""
+        pids = re.findall(r"spamd\[(\d+)\]: event=writer_start engines",
+                          self.logtext())
+        if not pids:
+            return None
+        p = int(pids[-1])
+        return p if p in self.children() else None
+
+    def tree(self):
+        return [self.pid] + self.children()
+
+    def cpu_secs(self):
+        """utime + stime of the daemon and its live children, seconds."""
+        tck = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for p in self.tree():
+            try:
+                with open("/proc/%d/stat" % p) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                pass
+        return total / tck
+
+    def stop(self, secs=15):
+        """SIGTERM, wait; SIGKILL the tree if it does not go. Exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(secs)
+            except subprocess.TimeoutExpired:
+                for p in self.children():
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def rss_kib(pid):
+    """VmRSS of one process in KiB (0 if gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def recv_reply(s, buf):
+    """One whole SMTP reply (multi-line aware); (code, buf rest)."""
+    while True:
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if len(line) >= 4 and line[3:4] == b"-":
+                continue
+            return int(line[:3]), buf
+        d = s.recv(4096)
+        if not d:
+            raise ConnectionError("closed")
+        buf += d
+
+
+def dialogue(port, src, helo, mfrom, rcpts, timeout=10):
+    """A whole SMTP dialogue; returns (DATA reply code, RCPT codes)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        buf = b""
+        code, buf = recv_reply(s, buf)
+        s.sendall(b"HELO %s\r\n" % helo.encode())
+        code, buf = recv_reply(s, buf)
+        s.sendall(b"MAIL FROM:<%s>\r\n" % mfrom.encode())
+        code, buf = recv_reply(s, buf)
+        rc = []
+        for r in rcpts:
+            s.sendall(b"RCPT TO:<%s>\r\n" % r.encode())
+            code, buf = recv_reply(s, buf)
+            rc.append(code)
+        s.sendall(b"DATA\r\n")
+        code, buf = recv_reply(s, buf)
+        try:
+            s.sendall(b"QUIT\r\n")
+        except OSError:
+            pass
+        return code, rc
+    finally:
+        s.close()
+
+
+def try_dialogue(port, src, tag, timeout=10):
+    """A one-RCPT dialogue with unique addresses; DATA code or None."""
+    try:
+        code, _ = dialogue(port, src, "h-%s.example" % tag,
+                           "f-%s@example.org" % tag,
+                           ["t-%s@example.com" % tag], timeout)
+        return code
+    except (OSError, ValueError):
+        return None
+
+
+def greyctl_dump(db):
+    """greyctl's dump of db as a list of '|'-split lines (None on error)."""
+    r = subprocess.run([GREYCTL, "-D", db], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0:
+        return None
+    return [ln.split("|") for ln in r.stdout.splitlines() if ln]
+
+
+def db_verify(db):
+    """db5.3_verify over the store's files: (ok, output); None if absent."""
+    tool = shutil.which("db5.3_verify") or shutil.which("db_verify")
+    if tool is None:
+        return None
+    files = [f for f in ("grey.db", "expire.db")
+             if os.path.exists(os.path.join(db, f))]
+    r = subprocess.run([tool, "-h", db] + files, capture_output=True,
+                       text=True, timeout=120)
+    return r.returncode == 0 and bool(files), (r.stdout + r.stderr).strip()
