@@ -284,7 +284,7 @@ else
 	nok "both daemons exit 0 on SIGTERM" "$(tail -1 "$TMP/a3.log") / $(tail -1 "$TMP/b3.log")"
 fi
 PIDA= PIDB=
-if grep -Eq 'AddressSanitizer|runtime error' "$TMP"/*.log; then
-	nok "no sanitizer reports" "$(grep -E 'AddressSanitizer|runtime error' "$TMP"/*.log | head -3)"
+if grep -Eq "runtime error|ERROR: .*Sanitizer" "$TMP"/*.log; then
+	nok "no sanitizer reports" "$(grep -E 'runtime error|ERROR: .*Sanitizer' "$TMP"/*.log | head -3)"
 fi
 exit $failed
