@@ -7,6 +7,7 @@
 #   - an IPv6 tuple greylisted on A appears in B's database;
 #   - a client (10.99.2.3) that mails a spamtrap on A becomes TRAPPED on B,
 #     and B tarpits it with the trapped list's message;
+#   - with --sync-white on A, a host that passes on A is WHITE on B;
 #   - B restarted with another key applies nothing and its hmac drop
 #     counter (SIGUSR1 sync_counters line) rises;
 #   - both restarted with -y interface / -Y interface:1 (multicast
@@ -72,6 +73,7 @@ if ! ip netns add "$NA" || ! ip netns add "$NB" ||
 fi
 ip -n "$NA" addr add 10.99.2.1/24 dev "$IFA"
 ip -n "$NA" addr add 10.99.2.3/24 dev "$IFA"
+ip -n "$NA" addr add 10.99.2.4/24 dev "$IFA"
 ip -n "$NA" addr add fd99:2::1/64 dev "$IFA" nodad
 ip -n "$NB" addr add 10.99.2.2/24 dev "$IFB"
 ip -n "$NB" addr add fd99:2::2/64 dev "$IFB" nodad
@@ -178,7 +180,8 @@ esac
 
 # ---- unicast, one key
 PIDA=$(start "$NA" "$TMP/dbA" "$TMP/a.log" -l 10.99.2.1 -l fd99:2::1 \
-    -y 10.99.2.1 -Y 10.99.2.2 --sync-key "$TMP/key")
+    -y 10.99.2.1 -Y 10.99.2.2 --sync-key "$TMP/key" --pass-seconds 1 \
+    --sync-white)
 PIDB=$(start "$NB" "$TMP/dbB" "$TMP/b.log" -l 10.99.2.2 -l fd99:2::2 \
     -y 10.99.2.2 -Y 10.99.2.1 --sync-key "$TMP/key")
 if ! wait_log "$TMP/a.log" "event=writer_start engines" ||
@@ -227,6 +230,22 @@ if "$GREYCTL" -D "$TMP/dbA" | grep -q '^GREY|10.99.2.2|'; then
 	nok "nothing bounces back" "A holds a GREY for B's address"
 else
 	ok "nothing bounces back"
+fi
+
+# --sync-white on A: a pass there (10.99.2.4 retrying past
+# --pass-seconds 1; B keeps the default 25 minutes) makes it WHITE on B
+i=0
+while [ $i -lt 8 ]; do
+	dialogue "$NA" 10.99.2.1 10.99.2.4 white@example.org bob@example.com \
+	    >/dev/null
+	"$GREYCTL" -D "$TMP/dbA" 10.99.2.4 2>/dev/null | grep -q '^WHITE|' &&
+	    break
+	sleep 0.6; i=$((i + 1))
+done
+if wait_db "$TMP/dbB" "WHITE|10.99.2.4|"; then
+	ok "--sync-white: a pass on A is WHITE on B"
+else
+	nok "--sync-white: a pass on A is WHITE on B" "A: $("$GREYCTL" -D "$TMP/dbA" 10.99.2.4 2>&1 | head -3); B: $("$GREYCTL" -D "$TMP/dbB" 10.99.2.4 2>&1 | head -3)"
 fi
 
 # ---- B with the wrong key: nothing applied, hmac drops counted
