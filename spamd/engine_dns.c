@@ -263,8 +263,8 @@ engine_dns_rdns_cb(void *arg, const struct rdns_result *res)
 	/* the PTR name comes from whoever runs the client's reverse zone */
 	log_info("event=rdns id=%llu ip=%s result=%s name=%s action=%s",
 	    (unsigned long long)c->s.id, res->addr,
-	    rdns_status_name(res->status), log_escape(res->name,
-	    strlen(res->name), 100, name, sizeof(name)),
+	    rdns_status_name(res->status), res->name[0] == '\0' ? "-" :
+	    log_escape(res->name, strlen(res->name), 100, name, sizeof(name)),
 	    tarpit ? "tarpit" : "none");
 	if (tarpit) {
 		ed->n.rdns_tarpit++;

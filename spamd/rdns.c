@@ -199,7 +199,8 @@ rdns_deliver(struct dnsbl_req *req)
 	res.addr = req->addrtext;
 	res.status = req->status;
 	res.name = req->name;
-	log_info("event=rdns ip=%s result=%s name=%s", req->addrtext,
+	/* debug: the engine logs the result with its session and action */
+	log_debug("event=rdns ip=%s result=%s name=%s", req->addrtext,
 	    rdns_status_name(res.status), req->name[0] != '\0' ?
 	    log_escape(req->name, strlen(req->name), 253, ename,
 	    sizeof(ename)) : "-");
@@ -410,7 +411,8 @@ helo_deliver(struct dnsbl_req *req)
 		req->status = HELO_ERROR;	/* a query never started */
 	res.name = req->name;
 	res.status = req->status;
-	log_info("event=helo helo=%s result=%s",
+	/* debug: the engine logs the result with its session and action */
+	log_debug("event=helo helo=%s result=%s",
 	    log_escape(req->name, strlen(req->name), 100, ename,
 	    sizeof(ename)), helo_status_name(res.status));
 	if (req->cb.helo != NULL)
