@@ -242,6 +242,15 @@ def common_checks(d, part, base):
     return bad
 
 
+def check_sanitizer(d, part):
+    """a sanitizer report in the daemon's log is a failure"""
+    with open(d.errpath, errors="replace") as f:
+        log = f.read()
+    bad = [l for l in log.splitlines() if "ERROR: AddressSanitizer" in l or
+           "ERROR: LeakSanitizer" in l or "runtime error:" in l]
+    check("%s: no sanitizer report" % part, not bad, repr(bad[:3]))
+
+
 def part_file(tmp):
     path = os.path.join(tmp, "valid")
     with open(path, "w") as f:
@@ -278,6 +287,7 @@ def part_file(tmp):
     finally:
         rc = d.stop()
     check("file: spamd exits 0", rc == 0, "status %s" % rc)
+    check_sanitizer(d, "file")
 
 
 class Postfix:
@@ -403,6 +413,7 @@ def part_mx(tmp):
         if d is not None:
             rc = d.stop()
             check("verify-mx: spamd exits 0", rc == 0, "status %s" % rc)
+            check_sanitizer(d, "verify-mx")
         mx.stop()
 
 
