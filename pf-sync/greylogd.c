@@ -720,10 +720,16 @@ greylogd_free(struct greylogd *g)
 		event_free(g->ev_batch);
 	if (g->ev_fw != NULL)
 		event_free(g->ev_fw);
-	if (g->gh != NULL)
-		nflog_unbind_group(g->gh);
+	/*
+	 * Unbinding needs CAP_NET_ADMIN, which a dropped process may lack;
+	 * then the library keeps its handle (calloc'd) and we free it after
+	 * the close. Closing the socket unbinds the group in the kernel.
+	 */
+	if (g->gh != NULL && nflog_unbind_group(g->gh) == 0)
+		g->gh = NULL;
 	if (g->h != NULL)
 		nflog_close(g->h);
+	free(g->gh);
 	gdb_close(g->db);
 	free(g->ents);
 	free(g);

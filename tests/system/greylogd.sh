@@ -73,8 +73,12 @@ start_glogd() {
 	GPID=$!
 	wait_for grep -q 'event=start ' "$TMP/glogd.log"
 }
+# stop_glogd NAME - SIGTERM; it must exit 0 without a sanitizer report
 stop_glogd() {
-	kill "$GPID" 2>/dev/null; wait "$GPID" 2>/dev/null; GPID=""
+	kill "$GPID" 2>/dev/null; wait "$GPID"; st=$?; GPID=""
+	if [ $st = 0 ] && ! grep -qE 'Sanitizer|runtime error' "$TMP/glogd.log"; then
+		ok "$1: exits 0 on SIGTERM, no sanitizer report"
+	else nok "$1: exits 0 on SIGTERM, no sanitizer report" "status $st; $(grep -A5 -E 'Sanitizer|runtime error' "$TMP/glogd.log" | head -8)"; fi
 }
 white_later() { e=$(expire_of "$1"); [ -n "$e" ] && [ "$e" -gt "$2" ]; }
 is_white() { [ -n "$(expire_of "$1")" ]; }
@@ -172,7 +176,7 @@ kill -USR1 "$GPID"
 if wait_for grep -q 'event=counters .*outbound=2 ' "$TMP/glogd.log"; then
 	ok "SIGUSR1 logs the counters"
 else nok "SIGUSR1 logs the counters" "$(grep counters "$TMP/glogd.log")"; fi
-stop_glogd
+stop_glogd "greylogd"
 
 # --- -I: outbound ignored. The sender's inbound connection, logged after
 # the outbound one, shows the outbound one was read.
@@ -192,7 +196,7 @@ if start_glogd -I --fw none; then
 		ok "-I: inbound extended, outbound destination not whitelisted"
 	else nok "-I: inbound extended, outbound destination not whitelisted" \
 		"10.99.3.1 expire $(expire_of 10.99.3.1), 10.99.3.4 $(expire_of 10.99.3.4)"; fi
-	stop_glogd
+	stop_glogd "greylogd -I"
 else nok "greylogd -I starts" "$(tail -5 "$TMP/glogd.log")"; fi
 
 # --- a bad flag and a missing sync key are refused at start
