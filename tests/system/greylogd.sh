@@ -8,7 +8,8 @@
 # from the MX to port 25 elsewhere whitelists the destination (store and
 # set) and is sent to a sync peer (-Y, keyed); a TRAPPED destination stays
 # TRAPPED; with -I outbound connections are ignored; a store the user
-# owns leaves no capability. Needs root.
+# owns leaves no capability; iptables NFLOG with the ipset backend.
+# Needs root.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
 GLOGD=$BUILD/greylogd
@@ -30,6 +31,7 @@ cleanup() {
 	for p in $GPID $LPID $PPID_SYNC; do kill "$p" 2>/dev/null; done
 	for p in $GPID $LPID $PPID_SYNC; do wait "$p" 2>/dev/null; done
 	ip netns del "$MX" 2>/dev/null; ip netns del "$SN" 2>/dev/null
+	ip netns del "glogip$$" 2>/dev/null
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -198,6 +200,39 @@ if start_glogd -I --fw none; then
 		"10.99.3.1 expire $(expire_of 10.99.3.1), 10.99.3.4 $(expire_of 10.99.3.4)"; fi
 	stop_glogd "greylogd -I"
 else nok "greylogd -I starts" "$(tail -5 "$TMP/glogd.log")"; fi
+
+# --- iptables + ipset sites: an NFLOG target in OUTPUT, the ipset
+# backend (its tool runs with CAP_NET_ADMIN made ambient)
+if command -v ipset >/dev/null 2>&1 && command -v iptables >/dev/null 2>&1; then
+	IP=glogip$$
+	ip netns add "$IP" && ip netns exec "$IP" ip link set lo up &&
+	ip netns exec "$IP" ip addr add 192.0.2.1/24 dev lo &&
+	ip netns exec "$IP" ipset create spamd-white hash:ip timeout 0 &&
+	ip netns exec "$IP" ipset create spamd-white6 hash:ip family inet6 timeout 0 &&
+	ip netns exec "$IP" iptables -A OUTPUT -p tcp --dport 25 --syn \
+		-j NFLOG --nflog-group 8 --nflog-prefix out 2>"$TMP/err" ||
+		nok "iptables NFLOG namespace" "$(cat "$TMP/err")"
+	: >"$TMP/glogd.log"
+	ip netns exec "$IP" "$GLOGD" -D -v -W 2 --db-dir "$DB" --fw ipset >"$TMP/glogd.log" 2>&1 &
+	GPID=$!
+	wait_for grep -q 'event=start ' "$TMP/glogd.log"
+	ip netns exec "$IP" python3 -c "
+import socket
+try:
+    socket.create_connection(('192.0.2.77', 25), 1)
+except OSError:
+    pass
+"
+	if wait_for is_white 192.0.2.77 &&
+	   wait_for sh -c "ip netns exec $IP ipset list spamd-white | grep -q '^192.0.2.77 timeout'" &&
+	   grep -q 'ambient=1' "$TMP/glogd.log"; then
+		ok "iptables NFLOG + ipset backend: outbound destination in the store and the ipset"
+	else nok "iptables NFLOG + ipset backend" "$(ip netns exec "$IP" ipset list spamd-white | tail -2; tail -3 "$TMP/glogd.log")"; fi
+	stop_glogd "greylogd --fw ipset"
+	ip netns del "$IP"
+else
+	echo "skip - iptables NFLOG + ipset backend: ipset or iptables not installed"
+fi
 
 # --- a bad flag and a missing sync key are refused at start
 if ! "$GLOGD" -W 0 >/dev/null 2>"$TMP/err" && grep -q -- '-W' "$TMP/err" &&
