@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <net/if.h>
 #include <pwd.h>
 #include <signal.h>
@@ -50,6 +51,8 @@ struct main_opts {
 	int		 sync_no_auth;
 	const char	*user;
 	int		 user_given;
+	char		 dbdir_buf[PATH_MAX];
+	char		 fw_file_buf[PATH_MAX];
 };
 
 enum {
@@ -99,6 +102,23 @@ main_num(const char *flag, const char *arg, long long min, long long max)
 		exit(2);
 	}
 	return v;
+}
+
+/* main_abs - path made absolute against the current directory, in buf */
+static const char *
+main_abs(const char *flag, const char *path, char *buf, size_t bufsz)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/')
+		return path;
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    (size_t)snprintf(buf, bufsz, "%s/%s", cwd, path) >= bufsz) {
+		fprintf(stderr, "greylogd: %s %s: cannot make the path "
+		    "absolute\n", flag, path);
+		exit(2);
+	}
+	return buf;
 }
 
 /* main_parse - the command line into o */
@@ -168,6 +188,12 @@ main_parse(struct main_opts *o, int argc, char *argv[])
 		fprintf(stderr, "greylogd: --fw file needs --fw-file PATH\n");
 		exit(2);
 	}
+	/* daemon() changes to /: paths used after it must be absolute */
+	o->dbdir = main_abs("--db-dir", o->dbdir, o->dbdir_buf,
+	    sizeof(o->dbdir_buf));
+	if (o->fw_file != NULL)
+		o->fw_file = main_abs("--fw-file", o->fw_file, o->fw_file_buf,
+		    sizeof(o->fw_file_buf));
 }
 
 /* main_dir_owned - 1 if dir and every entry in it belong to uid */
