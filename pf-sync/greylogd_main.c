@@ -372,6 +372,7 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 	event_base_loopbreak(mc->base);
 }
 
+/* main - open what needs root, drop to the user, run the event loop */
 int
 main(int argc, char *argv[])
 {
@@ -397,6 +398,10 @@ main(int argc, char *argv[])
 
 	main_parse(&o, argc, argv);
 	log_init("greylogd", o.foreground, o.verbose);
+	/* a firewall tool that dies while we write its stdin must not
+	 * kill us; fw_exec reports it */
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+		fatal("event=start op=signal");
 
 	memset(&gc, 0, sizeof(gc));
 	gc.dbdir = o.dbdir;
