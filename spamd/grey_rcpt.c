@@ -287,6 +287,15 @@ rcpt_table_parse(struct rcpt_table **out, const char *name, const char *buf,
 		rcpt_table_free(t);
 		return -1;
 	}
+	/* give back what the arena's doubling left unused */
+	if (t->alen > 0 && t->alen < t->acap) {
+		char *na = realloc(t->arena, t->alen);
+
+		if (na != NULL) {
+			t->arena = na;
+			t->acap = t->alen;
+		}
+	}
 	*out = t;
 	return 0;
 }
