@@ -41,6 +41,8 @@ struct grey_conf {
 	int		sync_deletions;	/* --sync-deletions: take DEL types */
 	char		sync_key[41];	/* set by grey_sync_prepare; "" = none */
 	const char	*http_listen;	/* --http-listen ADDR:PORT; NULL off */
+	int		http_fd;	/* its listening socket, opened by
+					 * grey_http_prepare in main; -1 none */
 	/* (added) trap hosts that mail invalid users (grey_rcpt.h) */
 	const char	*valid_rcpt_file; /* --valid-rcpt FILE; NULL none */
 	const char	*verify_mx;	/* --verify-mx HOST[:PORT]; NULL none */
@@ -181,8 +183,12 @@ const struct psync_counters *grey_sync_counters(const struct grey_sync *gs);
 
 /* The HTTP endpoint: /traplist and /metrics (grey_http.c). */
 struct grey_http;
-/* grey_http_start - listen on conf->http_listen (*out NULL when unset);
- * -1 with the reason logged */
+/* grey_http_prepare - in main, before the fork: check --http-listen,
+ * open and bind its socket into conf->http_fd (-1 when unset); -1 with
+ * a message in err */
+int	grey_http_prepare(struct grey_conf *conf, char *err, size_t errsz);
+/* grey_http_start - serve on conf->http_fd (*out NULL when unset); -1
+ * with the reason logged */
 int	grey_http_start(struct grey_http **out, struct grey *g,
 	    struct event_base *base, const struct grey_conf *conf,
 	    struct grey_sync *gs);

@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,25 +586,63 @@ grey_http_split(const char *spec, char *addr, size_t addrsz, uint16_t *port)
 	return errstr == NULL ? 0 : -1;
 }
 
-/* grey_http_start - listen on conf->http_listen (see grey.h) */
+/* grey_http_prepare - check --http-listen and bind it (see grey.h) */
+int
+grey_http_prepare(struct grey_conf *conf, char *err, size_t errsz)
+{
+	struct addrinfo hints, *res = NULL;
+	char addr[128], port[8];
+	uint16_t p;
+	int fd, rc, on = 1;
+
+	conf->http_fd = -1;
+	if (conf->http_listen == NULL)
+		return 0;
+	if (grey_http_split(conf->http_listen, addr, sizeof(addr), &p) == -1) {
+		snprintf(err, errsz, "--http-listen %s: want ADDR:PORT or "
+		    "[IPV6]:PORT", conf->http_listen);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((rc = getaddrinfo(addr, port, &hints, &res)) != 0) {
+		snprintf(err, errsz, "--http-listen %s: %s", conf->http_listen,
+		    gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof(on)) == -1 || (res->ai_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 64) == -1) {
+		snprintf(err, errsz, "--http-listen %s: %s", conf->http_listen,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	conf->http_fd = fd;
+	return 0;
+}
+
+/* grey_http_start - serve on conf->http_fd (see grey.h) */
 int
 grey_http_start(struct grey_http **out, struct grey *g,
     struct event_base *base, const struct grey_conf *conf,
     struct grey_sync *gs)
 {
 	struct grey_http *gh;
-	char addr[128];
-	uint16_t port;
 
 	*out = NULL;
-	if (conf->http_listen == NULL)
+	if (conf->http_listen == NULL || conf->http_fd < 0)
 		return 0;
-	if (grey_http_split(conf->http_listen, addr, sizeof(addr), &port) ==
-	    -1) {
-		log_warnx("event=writer_start error=\"--http-listen %s: want "
-		    "ADDR:PORT or [IPV6]:PORT\"", conf->http_listen);
-		return -1;
-	}
 	if ((gh = calloc(1, sizeof(*gh))) == NULL ||
 	    (gh->http = evhttp_new(base)) == NULL) {
 		free(gh);
@@ -624,13 +663,15 @@ grey_http_start(struct grey_http **out, struct grey *g,
 	evhttp_set_max_headers_size(gh->http, GREY_HTTP_MAX_HEADERS);
 	evhttp_set_max_body_size(gh->http, 0);
 	evhttp_set_gencb(gh->http, grey_http_request, gh);
-	if (evhttp_bind_socket(gh->http, addr, port) == -1) {
-		log_warnx("event=writer_start error=\"--http-listen %s: bind: "
-		    "%s\"", conf->http_listen, strerror(errno));
+	/* the socket main opened; evhttp_free closes this process's copy */
+	if (evhttp_accept_socket_with_handle(gh->http, conf->http_fd) ==
+	    NULL) {
+		log_warnx("event=writer_start error=\"--http-listen %s: "
+		    "cannot accept on the socket\"", conf->http_listen);
 		grey_http_free(gh);
 		return -1;
 	}
-	log_info("event=http_listen addr=%s port=%u", addr, port);
+	log_info("event=http_listen spec=%s", conf->http_listen);
 	*out = gh;
 	return 0;
 }

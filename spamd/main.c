@@ -808,7 +808,10 @@ main(int argc, char **argv)
 	{
 		char serr[512];
 
-		if (grey_sync_prepare(&gc, serr, sizeof(serr)) == -1) {
+		/* the HTTP socket stays open here, as the config port, so
+		 * a restarted writer serves on it again */
+		if (grey_sync_prepare(&gc, serr, sizeof(serr)) == -1 ||
+		    grey_http_prepare(&gc, serr, sizeof(serr)) == -1) {
 			fprintf(stderr, "spamd: %s\n", serr);
 			exit(1);
 		}
@@ -975,6 +978,8 @@ main_respawn:
 			main_child_setup(&oldmask, parent, pidfd);
 			if (cfg_fd != -1)
 				close(cfg_fd);	/* the writer's */
+			if (gc.http_fd != -1)
+				close(gc.http_fd);	/* (added) the writer's */
 			for (k = 0; k < o.workers; k++) {
 				if (k == i)
 					continue;
