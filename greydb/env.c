@@ -3,6 +3,7 @@
  * close, flush, error text and the transaction retry loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,7 +164,9 @@ check_dir(const char *dir, int create, struct gdb_err *err)
 		gdb_seterr(err, "%s: open: %s", dir, strerror(ENOTDIR));
 		return -1;
 	}
-	if (access(dir, R_OK | W_OK | X_OK) == -1) {
+	/* Effective ids and capabilities, not the real uid: greylogd opens
+	 * the store after giving up root but keeping CAP_DAC_OVERRIDE. */
+	if (faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS) == -1) {
 		gdb_seterr(err, "%s: open: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -244,6 +247,11 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 	db->env->set_isalive(db->env, is_alive);
 	if (o->group_commit)
 		db->env->set_flags(db->env, DB_TXN_WRITE_NOSYNC, 1);
+	/* The region files are mapped: a page first touched when the disk
+	 * is full kills the process with SIGBUS. DB_REGION_INIT writes them
+	 * whole at open, so a full disk is an error at open (or a failed
+	 * write later), never a signal. */
+	db->env->set_flags(db->env, DB_REGION_INIT, 1);
 	/* DB_REGISTER notices a process that died holding the environment
 	 * and, with DB_RECOVER, runs recovery only then; DB_CREATE here makes
 	 * only the region files, the directory was checked above. */
