@@ -464,14 +464,20 @@ engine_dns_lookup(const struct conn *c, struct bl_match *m)
 void
 engine_dns_white(struct engine_dns *ed, struct conn *c)
 {
-	struct engine_dns_conn *dc = c->dns;
+	struct engine_dns_conn *dc;
+	char ip[64];
 
-	if (ed == NULL || !ed->conf->dns_skip_white || dc == NULL ||
-	    dc->white)
+	if (ed == NULL || !ed->conf->dns_skip_white)
+		return;
+	/* made if missing: a later HELO must not be checked either */
+	if ((dc = engine_dns_conn_of(ed, c)) == NULL || dc->white)
 		return;
 	dc->white = 1;
 	if (dc->zreq != NULL || dc->rreq != NULL || dc->hreq != NULL)
 		ed->n.white_skipped++;
+	log_debug("event=dns-skip-white id=%llu ip=%s pending=%d",
+	    (unsigned long long)c->s.id, session_ip(&c->s, ip, sizeof(ip)),
+	    (dc->zreq != NULL) + (dc->rreq != NULL) + (dc->hreq != NULL));
 	dnsbl_cancel(dc->zreq);
 	dnsbl_cancel(dc->rreq);
 	dnsbl_cancel(dc->hreq);

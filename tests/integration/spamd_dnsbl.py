@@ -127,9 +127,14 @@ class Spamd:
     """one daemon with its own temporary directory"""
 
     def __init__(self, name, dns, extra=(), listen=("127.0.0.1",),
-                 expect_fail=False):
+                 expect_fail=False, white=()):
         self.tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-%s." % name)
         self.db = os.path.join(self.tmp, "db")
+        for ip in white:
+            r = subprocess.run([GREYCTL, "-D", self.db, "-a", ip],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError("greyctl -a %s: %s" % (ip, r.stderr))
         self.listen = list(listen)
         self.port = pick_port(self.listen)
         args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
@@ -539,13 +544,77 @@ def test_rdns_helo(dns):
     d = Spamd("rdnslog", dns, extra=["--rdns", "log", "--helo-check",
                                      "log"])
     try:
-        r, rest = dialogue(d, "127.0.0.6", helo="bareword")
+        # log mode holds nothing: wait for the results before going on (a
+        # session that ends first cancels its checks, unlogged)
+        c = Raw(d, "127.0.0.6")
+        c.line()
+        c.cmd("HELO bareword")
+        logged = d.wait_log("result=no_ptr", 10) and \
+            d.wait_log("result=bad_syntax", 10)
+        c.cmd("MAIL FROM:<x@example.org>")
+        c.cmd("RCPT TO:<user@example.com>")
+        r = c.cmd("DATA")
+        c.close()
         check("--rdns log / --helo-check log: logged, still greylisted",
-              r.startswith("451") and "result=no_ptr" in d.log() and
-              "result=bad_syntax" in d.log(), "%r %r" % (r, d.log_tail()))
+              r.startswith("451") and logged, "%r %r" % (r, d.log_tail()))
     finally:
         d.stop()
         d.cleanup()
+
+
+def white_then_helo(d, src):
+    """a WHITE client: RCPT (the writer answers WHITE), then a second,
+    bad HELO; returns (DATA reply, lines after the message)"""
+    c = Raw(d, src)
+    try:
+        c.line()
+        c.cmd("HELO mx.test")
+        c.cmd("MAIL FROM:<x@example.org>")
+        c.cmd("RCPT TO:<user@example.com>")
+        # wait until the engine has the writer's answer (its counters)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            d.signal(signal.SIGUSR1)
+            time.sleep(0.1)
+            stats = [ln for ln in d.log().splitlines()
+                     if "event=stats engine=0 " in ln]
+            if stats and " results=1 " in stats[-1]:
+                break
+        c.cmd("RSET")
+        c.cmd("HELO bareword")
+        c.cmd("MAIL FROM:<x@example.org>")
+        c.cmd("RCPT TO:<user@example.com>")
+        r = c.cmd("DATA")
+        if not r.startswith("354"):
+            return r, []
+        c.s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+        return r, c.rest()
+    finally:
+        c.close()
+
+
+def test_skip_white(dns):
+    """--dns-skip-white: a WHITE client is not tarpitted by a check that
+    answers after the writer said WHITE (yes), and is with no"""
+    for mode in ("yes", "no"):
+        d = Spamd("white" + mode, dns, white=["127.0.0.13"],
+                  extra=["--helo-check", "tarpit", "--dns-skip-white",
+                         mode])
+        try:
+            r, rest = white_then_helo(d, "127.0.0.13")
+            if mode == "yes":
+                check("--dns-skip-white yes: a WHITE client's later HELO "
+                      "is not checked (451)", r.startswith("451") and
+                      "event=dns-skip-white" in d.log(),
+                      "%r %r %s" % (r, rest, d.log_tail()))
+            else:
+                check("--dns-skip-white no: a WHITE client's bad HELO "
+                      "tarpits it", rest == ["450 Helo command rejected: "
+                                             "Host not found"],
+                      "%r %r" % (r, rest))
+        finally:
+            d.stop()
+            d.cleanup()
 
 
 def main():
@@ -577,7 +646,7 @@ def main():
     Spamd.cleanup = keep_log_cleanup
     try:
         for t in (test_zones, test_550, test_timeout, test_bad_config,
-                  test_reload, test_rdns_helo):
+                  test_reload, test_rdns_helo, test_skip_white):
             try:
                 t(dns)
             except (RuntimeError, OSError, EOFError) as e:
