@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "pf-sync/sync.h"
 #include "spamd/grey.h"
 #include "spamd/log.h"
@@ -28,6 +30,47 @@ struct grey_sync {
 	struct psync		*ps;
 	long			 sent_grey, sent_trapped, sent_white;
 };
+
+/*
+ * grey_sync_trial - open -y and -Y once and close them again, so a bad
+ * address, interface or name, or a port in use, stops the start with a
+ * message on stderr instead of failing in the writer after the fork.
+ */
+static int
+grey_sync_trial(const struct grey_conf *conf, char *err, size_t errsz)
+{
+	struct event_base *base;
+	struct psync_opts o;
+	struct psync_err perr;
+	struct psync *ps = NULL;
+	int i, rc = -1;
+
+	if ((base = event_base_new()) == NULL) {
+		snprintf(err, errsz, "sync: event_base_new failed");
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	/* no key here: only the sockets are tried (and psync_new would
+	 * warn about a missing key twice) */
+	o.key = conf->sync_key[0] != '\0' ? conf->sync_key : NULL;
+	o.port = (uint16_t)conf->sync_port;
+	if ((ps = psync_new(base, &o, &perr)) == NULL)
+		goto done;
+	if (conf->sync_listen != NULL &&
+	    psync_listen(ps, conf->sync_listen, &perr) == -1)
+		goto done;
+	for (i = 0; i < conf->nsync_targets; i++)
+		if (psync_add_target(ps, conf->sync_targets[i],
+		    conf->sync_deletions, &perr) == -1)
+			goto done;
+	rc = 0;
+done:
+	if (rc == -1)
+		snprintf(err, errsz, "%s", perr.msg);
+	psync_free(ps);
+	event_base_free(base);
+	return rc;
+}
 
 /* grey_sync_prepare - check options, load the key (see grey.h) */
 int
@@ -53,7 +96,7 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 			    "%s contradict each other", conf->sync_key_file);
 			return -1;
 		}
-		return 0;
+		return grey_sync_trial(conf, err, errsz);
 	}
 	path = conf->sync_key_file != NULL ? conf->sync_key_file :
 	    PSYNC_KEY_DEFAULT;
@@ -63,7 +106,7 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 		    perr.msg);
 		return -1;
 	}
-	return 0;
+	return grey_sync_trial(conf, err, errsz);
 }
 
 /* grey_sync_fw_del - drop ip's element of kind type from the firewall */
