@@ -99,6 +99,7 @@ struct main_opts {
 	int		 dnsbl_timeout_ms;
 	const char	*dns_server;
 	int		 rdns_mode, helo_mode, dns_skip_white;
+	char		 dnsbl_path[PATH_MAX];	/* --dnsbl-file made absolute */
 };
 
 /* One child process. */
@@ -844,6 +845,20 @@ main(int argc, char **argv)
 		ec.lowmx_set = 1;
 	}
 	/* (added) DNS checks: a bad zone, file or server stops us here */
+	if (o.dnsbl_file != NULL && o.dnsbl_file[0] != '/') {
+		/* daemon() moves to / and SIGHUP re-reads: keep it absolute */
+		char cwd[PATH_MAX];
+
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (size_t)snprintf(o.dnsbl_path, sizeof(o.dnsbl_path),
+		    "%s/%s", cwd, o.dnsbl_file) >= sizeof(o.dnsbl_path)) {
+			fprintf(stderr, "spamd: --dnsbl-file %s: cannot make "
+			    "the path absolute\n", o.dnsbl_file);
+			exit(1);
+		}
+		o.dnsbl_file = o.dnsbl_path;
+		gc.dnsbl_file = o.dnsbl_file;
+	}
 	ec.dnsbl_specs = o.dnsbl;
 	ec.ndnsbl = o.ndnsbl;
 	ec.dnsbl_file = o.dnsbl_file;
