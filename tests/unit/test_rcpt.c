@@ -3,7 +3,10 @@
  * the cache of spamd/grey_verify.c): the valid-recipients file (good and
  * bad lines, file:line), the lookup table (case, <>, @domain, domains
  * the file does not name), the threshold (one typo, two distinct, the
- * same twice, the window, WHITE hosts), reload on error, cache expiry.
+ * same twice, the window, WHITE hosts), reload on error, cache expiry,
+ * and the MX prober against a scripted SMTP server in this process
+ * (2xx/5xx/4xx, reuse, coalescing, cache, rotation, timeout, MX down,
+ * bad replies, rate limit, --verify-mx syntax).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +17,15 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
 
 #include "spamd/grey_rcpt.h"
 
@@ -498,6 +510,487 @@ test_vcache(void **state)
 	grey_vcache_free(NULL);
 }
 
+/* ---- the prober against a scripted MX in this process ---- */
+
+/* The fake MX: per RCPT address a reply, counters of what it saw. */
+struct fmx {
+	struct event_base	*base;
+	struct evconnlistener	*lis;
+	int			 port;
+	const char		*banner;	/* "220 ..." by default */
+	long			 conns, rcpts, rsets, quits, ehlos;
+	int			 open;		/* connections now */
+	struct bufferevent	*bev[32];	/* open ones, freed at the end */
+};
+
+/* fmx_reply - what the fake MX answers to RCPT TO:<addr> (NULL: never) */
+static const char *
+fmx_reply(const char *addr)
+{
+	if (strcmp(addr, "alice@mx.test") == 0 ||
+	    strcmp(addr, "bob@mx.test") == 0)
+		return "250 2.1.5 Ok\r\n";
+	if (strcmp(addr, "busy@mx.test") == 0)
+		return "450 4.2.1 try again later\r\n";
+	if (strcmp(addr, "slow@mx.test") == 0)
+		return NULL;
+	if (strcmp(addr, "junk@mx.test") == 0)
+		return "hello there\r\n";
+	if (strcmp(addr, "multi@mx.test") == 0)
+		return "550-5.1.1 no such\r\n550-user here\r\n550 5.1.1 bye\r\n";
+	return "550 5.1.1 <x>: Recipient address rejected: User unknown\r\n";
+}
+
+/* fmx_read - one SMTP command line at a time */
+static void
+fmx_read(struct bufferevent *bev, void *arg)
+{
+	struct fmx *m = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	char *line;
+	size_t n;
+
+	while ((line = evbuffer_readln(bufferevent_get_input(bev), &n,
+	    EVBUFFER_EOL_CRLF)) != NULL) {
+		if (strncmp(line, "EHLO ", 5) == 0) {
+			m->ehlos++;
+			evbuffer_add_printf(out, "250-mx.test\r\n250-PIPELINING"
+			    "\r\n250 8BITMIME\r\n");
+		} else if (strcmp(line, "MAIL FROM:<>") == 0)
+			evbuffer_add_printf(out, "250 2.1.0 Ok\r\n");
+		else if (strncmp(line, "RCPT TO:<", 9) == 0 && n > 10) {
+			const char *r;
+
+			line[n - 1] = '\0';
+			m->rcpts++;
+			if ((r = fmx_reply(line + 9)) != NULL)
+				evbuffer_add_printf(out, "%s", r);
+		} else if (strcmp(line, "RSET") == 0) {
+			m->rsets++;
+			evbuffer_add_printf(out, "250 2.0.0 Ok\r\n");
+		} else if (strcmp(line, "QUIT") == 0) {
+			m->quits++;
+			evbuffer_add_printf(out, "221 2.0.0 Bye\r\n");
+		} else
+			evbuffer_add_printf(out, "502 5.5.2 what\r\n");
+		free(line);
+	}
+}
+
+/* fmx_event - the client went away */
+static void
+fmx_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct fmx *m = arg;
+	int i;
+
+	for (i = 0; i < 32; i++)
+		if (m->bev[i] == bev)
+			m->bev[i] = NULL;
+	m->open--;
+	bufferevent_free(bev);
+}
+
+/* fmx_stop - stop listening (if still) and drop open connections */
+static void
+fmx_stop(struct fmx *m)
+{
+	int i;
+
+	if (m->lis != NULL)
+		evconnlistener_free(m->lis);
+	m->lis = NULL;
+	for (i = 0; i < 32; i++)
+		if (m->bev[i] != NULL)
+			bufferevent_free(m->bev[i]);
+}
+
+/* fmx_accept - a new client: the banner */
+static void
+fmx_accept(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int len, void *arg)
+{
+	struct fmx *m = arg;
+	struct bufferevent *bev = bufferevent_socket_new(m->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+
+	m->conns++;
+	m->open++;
+	for (int i = 0; i < 32; i++)
+		if (m->bev[i] == NULL) {
+			m->bev[i] = bev;
+			break;
+		}
+	bufferevent_setcb(bev, fmx_read, NULL, fmx_event, m);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	evbuffer_add_printf(bufferevent_get_output(bev), "%s\r\n",
+	    m->banner ? m->banner : "220 mx.test ESMTP");
+}
+
+/* fmx_start - listen on an ephemeral loopback port */
+static void
+fmx_start(struct fmx *m, struct event_base *base)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+
+	memset(m, 0, sizeof(*m));
+	m->base = base;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	m->lis = evconnlistener_new_bind(base, fmx_accept, m,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	assert_non_null(m->lis);
+	getsockname(evconnlistener_get_fd(m->lis), (struct sockaddr *)&sin,
+	    &sl);
+	m->port = ntohs(sin.sin_port);
+}
+
+/* Answers collected by the test. */
+struct answers {
+	struct event_base	*base;
+	int			 left;
+	int			 n;
+	int			 res[16];
+	char			 addr[16][64];
+};
+
+/* ans_cb - record one answer; stop the loop when all are in */
+static void
+ans_cb(int res, const char *addr, void *arg)
+{
+	struct answers *a = arg;
+
+	if (a->n < 16) {
+		a->res[a->n] = res;
+		strlcpy(a->addr[a->n], addr, sizeof(a->addr[0]));
+	}
+	a->n++;
+	if (--a->left == 0)
+		event_base_loopbreak(a->base);
+}
+
+/* ask - one query; 1 when it is pending (then a->left counts it) */
+static int
+ask(struct grey_verify *v, struct answers *a, const char *addr, int *res)
+{
+	int r = grey_verify_query(v, addr, ans_cb, a);
+
+	if (res != NULL)
+		*res = r;
+	if (r != VERIFY_PENDING)
+		return 0;
+	a->left++;
+	return 1;
+}
+
+/* run - the loop until every pending answer is in, at most secs */
+static void
+run(struct event_base *base, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* run_for - the loop for ms milliseconds, whatever happens */
+static void
+run_for(struct event_base *base, int ms)
+{
+	struct timeval tv = { 0, ms * 1000 };
+
+	event_base_loopexit(base, &tv);
+	while (event_base_dispatch(base) == 0 && !event_base_got_exit(base))
+		;
+}
+
+/* verifier - a verifier for the fake MX (port; 0 = m's) */
+static struct grey_verify *
+verifier(struct event_base *base, int port, int pool, int per_conn,
+    int timeout, double rate)
+{
+	struct grey_verify_conf c = { .helo = "spamd.test", .pool = pool,
+	    .per_conn = per_conn, .timeout_secs = timeout, .rate = rate };
+	struct grey_verify *v;
+	char mx[64], err[256];
+
+	snprintf(mx, sizeof(mx), "127.0.0.1:%d", port);
+	c.mx = mx;
+	if (grey_verify_new(&v, base, &c, err, sizeof(err)) == -1)
+		fail_msg("grey_verify_new: %s", err);
+	return v;
+}
+
+/* test_verify_answers - 2xx valid, 5xx invalid (multi-line too), 4xx
+ * unknown; one reused connection; the cache answers the second time */
+static void
+test_verify_answers(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify_counts n;
+	struct grey_verify *v;
+	struct fmx m;
+	int r;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 1, 0, 10, 0);
+	assert_true(ask(v, &a, "alice@mx.test", NULL));
+	assert_true(ask(v, &a, "xq7r@mx.test", NULL));
+	assert_true(ask(v, &a, "busy@mx.test", NULL));
+	assert_true(ask(v, &a, "multi@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.n, 4);
+	assert_string_equal(a.addr[0], "alice@mx.test");
+	assert_int_equal(a.res[0], VERIFY_VALID);
+	assert_int_equal(a.res[1], VERIFY_INVALID);
+	assert_int_equal(a.res[2], VERIFY_UNKNOWN);
+	assert_int_equal(a.res[3], VERIFY_INVALID);
+	assert_int_equal(m.conns, 1);
+	assert_int_equal(m.ehlos, 1);
+	assert_int_equal(m.rcpts, 4);
+	/* the last RSET leaves after the last answer */
+	run_for(base, 100);
+	assert_int_equal(m.rsets, 4);
+
+	/* cached: answered at once, no RCPT; 4xx is not cached */
+	assert_false(ask(v, &a, "alice@mx.test", &r));
+	assert_int_equal(r, VERIFY_VALID);
+	assert_false(ask(v, &a, "xq7r@mx.test", &r));
+	assert_int_equal(r, VERIFY_INVALID);
+	assert_true(ask(v, &a, "busy@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(m.rcpts, 5);
+	grey_verify_counts(v, &n);
+	assert_int_equal(n.hits, 2);
+	assert_int_equal(n.probes, 5);
+	assert_int_equal(n.connects, 1);
+
+	/* bytes that could end the command line are never sent */
+	assert_false(ask(v, &a, "a\r\nDATA@mx.test", &r));
+	assert_int_equal(r, VERIFY_UNKNOWN);
+	assert_false(ask(v, &a, "a>b@mx.test", &r));
+	assert_false(ask(v, &a, "", &r));
+	assert_int_equal(m.rcpts, 5);
+
+	/* idle connection: QUIT on free is not needed, the MX sees EOF */
+	grey_verify_free(v);
+	run_for(base, 50);
+	assert_int_equal(m.open, 0);
+	fmx_stop(&m);
+	event_base_free(base);
+}
+
+/* test_verify_coalesce - queries for one address share one probe */
+static void
+test_verify_coalesce(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify *v;
+	struct fmx m;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 2, 0, 10, 0);
+	assert_true(ask(v, &a, "u1@mx.test", NULL));
+	assert_true(ask(v, &a, "u1@mx.test", NULL));
+	assert_true(ask(v, &a, "u1@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.n, 3);
+	assert_int_equal(a.res[0], VERIFY_INVALID);
+	assert_int_equal(a.res[2], VERIFY_INVALID);
+	assert_int_equal(m.rcpts, 1);
+	grey_verify_free(v);
+	fmx_stop(&m);
+	event_base_free(base);
+}
+
+/* test_verify_rotate - after per_conn probes a connection says QUIT and
+ * a new one takes over */
+static void
+test_verify_rotate(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify *v;
+	char addr[64];
+	struct fmx m;
+	int i;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 1, 2, 10, 0);
+	for (i = 0; i < 5; i++) {
+		snprintf(addr, sizeof(addr), "r%d@mx.test", i);
+		assert_true(ask(v, &a, addr, NULL));
+	}
+	run(base, 10);
+	assert_int_equal(a.n, 5);
+	assert_int_equal(m.rcpts, 5);
+	assert_int_equal(m.conns, 3);
+	assert_true(m.quits >= 2);
+	grey_verify_free(v);
+	fmx_stop(&m);
+	event_base_free(base);
+}
+
+/* test_verify_failures - a timeout, a malformed reply and a refused
+ * greeting answer unknown; an unreachable MX answers unknown and, for
+ * a while, new queries at once */
+static void
+test_verify_failures(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify_counts n;
+	struct grey_verify *v;
+	struct fmx m;
+	int r, port;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 1, 0, 1, 0);
+	assert_true(ask(v, &a, "slow@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.res[0], VERIFY_UNKNOWN);
+	grey_verify_counts(v, &n);
+	assert_int_equal(n.timeouts, 1);
+	/* the next probe works, on a new connection */
+	assert_true(ask(v, &a, "alice@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.res[1], VERIFY_VALID);
+	assert_int_equal(m.conns, 2);
+	assert_true(ask(v, &a, "junk@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.res[2], VERIFY_UNKNOWN);
+	grey_verify_free(v);
+
+	/* a refused greeting: unknown, counted as a connect error */
+	m.banner = "554 5.7.1 go away";
+	v = verifier(base, m.port, 1, 0, 5, 0);
+	assert_true(ask(v, &a, "alice@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.res[3], VERIFY_UNKNOWN);
+	grey_verify_counts(v, &n);
+	assert_int_equal(n.connect_errors, 1);
+	grey_verify_free(v);
+
+	/* nobody listening */
+	port = m.port;
+	fmx_stop(&m);
+	v = verifier(base, port, 2, 0, 5, 0);
+	assert_true(ask(v, &a, "alice@mx.test", NULL));
+	assert_true(ask(v, &a, "bob@mx.test", NULL));
+	run(base, 10);
+	assert_int_equal(a.n, 6);
+	assert_int_equal(a.res[4], VERIFY_UNKNOWN);
+	assert_int_equal(a.res[5], VERIFY_UNKNOWN);
+	/* backing off: answered at once */
+	assert_false(ask(v, &a, "carol@mx.test", &r));
+	assert_int_equal(r, VERIFY_UNKNOWN);
+	grey_verify_counts(v, &n);
+	assert_int_equal(n.dropped, 1);
+	assert_true(n.connect_errors >= 1);
+	grey_verify_free(v);
+	event_base_free(base);
+}
+
+/* test_verify_free_pending - freeing answers what waits, unknown */
+static void
+test_verify_free_pending(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify *v;
+	struct fmx m;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 1, 0, 10, 0);
+	assert_true(ask(v, &a, "slow@mx.test", NULL));
+	assert_true(ask(v, &a, "alice@mx.test", NULL));
+	run_for(base, 100);
+	assert_int_equal(a.n, 0);
+	grey_verify_free(v);
+	assert_int_equal(a.n, 2);
+	assert_int_equal(a.res[0], VERIFY_UNKNOWN);
+	assert_int_equal(a.res[1], VERIFY_UNKNOWN);
+	fmx_stop(&m);
+	event_base_free(base);
+}
+
+/* test_verify_rate - at 2 probes/s no more than the bucket's 2 (plus
+ * what refills) leave in the first 300 ms, however fast the machine */
+static void
+test_verify_rate(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct answers a = { .base = base };
+	struct grey_verify_counts n;
+	struct grey_verify *v;
+	char addr[64];
+	struct fmx m;
+	int i;
+
+	fmx_start(&m, base);
+	v = verifier(base, m.port, 2, 0, 10, 2);
+	for (i = 0; i < 6; i++) {
+		snprintf(addr, sizeof(addr), "q%d@mx.test", i);
+		assert_true(ask(v, &a, addr, NULL));
+	}
+	run_for(base, 300);
+	grey_verify_counts(v, &n);
+	assert_true(n.probes <= 2);
+	assert_true(m.rcpts <= 2);
+	grey_verify_free(v);
+	fmx_stop(&m);
+	event_base_free(base);
+}
+
+/* test_verify_mx_syntax - --verify-mx values */
+static void
+test_verify_mx_syntax(void **state)
+{
+	static const struct {
+		const char	*mx;
+		int		 ok;
+		const char	*err;
+	} cases[] = {
+		{ "127.0.0.1", 1, NULL },
+		{ "127.0.0.1:2525", 1, NULL },
+		{ "[::1]:2525", 1, NULL },
+		{ "[::1]", 1, NULL },
+		{ "::1", 1, NULL },
+		{ "127.0.0.1:0", 0, "port 0" },
+		{ "127.0.0.1:70000", 0, "port 70000" },
+		{ "127.0.0.1:x", 0, "port x" },
+		{ "[::1", 0, "want [address]:port" },
+		{ "[::1]x", 0, "want [address]:port" },
+		{ ":25", 0, "empty host" },
+		{ "", 0, "empty host" },
+	};
+	struct event_base *base = event_base_new();
+	struct grey_verify_conf c = { 0 };
+	struct grey_verify *v;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		c.mx = cases[i].mx;
+		if (grey_verify_new(&v, base, &c, err, sizeof(err)) !=
+		    (cases[i].ok ? 0 : -1))
+			fail_msg("%s: %s", cases[i].mx, cases[i].ok ?
+			    err : "accepted");
+		if (!cases[i].ok && strstr(err, cases[i].err) == NULL)
+			fail_msg("%s: error \"%s\" lacks \"%s\"", cases[i].mx,
+			    err, cases[i].err);
+		if (!cases[i].ok && strstr(err, "--verify-mx") == NULL)
+			fail_msg("%s: error \"%s\" does not name the flag",
+			    cases[i].mx, err);
+		grey_verify_free(cases[i].ok ? v : NULL);
+	}
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -511,6 +1004,13 @@ main(void)
 		cmocka_unit_test(test_forget),
 		cmocka_unit_test(test_writer_check),
 		cmocka_unit_test(test_vcache),
+		cmocka_unit_test(test_verify_answers),
+		cmocka_unit_test(test_verify_coalesce),
+		cmocka_unit_test(test_verify_rotate),
+		cmocka_unit_test(test_verify_failures),
+		cmocka_unit_test(test_verify_free_pending),
+		cmocka_unit_test(test_verify_rate),
+		cmocka_unit_test(test_verify_mx_syntax),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
