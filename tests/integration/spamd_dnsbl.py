@@ -475,7 +475,8 @@ def test_reload(dns):
     try:
         with open(path, "w") as f:
             f.write("zen.test;From the file: %A\n")
-        d = Spamd("reload", dns, extra=["--dnsbl-file", path])
+        # two engines: the writer's reload must reach both
+        d = Spamd("reload", dns, extra=["--dnsbl-file", path, "-W", "2"])
         r, rest = dialogue(d, "127.0.0.3")
         check("zone file: listed client gets the file's message",
               rest == ["450 From the file: 127.0.0.3"], "%r %r" % (r, rest))
@@ -483,9 +484,10 @@ def test_reload(dns):
             f.write("# reloaded\nother.test;Reloaded: %A\n")
         os.rename(path + ".new", path)
         d.signal(signal.SIGHUP)
-        got = d.wait_log("event=dnsbl-reload engine=0 ok=1", 10)
+        got = d.wait_log("event=dnsbl-reload engine=0 ok=1", 10) and \
+            d.wait_log("event=dnsbl-reload engine=1 ok=1", 10)
         r, rest = dialogue(d, "127.0.0.3")
-        check("SIGHUP: the new file's zones are used",
+        check("SIGHUP: every engine uses the new file's zones",
               got and rest == ["450 Reloaded: 127.0.0.3"],
               "reloaded %r: %r %r" % (got, r, rest))
         r, rest = dialogue(d, "127.0.0.2")
@@ -501,6 +503,23 @@ def test_reload(dns):
               "zones kept", got and (path + ":1:") in d.log() and
               rest == ["450 Reloaded: 127.0.0.3"],
               "logged %r: %r %r" % (got, r, rest))
+        # a NUL byte and an oversized file are refused the same way
+        for what, data, want in (
+                ("a NUL byte", b"other.test;x\0y\n", "NUL byte at offset"),
+                ("a file over 1 MiB", b"#" * (1 << 20) + b"\n",
+                 "larger than")):
+            with open(path + ".new", "wb") as f:
+                f.write(data)
+            os.rename(path + ".new", path)
+            n = d.log().count("event=dnsbl-reload proc=writer ok=0")
+            d.signal(signal.SIGHUP)
+            got = d.wait_log("event=dnsbl-reload proc=writer ok=0", 10,
+                             count=n + 1)
+            r, rest = dialogue(d, "127.0.0.3")
+            check("SIGHUP with %s: refused, old zones kept" % what,
+                  got and want in d.log() and
+                  rest == ["450 Reloaded: 127.0.0.3"],
+                  "logged %r: %r %r" % (got, r, rest))
     finally:
         if d is not None:
             d.stop()
