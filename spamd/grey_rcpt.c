@@ -563,6 +563,24 @@ struct grey_rcpt_wait {
 	char			 ip[GDB_ADDR_MAX];
 };
 
+/* grey_rcpt_check - the file and --verify-mx, checked up front */
+int
+grey_rcpt_check(const char *valid_file, const char *verify_mx, char *err,
+    size_t errsz)
+{
+	struct rcpt_table *t;
+
+	if (valid_file != NULL) {
+		if (rcpt_table_load(&t, valid_file, err, errsz) == -1)
+			return -1;
+		rcpt_table_free(t);
+	}
+	if (verify_mx != NULL &&
+	    grey_verify_check_mx(verify_mx, err, errsz) == -1)
+		return -1;
+	return 0;
+}
+
 /* grey_rcpt_new - load and start what is configured (see header) */
 int
 grey_rcpt_new(struct grey_rcpt **out, struct event_base *base,

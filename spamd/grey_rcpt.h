@@ -130,6 +130,9 @@ int	grey_verify_new(struct grey_verify **out, struct event_base *base,
  */
 int	grey_verify_query(struct grey_verify *v, const char *addr,
 	    grey_verify_fn fn, void *arg);
+/* grey_verify_check_mx - is mx a valid --verify-mx (syntax, resolves)?
+ * 0, or -1 with err naming the flag */
+int	grey_verify_check_mx(const char *mx, char *err, size_t errsz);
 /* grey_verify_counts - the counters so far */
 void	grey_verify_counts(const struct grey_verify *v,
 	    struct grey_verify_counts *out);
@@ -175,6 +178,11 @@ struct grey_rcpt_conf {
 
 struct grey_rcpt;
 
+/* grey_rcpt_check - in main before the fork, so errors reach stderr:
+ * the file loads (file:line on error) and --verify-mx parses; either may
+ * be NULL. 0, or -1 with err */
+int	grey_rcpt_check(const char *valid_file, const char *verify_mx,
+	    char *err, size_t errsz);
 /* grey_rcpt_new - load the file, start the verifier; *out is NULL (and
  * 0 returned) when neither is configured; -1 with err */
 int	grey_rcpt_new(struct grey_rcpt **out, struct event_base *base,

@@ -743,6 +743,16 @@ fail:
 	return -1;
 }
 
+/* grey_verify_check_mx - parse and resolve mx, keep nothing */
+int
+grey_verify_check_mx(const char *mx, char *err, size_t errsz)
+{
+	struct grey_verify v;
+
+	memset(&v, 0, sizeof(v));
+	return vv_parse_mx(&v, mx, err, errsz);
+}
+
 /* grey_verify_query - cached, unknown at once, or pending (see header) */
 int
 grey_verify_query(struct grey_verify *v, const char *addr,

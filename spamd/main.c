@@ -812,7 +812,9 @@ main(int argc, char **argv)
 		/* the HTTP socket stays open here, as the config port, so
 		 * a restarted writer serves on it again */
 		if (grey_sync_prepare(&gc, serr, sizeof(serr)) == -1 ||
-		    grey_http_prepare(&gc, serr, sizeof(serr)) == -1) {
+		    grey_http_prepare(&gc, serr, sizeof(serr)) == -1 ||
+		    grey_rcpt_check(gc.valid_rcpt_file, gc.verify_mx, serr,
+		    sizeof(serr)) == -1) {
 			fprintf(stderr, "spamd: %s\n", serr);
 			exit(1);
 		}

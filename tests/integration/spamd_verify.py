@@ -253,6 +253,24 @@ def check_sanitizer(d, part):
 
 def part_file(tmp):
     path = os.path.join(tmp, "valid")
+    # a bad file at start: spamd refuses to start, naming file:line
+    with open(path, "w") as f:
+        f.write("alice@mx.test\n\nalice\n")
+    r = subprocess.run([SPAMD, "-d", "-p", str(pick_port()), "-l",
+                        "127.0.0.1", "--config-port", "0", "--db-dir",
+                        os.path.join(tmp, "bad.db"), "--valid-rcpt", path],
+                       capture_output=True, text=True, timeout=60)
+    check("file: a bad line at start: exit 1 naming file:line",
+          r.returncode == 1 and "%s:3: no '@'" % path in r.stderr,
+          "status %d, stderr %r" % (r.returncode, r.stderr[-300:]))
+    r = subprocess.run([SPAMD, "-d", "-p", str(pick_port()), "-l",
+                        "127.0.0.1", "--config-port", "0", "--db-dir",
+                        os.path.join(tmp, "bad.db"), "--verify-mx",
+                        "127.0.0.1:99999"],
+                       capture_output=True, text=True, timeout=60)
+    check("verify-mx: a bad port at start: exit 1 naming the flag",
+          r.returncode == 1 and "--verify-mx 127.0.0.1:99999" in r.stderr,
+          "status %d, stderr %r" % (r.returncode, r.stderr[-300:]))
     with open(path, "w") as f:
         f.write("# users of mx.test\nalice@mx.test\n<Bob@MX.test>\n")
     d = Daemon(tmp, "file", ["--valid-rcpt", path])
