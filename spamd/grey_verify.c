@@ -243,6 +243,7 @@ struct grey_verify {
 	int				 nconn;
 	double				 tokens, tok_last;
 	double				 down_until;
+	int				 down;	/* logged as down */
 	struct event			*kick_ev;	/* dispatch soon */
 	struct grey_verify_counts	 n;
 };
@@ -411,9 +412,11 @@ vv_fail(struct vv_conn *c, const char *why)
 	    v->mx, vv_state_names[c->st], why);
 	if (!c->ready) {
 		v->n.connect_errors++;
-		if (v->down_until < vv_mono())
+		/* once per outage, not once per retry */
+		if (!v->down)
 			log_warnx("event=verify_mx_down mx=%s state=%s "
 			    "error=\"%s\"", v->mx, vv_state_names[c->st], why);
+		v->down = 1;
 		v->down_until = vv_mono() + VV_DOWN_SECS;
 		vv_fail_queue(v);
 	}
@@ -456,6 +459,9 @@ vv_reply(struct vv_conn *c, int code)
 			goto refused;
 		c->ready = 1;
 		c->errors = 0;
+		if (v->down)
+			log_info("event=verify_mx_up mx=%s", v->mx);
+		v->down = 0;
 		vv_state(c, VV_IDLE);
 		vv_kick(v);
 		return 0;

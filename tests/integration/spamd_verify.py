@@ -427,6 +427,9 @@ def part_mx(tmp):
               bool(c1), "before %r after %r" % (c0, d.counters()))
         check("verify-mx: MX down: nobody is trapped",
               not trapped(d, "127.0.0.55"), repr(d.greyctl()))
+        check("verify-mx: MX down is logged",
+              "event=verify_mx_down mx=127.0.0.1:%d" % mx.port in d.log(),
+              d.log()[-600:])
     finally:
         if d is not None:
             rc = d.stop()
