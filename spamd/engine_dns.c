@@ -226,7 +226,9 @@ engine_dns_zones_cb(void *arg, const struct dnsbl_result *res)
 
 	/* the request is freed when we return; never cancel it */
 	dc->zreq = NULL;
-	if (res->nlisted > 0 && c->s.cls == SESSION_GREY && !dc->white) {
+	/* why not only while greylisted: a session another check tarpitted
+	 * first still gets every listing zone's message after DATA */
+	if (res->nlisted > 0 && !dc->white) {
 		zones[0] = '\0';
 		for (i = 0; i < res->nlisted; i++) {
 			engine_dns_add_msg(dc, res->hit[i].msg);
@@ -253,7 +255,7 @@ engine_dns_rdns_cb(void *arg, const struct rdns_result *res)
 	int failed = res->status == RDNS_NO_PTR ||
 	    res->status == RDNS_NOT_CONFIRMED;
 	int tarpit = failed && ed->conf->rdns_mode == ENGINE_DNS_TARPIT &&
-	    c->s.cls == SESSION_GREY && !dc->white;
+	    !dc->white;
 
 	dc->rreq = NULL;
 	if (failed)
@@ -285,7 +287,7 @@ engine_dns_helo_cb(void *arg, const struct helo_result *res)
 	int failed = res->status == HELO_BAD_SYNTAX ||
 	    res->status == HELO_OURS || res->status == HELO_NOT_FOUND;
 	int tarpit = failed && ed->conf->helo_mode == ENGINE_DNS_TARPIT &&
-	    c->s.cls == SESSION_GREY && !dc->white;
+	    !dc->white;
 
 	dc->hreq = NULL;
 	if (failed)
