@@ -12,6 +12,14 @@
  * at most --dnsbl-timeout. Nothing blocks: a held session simply has no
  * event armed until the check's callback runs it again.
  *
+ * Modes. A DNSBL listing always tarpits. --rdns and --helo-check "log"
+ * run the same lookups and only log and count; "tarpit" treats a client
+ * with no PTR or an unconfirmed one (rDNS), or a HELO that is a bare
+ * word, bad, ours or does not resolve, as blacklisted. A timeout or DNS
+ * error is "unknown" and never tarpits. A check answering after another
+ * one tarpitted the session still adds its message (if before DATA's
+ * end); the HELO of an already tarpitted session is not checked.
+ *
  * WHITE hosts (--dns-skip-white). The engine does not know WHITE hosts at
  * accept (the firewall passes them, so they normally never reach spamd).
  * When one does, the writer's answer to its first tuple says so; from then
