@@ -173,6 +173,7 @@ grey_vcache_free(struct grey_vcache *c)
 #define VV_LINE_MAX	4096	/* longest reply line read */
 #define VV_ERRORS_MAX	8	/* error replies before a new connection */
 #define VV_DOWN_SECS	2.0	/* after a failed connect */
+#define VV_WAITERS_MAX	256	/* queries waiting on one probe */
 
 /* One query waiting for a probe's answer. */
 struct vv_waiter {
@@ -186,6 +187,7 @@ struct vv_probe {
 	RB_ENTRY(vv_probe)		 rb;	/* in pending, by addr */
 	TAILQ_ENTRY(vv_probe)		 q;	/* in queue until sent */
 	SLIST_HEAD(, vv_waiter)		 waiters;
+	int				 nwait;
 	int				 queued;
 	char				 addr[GDB_MAIL_MAX];
 };
@@ -783,14 +785,20 @@ grey_verify_query(struct grey_verify *v, const char *addr,
 		return r;
 	}
 	v->n.misses++;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
+	strlcpy(key.addr, addr, sizeof(key.addr));
+	p = RB_FIND(vv_ptree, &v->pending, &key);
+	/* one address asked again and again while its probe runs: bounded */
+	if ((p != NULL && p->nwait >= VV_WAITERS_MAX) ||
+	    (w = calloc(1, sizeof(*w))) == NULL) {
+		v->n.dropped++;
 		return VERIFY_UNKNOWN;
+	}
 	w->fn = fn;
 	w->arg = arg;
-	strlcpy(key.addr, addr, sizeof(key.addr));
-	if ((p = RB_FIND(vv_ptree, &v->pending, &key)) != NULL) {
+	if (p != NULL) {
 		v->n.coalesced++;
 		SLIST_INSERT_HEAD(&p->waiters, w, next);
+		p->nwait++;
 		return VERIFY_PENDING;
 	}
 	if (vv_mono() < v->down_until || v->nqueue >= v->conf.queue_max ||
@@ -802,6 +810,7 @@ grey_verify_query(struct grey_verify *v, const char *addr,
 	strlcpy(p->addr, addr, sizeof(p->addr));
 	SLIST_INIT(&p->waiters);
 	SLIST_INSERT_HEAD(&p->waiters, w, next);
+	p->nwait = 1;
 	RB_INSERT(vv_ptree, &v->pending, p);
 	TAILQ_INSERT_TAIL(&v->queue, p, q);
 	p->queued = 1;

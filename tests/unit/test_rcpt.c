@@ -801,6 +801,20 @@ test_verify_coalesce(void **state)
 	assert_int_equal(a.res[0], VERIFY_INVALID);
 	assert_int_equal(a.res[2], VERIFY_INVALID);
 	assert_int_equal(m.rcpts, 1);
+
+	/* at most 256 queries wait on one probe; more are answered unknown */
+	{
+		struct answers b = { .base = base };
+		int i, pending = 0, r;
+
+		for (i = 0; i < 300; i++)
+			pending += ask(v, &b, "u2@mx.test", &r);
+		assert_int_equal(pending, 256);
+		assert_int_equal(r, VERIFY_UNKNOWN);
+		run(base, 10);
+		assert_int_equal(b.n, 256);
+		assert_int_equal(m.rcpts, 2);
+	}
 	grey_verify_free(v);
 	fmx_stop(&m);
 	event_base_free(base);
