@@ -84,6 +84,30 @@ def used_kib(path):
     return (st.f_blocks - st.f_bfree) * st.f_frsize // 1024
 
 
+def known_bug(sp, stop, threads):
+    """The writer died of SIGBUS: Berkeley DB maps its region files, the
+    mpool region grows by extending its file sparsely (__env_alloc from
+    __memp_alloc), and the first touch of a new page on a full disk is
+    SIGBUS. The restarted writer cannot make new regions on the full disk
+    either, so the restart limit ends the daemon. Reported; needs
+    preallocated or fixed-size regions in greydb/env.c. Skips the checks
+    that depend on it, with the reason."""
+    log = sp.logtext()
+    died = re.search(r"event=child-died child=writer \S+ (\S+)", log)
+    if not died:
+        return False
+    stop.set()
+    for t in threads:
+        t.join(15)
+    how = "%s%s" % (died.group(1), ", AddressSanitizer: BUS"
+                    if "AddressSanitizer: BUS" in log else "")
+    R.skip("disk full: the writer survives a full disk", "KNOWN BUG: the "
+           "writer died (%s; SIGBUS is %d) when Berkeley DB grew its mmapped "
+           "mpool region file on the full disk; the checks after this need "
+           "that fixed in greydb/env.c" % (how, signal.SIGBUS))
+    return True
+
+
 def run(sp, db):
     if not sp.wait_ready():
         R.notok("spamd starts on the tmpfs", sp.logtext()[-500:])
@@ -111,23 +135,7 @@ def run(sp, db):
         t.start()
     full = F.wait_for(lambda: "event=db_error" in sp.logtext() or
                       "event=child-died" in sp.logtext(), 60, 0.2)
-    died = re.search(r"event=child-died child=writer \S+ (\S+)",
-                     sp.logtext())
-    if died:
-        # Berkeley DB maps its region files; the mpool region grows by
-        # extending its file sparsely, and the first touch of a new page
-        # on a full disk is SIGBUS. The restarted writer cannot make new
-        # regions on the full disk either, so the restart limit ends
-        # the daemon. Reported; needs preallocated or fixed-size regions
-        # in greydb/env.c.
-        stop.set()
-        for t in threads:
-            t.join(15)
-        R.skip("disk full: the writer survives a full disk", "KNOWN BUG: "
-               "the writer died (%s; SIGBUS is %d) when Berkeley DB grew "
-               "its mmapped region file on the full disk; the checks after "
-               "this need that fixed in greydb/env.c" % (
-                   died.group(1), signal.SIGBUS))
+    if known_bug(sp, stop, threads):
         return
     errs = [ln for ln in sp.logtext().splitlines() if "event=db_error" in ln]
     R.check("the disk fills: the writer logs db_error naming the cause",
@@ -138,12 +146,14 @@ def run(sp, db):
     before = dict(stats)
     codes = [F.try_dialogue(sp.port, "127.14.98.%d" % (i + 1),
                             "full-%d" % i, 10) for i in range(20)]
-    R.check("while full: 20 new dialogues still end in 451",
-            codes.count(451) == 20, str(codes))
     stop.set()
     for t in threads:
         t.join(15)
     during = {k: stats.get(k, 0) - before.get(k, 0) for k in stats}
+    if known_bug(sp, stop, threads):
+        return
+    R.check("while full: 20 new dialogues still end in 451",
+            codes.count(451) == 20, str(codes))
     R.check("load while full kept getting 451 (%s)" % during,
             during.get(451, 0) > 0 and not during.get(None), str(during))
     alive = sp.proc.poll() is None
@@ -160,6 +170,8 @@ def run(sp, db):
     except OSError:
         pass
     F.wait_for(lambda: re.search(r"db_errors=[1-9]", sp.logtext()), 10)
+    if known_bug(sp, stop, threads):
+        return
     m = re.findall(r"db_errors=(\d+)", sp.logtext())
     R.check("tuples not recorded are counted (db_errors=%s)" %
             (m[-1] if m else "?"), m and int(m[-1]) > 0, "no counter line")
@@ -177,6 +189,8 @@ def run(sp, db):
         return re.search(r"event=new ip=\S+ helo=h-resume-\d+",
                          sp.logtext())
     ok = F.wait_for(resumed, 60, 0.3)
+    if known_bug(sp, stop, threads):
+        return
     R.check("space freed: new tuples are recorded again (after %d "
             "dialogues)" % len(tags), ok, sp.logtext()[-400:])
     rc = sp.stop()
