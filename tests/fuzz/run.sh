@@ -19,6 +19,7 @@ mkdir -p "$out"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
 pkgs="libevent libbsd-overlay libcrypto zlib libcurl"
 fail=0
+total=0 ntargets=0
 targets=$*
 [ -z "$targets" ] && targets=$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')
 if ! command -v clang >/dev/null 2>&1; then
@@ -47,10 +48,13 @@ for t in $targets; do
 	    </dev/null >"$scratch/log" 2>&1; then
 		runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$scratch/log")
 		echo "ok - fuzz/$t: ${runs:-?} inputs in ${secs}s, no finding"
+		total=$((total + ${runs:-0})); ntargets=$((ntargets + 1))
 	else
 		echo "not ok - fuzz/$t: finding, input in $scratch/ (log $scratch/log)"
 		grep -E 'ERROR|SUMMARY|runtime error' "$scratch/log" | head -n 5 >&2
 		fail=1
 	fi
 done
+# the figure for the closing note; '#' lines are not results
+echo "# fuzz: $ntargets target(s) clean, $total inputs in all"
 exit $fail
