@@ -82,7 +82,7 @@ class Spamd:
     """One daemon on 127.0.0.1 with its own temporary directory."""
 
     def __init__(self, name, extra=(), db=None, workers=1, preexec=None,
-                 tmp=None):
+                 tmp=None, verbose=True):
         self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
         self.db = db or os.path.join(self.tmp, "db")
         self.port = pick_port()
@@ -90,7 +90,8 @@ class Spamd:
         empty = os.path.join(self.tmp, "empty")
         os.makedirs(empty, exist_ok=True)
         self.logpath = os.path.join(self.tmp, "spamd.log")
-        self.args = [SPAMD, "-d", "-v", "-h", "mx.fault.example",
+        self.args = [SPAMD, "-d"] + (["-v"] if verbose else []) + [
+                     "-h", "mx.fault.example",
                      "-p", str(self.port), "-l", "127.0.0.1",
                      "--config-port", "0", "--db-dir", self.db,
                      "--chroot", empty, "--commit-window", "50",
