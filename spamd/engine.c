@@ -68,6 +68,7 @@ struct engine {
 	struct event	*sig[4];
 	struct event	*stats_ev;	/* (added) periodic MSG_STATS */
 	struct engine_dns *dns;		/* (added) DNS checks, NULL = none */
+	TAILQ_HEAD(, conn) parked;	/* RCPTs waiting for the writer */
 };
 
 /* conn_cmp - order connections by session id */
@@ -202,6 +203,8 @@ engine_close(struct conn *c, const char *why)
 	char ip[64];
 
 	event_del(&c->ev);
+	if (c->parked)
+		TAILQ_REMOVE(&e->parked, c, park);
 	engine_dns_end(c);	/* (added) no DNS callback for a closed conn */
 	close(c->fd);
 	RB_REMOVE(conn_tree, &e->conns, c);
@@ -278,6 +281,46 @@ engine_tarpit_socket(struct conn *c)
 	e->nblack++;
 }
 
+/*
+ * engine_park - 1 if c's next command is an RCPT and the writer's queue
+ * is over ENGINE_WRITER_HIGH: c then waits, reading nothing, until
+ * engine_writer_drained runs it again. Only RCPT waits: it is what adds
+ * to the queue, and the other commands keep their replies prompt.
+ */
+static int
+engine_park(struct conn *c)
+{
+	struct engine *e = c->eng;
+
+	if (c->s.cls != SESSION_GREY || c->ilen < 4 ||
+	    strncasecmp(c->ibuf, "RCPT", 4) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(e->wbev)) <=
+	    ENGINE_WRITER_HIGH)
+		return 0;
+	event_del(&c->ev);
+	TAILQ_INSERT_TAIL(&e->parked, c, park);
+	c->parked = 1;
+	e->st.tuples_waited++;
+	return 1;
+}
+
+/* engine_writer_drained - the writer's queue is down to LOW: run every
+ * parked connection again, oldest first, while it stays under HIGH */
+static void
+engine_writer_drained(struct bufferevent *bev, void *arg)
+{
+	struct engine *e = arg;
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&e->parked)) != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) <=
+	    ENGINE_WRITER_HIGH) {
+		TAILQ_REMOVE(&e->parked, c, park);
+		c->parked = 0;
+		engine_run(c);	/* may park c again, or close it */
+	}
+}
+
 /* engine_run - write, read or close c as its session wants */
 void
 engine_run(struct conn *c)
@@ -305,6 +348,8 @@ engine_run(struct conn *c)
 			event_del(&c->ev);
 			return;
 		}
+		if (engine_park(c))
+			return;
 		used = session_input(&c->s, c->ibuf, c->ilen);
 		if (used > 0) {
 			memmove(c->ibuf, c->ibuf + used, c->ilen - used);
@@ -701,7 +746,8 @@ engine_stats_line(struct engine *e, int logit)
 	bl_count(e->bl, &lists, &prefixes);
 	snprintf(line, sizeof(line), "engine=%d conns=%d black_conns=%d "
 	    "accepted=%llu closed=%llu grey=%llu black=%llu trapped=%llu "
-	    "trapped_live=%llu tuples=%llu tuples_dropped=%llu results=%llu "
+	    "trapped_live=%llu tuples=%llu tuples_dropped=%llu "
+	    "tuples_waited=%llu results=%llu "
 	    "per_client_refused=%llu accept_errors=%llu idle_closed=%llu "
 	    "bytes_out=%llu lists=%d prefixes=%ld lists_loaded=%llu "
 	    "list_errors=%llu", e->conf->index, e->nconn, e->nblack,
@@ -712,6 +758,7 @@ engine_stats_line(struct engine *e, int logit)
 	    (unsigned long long)e->st.trapped_live,
 	    (unsigned long long)e->st.tuples,
 	    (unsigned long long)e->st.tuples_dropped,
+	    (unsigned long long)e->st.tuples_waited,
 	    (unsigned long long)e->st.results,
 	    (unsigned long long)e->st.per_client_refused,
 	    (unsigned long long)e->st.accept_errors,
@@ -822,8 +869,11 @@ engine_main(const struct engine_conf *conf)
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (e->accept_pause == NULL || e->wbev == NULL)
 		fatalx("engine: libevent setup failed");
-	bufferevent_setcb(e->wbev, engine_writer_read, NULL,
+	bufferevent_setcb(e->wbev, engine_writer_read, engine_writer_drained,
 	    engine_writer_event, e);
+	/* the write callback runs when the queue drains to LOW */
+	bufferevent_setwatermark(e->wbev, EV_WRITE, ENGINE_WRITER_LOW, 0);
+	TAILQ_INIT(&e->parked);
 	bufferevent_enable(e->wbev, EV_READ | EV_WRITE);
 	for (i = 0; i < 4; i++) {
 		e->sig[i] = evsignal_new(e->base, sigs[i], engine_signal, e);

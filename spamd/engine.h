@@ -11,6 +11,7 @@
 #define SPAMD_ENGINE_H
 
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/tree.h>
 #include <time.h>
 
@@ -22,6 +23,13 @@
 #define ENGINE_MAX_LISTEN	16	/* -l addresses */
 #define ENGINE_ACCEPT_BURST	64	/* accepts per wakeup, for fairness */
 #define ENGINE_WRITER_MAX	(16u << 20)	/* queued to the writer */
+/*
+ * Back-pressure: above HIGH bytes queued to the writer, a client's next
+ * RCPT waits (its connection is parked, nothing read) until the queue is
+ * down to LOW, so a slow database slows RCPTs instead of losing tuples.
+ */
+#define ENGINE_WRITER_HIGH	(4u << 20)
+#define ENGINE_WRITER_LOW	(1u << 20)
 
 /* What main gives an engine process. */
 struct engine_conf {
@@ -69,6 +77,7 @@ struct engine_stats {
 	uint64_t	 trapped_live;		/* sessions trapped by a result */
 	uint64_t	 tuples;
 	uint64_t	 tuples_dropped;	/* writer queue full */
+	uint64_t	 tuples_waited;		/* RCPTs parked by back-pressure */
 	uint64_t	 results;
 	uint64_t	 per_client_refused;
 	uint64_t	 accept_errors;		/* EMFILE and friends */
@@ -90,6 +99,8 @@ struct conn {
 	uint16_t	 ilen;
 	int		 fd;
 	struct engine_dns_conn *dns;	/* (added) DNS checks, NULL if none */
+	TAILQ_ENTRY(conn) park;		/* waiting for the writer to drain */
+	uint8_t		 parked;
 };
 
 /*
