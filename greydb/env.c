@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -173,6 +174,47 @@ check_dir(const char *dir, int create, struct gdb_err *err)
 	return 0;
 }
 
+/*
+ * reserve_mpool - give the cache region's file its disk blocks up to the
+ * region's largest size. Berkeley DB maps its region files and grows the
+ * cache region by extending its file sparsely; the first touch of a new
+ * page on a full disk is then SIGBUS, not an error. With the blocks
+ * reserved (FALLOC_FL_KEEP_SIZE: the file's size is Berkeley DB's
+ * business) growth never faults. Costs the cache size on disk once.
+ * Best effort: on a full disk or a file system without fallocate, nothing
+ * changes. The cache region's file is the one whose size is the region's.
+ */
+static void
+reserve_mpool(DB_ENV *env, const char *dir)
+{
+	DB_MPOOL_STAT *st = NULL;
+	struct stat sb;
+	char path[PATH_MAX];
+	off_t size, max;
+	int i, fd;
+
+	if (env->memp_stat(env, &st, NULL, 0) != 0 || st == NULL)
+		return;
+	size = (off_t)st->st_regsize;
+	max = (off_t)st->st_regmax;
+	free(st);
+	if (max <= size)
+		return;
+	for (i = 1; i < 16; i++) {
+		snprintf(path, sizeof(path), "%s/__db.%03d", dir, i);
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1)
+			continue;
+		if (fstat(fd, &sb) == 0 && sb.st_size == size) {
+			/* why: best effort, see above; failure is no worse
+			 * than before */
+			(void)!fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, max);
+			close(fd);
+			return;
+		}
+		close(fd);
+	}
+}
+
 /* open_db - open one database file of the environment */
 static int
 open_db(struct gdb *db, DB **out, const char *file, const struct gdb_opts *o,
@@ -265,6 +307,8 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 		return -1;
 	}
 	db->env->log_set_config(db->env, DB_LOG_AUTO_REMOVE, 1);
+	if (!o->readonly)
+		reserve_mpool(db->env, dir);
 	if (open_db(db, &db->main, "grey.db", o, err) == -1 ||
 	    open_db(db, &db->exp, "expire.db", o, err) == -1) {
 		gdb_close(db);
