@@ -37,6 +37,8 @@ struct grey_engine {
 	int			 idx;		/* 1-based, for logs */
 	struct bufferevent	*bev;		/* NULL once closed */
 	char			*stats;		/* last MSG_STATS text */
+	struct msg		 batch[GDB_BATCH_MAX];	/* tuples read */
+	size_t			 nbatch;
 };
 
 /* Counters for the SIGUSR1 line. */
@@ -505,6 +507,110 @@ grey_esc(const char *s, char *buf, size_t bufsz)
 	return log_escape(s, strlen(s), 100, buf, bufsz);
 }
 
+/*
+ * grey_tuple_check - a tuple's frame is sound: 4 strings and an address
+ * (put in canonical form into ip); 0 if not (logged and counted)
+ */
+static int
+grey_tuple_check(struct grey_engine *e, const struct msg *m,
+    char ip[GDB_ADDR_MAX])
+{
+	struct grey *g = e->g;
+	char eh[512];
+
+	strlcpy(ip, "", GDB_ADDR_MAX);
+	if (m->nstr != 4) {
+		/* a framing-valid but wrong tuple: answer "undecided" */
+		log_warnx("event=bad_tuple engine=%d strings=%u", e->idx,
+		    m->nstr);
+		g->n.bad_frames++;
+		return 0;
+	}
+	g->n.tuples++;
+	if (gdb_addr_canon(m->str[0], ip) == -1) {
+		log_warnx("event=bad_tuple engine=%d ip=%s", e->idx,
+		    grey_esc(m->str[0], eh, sizeof(eh)));
+		g->n.bad_frames++;
+		return 0;
+	}
+	return 1;
+}
+
+/* grey_tuple_reply - answer a tuple with MSG_RESULT */
+static void
+grey_tuple_reply(struct grey_engine *e, const struct msg *m, const char *ip,
+    enum gdb_result res)
+{
+	const char *out[1];
+
+	out[0] = ip;
+	if (msg_put(bufferevent_get_output(e->bev), MSG_RESULT, m->id,
+	    (int64_t)res, 1, out, NULL) == -1)
+		log_warnx("event=send_failed engine=%d type=result", e->idx);
+}
+
+/*
+ * grey_tuple_done - count, log and pass on (firewall, trap list, sync,
+ * invalid recipients) what the rules gave one tuple, then answer it
+ */
+static void
+grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
+    enum gdb_result res, const struct gdb_rec *rec, int lowmx, int64_t now)
+{
+	struct grey *g = e->g;
+	char eh[512], ef[512], et[512];
+
+	g->dirty = 1;
+	grey_esc(m->str[1], eh, sizeof(eh));
+	grey_esc(m->str[2], ef, sizeof(ef));
+	grey_esc(m->str[3], et, sizeof(et));
+	switch (res) {
+	case GDB_R_NEW:
+		g->n.new++;
+		log_debug("event=new ip=%s helo=%s from=%s to=%s", ip, eh, ef,
+		    et);
+		break;
+	case GDB_R_GREY:
+		g->n.grey++;
+		log_debug("event=grey ip=%s helo=%s from=%s to=%s", ip, eh, ef,
+		    et);
+		break;
+	case GDB_R_PASSED:
+		g->n.passes++;
+		log_info("event=pass ip=%s helo=%s from=%s to=%s", ip, eh, ef,
+		    et);
+		grey_fw_white(g->fw, ip, rec->expire, now);
+		break;
+	case GDB_R_WHITE:
+		g->n.white++;
+		/* a WHITE host reaching us is missing from the set: repair */
+		grey_fw_white(g->fw, ip, rec->expire, now);
+		break;
+	case GDB_R_TRAPPED:
+		g->n.trapped++;
+		break;
+	case GDB_R_TRAP: {
+		char to[GDB_MAIL_MAX];
+
+		g->n.traps++;
+		gdb_mail_norm(m->str[3], to, sizeof(to));
+		log_info("event=trap ip=%s to=%s reason=%s", ip, et,
+		    lowmx ? "lowmx" : gdb_domain_allowed(g->db, to) ?
+		    "spamtrap" : "domain");
+		grey_fw_trap(g->fw, ip, now + g->conf->times.trapexp, now);
+		grey_traplist_changed(g);
+		break;
+	}
+	}
+	/* (added) tell the sync peers; never for what peers sent us */
+	grey_sync_local(g->sync, (int)res, ip, m->str[1], m->str[2],
+	    m->str[3], res == GDB_R_TRAP ? now + g->conf->times.trapexp :
+	    rec->expire, now);
+	/* (added) invalid recipients: the reply does not change */
+	grey_rcpt_tuple(g->rcpt, ip, m->str[3], (int)res, now);
+	grey_tuple_reply(e, m, ip, res);
+}
+
 /* grey_tuple - handle one MSG_TUPLE and answer with MSG_RESULT */
 static void
 grey_tuple(struct grey_engine *e, const struct msg *m)
@@ -513,26 +619,12 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 	struct gdb_err err = { 0 };
 	struct gdb_rec rec;
 	enum gdb_result res = GREY_R_ERROR;
-	char ip[GDB_ADDR_MAX], eh[512], ef[512], et[512];
-	const char *out[1];
+	char ip[GDB_ADDR_MAX];
 	int lowmx = 0;
 	int64_t now = time(NULL);
 
-	strlcpy(ip, "", sizeof(ip));
-	if (m->nstr != 4) {
-		/* a framing-valid but wrong tuple: answer "undecided" */
-		log_warnx("event=bad_tuple engine=%d strings=%u", e->idx,
-		    m->nstr);
-		g->n.bad_frames++;
+	if (!grey_tuple_check(e, m, ip))
 		goto reply;
-	}
-	g->n.tuples++;
-	if (gdb_addr_canon(m->str[0], ip) == -1) {
-		log_warnx("event=bad_tuple engine=%d ip=%s", e->idx,
-		    grey_esc(m->str[0], eh, sizeof(eh)));
-		g->n.bad_frames++;
-		goto reply;
-	}
 	if (g->db == NULL) {
 		/* -b, or the store could not be reopened: try again at most
 		 * once a second, answering "undecided" meanwhile */
@@ -557,59 +649,66 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
 		res = GREY_R_ERROR;
 		goto reply;
 	}
-	g->dirty = 1;
-	grey_esc(m->str[1], eh, sizeof(eh));
-	grey_esc(m->str[2], ef, sizeof(ef));
-	grey_esc(m->str[3], et, sizeof(et));
-	switch (res) {
-	case GDB_R_NEW:
-		g->n.new++;
-		log_debug("event=new ip=%s helo=%s from=%s to=%s", ip, eh, ef,
-		    et);
-		break;
-	case GDB_R_GREY:
-		g->n.grey++;
-		log_debug("event=grey ip=%s helo=%s from=%s to=%s", ip, eh, ef,
-		    et);
-		break;
-	case GDB_R_PASSED:
-		g->n.passes++;
-		log_info("event=pass ip=%s helo=%s from=%s to=%s", ip, eh, ef,
-		    et);
-		grey_fw_white(g->fw, ip, rec.expire, now);
-		break;
-	case GDB_R_WHITE:
-		g->n.white++;
-		/* a WHITE host reaching us is missing from the set: repair */
-		grey_fw_white(g->fw, ip, rec.expire, now);
-		break;
-	case GDB_R_TRAPPED:
-		g->n.trapped++;
-		break;
-	case GDB_R_TRAP: {
-		char to[GDB_MAIL_MAX];
-
-		g->n.traps++;
-		gdb_mail_norm(m->str[3], to, sizeof(to));
-		log_info("event=trap ip=%s to=%s reason=%s", ip, et,
-		    lowmx ? "lowmx" : gdb_domain_allowed(g->db, to) ?
-		    "spamtrap" : "domain");
-		grey_fw_trap(g->fw, ip, now + g->conf->times.trapexp, now);
-		grey_traplist_changed(g);
-		break;
-	}
-	}
-	/* (added) tell the sync peers; never for what peers sent us */
-	grey_sync_local(g->sync, (int)res, ip, m->str[1], m->str[2],
-	    m->str[3], res == GDB_R_TRAP ? now + g->conf->times.trapexp :
-	    rec.expire, now);
-	/* (added) invalid recipients: the reply does not change */
-	grey_rcpt_tuple(g->rcpt, ip, m->str[3], (int)res, now);
+	grey_tuple_done(e, m, ip, res, &rec, lowmx, now);
+	return;
 reply:
-	out[0] = ip;
-	if (msg_put(bufferevent_get_output(e->bev), MSG_RESULT, m->id,
-	    (int64_t)res, 1, out, NULL) == -1)
-		log_warnx("event=send_failed engine=%d type=result", e->idx);
+	grey_tuple_reply(e, m, ip, res);
+}
+
+/*
+ * grey_tuples - handle n MSG_TUPLEs that arrived together. The plain ones
+ * (no -M flag, no network grouping) go to the store in one transaction
+ * (gdb_tuple_seen_many: one commit instead of n is what lets one writer
+ * keep up with many engines); the others, and a batch the store refused,
+ * go one by one. Order is kept: a single tuple runs after the batch
+ * before it.
+ */
+static void
+grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
+{
+	struct grey *g = e->g;
+	struct gdb_tuple tv[GDB_BATCH_MAX];
+	char ips[GDB_BATCH_MAX][GDB_ADDR_MAX], net[GDB_ADDR_MAX];
+	size_t idx[GDB_BATCH_MAX], nb = 0, i, j;
+	struct gdb_err err = { 0 };
+	int64_t now = time(NULL);
+
+	for (i = 0; i <= n; i++) {
+		int plain = 0;
+
+		if (i < n && g->db != NULL && m[i].nstr == 4 &&
+		    !(m[i].num & MSG_F_LOWMX) &&
+		    gdb_addr_canon(m[i].str[0], ips[nb]) == 0 &&
+		    !grey_group_net(g->conf, ips[nb], net))
+			plain = 1;
+		if (plain) {
+			g->n.tuples++;
+			tv[nb] = (struct gdb_tuple){ .ip = ips[nb],
+			    .helo = m[i].str[1], .from = m[i].str[2],
+			    .to = m[i].str[3] };
+			idx[nb++] = i;
+			continue;
+		}
+		/* the batch so far goes first */
+		if (nb > 0 && gdb_tuple_seen_many(g->db, tv, nb, now,
+		    &g->conf->times, &err) == 0) {
+			for (j = 0; j < nb; j++)
+				grey_tuple_done(e, &m[idx[j]], ips[j],
+				    tv[j].res, &tv[j].rec, 0, now);
+		} else if (nb > 0) {
+			/* e.g. a deadlock retried out: one by one, each
+			 * with its own error handling */
+			log_warnx("event=batch_failed tuples=%zu error=\"%s\"",
+			    nb, err.msg);
+			for (j = 0; j < nb; j++) {
+				g->n.tuples--;	/* grey_tuple counts it */
+				grey_tuple(e, &m[idx[j]]);
+			}
+		}
+		nb = 0;
+		if (i < n)
+			grey_tuple(e, &m[i]);
+	}
 }
 
 /* grey_engine_msg - dispatch one decoded message from an engine */
@@ -635,6 +734,20 @@ grey_engine_msg(struct grey_engine *e, const struct msg *m)
 	}
 }
 
+/* grey_engine_batch - decide the tuples collected so far, free them */
+static void
+grey_engine_batch(struct grey_engine *e)
+{
+	size_t i;
+
+	if (e->nbatch == 0)
+		return;
+	grey_tuples(e, e->batch, e->nbatch);
+	for (i = 0; i < e->nbatch; i++)
+		msg_clear(&e->batch[i]);
+	e->nbatch = 0;
+}
+
 /* grey_engine_read - decode every whole frame the engine sent */
 static void
 grey_engine_read(struct bufferevent *bev, void *arg)
@@ -645,10 +758,19 @@ grey_engine_read(struct bufferevent *bev, void *arg)
 	char err[256];
 	int rc;
 
+	/* consecutive tuples are decided together (grey_tuples) */
 	while ((rc = msg_get(in, &m, err, sizeof(err))) == 1) {
+		if (m.type == MSG_TUPLE) {
+			e->batch[e->nbatch++] = m;
+			if (e->nbatch == GDB_BATCH_MAX)
+				grey_engine_batch(e);
+			continue;
+		}
+		grey_engine_batch(e);
 		grey_engine_msg(e, &m);
 		msg_clear(&m);
 	}
+	grey_engine_batch(e);
 	if (rc == -1) {
 		/* the stream cannot be trusted any more */
 		e->g->n.bad_frames++;
