@@ -107,9 +107,10 @@ deps:
 	@sh tests/deps.sh
 
 # check - the whole suite; tests/run.sh prints the one summary line.
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
-	$(MAKE) WERROR=1 all tests
-	$(MAKE) WERROR=1 BUILD=build/asan SAN=1 all tests
+	$(MAKE) -j$(JOBS) WERROR=1 all tests
+	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
 	sh tests/run.sh all
 
 unit: all tests
@@ -127,7 +128,8 @@ fuzz: deps
 	sh tests/fuzz/run.sh
 
 # run - spamd on loopback in the foreground with a database in ./spamd-db.
-run: deps all
+run: deps
+	$(MAKE) -j$(JOBS) all
 	sh tests/run-demo.sh
 
 # install - the daemon goes in as spamd-tarpit: Debian's SpamAssassin
