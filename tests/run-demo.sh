@@ -51,7 +51,11 @@ Send the same mail again after a minute: the tuple passes, greyctl shows
 WHITE for 127.0.0.1 and $db/spamd-white.txt holds the address a
 firewall would let through. Blacklists load over 127.0.0.1:$cport:
 
-  printf 'demo;"Go away %%A";inet;1;127.0.0.1/32\n' | nc -q1 127.0.0.1 $cport
+  printf 'demo;"Go away %%A";inet;1;127.0.0.1/32\n' | python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(sys.stdin.buffer.read()); s.shutdown(1); print(s.recv(200).decode())' $cport
+
+(the engine answers "ok demo 1"; spamd-setup does this from spamd.conf).
 
 MSG
 exec "$BUILD/spamd" -d -v -l 127.0.0.1 -p "$port" --config-port "$cport" \
