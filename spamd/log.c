@@ -15,6 +15,14 @@
 static int log_foreground = 1;
 static int log_verbosity;
 static const char *log_ident = "spamd";
+static int log_json;		/* --log-format json */
+
+/* One growing output line for log_json_line (snprintf-like on overflow). */
+struct log_jbuf {
+	char	*out;
+	size_t	 size;
+	size_t	 len;		/* bytes it needed so far */
+};
 
 /* log_init - log to stderr (foreground) or syslog under ident */
 void
@@ -41,6 +49,177 @@ log_verbose(void)
 	return log_verbosity;
 }
 
+/* log_set_format - choose key=value ("kv") or JSON ("json") lines */
+int
+log_set_format(const char *name)
+{
+	if (strcmp(name, "kv") == 0)
+		log_json = 0;
+	else if (strcmp(name, "json") == 0)
+		log_json = 1;
+	else
+		return -1;
+	return 0;
+}
+
+/* log_jput - append n raw bytes */
+static void
+log_jput(struct log_jbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++, b->len++)
+		if (b->len + 1 < b->size)
+			b->out[b->len] = s[i];
+}
+
+/* log_jstr - append bytes as the inside of a JSON string, escaped */
+static void
+log_jstr(struct log_jbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[8];
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			log_jput(b, esc, 2);
+		} else if (c < 0x20 || c >= 0x7f) {
+			/* Bytes >= 0x80 as Latin-1: the line stays ASCII
+			 * and valid JSON whatever the client sent. */
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			log_jput(b, esc, 6);
+		} else
+			log_jput(b, s + i, 1);
+	}
+}
+
+static int log_reserved(const char *, size_t);
+
+/*
+ * log_jmember - append ,"key":"value"; a message key that would clash with
+ * ts/prog/pid/level/msg gets a leading '_' (fromkv)
+ */
+static void
+log_jmember(struct log_jbuf *b, const char *k, size_t kn, const char *v,
+    size_t vn, int fromkv)
+{
+	log_jput(b, ",\"", 2);
+	if (fromkv && log_reserved(k, kn))
+		log_jput(b, "_", 1);
+	log_jstr(b, k, kn);
+	log_jput(b, "\":\"", 3);
+	log_jstr(b, v, vn);
+	log_jput(b, "\"", 1);
+}
+
+/* log_kchar - may c be part of a key in key=value? */
+static int
+log_kchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
+/* log_reserved - is this key one of the members log_json_line sets? */
+static int
+log_reserved(const char *k, size_t kn)
+{
+	static const char *names[] = { "ts", "prog", "pid", "level", "msg" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == kn && memcmp(names[i], k, kn) == 0)
+			return 1;
+	return 0;
+}
+
+/* log_json_line - one log line as a JSON object (see log.h) */
+size_t
+log_json_line(char *out, size_t outsz, const char *ts, const char *prog,
+    int pid, const char *level, const char *msg)
+{
+	struct log_jbuf b = { out, outsz, 0 };
+	char words[2048];	/* the words that are not key=value */
+	size_t wlen = 0;
+	char num[16];
+	const char *p = msg;
+
+	log_jput(&b, "{\"ts\":\"", 7);
+	log_jstr(&b, ts, strlen(ts));
+	log_jput(&b, "\",\"prog\":\"", 10);
+	log_jstr(&b, prog, strlen(prog));
+	snprintf(num, sizeof(num), "%d", pid);
+	log_jput(&b, "\",\"pid\":", 8);
+	log_jput(&b, num, strlen(num));
+	log_jput(&b, ",\"level\":\"", 10);
+	log_jstr(&b, level, strlen(level));
+	log_jput(&b, "\"", 1);
+
+	while (*p != '\0') {
+		const char *tok, *k, *v;
+		size_t kn, vn;
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		tok = k = p;
+		while (log_kchar(*p))
+			p++;
+		kn = (size_t)(p - k);
+		if (kn > 0 && *p == '=') {
+			p++;
+			if (*p == '"') {
+				/* Quoted value: up to the closing quote;
+				 * a backslash keeps the next byte. */
+				char val[2048];
+
+				vn = 0;
+				for (p++; *p != '\0' && *p != '"'; p++) {
+					if (*p == '\\' && p[1] != '\0')
+						p++;
+					if (vn < sizeof(val))
+						val[vn++] = *p;
+				}
+				if (*p == '"')
+					p++;
+				log_jmember(&b, k, kn, val, vn, 1);
+				continue;
+			}
+			v = p;
+			while (*p != '\0' && *p != ' ')
+				p++;
+			vn = (size_t)(p - v);
+			log_jmember(&b, k, kn, v, vn, 1);
+			continue;
+		}
+		/* Not key=value: keep the word for "msg". */
+		while (*p != '\0' && *p != ' ')
+			p++;
+		if (wlen > 0 && wlen < sizeof(words))
+			words[wlen++] = ' ';
+		for (const char *w = tok; w < p && wlen < sizeof(words); w++)
+			words[wlen++] = *w;
+	}
+	if (wlen > 0)
+		log_jmember(&b, "msg", 3, words, wlen, 0);
+	log_jput(&b, "}", 1);
+	if (outsz > 0)
+		out[b.len < outsz ? b.len : outsz - 1] = '\0';
+	return b.len;
+}
+
+/* log_level_name - the JSON "level" of a syslog priority */
+static const char *
+log_level_name(int pri)
+{
+	switch (pri) {
+	case LOG_CRIT:		return "crit";
+	case LOG_WARNING:	return "warning";
+	case LOG_DEBUG:		return "debug";
+	default:		return "info";
+	}
+}
+
 /* log_vwrite - write one line at a priority, with an optional errno text */
 static void
 log_vwrite(int pri, int with_errno, const char *fmt, va_list ap)
@@ -54,7 +233,26 @@ log_vwrite(int pri, int with_errno, const char *fmt, va_list ap)
 		snprintf(buf + n, sizeof(buf) - n, " error=\"%s\"",
 		    strerror(saved));
 	}
-	if (log_foreground) {
+	if (log_json) {
+		/* Worst case every byte becomes \u00XX. */
+		char jbuf[sizeof(buf) * 6 + 256];
+		struct timespec ts;
+		struct tm tm;
+		char tbuf[48];
+		size_t n;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(tbuf + n, sizeof(tbuf) - n, ".%03ldZ",
+		    ts.tv_nsec / 1000000);
+		log_json_line(jbuf, sizeof(jbuf), tbuf, log_ident,
+		    (int)getpid(), log_level_name(pri), buf);
+		if (log_foreground)
+			fprintf(stderr, "%s\n", jbuf);
+		else
+			syslog(pri, "%s", jbuf);
+	} else if (log_foreground) {
 		struct timespec ts;
 		struct tm tm;
 		char tbuf[32];

@@ -31,4 +31,21 @@ void	fatalx(const char *fmt, ...)
 char	*log_escape(const char *in, size_t inlen, size_t max, char *out,
 	    size_t outsz);
 
+/*
+ * log_set_format - "kv" (default: the message as written) or "json" (each
+ * line one JSON object: ts, prog, pid, level, then every key=value pair of
+ * the message as a string member; words that are not key=value go in
+ * "msg"). Returns 0, or -1 for an unknown name.
+ */
+int	log_set_format(const char *name);
+
+/*
+ * log_json_line - format one JSON log line (no newline) into out; exposed
+ * for tests. Output is plain ASCII: '"', '\\', control bytes and bytes
+ * >= 0x80 are escaped (\u00XX). Returns the length it needed (as
+ * snprintf); out is always NUL-terminated (cut short when too small).
+ */
+size_t	log_json_line(char *out, size_t outsz, const char *ts,
+	    const char *prog, int pid, const char *level, const char *msg);
+
 #endif /* SPAMD_LOG_H */

@@ -185,7 +185,7 @@ main_usage(int status)
 "             [--max-per-client N] [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
-"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv]\n"
+"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv|json]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
 "             [--sync-deletions] [--http-listen ADDR:PORT]\n"
@@ -455,9 +455,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			    128);
 			break;
 		case OPT_LOGFMT:
-			if (strcmp(optarg, "kv") != 0) {
-				fprintf(stderr, "spamd: --log-format %s: only "
-				    "kv is implemented\n", optarg);
+			if (log_set_format(optarg) == -1) {
+				fprintf(stderr, "spamd: --log-format %s: "
+				    "kv or json\n", optarg);
 				exit(1);
 			}
 			break;
