@@ -65,7 +65,7 @@ HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC
 BENCH_BINS  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps check unit unit-asan integration system bench fuzz run \
-        install clean tests
+        install clean tests dist
 all: $(PROGS)
 
 tests: $(UNIT_BINS) $(HELPER_BINS)
@@ -149,5 +149,13 @@ install: all
 
 clean:
 	rm -rf build
+
+# dist - release tarball spamd-tarpit-VERSION.tar.gz of the committed tree
+# (git archive HEAD: uncommitted edits are not in it).
+VERSION := $(shell cat VERSION 2>/dev/null)
+dist:
+	git archive --format=tar.gz --prefix=spamd-tarpit-$(VERSION)/ \
+		-o spamd-tarpit-$(VERSION).tar.gz HEAD
+	@echo spamd-tarpit-$(VERSION).tar.gz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
