@@ -21,7 +21,7 @@ BUILD   ?= build
 CC      ?= cc
 
 PKGS     = libevent libbsd-overlay libnftables libcrypto zlib libcurl \
-           libnetfilter_log
+           libnetfilter_log libseccomp
 WARN     = -Wall -Wextra -Wformat=2 -Wformat-security -Wshadow \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g

@@ -27,6 +27,7 @@
 #include "spamd/log.h"
 #include "spamd/msg.h"
 #include "spamd/privsep.h"
+#include "spamd/sandbox.h"
 
 /* from <linux/netfilter_ipv4.h> / <linux/netfilter_ipv6/ip6_tables.h>,
  * whose other definitions clash with <netinet/in.h> */
@@ -892,6 +893,8 @@ engine_main(const struct engine_conf *conf)
 	log_info("event=engine-start engine=%d maxcon=%d maxblack=%d",
 	    conf->index, conf->maxcon, conf->maxblack);
 
+	/* (added) last: every socket and handler the loop needs exists */
+	sandbox_engine(conf->seccomp_mode);
 	event_base_dispatch(e->base);
 
 	/* shutting down: close every connection, free everything */

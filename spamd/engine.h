@@ -64,6 +64,8 @@ struct engine_conf {
 	int		 stats_secs;	/* (added) send MSG_STATS to the writer
 					 * this often (metrics); 0 = only on
 					 * SIGUSR1 */
+	int		 seccomp_mode;	/* (added) --seccomp: enum sandbox_mode
+					 * (sandbox.h); 0 = kill */
 };
 
 /* --rdns / --helo-check modes */

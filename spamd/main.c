@@ -31,6 +31,7 @@
 #include "spamd/grey.h"
 #include "spamd/grey_rcpt.h"
 #include "spamd/log.h"
+#include "spamd/sandbox.h"
 
 #define MAIN_MAX_WORKERS	64
 #define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides
@@ -100,6 +101,7 @@ struct main_opts {
 	const char	*dns_server;
 	int		 rdns_mode, helo_mode, dns_skip_white;
 	char		 dnsbl_path[PATH_MAX];	/* --dnsbl-file made absolute */
+	int		 seccomp_mode;	/* (added) --seccomp (sandbox.h) */
 };
 
 /* One child process. */
@@ -121,6 +123,7 @@ enum {
 	OPT_VERIFY_RATE, OPT_INVALID_TRAP,
 	OPT_DNSBL, OPT_DNSBL_FILE, OPT_DNSBL_TIMEOUT, OPT_DNS_SERVER,
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
+	OPT_SECCOMP,
 };
 
 static const struct option main_longopts[] = {
@@ -166,6 +169,7 @@ static const struct option main_longopts[] = {
 	{ "rdns",		required_argument, NULL, OPT_RDNS },
 	{ "helo-check",		required_argument, NULL, OPT_HELO_CHECK },
 	{ "dns-skip-white",	required_argument, NULL, OPT_DNS_SKIP_WHITE },
+	{ "seccomp",		required_argument, NULL, OPT_SECCOMP },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -194,7 +198,8 @@ main_usage(int status)
 "             [--verify-rate N] [--invalid-trap N]\n"
 "             [--dnsbl SPEC]... [--dnsbl-file FILE] [--dnsbl-timeout MS]\n"
 "             [--dns-server HOST:PORT] [--rdns off|log|tarpit]\n"
-"             [--helo-check off|log|tarpit] [--dns-skip-white yes|no]\n");
+"             [--helo-check off|log|tarpit] [--dns-skip-white yes|no]\n"
+"             [--seccomp kill|log|off]\n");
 	exit(status);
 }
 
@@ -335,6 +340,7 @@ static void
 main_parse(struct main_opts *o, int argc, char **argv)
 {
 	long long pass = -1, grey = -1, white = -1, trap = -1;
+	const char *env;
 	int ch;
 
 	memset(o, 0, sizeof(*o));
@@ -357,6 +363,13 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->max_per_client = 10;
 	o->user = "_spamd";
 	o->chroot_dir = "/var/empty";
+	/* (added) SPAMD_SECCOMP sets the default of --seccomp (debugging) */
+	if ((env = getenv("SPAMD_SECCOMP")) != NULL &&
+	    (o->seccomp_mode = sandbox_mode_parse(env)) == -1) {
+		fprintf(stderr, "spamd: SPAMD_SECCOMP=%s: want kill, log or "
+		    "off\n", env);
+		exit(1);
+	}
 	o->fw_backend = "none";
 	o->fw_reconcile = 300;
 	o->dns_skip_white = 1;		/* (added) */
@@ -516,6 +529,14 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			break;
 		case OPT_HELO_CHECK:
 			o->helo_mode = main_dns_mode("--helo-check", optarg);
+			break;
+		case OPT_SECCOMP:	/* (added) */
+			if ((o->seccomp_mode = sandbox_mode_parse(optarg)) ==
+			    -1) {
+				fprintf(stderr, "spamd: --seccomp %s: want kill, "
+				    "log or off\n", optarg);
+				exit(1);
+			}
 			break;
 		case OPT_DNS_SKIP_WHITE:
 			if (strcmp(optarg, "yes") == 0)
@@ -1022,6 +1043,7 @@ main_respawn:
 			ec.blacklist_only = o.blacklist_only;
 			ec.user = o.user;
 			ec.chroot_dir = o.chroot_dir;
+			ec.seccomp_mode = o.seccomp_mode;	/* (added) */
 			/* (added) fresh engine counters for /metrics */
 			ec.stats_secs = o.http_listen != NULL ? 1 : 0;
 			exit(engine_main(&ec));
