@@ -122,11 +122,13 @@ if grep -q '_spamd' "$PI" && grep -q '0700 /var/db/spamd' "$PI" &&
 else
 	nok "package_deb postinst" "user or directories missing"
 fi
-# --no-enable: dh only re-enables a unit the admin enabled before
-# (was-enabled); --no-start: no start or restart.
-if grep -q 'deb-systemd-helper enable' "$PI" &&
-    ! grep -q 'was-enabled' "$PI"; then
-	nok "package_deb unit installed disabled" "postinst enables it"
+# --no-enable: dh's snippet enables the unit only when the admin had
+# installed and enabled it before (debian-installed, then was-enabled);
+# the enabling snippet runs enable on every first install instead.
+if ! grep -q 'spamd-tarpit.service' "$PI"; then
+	nok "package_deb unit installed disabled" "postinst never mentions the unit"
+elif ! grep -q 'deb-systemd-helper debian-installed' "$PI"; then
+	nok "package_deb unit installed disabled" "postinst enables it on install"
 elif grep -qE 'deb-systemd-invoke (start|restart)' "$PI"; then
 	nok "package_deb unit installed disabled" "postinst starts it"
 else
