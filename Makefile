@@ -20,7 +20,7 @@ DESTDIR ?=
 BUILD   ?= build
 CC      ?= cc
 
-PKGS     = libevent libbsd-overlay libnftables libcrypto zlib libcurl \
+PKGS     = libevent libbsd-overlay libnftables libcrypto libssl zlib libcurl \
            libnetfilter_log libseccomp
 WARN     = -Wall -Wextra -Wformat=2 -Wformat-security -Wshadow \
            -Wno-unused-parameter

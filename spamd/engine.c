@@ -27,6 +27,7 @@
 #include "spamd/log.h"
 #include "spamd/msg.h"
 #include "spamd/privsep.h"
+#include "spamd/tls.h"
 #include "spamd/sandbox.h"
 
 /* from <linux/netfilter_ipv4.h> / <linux/netfilter_ipv6/ip6_tables.h>,
@@ -207,6 +208,7 @@ engine_close(struct conn *c, const char *why)
 	if (c->parked)
 		TAILQ_REMOVE(&e->parked, c, park);
 	engine_dns_end(c);	/* (added) no DNS callback for a closed conn */
+	tls_end(c);		/* (added) STARTTLS */
 	close(c->fd);
 	RB_REMOVE(conn_tree, &e->conns, c);
 	log_info("event=disconnect id=%llu ip=%s class=%s secs=%lld "
@@ -244,7 +246,27 @@ engine_read(evutil_socket_t fd, short what, void *arg)
 		engine_close(c, "out-of-memory");
 		return;
 	}
-	n = recv(c->fd, c->ibuf + c->ilen, SESSION_LINE_MAX - c->ilen, 0);
+	if (c->tls != NULL) {
+		/* (added) STARTTLS: OpenSSL may need to write to read */
+		n = tls_read(c, c->ibuf + c->ilen, SESSION_LINE_MAX - c->ilen);
+		if (n == TLS_IO_WANT_WRITE) {
+			event_del(&c->ev);
+			event_assign(&c->ev, e->base, c->fd, EV_WRITE,
+			    engine_read, c);
+			event_add(&c->ev, e->tv_idle);
+			return;
+		}
+		if (n == -1) {
+			engine_close(c, "tls-error");
+			return;
+		}
+		if (n == TLS_IO_WANT_READ) {
+			n = -1;
+			errno = EAGAIN;
+		}
+	} else
+		n = recv(c->fd, c->ibuf + c->ilen, SESSION_LINE_MAX - c->ilen,
+		    0);
 	if (n == 0) {
 		engine_close(c, "eof");
 		return;
@@ -337,6 +359,11 @@ engine_run(struct conn *c)
 		}
 		if (r == 1)
 			return;		/* c's event waits for the next byte */
+		/* (added) STARTTLS answered or a handshake under way */
+		if ((c->s.flags & SESSION_F_STARTTLS) || c->tls != NULL) {
+			if (tls_run(c) != 0)
+				return;	/* waiting, or c is closed */
+		}
 		if (session_want_close(&c->s)) {
 			engine_close(c, session_state_name(c->s.state));
 			return;
@@ -368,6 +395,9 @@ engine_run(struct conn *c)
 	event_del(&c->ev);
 	event_assign(&c->ev, e->base, c->fd, EV_READ, engine_read, c);
 	event_add(&c->ev, e->tv_idle);
+	/* (added) decrypted bytes inside OpenSSL do not wake the socket */
+	if (tls_pending(c))
+		event_active(&c->ev, EV_READ, 0);
 }
 
 /* engine_lowmx - 1 if the connection was aimed at the -M address */
@@ -832,6 +862,8 @@ engine_main(const struct engine_conf *conf)
 		fatalx("engine: event_base_new failed");
 	/* (added) DNS checks read resolv.conf and the zone file first */
 	e->dns = engine_dns_new(e);
+	if (conf->tls_ctx != NULL)
+		tls_engine_init();	/* (added) before chroot and sandbox */
 	privsep_drop(conf->user, conf->chroot_dir);
 
 	if ((e->bl = bl_set_new()) == NULL)
@@ -845,6 +877,7 @@ engine_main(const struct engine_conf *conf)
 	e->sconf.blacklist_only = conf->blacklist_only;
 	e->sconf.ops = &e->ops;
 	e->sconf.arg = e;
+	e->sconf.tls_offer = conf->tls_ctx != NULL;	/* (added) STARTTLS */
 	if (session_conf_init(&e->sconf) == -1)
 		fatalx("engine: out of memory");
 

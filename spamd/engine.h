@@ -66,6 +66,8 @@ struct engine_conf {
 					 * SIGUSR1 */
 	int		 seccomp_mode;	/* (added) --seccomp: enum sandbox_mode
 					 * (sandbox.h); 0 = kill */
+	struct ssl_ctx_st *tls_ctx;	/* (added) -C/-K loaded (tls.h);
+					 * NULL = no STARTTLS */
 };
 
 /* --rdns / --helo-check modes */
@@ -103,6 +105,7 @@ struct conn {
 	struct engine_dns_conn *dns;	/* (added) DNS checks, NULL if none */
 	TAILQ_ENTRY(conn) park;		/* waiting for the writer to drain */
 	uint8_t		 parked;
+	struct ssl_st	*tls;		/* (added) after STARTTLS, else NULL */
 };
 
 /*

@@ -31,6 +31,7 @@
 #include "spamd/grey.h"
 #include "spamd/grey_rcpt.h"
 #include "spamd/log.h"
+#include "spamd/tls.h"
 #include "spamd/sandbox.h"
 
 #define MAIN_MAX_WORKERS	64
@@ -101,6 +102,7 @@ struct main_opts {
 	const char	*dns_server;
 	int		 rdns_mode, helo_mode, dns_skip_white;
 	char		 dnsbl_path[PATH_MAX];	/* --dnsbl-file made absolute */
+	const char	*tls_cert, *tls_key;	/* (added) -C, -K */
 	int		 seccomp_mode;	/* (added) --seccomp (sandbox.h) */
 };
 
@@ -180,7 +182,8 @@ main_usage(int status)
 	FILE *f = status == 0 ? stdout : stderr;
 
 	fprintf(f,
-"usage: spamd [-45bdv] [-B maxblack] [-c maxcon] [-G passtime:greyexp:whiteexp]\n"
+"usage: spamd [-45bdv] [-B maxblack] [-C file] [-c maxcon]\n"
+"             [-G passtime:greyexp:whiteexp] [-K file]\n"
 "             [-h hostname] [-l address]... [-M address] [-n name] [-p port]\n"
 "             [-S secs] [-s secs] [-w window] [-W workers]\n"
 "             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
@@ -374,7 +377,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->fw_reconcile = 300;
 	o->dns_skip_white = 1;		/* (added) */
 
-	while ((ch = getopt_long(argc, argv, "45B:bc:dG:h:l:M:n:p:S:s:vw:W:y:Y:",
+	while ((ch = getopt_long(argc, argv, "45B:bC:c:dG:h:K:l:M:n:p:S:s:vw:W:y:Y:",
 	    main_longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4': o->bl_code = 450; break;
@@ -383,6 +386,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			o->maxblack = (int)main_num("-B", optarg, 1, 10000000);
 			break;
 		case 'b': o->blacklist_only = 1; break;
+		case 'C': o->tls_cert = optarg; break;	/* (added) */
+		case 'K': o->tls_key = optarg; break;	/* (added) */
 		case 'c':
 			o->maxcon = (int)main_num("-c", optarg, 1, 10000000);
 			break;
@@ -866,6 +871,23 @@ main(int argc, char **argv)
 			exit(1);
 		}
 		ec.lowmx_set = 1;
+	}
+	/* (added) STARTTLS: -C and -K together, read now (before daemon's
+	 * chdir and the engines' chroot), errors on stderr */
+	if ((o.tls_cert != NULL) != (o.tls_key != NULL)) {
+		fprintf(stderr, "spamd: %s needs %s too\n",
+		    o.tls_cert != NULL ? "-C" : "-K",
+		    o.tls_cert != NULL ? "-K" : "-C");
+		exit(1);
+	}
+	if (o.tls_cert != NULL) {
+		char terr[512];
+
+		if ((ec.tls_ctx = tls_ctx_new(o.tls_cert, o.tls_key, terr,
+		    sizeof(terr))) == NULL) {
+			fprintf(stderr, "spamd: %s\n", terr);
+			exit(1);
+		}
 	}
 	/* (added) DNS checks: a bad zone, file or server stops us here */
 	if (o.dnsbl_file != NULL && o.dnsbl_file[0] != '/') {

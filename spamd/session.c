@@ -23,6 +23,16 @@ static const char reply_syntax[] = "501 5.5.4 Syntax error in parameters\r\n";
 static const char reply_need_mail[] = "503 5.5.1 Error: need MAIL command\r\n";
 static const char reply_need_rcpt[] = "503 5.5.1 Error: need RCPT command\r\n";
 static const char reply_nested[] = "503 5.5.1 Error: nested MAIL command\r\n";
+/* (added) STARTTLS, RFC 3207 */
+static const char reply_tls_ready[] = "220 2.0.0 Ready to start TLS\r\n";
+static const char reply_tls_na[] =
+    "454 4.7.0 TLS not available due to temporary reason\r\n";
+static const char reply_tls_again[] =
+    "503 5.5.1 Error: TLS already active\r\n";
+static const char reply_tls_mail[] =
+    "503 5.5.1 Error: MAIL transaction in progress\r\n";
+static const char reply_tls_syntax[] =
+    "501 5.5.4 Syntax: STARTTLS takes no parameters\r\n";
 static const char reply_idle[] =
     "421 4.4.2 Idle timeout, closing connection\r\n";
 
@@ -128,6 +138,14 @@ session_conf_init(struct session_conf *conf)
 		conf->helo_reply = conf->quit_reply = NULL;
 		return -1;
 	}
+	if (asprintf(&conf->ehlo_tls_reply, "250-%s\r\n250 STARTTLS\r\n",
+	    conf->hostname) == -1) {
+		free(conf->helo_reply);
+		free(conf->quit_reply);
+		conf->helo_reply = conf->quit_reply = NULL;
+		conf->ehlo_tls_reply = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -137,7 +155,9 @@ session_conf_free(struct session_conf *conf)
 {
 	free(conf->helo_reply);
 	free(conf->quit_reply);
+	free(conf->ehlo_tls_reply);
 	conf->helo_reply = conf->quit_reply = NULL;
+	conf->ehlo_tls_reply = NULL;
 }
 
 /* session_start - begin a dialogue and queue the banner */
@@ -304,9 +324,10 @@ session_path(const char *arg, size_t len, const char *kw, const char **p,
 	return 0;
 }
 
-/* session_helo - HELO/EHLO: remember the name */
+/* session_hello - HELO/EHLO: remember the name; ehlo: may offer
+ * STARTTLS */
 static void
-session_helo(struct session *s, const char *arg, size_t len)
+session_hello(struct session *s, const char *arg, size_t len, int ehlo)
 {
 	char *h;
 	size_t i;
@@ -333,11 +354,65 @@ session_helo(struct session *s, const char *arg, size_t len)
 	s->helo = h;
 	free(s->from);
 	s->from = NULL;
-	session_reply(s, s->conf->helo_reply);
+	/* (added) STARTTLS to greylisted clients, not yet under TLS */
+	if (ehlo && s->conf->tls_offer && s->cls == SESSION_GREY &&
+	    !(s->flags & SESSION_F_TLS) && s->conf->ehlo_tls_reply != NULL)
+		session_reply(s, s->conf->ehlo_tls_reply);
+	else
+		session_reply(s, s->conf->helo_reply);
 	session_set_state(s, SESSION_HELO);
 	/* (added) the owner may check the name (DNS, engine_dns.c) */
 	if (s->conf->ops != NULL && s->conf->ops->helo != NULL)
 		s->conf->ops->helo(s->conf->arg, s);
+}
+
+/* session_helo - HELO */
+static void
+session_helo(struct session *s, const char *arg, size_t len)
+{
+	session_hello(s, arg, len, 0);
+}
+
+/* session_ehlo - EHLO */
+static void
+session_ehlo(struct session *s, const char *arg, size_t len)
+{
+	session_hello(s, arg, len, 1);
+}
+
+/* session_starttls - (added) STARTTLS (RFC 3207): 220, then the owner
+ * runs the handshake and the dialogue starts over (EHLO again) */
+static void
+session_starttls(struct session *s, const char *arg, size_t len)
+{
+	while (len > 0 && arg[0] == ' ') {
+		arg++;
+		len--;
+	}
+	if (len > 0) {
+		session_bad(s, reply_tls_syntax);
+		return;
+	}
+	if (s->flags & SESSION_F_TLS) {
+		session_bad(s, reply_tls_again);
+		return;
+	}
+	/* not offered: no -C/-K, or a blacklisted/trapped client */
+	if (!s->conf->tls_offer || s->cls != SESSION_GREY) {
+		session_bad(s, reply_tls_na);
+		return;
+	}
+	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT) {
+		session_bad(s, reply_tls_mail);
+		return;
+	}
+	/* RFC 3207 4.2: forget everything the client said before TLS */
+	free(s->helo);
+	free(s->from);
+	s->helo = s->from = NULL;
+	session_reply(s, reply_tls_ready);
+	s->flags |= SESSION_F_TLS | SESSION_F_STARTTLS;
+	session_set_state(s, SESSION_GREET);
 }
 
 /* session_mail - MAIL FROM: start a transaction (HELO not required) */
@@ -511,7 +586,7 @@ struct session_cmd {
 
 static const struct session_cmd session_cmds[] = {
 	{ "HELO", session_helo },
-	{ "EHLO", session_helo },
+	{ "EHLO", session_ehlo },
 	{ "MAIL", session_mail },
 	{ "RCPT", session_rcpt },
 	{ "DATA", session_data },
@@ -537,6 +612,11 @@ session_line(struct session *s, const char *line, size_t len)
 	}
 	for (w = 0; w < len && line[w] != ' '; w++)
 		;
+	/* (added) the one command longer than four letters */
+	if (w == 8 && strncasecmp(line, "STARTTLS", 8) == 0) {
+		session_starttls(s, line + w, len - w);
+		return;
+	}
 	for (i = 0; i < sizeof(session_cmds) / sizeof(session_cmds[0]); i++) {
 		if (w == 4 && strncasecmp(line, session_cmds[i].name, 4) == 0) {
 			session_cmds[i].handler(s, line + w, len - w);

@@ -77,6 +77,10 @@ struct session_conf {
 	/* the banner's date, formatted once a second (session_start) */
 	time_t		 date_at;
 	char		 date[48];
+	/* (added) STARTTLS: offered to greylisted clients when set (the
+	 * engine has -C/-K); "250-host\r\n250 STARTTLS\r\n" for EHLO */
+	int		 tls_offer;
+	char		*ehlo_tls_reply;
 };
 
 #define SESSION_F_CLOSE	0x01	/* close once the output is written */
@@ -84,6 +88,10 @@ struct session_conf {
 #define SESSION_F_LOWMX	0x04	/* aimed at the -M address (engine's) */
 #define SESSION_F_NOSTUTTER 0x08 /* -B reached: no stutter (engine's) */
 #define SESSION_F_SMALLBUF 0x10	/* SO_RCVBUF already made small (engine's) */
+#define SESSION_F_TLS	0x20	/* STARTTLS accepted: no second one */
+#define SESSION_F_STARTTLS 0x40	/* 220 to STARTTLS queued: the owner starts
+				 * the handshake once it is written, drops
+				 * buffered input and clears this flag */
 
 /*
  * One connection. Kept small on purpose (about 100 bytes plus what the

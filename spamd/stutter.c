@@ -3,6 +3,10 @@
  * own event (a timer while stuttering), never a scan over connections.
  * Greylisted clients are stuttered for the first -S seconds of their
  * connection, blacklisted and trapped ones for the whole dialogue.
+ *
+ * Under STARTTLS a stuttered byte goes out as a TLS record of one byte
+ * (as OpenBSD spamd's tls_write of one byte): the pacing the client sees
+ * is the same as in plain text; unstuttered replies are one record.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -12,6 +16,7 @@
 
 #include "spamd/engine.h"
 #include "spamd/log.h"
+#include "spamd/tls.h"
 
 /* stutter_applies - 1 if c's next byte must wait -s seconds */
 int
@@ -36,7 +41,14 @@ stutter_tick(evutil_socket_t fd, short what, void *arg)
 	ssize_t n;
 
 	if ((p = session_output(&c->s, &len)) != NULL) {
-		n = send(c->fd, p, 1, MSG_NOSIGNAL);
+		if (c->tls != NULL) {
+			/* a WANT_* is retried on the next tick, as EAGAIN */
+			if ((n = tls_write(c, p, 1)) == -1) {
+				engine_close(c, "tls-error");
+				return;
+			}
+		} else
+			n = send(c->fd, p, 1, MSG_NOSIGNAL);
 		if (n == 1) {
 			session_output_done(&c->s, 1);
 			engine_stats_of(c->eng)->bytes_out++;
@@ -80,7 +92,22 @@ stutter_flush(struct conn *c)
 			event_add(&c->ev, engine_stutter_tv(e));
 			return 1;
 		}
-		n = send(c->fd, p, len, MSG_NOSIGNAL);
+		if (c->tls != NULL) {
+			n = tls_write(c, p, len);
+			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE) {
+				/* retried by engine_run once the socket is
+				 * ready the way OpenSSL asked */
+				event_del(&c->ev);
+				event_assign(&c->ev, engine_base(e), c->fd,
+				    n == TLS_IO_WANT_READ ? EV_READ : EV_WRITE,
+				    stutter_writable, c);
+				event_add(&c->ev, engine_idle_tv(e));
+				return 1;
+			}
+			if (n == -1)
+				return -1;
+		} else
+			n = send(c->fd, p, len, MSG_NOSIGNAL);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
