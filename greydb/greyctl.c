@@ -47,6 +47,7 @@ static const char usage_text[] =
 "       greyctl [-D dir] import < dump\n"
 "       greyctl [-D dir] export traplist\n"
 "       greyctl [-D dir] [-j] stats\n"
+"       greyctl [-D dir] explain address\n"
 "  -D dir   database directory (default " GDB_DEFAULT_DIR ")\n"
 "  -a       add or update: WHITE (default), -t TRAPPED for 24 h,\n"
 "           -T SPAMTRAP address (needs '@'; lowercased)\n"
@@ -68,7 +69,11 @@ static const char usage_text[] =
 "import reads spamdb lines on stdin ('#' and blank lines skipped); every\n"
 "line is checked before any is written: one bad line and nothing is\n"
 "imported. export traplist prints the unexpired TRAPPED addresses as a\n"
-"spamd-setup list file. stats prints counts by type.\n"
+"spamd-setup list file. stats prints counts by type (and, when spamd\n"
+"runs, its counters). explain prints what the store and the running\n"
+"spamd know of an address and why it does or does not reach the MX.\n"
+"-d of WHITE or TRAPPED also tells a running spamd (dir/spamd.sock) to\n"
+"update its firewall set at once.\n"
 "Exit status 0 on success, 1 on any error (message on stderr).\n";
 
 /* key_check - is key a valid key for type; a message naming it if not */
@@ -335,7 +340,18 @@ cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 			greyctl_warnx("%s", err.msg);
 	}
 	gdb_close(db);
-	return ret == -1 ? 1 : 0;
+	if (ret == -1)
+		return 1;
+	/* (added) the running daemon drops the firewall element now */
+	for (i = 0; i < a->nkeys && !greyctl_stopped(); i++) {
+		char canon[GDB_ADDR_MAX];
+
+		if (a->type == GDB_WHITE || a->type == GDB_TRAPPED) {
+			if (gdb_addr_canon(a->keys[i], canon) == 0)
+				greyctl_daemon_del(ctl, a->type, canon);
+		}
+	}
+	return 0;
 }
 
 /* dump_one - print one record of the dump */
@@ -383,6 +399,9 @@ cmd_stats(const struct greyctl *ctl)
 	} else if (greyctl_print_stats(ctl, &st) == -1)
 		ret = 1;
 	gdb_close(db);
+	/* (added) and the running daemon's counters */
+	if (ret == 0 && greyctl_daemon_stats(ctl) == -1)
+		ret = 1;
 	return ret;
 }
 
@@ -432,8 +451,21 @@ subcommand(struct greyctl *ctl, struct greyctl_args *a)
 	const char *cmd = a->keys[0];
 
 	if (strcmp(cmd, "import") != 0 && strcmp(cmd, "export") != 0 &&
-	    strcmp(cmd, "stats") != 0)
+	    strcmp(cmd, "stats") != 0 && strcmp(cmd, "explain") != 0)
 		return -1;
+	/* (added) explain ADDRESS: the store and the running daemon */
+	if (strcmp(cmd, "explain") == 0) {
+		if (a->nkeys != 2) {
+			greyctl_warnx("explain: give one address: greyctl "
+			    "explain ADDRESS");
+			return 1;
+		}
+		if (ctl->json) {
+			greyctl_warnx("flag -j does not apply to explain");
+			return 1;
+		}
+		return greyctl_explain(ctl, a->keys[1]);
+	}
 	if (ctl->json && strcmp(cmd, "stats") != 0) {
 		greyctl_warnx("flag -j does not apply to %s", cmd);
 		return 1;

@@ -65,4 +65,21 @@ int	greyctl_import(const struct greyctl *ctl, FILE *in, const char *name);
 int	greyctl_import_line(const char *line, size_t len, int64_t now,
 	    struct gdb_rec *r, char *why, size_t whysz);
 
+/* (added) spamd's control socket and explain (greyctl_explain.c) */
+/* greyctl_ctl_path - <dir>/spamd.sock into buf */
+const char *greyctl_ctl_path(const struct greyctl *ctl, char *buf,
+	    size_t bufsz);
+/* greyctl_daemon_ask - one request to the running spamd: 1 answered (the
+ * lines before "end" in *answer, malloc'd), 0 not running, -1 with err */
+int	greyctl_daemon_ask(const struct greyctl *ctl, const char *req,
+	    char **answer, char *err, size_t errsz);
+/* greyctl_daemon_del - after -d of WHITE/TRAPPED: the firewall at once;
+ * warns on stderr when the daemon runs but fails */
+void	greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
+	    const char *ip);
+/* greyctl_daemon_stats - the daemon's counter lines after stats */
+int	greyctl_daemon_stats(const struct greyctl *ctl);
+/* greyctl_explain - greyctl explain ADDRESS; returns the exit status */
+int	greyctl_explain(const struct greyctl *ctl, const char *key);
+
 #endif /* GREYCTL_H */

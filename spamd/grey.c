@@ -71,6 +71,7 @@ struct grey {
 	struct grey_http	*http;		/* (added) HTTP, NULL = off */
 	double			 flush_secs;	/* (added) time in gdb_flush */
 	struct grey_rcpt	*rcpt;		/* (added) invalid users, NULL off */
+	struct grey_ctl		*ctl;		/* (added) control socket, NULL off */
 };
 
 static void grey_engine_close(struct grey_engine *e, const char *why);
@@ -814,7 +815,10 @@ grey_engine_close(struct grey_engine *e, const char *why)
 static void
 grey_cfg_loaded(const char *line, size_t len, void *arg)
 {
-	grey_broadcast(arg, MSG_BLACKLIST, line, len);
+	struct grey *g = arg;
+
+	grey_broadcast(g, MSG_BLACKLIST, line, len);
+	grey_ctl_blacklist(g->ctl, line, len);	/* (added) for explain */
 }
 
 /* grey_counters - the SIGUSR1 line */
@@ -1061,6 +1065,9 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	if (grey_sync_start(&g->sync, g, g->base, c) == -1 ||
 	    grey_http_start(&g->http, g, g->base, c, g->sync) == -1)
 		return -1;
+	/* (added) greyctl's control socket, off unless main opened it */
+	if (grey_ctl_start(&g->ctl, g, g->base, c) == -1)
+		return -1;
 	log_info("event=writer_start engines=%d db=%s fw=%s config_port=%s "
 	    "group_v4=%d group_v6=%d", nfds, g->db ? c->dbdir : "none",
 	    g->fw ? c->fw.backend ? c->fw.backend : "nftables" : "none",
@@ -1075,6 +1082,7 @@ grey_teardown(struct grey *g)
 	struct gdb_err err = { 0 };
 	int i;
 
+	grey_ctl_free(g->ctl);		/* (added) */
 	grey_http_free(g->http);
 	grey_sync_free(g->sync);
 	grey_rcpt_free(g->rcpt);

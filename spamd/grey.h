@@ -9,6 +9,8 @@
 #ifndef SPAMD_GREY_H
 #define SPAMD_GREY_H
 
+#include <sys/types.h>
+
 #include "greydb/greydb.h"
 #include "pf-sync/fw.h"
 
@@ -54,6 +56,10 @@ struct grey_conf {
 	/* (added) --dnsbl-file: read on SIGHUP and sent to the chrooted
 	 * engines as MSG_DNSBL_ZONES (kept as is when broken); NULL none */
 	const char	*dnsbl_file;
+	/* (added) the control socket (grey_ctl.c): on when ctl_path is set;
+	 * ctl_fd is its listening socket, opened by grey_ctl_prepare */
+	const char	*ctl_path;
+	int		ctl_fd;
 };
 
 /*
@@ -194,5 +200,21 @@ int	grey_http_start(struct grey_http **out, struct grey *g,
 	    struct grey_sync *gs);
 /* grey_http_free - stop listening; safe on NULL */
 void	grey_http_free(struct grey_http *gh);
+
+/* (added) The control socket for greyctl (grey_ctl.c). */
+struct grey_ctl;
+/* grey_ctl_prepare - in main, before the forks: bind path (NULL: off)
+ * mode 0660, group gid when root ((gid_t)-1: keep), listen; sets
+ * conf->ctl_fd and conf->ctl_path; -1 with a message in err */
+int	grey_ctl_prepare(struct grey_conf *conf, const char *path, gid_t gid,
+	    char *err, size_t errsz);
+/* grey_ctl_start - serve the socket (*out NULL when off); -1 = fatal */
+int	grey_ctl_start(struct grey_ctl **out, struct grey *g,
+	    struct event_base *base, const struct grey_conf *conf);
+/* grey_ctl_blacklist - the config port accepted a list: keep it so
+ * explain can name the lists of an address; safe on NULL */
+void	grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len);
+/* grey_ctl_free - stop serving (main keeps the socket); safe on NULL */
+void	grey_ctl_free(struct grey_ctl *gc);
 
 #endif /* SPAMD_GREY_H */

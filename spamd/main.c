@@ -103,6 +103,9 @@ struct main_opts {
 	int		 rdns_mode, helo_mode, dns_skip_white;
 	char		 dnsbl_path[PATH_MAX];	/* --dnsbl-file made absolute */
 	const char	*tls_cert, *tls_key;	/* (added) -C, -K */
+	/* (added) greyctl's control socket; "none" = off */
+	const char	*ctl_socket;
+	char		 ctl_path[PATH_MAX];	/* made absolute */
 	int		 seccomp_mode;	/* (added) --seccomp (sandbox.h) */
 };
 
@@ -125,6 +128,7 @@ enum {
 	OPT_VERIFY_RATE, OPT_INVALID_TRAP,
 	OPT_DNSBL, OPT_DNSBL_FILE, OPT_DNSBL_TIMEOUT, OPT_DNS_SERVER,
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
+	OPT_CTL_SOCKET,
 	OPT_SECCOMP,
 };
 
@@ -171,6 +175,7 @@ static const struct option main_longopts[] = {
 	{ "rdns",		required_argument, NULL, OPT_RDNS },
 	{ "helo-check",		required_argument, NULL, OPT_HELO_CHECK },
 	{ "dns-skip-white",	required_argument, NULL, OPT_DNS_SKIP_WHITE },
+	{ "ctl-socket",		required_argument, NULL, OPT_CTL_SOCKET },
 	{ "seccomp",		required_argument, NULL, OPT_SECCOMP },
 	{ NULL, 0, NULL, 0 }
 };
@@ -202,6 +207,7 @@ main_usage(int status)
 "             [--dnsbl SPEC]... [--dnsbl-file FILE] [--dnsbl-timeout MS]\n"
 "             [--dns-server HOST:PORT] [--rdns off|log|tarpit]\n"
 "             [--helo-check off|log|tarpit] [--dns-skip-white yes|no]\n"
+"             [--ctl-socket PATH|none]\n"
 "             [--seccomp kill|log|off]\n");
 	exit(status);
 }
@@ -554,6 +560,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 				exit(1);
 			}
 			break;
+		case OPT_CTL_SOCKET: o->ctl_socket = optarg; break;
 		case OPT_HELP: main_usage(0);
 		default: main_usage(1);
 		}
@@ -649,6 +656,63 @@ main_pidfile(const char *path)
 	if (ftruncate(fd, 0) == -1 || write(fd, buf, (size_t)n) != n)
 		fatal("--pidfile %s: write", path);
 	return fd;
+}
+
+/*
+ * main_ctl_socket - (added) open greyctl's control socket: --ctl-socket
+ * PATH, or <db-dir>/spamd.sock so greyctl -D DIR finds it unconfigured;
+ * "none" (and -b without --ctl-socket) leaves it off. Exits on error.
+ */
+static void
+main_ctl_socket(struct main_opts *o, struct grey_conf *gc)
+{
+	const char *path = o->ctl_socket;
+	struct passwd *pw;
+	char err[PATH_MAX + 128], cwd[PATH_MAX];
+	gid_t gid = (gid_t)-1;
+	int n;
+
+	gc->ctl_fd = -1;
+	gc->ctl_path = NULL;
+	if (path != NULL && strcmp(path, "none") == 0)
+		return;
+	if (path == NULL && o->blacklist_only)
+		return;
+	if (path == NULL) {
+		/* the writer would make the directory anyway (as greydb) */
+		if (mkdir(o->dbdir, 0700) == -1 && errno != EEXIST) {
+			fprintf(stderr, "spamd: --db-dir %s: mkdir: %s\n",
+			    o->dbdir, strerror(errno));
+			exit(1);
+		}
+		n = snprintf(o->ctl_path, sizeof(o->ctl_path), "%s/spamd.sock",
+		    o->dbdir);
+	} else
+		n = snprintf(o->ctl_path, sizeof(o->ctl_path), "%s", path);
+	if (n < 0 || (size_t)n >= sizeof(o->ctl_path)) {
+		fprintf(stderr, "spamd: --ctl-socket: path too long\n");
+		exit(1);
+	}
+	/* daemon() moves to /: keep the path (unlinked at exit) absolute */
+	if (o->ctl_path[0] != '/') {
+		char rel[PATH_MAX];
+
+		strlcpy(rel, o->ctl_path, sizeof(rel));
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (size_t)snprintf(o->ctl_path, sizeof(o->ctl_path), "%s/%s",
+		    cwd, rel) >= sizeof(o->ctl_path)) {
+			fprintf(stderr, "spamd: --ctl-socket %s: cannot make "
+			    "the path absolute\n", rel);
+			exit(1);
+		}
+	}
+	/* spamd's group may open it (the file is 0660) */
+	if (geteuid() == 0 && (pw = getpwnam(o->user)) != NULL)
+		gid = pw->pw_gid;
+	if (grey_ctl_prepare(gc, o->ctl_path, gid, err, sizeof(err)) == -1) {
+		fprintf(stderr, "spamd: %s\n", err);
+		exit(1);
+	}
 }
 
 /* main_kill_all - send sig to every live child */
@@ -921,6 +985,10 @@ main(int argc, char **argv)
 		}
 	}
 
+	/* (added) greyctl's control socket, kept open here across writer
+	 * restarts as the config port */
+	main_ctl_socket(&o, &gc);
+
 	/*
 	 * Listeners: first a probe without SO_REUSEPORT, so a port already
 	 * in use (even by another SO_REUSEPORT daemon of the same user,
@@ -1040,6 +1108,8 @@ main_respawn:
 				close(cfg_fd);	/* the writer's */
 			if (gc.http_fd != -1)
 				close(gc.http_fd);	/* (added) the writer's */
+			if (gc.ctl_fd != -1)
+				close(gc.ctl_fd);	/* (added) the writer's */
 			for (k = 0; k < o.workers; k++) {
 				if (k == i)
 					continue;
@@ -1099,6 +1169,8 @@ main_respawn:
 		unlink(o.pidfile);
 		close(pidfd);
 	}
+	if (gc.ctl_path != NULL)	/* (added) */
+		unlink(gc.ctl_path);
 	log_info("event=exit status=%d", status);
 	return status;
 }

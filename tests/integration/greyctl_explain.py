@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""greyctl_explain.py - spamd's control socket and `greyctl explain`.
+
+Starts $BUILD/spamd -d on 127.0.0.1 (ports from 21000-21999, temporary
+--db-dir, --pass-seconds 1, --fw file, --fw-reconcile 3600 so no
+reconcile runs during the test). Checks `greyctl explain` for an unknown
+address, a greylisted one (time until it passes), a whitelisted one in the
+firewall file, a trapped one and one on a blacklist loaded over the config
+port; that `greyctl -d` of a WHITE address takes it out of the firewall
+file at once (bounded poll, no reconcile); that the control socket refuses
+a uid other than root and the daemon's (as nobody, when run as root); and
+that explain without a daemon says "daemon: not running" and still gives a
+sentence from the database alone.
+
+Skips (with the reason) while build/spamd or build/greyctl do not exist.
+"""
+import os
+import random
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
+SPAMD = os.path.join(BUILD, "spamd")
+GREYCTL = os.path.join(BUILD, "greyctl")
+failed = 0
+
+
+def ok(name):
+    print("ok - " + name, flush=True)
+
+
+def notok(name, why):
+    global failed
+    failed += 1
+    print("not ok - %s: %s" % (name, why), flush=True)
+
+
+def skip(name, why):
+    print("skip - %s: %s" % (name, why), flush=True)
+
+
+def check(name, cond, why="condition false"):
+    if cond:
+        ok(name)
+    else:
+        notok(name, why)
+    return cond
+
+
+def port_free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+TAKEN = set()
+
+
+def pick_port():
+    for _ in range(300):
+        p = random.randint(21000, 21999)
+        if p not in TAKEN and port_free(p):
+            TAKEN.add(p)
+            return p
+    raise RuntimeError("no free port in 21000-21999")
+
+
+class Daemon:
+    """one spamd -d with its ports, database and firewall file"""
+
+    def __init__(self, tmp):
+        self.db = os.path.join(tmp, "db")
+        self.fw = os.path.join(tmp, "white")
+        self.port = pick_port()
+        self.cport = pick_port()
+        empty = os.path.join(tmp, "empty")
+        os.makedirs(empty, exist_ok=True)
+        args = [SPAMD, "-d", "-v", "-p", str(self.port), "-l", "127.0.0.1",
+                "--config-port", str(self.cport), "--db-dir", self.db,
+                "--chroot", empty, "--commit-window", "50",
+                "--pass-seconds", "1", "-S", "0", "-s", "0",
+                "--fw", "file", "--fw-file", self.fw,
+                "--fw-reconcile", "3600"]
+        self.errpath = os.path.join(tmp, "spamd.err")
+        self.err = open(self.errpath, "w")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=self.err, stderr=self.err)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("spamd exited %d: %s" % (
+                    self.proc.returncode, self.log()[-500:]))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("spamd did not listen: " + self.log()[-500:])
+        if not self.wait_log("event=writer_start", 10):
+            raise RuntimeError("writer did not start: " + self.log()[-500:])
+
+    def log(self):
+        self.err.flush()
+        with open(self.errpath, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, text, secs):
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            if text in self.log():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        else:
+            rc = self.proc.returncode
+        self.err.close()
+        return rc
+
+
+def deliver(d, src, to):
+    """one delivery attempt from src; the DATA (or first refusal) code"""
+    s = smtplib.SMTP(timeout=20, source_address=(src, 0))
+    try:
+        s.connect("127.0.0.1", d.port)
+        s.ehlo("mx.sender.example")
+        code, _ = s.mail("alice@sender.example")
+        if code != 250:
+            return code
+        code, _ = s.rcpt(to)
+        if code != 250:
+            return code
+        code, _ = s.docmd("DATA")
+        return code
+    except smtplib.SMTPServerDisconnected:
+        return -1
+    finally:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def greyctl(db, *args, pre=()):
+    r = subprocess.run(list(pre) + [GREYCTL, "-D", db] + list(args),
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+def last_line(out):
+    lines = out.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def fw_has(d, ip, want=True, secs=10):
+    """poll (bounded) until the firewall file holds ip (or not)"""
+    end = time.monotonic() + secs
+    while True:
+        try:
+            with open(d.fw) as f:
+                have = ip in f.read().split()
+        except OSError:
+            have = False
+        if have == want or time.monotonic() > end:
+            return have
+        time.sleep(0.05)
+
+
+def load_list(d, text):
+    """one list over the config port; the daemon's answer line"""
+    s = socket.create_connection(("127.0.0.1", d.cport), 10)
+    try:
+        s.sendall(text.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(10)
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        return data.decode(errors="replace")
+    finally:
+        s.close()
+
+
+def ctl_raw(path, req, pre_uid=None):
+    """one request on the control socket (as another uid when asked)"""
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX)\n"
+            "s.settimeout(10)\n"
+            "s.connect(sys.argv[1])\n"
+            "try:\n"
+            "    s.sendall(sys.argv[2].encode()+b'\\n')\n"
+            "except OSError:\n"
+            "    pass\n"
+            "d=b''\n"
+            "while True:\n"
+            "    b=s.recv(4096)\n"
+            "    if not b: break\n"
+            "    d+=b\n"
+            "sys.stdout.write(d.decode())\n")
+    pre = [] if pre_uid is None else pre_uid
+    r = subprocess.run(pre + [sys.executable, "-c", code, path, req],
+                       capture_output=True, text=True, timeout=30)
+    return r.stdout + r.stderr
+
+
+def as_nobody():
+    """a command prefix that runs as nobody, or None"""
+    if os.geteuid() != 0:
+        return None
+    for tool in (["setpriv", "--reuid=nobody", "--regid=nogroup",
+                  "--clear-groups"],
+                 ["setpriv", "--reuid=nobody", "--regid=nobody",
+                  "--clear-groups"]):
+        if shutil.which(tool[0]) is None:
+            continue
+        r = subprocess.run(tool + ["true"], capture_output=True, timeout=10)
+        if r.returncode == 0:
+            return tool
+    if shutil.which("runuser"):
+        r = subprocess.run(["runuser", "-u", "nobody", "--", "true"],
+                           capture_output=True, timeout=10)
+        if r.returncode == 0:
+            return ["runuser", "-u", "nobody", "--"]
+    return None
+
+
+def main():
+    for b in (SPAMD, GREYCTL):
+        if not os.access(b, os.X_OK):
+            skip("greyctl explain", b + " not built yet")
+            return 0
+    tmp = tempfile.mkdtemp(prefix="greyctl_explain.")
+    os.chmod(tmp, 0o755)
+    d = None
+    grey, white, trapped, black, unknown = ("127.0.0.61", "127.0.0.62",
+                                            "127.0.0.63", "127.0.0.64",
+                                            "127.0.0.65")
+    try:
+        d = Daemon(tmp)
+        sock = os.path.join(d.db, "spamd.sock")
+        check("control socket in the database directory",
+              os.path.exists(sock), sock)
+        check("control socket mode 0660",
+              os.path.exists(sock) and
+              (os.stat(sock).st_mode & 0o777) == 0o660,
+              oct(os.stat(sock).st_mode) if os.path.exists(sock) else "")
+
+        rc, out, err = greyctl(d.db, "explain", unknown)
+        check("unknown: exit 0", rc == 0, "rc %d: %s" % (rc, err))
+        check("unknown: sentence says never seen",
+              last_line(out).startswith("spamd has never seen %s" % unknown),
+              repr(out))
+        check("unknown: daemon answers (not in the white set)",
+              "daemon: in_white_set=no" in out, repr(out))
+
+        # greylisted: one dialogue; the tuple waits for --pass-seconds 1
+        # which may already be over by the time we look: both are fine
+        deliver(d, grey, "bob@example.com")
+        rc, out, err = greyctl(d.db, "explain", grey)
+        s = last_line(out)
+        check("greylisted: tuple listed with its recipient",
+              "grey: helo=mx.sender.example from=alice@sender.example "
+              "to=bob@example.com" in out, repr(out))
+        check("greylisted: sentence names the tuple and when it passes",
+              s.startswith("%s is greylisted: its tuple to bob@example.com "
+                           "passes " % grey) and
+              ("if retried after" in s and "(in " in s or
+               "at its next retry" in s), repr(s))
+
+        # whitelisted: retry after the pass time
+        deliver(d, white, "carol@example.com")
+        time.sleep(2.2)
+        deliver(d, white, "carol@example.com")
+        check("whitelisted: in the firewall file", fw_has(d, white),
+              d.log()[-300:])
+        rc, out, err = greyctl(d.db, "explain", white)
+        s = last_line(out)
+        check("whitelisted: sentence says it reaches the real MX",
+              s.startswith("%s is whitelisted until " % white) and
+              "in the firewall set" in s and
+              s.endswith("it reaches the real MX."), repr(out))
+        check("whitelisted: daemon reports the white set",
+              "daemon: in_white_set=yes" in out, repr(out))
+
+        # trapped
+        rc, out, err = greyctl(d.db, "-t", "-a", trapped)
+        check("trapped: greyctl -t -a", rc == 0, err)
+        rc, out, err = greyctl(d.db, "explain", trapped)
+        s = last_line(out)
+        check("trapped: sentence says tarpitted",
+              s.startswith("%s is trapped until " % trapped) and
+              s.endswith("it is tarpitted."), repr(out))
+
+        # blacklisted: a list over the config port
+        ans = load_list(d, 'dul;"Your address %%A is on dul\\n";inet;1;%s/32'
+                        % black)
+        check("blacklist: config port accepts the list",
+              ans.startswith("ok"), repr(ans))
+        rc, out, err = greyctl(d.db, "explain", black)
+        s = last_line(out)
+        check("blacklisted: sentence names the list",
+              s == "%s is on blacklist dul: it is tarpitted." % black,
+              repr(out))
+
+        # stats: the daemon's counters follow the database counts
+        rc, out, err = greyctl(d.db, "stats")
+        check("stats: daemon counters", rc == 0 and
+              "proc=writer tuples=" in out, repr(out) + err)
+
+        # greyctl -d of a WHITE address: out of the file at once
+        rc, out, err = greyctl(d.db, "-d", white)
+        check("greyctl -d: exit 0, quiet", rc == 0 and out == "" and
+              err == "", "rc %d out %r err %r" % (rc, out, err))
+        check("greyctl -d: gone from the firewall file without reconcile",
+              not fw_has(d, white, want=False, secs=10), d.fw)
+        check("greyctl -d: no reconcile ran",
+              d.log().count("event=fw_reconcile") == 1, d.log()[-400:])
+
+        # a uid other than root and the daemon's is refused
+        pre = as_nobody()
+        if pre is None:
+            skip("control socket refuses nobody",
+                 "not root, or no setpriv/runuser")
+        else:
+            rc, out, err = greyctl(d.db, "-a", grey)   # make grey WHITE
+            check("refusal setup: grey is WHITE", rc == 0, err)
+            fw_has(d, grey, secs=0)
+            # the socket file's mode keeps nobody out; open it to reach
+            # the daemon's own SO_PEERCRED check
+            os.chmod(d.db, 0o755)
+            os.chmod(sock, 0o666)
+            ans = ctl_raw(sock, "del-white %s" % grey, pre)
+            check("control socket refuses nobody with a permission error",
+                  "permission denied" in ans and ans.endswith("end\n"),
+                  repr(ans))
+            rc, out, err = greyctl(d.db, grey)
+            check("refused request: database unchanged",
+                  ("WHITE|%s|" % grey) in out, repr(out))
+            check("refused request logged", "event=ctl_refused" in d.log())
+            os.chmod(sock, 0o660)
+            ans = ctl_raw(sock, "explain %s" % grey, pre)
+            check("nobody cannot even connect with mode 0660",
+                  "Permission denied" in ans or "permission denied" in ans,
+                  repr(ans))
+
+        ans = ctl_raw(sock, "bogus")
+        check("control socket: unknown request is an error",
+              "error=" in ans and ans.endswith("end\n"), repr(ans))
+
+        rc = d.stop()
+        check("SIGTERM: spamd exits 0", rc == 0, "status %s" % rc)
+        check("socket file removed at exit", not os.path.exists(sock))
+        d = None
+
+        # no daemon: the database alone
+        rc, out, err = greyctl(tmp + "/db", "explain", trapped)
+        check("stopped: daemon: not running", "daemon: not running" in out,
+              repr(out))
+        check("stopped: sentence from the database",
+              last_line(out).startswith("%s is trapped until " % trapped),
+              repr(out))
+        rc, out, err = greyctl(tmp + "/db", "-d", "-t", trapped)
+        check("stopped: greyctl -d works without the daemon",
+              rc == 0 and err == "", err)
+    except Exception as e:     # a startup failure is one failed check
+        notok("greyctl explain", repr(e))
+    finally:
+        if d is not None:
+            d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
