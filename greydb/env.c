@@ -250,6 +250,7 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 	const struct gdb_opts *o = opts != NULL ? opts : &defaults;
 	struct gdb *db;
 	unsigned mb;
+	mode_t old_umask;
 	int ret;
 
 	*out = NULL;
@@ -296,10 +297,14 @@ gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,
 	db->env->set_flags(db->env, DB_REGION_INIT, 1);
 	/* DB_REGISTER notices a process that died holding the environment
 	 * and, with DB_RECOVER, runs recovery only then; DB_CREATE here makes
-	 * only the region files, the directory was checked above. */
+	 * only the region files, the directory was checked above.
+	 * Berkeley DB makes __db.register 0660 whatever mode we pass: the
+	 * umask keeps it (and all else) to spamd's user. */
+	old_umask = umask(077);
 	ret = db->env->open(db->env, dir, DB_CREATE | DB_INIT_TXN |
 	    DB_INIT_LOCK | DB_INIT_LOG | DB_INIT_MPOOL | DB_REGISTER |
 	    DB_RECOVER | DB_THREAD, 0600);
+	umask(old_umask);
 	if (ret != 0) {
 		gdb_dberr(db, "env open", ret, err);
 		db->env->close(db->env, 0);

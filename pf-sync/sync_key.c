@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -51,6 +52,7 @@ psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
 	unsigned char buf[4096], md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx;
+	struct stat st = { 0 };
 	ssize_t r;
 	int fd, ok = 1;
 
@@ -62,6 +64,21 @@ psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
 		    "sync without authentication explicitly)" : "");
 		err->reason = PSYNC_D_NONE;
 		err->offset = 0;
+		return -1;
+	}
+	/* a shared secret others can read or change is no secret */
+	if (fstat(fd, &st) == -1 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		if (st.st_mode & (S_IRWXG | S_IRWXO))
+			snprintf(err->msg, sizeof(err->msg), "sync key %s: "
+			    "mode %04o: group or others may access it (chmod "
+			    "600 %s)", path, (unsigned)(st.st_mode & 07777),
+			    path);
+		else
+			snprintf(err->msg, sizeof(err->msg), "sync key %s: "
+			    "fstat: %s", path, strerror(errno));
+		err->reason = PSYNC_D_NONE;
+		err->offset = 0;
+		close(fd);
 		return -1;
 	}
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||

@@ -129,6 +129,7 @@ inmx nft add element inet spamd spamd-white "{ 10.99.3.1 timeout 600s }"
 
 # --- a sync peer in the MX namespace, keyed
 printf 'greylogd test key %s\n' "$$" >"$TMP/key"
+chmod 600 "$TMP/key"	# a key others may read is refused
 : >"$TMP/psyncd.out"
 ip netns exec "$MX" "$PSYNCD" -k "$TMP/key" -l 127.0.0.1 -p 28531 -w 100 >"$TMP/psyncd.out" 2>&1 &
 PPID_SYNC=$!

@@ -84,6 +84,7 @@ ip -n "$NB" link set "$IFB" up
 mkdir "$TMP/empty"
 head -c 64 /dev/urandom >"$TMP/key"
 head -c 64 /dev/urandom >"$TMP/wrongkey"
+chmod 600 "$TMP/key" "$TMP/wrongkey"	# a key others may read is refused
 "$GREYCTL" -D "$TMP/dbA" -T -a trap@example.org >/dev/null
 
 # start NS DB LOG EXTRA... - spamd -d in namespace NS; prints its pid

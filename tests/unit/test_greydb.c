@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include <db.h>
 
@@ -764,6 +766,52 @@ test_open_errors(void **state)
 	rm_dir(dir);
 }
 
+/*
+ * test_file_modes - a fresh environment (directory, regions, logs,
+ * databases) gives group and others nothing, even under umask 0
+ */
+static void
+test_file_modes(void **state)
+{
+	struct gdb_opts o = { .create = 1 };
+	struct gdb *db = NULL;
+	struct gdb_err err;
+	struct dirent *de;
+	struct stat st;
+	char top[64], dir[96], path[384];
+	mode_t old;
+	DIR *d;
+	int n = 0;
+
+	(void)state;
+	strlcpy(top, "/tmp/test_greydb_modes.XXXXXX", sizeof(top));
+	assert_non_null(mkdtemp(top));
+	/* gdb_open makes the missing directory itself */
+	snprintf(dir, sizeof(dir), "%s/db", top);
+	old = umask(0);
+	assert_int_equal(gdb_open(&db, dir, &o, &err), 0);
+	assert_int_equal(gdb_white(db, "192.0.2.1", T0, T0 + 10, &err), 0);
+	gdb_close(db);
+	umask(old);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 077, 0);
+	assert_non_null(d = opendir(dir));
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		assert_int_equal(stat(path, &st), 0);
+		if ((st.st_mode & 077) != 0)
+			fail_msg("%s has mode %04o", path,
+			    (unsigned)(st.st_mode & 07777));
+		n++;
+	}
+	closedir(d);
+	assert_true(n >= 3);	/* regions, a log, grey.db, expire.db */
+	rm_dir(top);
+}
+
 /* test_put_rejects - bad key fields are refused with a message */
 static void
 test_put_rejects(void **state)
@@ -969,6 +1017,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_batch_matches_single,
 		    setup, teardown),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test(test_file_modes),
 		cmocka_unit_test_setup_teardown(test_put_rejects, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_value_on_disk, setup,

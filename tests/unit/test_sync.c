@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <cmocka.h>
@@ -725,8 +726,21 @@ test_specs(void **state)
 static void
 test_key(void **state)
 {
+	static const struct {
+		mode_t		 mode;
+		int		 ok;
+		const char	*text;		/* in the refusal */
+	} modes[] = {
+		{ 0644, 0, "mode 0644" },
+		{ 0640, 0, "mode 0640" },
+		{ 0604, 0, "mode 0604" },
+		{ 0620, 0, "mode 0620" },
+		{ 0400, 1, NULL },
+		{ 0600, 1, NULL },
+	};
 	char key[PSYNC_KEY_LEN + 1], path[] = "/tmp/test_sync_key.XXXXXX";
 	struct psync_err err;
+	size_t i;
 	int fd;
 
 	(void)state;
@@ -740,6 +754,21 @@ test_key(void **state)
 	close(fd);
 	assert_int_equal(psync_key_load(path, key, &err), 0);
 	assert_string_equal(key, "a9993e364706816aba3e25717850c26c9cd0d89d");
+	/* a key group or others may read (or write) is refused, naming
+	 * the file and its mode; owner-only modes are fine */
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(path, modes[i].mode), 0);
+		key[0] = 'x';
+		assert_int_equal(psync_key_load(path, key, &err),
+		    modes[i].ok ? 0 : -1);
+		if (modes[i].ok) {
+			assert_string_equal(key,
+			    "a9993e364706816aba3e25717850c26c9cd0d89d");
+			continue;
+		}
+		assert_non_null(strstr(err.msg, path));
+		assert_non_null(strstr(err.msg, modes[i].text));
+	}
 	unlink(path);
 	assert_int_equal(psync_key_load(path, key, &err), -1);
 	assert_non_null(strstr(err.msg, path));
