@@ -348,6 +348,13 @@ def run_checks(tmp, cert, key):
         check("daemon alive after all TLS checks", d.alive(), "exited")
     finally:
         d.stop()
+    log = d.log() + plain.log()
+    # (LeakSanitizer cannot read /proc in the engines' chroot: that
+    # message is not a finding)
+    check("no sanitizer report in spamd's logs",
+          "ERROR: AddressSanitizer" not in log and
+          "runtime error:" not in log,
+          log[-600:])
 
 
 def main():
