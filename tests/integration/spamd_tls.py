@@ -335,7 +335,7 @@ def run_checks(tmp, cert, key):
         # a blacklisted client: not offered, refused if it asks
         with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
             s.sendall(b'test;"Blocked %A";inet;1;127.0.0.29/32\n')
-        d.wait_log("tag=test", 10)
+        d.wait_log("event=list-loaded engine=0 tag=test", 10)
         c = Raw(d.port, "127.0.0.29")
         c.line()
         ehlo = c.cmd("EHLO black.example")
