@@ -13,6 +13,11 @@
  *   reload           as SIGHUP
  * Only uid 0 and the daemon's own uid may ask (SO_PEERCRED); the socket
  * file is 0660 besides.
+ *
+ * With -Y targets and --sync-deletions the deletions go to the peers as
+ * DEL_WHITE / DEL_TRAPPED from a send-only sync endpoint of our own
+ * (grey_sync keeps its endpoint private; a peer takes a new source as a
+ * new sender, see pf-sync/sync.h).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -34,6 +39,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "pf-sync/sync.h"
 #include "spamd/blacklist.h"
 #include "spamd/grey.h"
 #include "spamd/log.h"
@@ -48,6 +54,7 @@ struct grey_ctl {
 	struct event_base	*base;
 	struct event		*accept_ev;
 	struct bl_set		*bl;		/* last list per tag (config port) */
+	struct psync		*sync;		/* DEL_* to peers; NULL off */
 	long			 requests, refused;
 };
 
@@ -56,6 +63,7 @@ struct grey_ctl_conn {
 	struct grey_ctl		*gc;
 	struct bufferevent	*bev;
 	int			 answered;
+	int			 refused;	/* peer not allowed: deny */
 };
 
 /* grey_ctl_prepare - in main: bind and listen on path (see grey.h) */
@@ -197,8 +205,14 @@ grey_ctl_del(struct grey_ctl_conn *c, enum gdb_type type, const char *arg)
 	grey_ctl_say(c, "deleted=%s", rc == 1 ? "record" : "none");
 	grey_ctl_say(c, "firewall=%s", grey_fw_of(g) != NULL ? "queued" :
 	    "off");
-	grey_ctl_say(c, "sync=%s", c->gc->conf->nsync_targets > 0 ?
-	    "not sent (no sync hook)" : "off");
+	if (c->gc->sync == NULL)
+		grey_ctl_say(c, "sync=off");
+	else if (psync_send_del(c->gc->sync, type == GDB_WHITE ?
+	    PSYNC_DEL_WHITE : PSYNC_DEL_TRAPPED, ip, time(NULL)) == -1) {
+		log_warnx("event=sync_error op=del ip=%s", ip);
+		grey_ctl_say(c, "sync=failed");
+	} else
+		grey_ctl_say(c, "sync=sent");
 }
 
 /* Looking for one address in a firewall set. */
@@ -415,6 +429,10 @@ grey_ctl_read(struct bufferevent *bev, void *arg)
 		grey_ctl_say(c, "error=\"request longer than %d bytes or "
 		    "with a NUL byte\"", GREY_CTL_LINE_MAX);
 		grey_ctl_say(c, "end");
+	} else if (c->refused) {
+		grey_ctl_say(c, "error=\"permission denied: only root or the "
+		    "daemon's user may use the control socket\"");
+		grey_ctl_say(c, "end");
 	} else
 		grey_ctl_request(c, line);
 	free(line);
@@ -452,26 +470,21 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 			log_warn("event=ctl_accept");
 		return;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) == -1 ||
-	    (cr.uid != 0 && cr.uid != geteuid())) {
-		static const char deny[] = "error=\"permission denied: only "
-		    "root or the daemon's user may use the control socket\"\n"
-		    "end\n";
-
-		gc->refused++;
-		log_warnx("event=ctl_refused uid=%ld pid=%ld",
-		    (long)cr.uid, (long)cr.pid);
-		/* a short answer fits the socket buffer: no need to wait */
-		if (write(fd, deny, sizeof(deny) - 1) == -1)
-			log_debug("event=ctl_refused_write errno=%d", errno);
-		close(fd);
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
 	c->gc = gc;
+	memset(&cr, 0, sizeof(cr));
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) == -1 ||
+	    (cr.uid != 0 && cr.uid != geteuid())) {
+		/* answered after its request is read: closing on an unread
+		 * request would reset the connection and lose the answer */
+		c->refused = 1;
+		gc->refused++;
+		log_warnx("event=ctl_refused uid=%ld pid=%ld",
+		    (long)cr.uid, (long)cr.pid);
+	}
 	c->bev = bufferevent_socket_new(gc->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
@@ -482,6 +495,32 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 	    grey_ctl_event, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* grey_ctl_sync - a send-only sync endpoint to the -Y targets */
+static int
+grey_ctl_sync(struct grey_ctl *gc)
+{
+	const struct grey_conf *conf = gc->conf;
+	struct psync_opts o;
+	struct psync_err err;
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	o.key = conf->sync_key;
+	o.port = (uint16_t)conf->sync_port;
+	o.deletions = 1;
+	if ((gc->sync = psync_new(gc->base, &o, &err)) == NULL)
+		goto fail;
+	for (i = 0; i < conf->nsync_targets; i++)
+		if (psync_add_target(gc->sync, conf->sync_targets[i], 1,
+		    &err) == -1)
+			goto fail;
+	return 0;
+fail:
+	log_warnx("event=writer_start error=\"control socket sync: %s\"",
+	    err.msg);
+	return -1;
 }
 
 /* grey_ctl_start - serve conf->ctl_fd (see grey.h) */
@@ -510,7 +549,13 @@ grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
 		grey_ctl_free(gc);
 		return -1;
 	}
-	log_info("event=ctl_listen path=%s", conf->ctl_path);
+	if (!conf->blacklist_only && conf->nsync_targets > 0 &&
+	    conf->sync_deletions && grey_ctl_sync(gc) == -1) {
+		grey_ctl_free(gc);
+		return -1;
+	}
+	log_info("event=ctl_listen path=%s sync_deletions=%s", conf->ctl_path,
+	    gc->sync != NULL ? "on" : "off");
 	*out = gc;
 	return 0;
 }
@@ -540,5 +585,6 @@ grey_ctl_free(struct grey_ctl *gc)
 		event_free(gc->accept_ev);
 	if (gc->bl != NULL)
 		bl_set_free(gc->bl);
+	psync_free(gc->sync);
 	free(gc);
 }

@@ -81,7 +81,7 @@ def pick_port():
 class Daemon:
     """one spamd -d with its ports, database and firewall file"""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, extra=()):
         self.db = os.path.join(tmp, "db")
         self.fw = os.path.join(tmp, "white")
         self.port = pick_port()
@@ -93,7 +93,7 @@ class Daemon:
                 "--chroot", empty, "--commit-window", "50",
                 "--pass-seconds", "1", "-S", "0", "-s", "0",
                 "--fw", "file", "--fw-file", self.fw,
-                "--fw-reconcile", "3600"]
+                "--fw-reconcile", "3600"] + list(extra)
         self.errpath = os.path.join(tmp, "spamd.err")
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
@@ -262,7 +262,12 @@ def main():
                                             "127.0.0.63", "127.0.0.64",
                                             "127.0.0.65")
     try:
-        d = Daemon(tmp)
+        # a UDP socket stands for a sync peer that takes deletions
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", pick_port()))
+        peer.settimeout(0.5)
+        d = Daemon(tmp, ["-Y", "127.0.0.1:%d" % peer.getsockname()[1],
+                         "--sync-no-auth", "--sync-deletions"])
         sock = os.path.join(d.db, "spamd.sock")
         check("control socket in the database directory",
               os.path.exists(sock), sock)
@@ -334,6 +339,11 @@ def main():
               "proc=writer tuples=" in out, repr(out) + err)
 
         # greyctl -d of a WHITE address: out of the file at once
+        for _ in range(200):        # drop the GREY packets sent so far
+            try:
+                peer.recv(65536)
+            except socket.timeout:
+                break
         rc, out, err = greyctl(d.db, "-d", white)
         check("greyctl -d: exit 0, quiet", rc == 0 and out == "" and
               err == "", "rc %d out %r err %r" % (rc, out, err))
@@ -341,6 +351,15 @@ def main():
               not fw_has(d, white, want=False, secs=10), d.fw)
         check("greyctl -d: no reconcile ran",
               d.log().count("event=fw_reconcile") == 1, d.log()[-400:])
+        got = False
+        end = time.monotonic() + 10
+        while not got and time.monotonic() < end:
+            try:
+                got = socket.inet_aton(white) in peer.recv(65536)
+            except socket.timeout:
+                pass
+        check("greyctl -d: DEL_WHITE sent to the sync peer", got)
+        peer.close()
 
         # a uid other than root and the daemon's is refused
         pre = as_nobody()
