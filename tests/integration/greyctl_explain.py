@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -229,6 +230,23 @@ def ctl_raw(path, req, pre_uid=None):
     return r.stdout + r.stderr
 
 
+def fake_answer(srv):
+    """answer one request on srv with an error, as a broken daemon"""
+    srv.settimeout(15)
+    try:
+        c, _ = srv.accept()
+    except OSError:
+        return
+    try:
+        c.settimeout(5)
+        c.recv(4096)
+        c.sendall(b'error="boom"\nend\n')
+    except OSError:
+        pass
+    finally:
+        c.close()
+
+
 def as_nobody():
     """a command prefix that runs as nobody, or None"""
     if os.geteuid() != 0:
@@ -407,6 +425,23 @@ def main():
         rc, out, err = greyctl(tmp + "/db", "-d", "-t", trapped)
         check("stopped: greyctl -d works without the daemon",
               rc == 0 and err == "", err)
+
+        # a socket that answers with an error: warning naming it, exit 0
+        rc, out, err = greyctl(tmp + "/db", "-a", unknown)
+        fake = socket.socket(socket.AF_UNIX)
+        fake.bind(sock)
+        fake.listen(1)
+        t = threading.Thread(target=fake_answer, args=(fake,))
+        t.start()
+        rc, out, err = greyctl(tmp + "/db", "-d", unknown)
+        t.join(20)
+        fake.close()
+        check("failing socket: -d exits 0 with a warning naming the socket",
+              rc == 0 and "warning" in err and sock in err,
+              "rc %d err %r" % (rc, err))
+        rc, out, err = greyctl(tmp + "/db", unknown)
+        check("failing socket: the database change was made", rc == 1,
+              repr(out))
     except Exception as e:     # a startup failure is one failed check
         notok("greyctl explain", repr(e))
     finally:
