@@ -8,8 +8,10 @@
 # works. Last, the dropped engine's view of -M through a real nftables
 # redirect in network namespaces (IPv4 and IPv6): SO_ORIGINAL_DST must name
 # the low-priority MX address the client dialled, so its tuple traps it,
-# while a client of the main address stays GREY. Root needed (skips
-# otherwise). Ports from 12000-12499 on the host.
+# while a client of the main address stays GREY. Each engine also runs
+# under the seccomp filter (Seccomp: 2, filter mode) after its setup, by
+# default and with --seccomp log, and still serves dialogues. Root needed
+# (skips otherwise). Ports from 12000-12499 on the host.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${BUILD:-$TOP/build}
 SPAMD=$BUILD/spamd
@@ -70,6 +72,10 @@ if ! wait_log "$TMP/log" "event=writer_start engines" ||
 	exit 1
 fi
 ok "spamd starts as root with -W 2"
+# the filter is loaded after engine-start: wait for both engines' line
+i=0
+while [ "$(grep -c 'event=sandbox mode=kill' "$TMP/log")" != 2 ] &&
+    [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 
 # the engines are the children that logged engine-start; pid in spamd[PID]
 engines=$(grep 'event=engine-start' "$TMP/log" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
@@ -106,6 +112,9 @@ for e in $engines; do
 	nnp=$(awk '/^NoNewPrivs:/ {print $2}' "$st")
 	if [ "$nnp" = 1 ]; then ok "engine $n: no_new_privs set"
 	else nok "engine $n: no_new_privs set" "NoNewPrivs: $nnp"; fi
+	sc=$(awk '/^Seccomp:/ {print $2}' "$st")
+	if [ "$sc" = 2 ]; then ok "engine $n: seccomp filter loaded (Seccomp: 2)"
+	else nok "engine $n: seccomp filter loaded (Seccomp: 2)" "Seccomp: $sc"; fi
 	root=$(readlink /proc/"$e"/root)
 	if [ "$root" = "$TMP/root" ]; then ok "engine $n: root is the chroot"
 	else nok "engine $n: root is the chroot" "root: $root"; fi
@@ -134,10 +143,43 @@ served=$(grep 'event=connect' "$TMP/log" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/' |
 if [ "$served" = 2 ]; then ok "both engines accept connections (SO_REUSEPORT)"
 else nok "both engines accept connections (SO_REUSEPORT)" "$served engine(s) served"; fi
 
+# the master and the writer run unfiltered (they open files, firewall)
+for p in "$PID" "$writer"; do
+	sc=$(awk '/^Seccomp:/ {print $2}' /proc/"$p"/status 2>/dev/null)
+	if [ "$sc" = 0 ]; then ok "pid $p (master/writer) has no seccomp filter"
+	else nok "pid $p (master/writer) has no seccomp filter" "Seccomp: $sc"; fi
+done
+
 kill "$PID"; i=0
 while kill -0 "$PID" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if wait "$PID"; then ok "SIGTERM: clean exit"; else nok "SIGTERM: clean exit" "status $?"; fi
+if [ "$(grep -c 'event=engine-stop engine=[01] status=0' "$TMP/log")" = 2 ]; then
+	ok "filtered engines shut down cleanly"
+else nok "filtered engines shut down cleanly" "$(grep engine-stop "$TMP/log")"; fi
 PID=
+
+# --seccomp log (for finding a missing call): starts, filter loaded, works
+PORT=$(free_port)
+"$SPAMD" -d -p "$PORT" --config-port 0 --db-dir "$TMP/db" --user nobody \
+    --chroot "$TMP/root" -S 0 -s 0 --seccomp log >"$TMP/logl" 2>&1 &
+PID=$!
+if wait_log "$TMP/logl" "event=sandbox mode=log" &&
+   wait_log "$TMP/logl" "event=writer_start engines"; then
+	e=$(grep 'event=sandbox mode=log' "$TMP/logl" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
+	sc=$(awk '/^Seccomp:/ {print $2}' /proc/"$e"/status 2>/dev/null)
+	code=$(dialogue "$PORT" 127.0.0.23)
+	if [ "$sc" = 2 ] && [ "$code" = 451 ]; then
+		ok "--seccomp log: starts, filter loaded, answers with 451"
+	else nok "--seccomp log: starts, filter loaded, answers with 451" "Seccomp: $sc, code $code"; fi
+else nok "--seccomp log: starts, filter loaded, answers with 451" "$(tail -3 "$TMP/logl")"; fi
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
+if out=$("$SPAMD" -d --seccomp bogus 2>&1); then
+	nok "--seccomp bogus is refused" "started: $out"
+else case "$out" in
+	*"--seccomp bogus"*) ok "--seccomp bogus is refused" ;;
+	*) nok "--seccomp bogus is refused" "$out" ;;
+	esac
+fi
 
 # a killed engine stops the whole daemon with a non-zero status
 PORT=$(free_port)
@@ -169,6 +211,13 @@ if wait_log "$TMP/log3" "event=privsep mode=unprivileged" &&
 	code=$(dialogue "$PORT" 127.0.0.22)
 	if [ "$code" = 451 ]; then ok "unprivileged daemon answers with 451"
 	else nok "unprivileged daemon answers with 451" "$code"; fi
+	# no root needed for the filter: no_new_privs is set first
+	e=$(grep 'event=sandbox mode=kill' "$TMP/log3" | sed 's/.*spamd\[\([0-9]*\)\].*/\1/')
+	st=/proc/$e/status
+	if [ -n "$e" ] && [ "$(awk '/^Seccomp:/ {print $2}' "$st")" = 2 ] &&
+	   [ "$(awk '/^NoNewPrivs:/ {print $2}' "$st")" = 1 ]; then
+		ok "unprivileged engine: seccomp filter and no_new_privs"
+	else nok "unprivileged engine: seccomp filter and no_new_privs" "pid $e: $(grep -E 'Seccomp|NoNewPrivs' "$st" 2>/dev/null | tr '\n' ' ')"; fi
 else nok "unprivileged start logs mode=unprivileged" "$(tail -3 "$TMP/log3")"; fi
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 
