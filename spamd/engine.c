@@ -220,6 +220,10 @@ engine_close(struct conn *c, const char *why)
 		e->nblack--;
 	e->nconn--;
 	e->st.closed++;
+	/* (added) spammers' time held: only the part spent tarpitted */
+	if (c->tarpit_start != 0 && engine_now(e) > c->tarpit_start)
+		e->st.tarpit_secs += (uint64_t)(engine_now(e) -
+		    c->tarpit_start);
 	session_free(&c->s);
 	free(c->ibuf);
 	free(c);
@@ -511,6 +515,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 		break;
 	}
 	if (cls != SESSION_GREY) {
+		c->tarpit_start = engine_now(e);	/* (added) metrics */
 		/* -B: past maxblack, blacklisted clients are not stuttered */
 		if (e->nblack >= e->conf->maxblack)
 			c->s.flags |= SESSION_F_NOSTUTTER;
@@ -649,6 +654,7 @@ engine_tarpit(struct conn *c, enum session_class cls)
 		session_trap(&c->s);
 	else
 		c->s.cls = (uint8_t)cls;
+	c->tarpit_start = engine_now(e);	/* (added) metrics */
 	/* -B: past maxblack, blacklisted clients are not stuttered */
 	if (e->nblack >= e->conf->maxblack)
 		c->s.flags |= SESSION_F_NOSTUTTER;
@@ -770,7 +776,7 @@ engine_writer_event(struct bufferevent *bev, short what, void *arg)
 static void
 engine_stats_line(struct engine *e, int logit)
 {
-	char line[1024];
+	char line[4096];
 	int lists = 0;
 	long prefixes = 0;
 
@@ -781,7 +787,8 @@ engine_stats_line(struct engine *e, int logit)
 	    "tuples_waited=%llu results=%llu "
 	    "per_client_refused=%llu accept_errors=%llu idle_closed=%llu "
 	    "bytes_out=%llu lists=%d prefixes=%ld lists_loaded=%llu "
-	    "list_errors=%llu", e->conf->index, e->nconn, e->nblack,
+	    "list_errors=%llu tarpit_secs=%llu", e->conf->index, e->nconn,
+	    e->nblack,
 	    (unsigned long long)e->st.accepted,
 	    (unsigned long long)e->st.closed, (unsigned long long)e->st.grey,
 	    (unsigned long long)e->st.black,
@@ -796,7 +803,9 @@ engine_stats_line(struct engine *e, int logit)
 	    (unsigned long long)e->st.idle_closed,
 	    (unsigned long long)e->st.bytes_out, lists, prefixes,
 	    (unsigned long long)e->st.lists_loaded,
-	    (unsigned long long)e->st.list_errors);
+	    (unsigned long long)e->st.list_errors,
+	    (unsigned long long)e->st.tarpit_secs);
+	engine_dns_stats_text(e->dns, line, sizeof(line));	/* (added) */
 	if (logit)
 		log_info("event=stats %s", line);
 	{

@@ -89,6 +89,8 @@ struct engine_stats {
 	uint64_t	 bytes_out;
 	uint64_t	 lists_loaded;
 	uint64_t	 list_errors;
+	uint64_t	 tarpit_secs;	/* (added) seconds closed connections
+					 * spent in the tarpit (metrics) */
 };
 
 struct engine;
@@ -106,6 +108,8 @@ struct conn {
 	TAILQ_ENTRY(conn) park;		/* waiting for the writer to drain */
 	uint8_t		 parked;
 	struct ssl_st	*tls;		/* (added) after STARTTLS, else NULL */
+	time_t		 tarpit_start;	/* (added) when it entered the
+					 * tarpit; 0 = never (greylisted) */
 };
 
 /*
@@ -183,5 +187,9 @@ void	engine_dns_reload(struct engine_dns *ed, const char *text,
 	    size_t len);
 /* engine_dns_stats - log per-zone and check counters (SIGUSR1) */
 void	engine_dns_stats(struct engine_dns *ed);
+/* engine_dns_stats_text - (added) append " dnsbl_conns=N" and one
+ * " dnsbl=ZONE:QUERIES:LISTED:TIMEOUTS" per zone to buf (the stats line the
+ * writer exports as metrics); nothing when ed is NULL */
+void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
 
 #endif /* SPAMD_ENGINE_H */

@@ -559,3 +559,30 @@ engine_dns_stats(struct engine_dns *ed)
 	    (unsigned long long)ed->n.reloads,
 	    (unsigned long long)ed->n.reload_errors, now, peak);
 }
+
+/* engine_dns_stats_text - (added) the DNSBL counters for the stats line */
+void
+engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz)
+{
+	struct dnsbl_zone_stats st[DNSBL_MAX_ZONES];
+	size_t len = strlen(buf);
+	int i, n;
+
+	if (ed == NULL)
+		return;
+	snprintf(buf + len, sz - len, " dnsbl_conns=%llu",
+	    (unsigned long long)ed->n.listed_conns);
+	n = dnsbl_stats(ed->d, st, DNSBL_MAX_ZONES);
+	for (i = 0; i < n; i++) {
+		len = strlen(buf);
+		/* why ':' as separator: zone names never hold it, and the
+		 * token stays one key=value word for the writer's parser */
+		if (strchr(st[i].zone, ':') != NULL ||
+		    strchr(st[i].zone, ' ') != NULL)
+			continue;
+		snprintf(buf + len, sz - len, " dnsbl=%s:%llu:%llu:%llu",
+		    st[i].zone, (unsigned long long)st[i].queries,
+		    (unsigned long long)st[i].listed,
+		    (unsigned long long)st[i].timeouts);
+	}
+}

@@ -37,6 +37,7 @@
 #include <zlib.h>
 
 #include "pf-sync/sync.h"
+#include "spamd/dnsbl.h"
 #include "spamd/grey.h"
 #include "spamd/log.h"
 
@@ -308,9 +309,45 @@ done:
 struct grey_http_eng {
 	unsigned long long conns, black_conns, accepted, closed, grey, black,
 	    trapped, trapped_live, tuples, tuples_dropped, per_client_refused,
-	    accept_errors, idle_closed, bytes_out;
+	    accept_errors, idle_closed, bytes_out, tarpit_secs, dnsbl_conns;
 	int reporting;
+	/* DNSBL counters by zone, summed over the engines */
+	struct {
+		char zone[256];
+		unsigned long long queries, listed, timeouts;
+	} z[DNSBL_MAX_ZONES];
+	int nz;
 };
+
+/* grey_http_eng_zone - add one "ZONE:QUERIES:LISTED:TIMEOUTS" token */
+static void
+grey_http_eng_zone(struct grey_http_eng *s, const char *v)
+{
+	unsigned long long q, l, t;
+	char zone[256];
+	int i, n = 0;
+
+	/* a token cut short by a full stats line is ignored */
+	if (sscanf(v, "%255[^:]:%llu:%llu:%llu%n", zone, &q, &l, &t, &n) != 4
+	    || v[n] != '\0')
+		return;
+	/* the zone becomes a label value: only DNS name bytes */
+	for (i = 0; zone[i] != '\0'; i++)
+		if (!isalnum((unsigned char)zone[i]) && zone[i] != '.' &&
+		    zone[i] != '-' && zone[i] != '_')
+			return;
+	for (i = 0; i < s->nz; i++)
+		if (strcmp(s->z[i].zone, zone) == 0)
+			break;
+	if (i == s->nz) {
+		if (s->nz == DNSBL_MAX_ZONES)
+			return;
+		strlcpy(s->z[s->nz++].zone, zone, sizeof(s->z[0].zone));
+	}
+	s->z[i].queries += q;
+	s->z[i].listed += l;
+	s->z[i].timeouts += t;
+}
 
 /* grey_http_eng_add - add one engine's "key=value ..." text to sums */
 static void
@@ -324,10 +361,10 @@ grey_http_eng_add(struct grey_http_eng *s, const char *text)
 		K(conns), K(black_conns), K(accepted), K(closed), K(grey),
 		K(black), K(trapped), K(trapped_live), K(tuples),
 		K(tuples_dropped), K(per_client_refused), K(accept_errors),
-		K(idle_closed), K(bytes_out),
+		K(idle_closed), K(bytes_out), K(tarpit_secs), K(dnsbl_conns),
 #undef K
 	};
-	char buf[2048], *tok, *save = NULL, *eq;
+	char buf[8192], *tok, *save = NULL, *eq;
 	size_t i;
 
 	strlcpy(buf, text, sizeof(buf));
@@ -337,6 +374,10 @@ grey_http_eng_add(struct grey_http_eng *s, const char *text)
 		if ((eq = strchr(tok, '=')) == NULL)
 			continue;
 		*eq++ = '\0';
+		if (strcmp(tok, "dnsbl") == 0) {
+			grey_http_eng_zone(s, eq);
+			continue;
+		}
 		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 			if (strcmp(tok, keys[i].key) == 0)
 				*(unsigned long long *)(void *)((char *)s +
@@ -393,11 +434,13 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	    e.conns >= e.black_conns ? e.conns - e.black_conns : 0,
 	    e.black_conns);
 	grey_http_metric(b, "spamd_connections_total", "counter",
-	    "Connections accepted, by class at accept.");
+	    "Connections accepted, by class at accept; dnsbl: greylisted "
+	    "ones a DNSBL listing later tarpitted (also counted as grey).");
 	evbuffer_add_printf(b, "spamd_connections_total{class=\"grey\"} %llu\n"
 	    "spamd_connections_total{class=\"black\"} %llu\n"
-	    "spamd_connections_total{class=\"trapped\"} %llu\n", e.grey,
-	    e.black, e.trapped);
+	    "spamd_connections_total{class=\"trapped\"} %llu\n"
+	    "spamd_connections_total{class=\"dnsbl\"} %llu\n", e.grey,
+	    e.black, e.trapped, e.dnsbl_conns);
 	grey_http_metric(b, "spamd_connections_closed_total", "counter",
 	    "Connections closed (idle: closed for idling).");
 	evbuffer_add_printf(b, "spamd_connections_closed_total{reason=\"all\"}"
@@ -419,6 +462,31 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	evbuffer_add_printf(b, "spamd_engine_tuples_total{state=\"sent\"} "
 	    "%llu\nspamd_engine_tuples_total{state=\"dropped\"} %llu\n",
 	    e.tuples, e.tuples_dropped);
+	grey_http_metric(b, "spamd_tarpit_seconds_total", "counter",
+	    "Seconds closed connections spent in the tarpit (blacklisted, "
+	    "trapped, DNSBL-listed): spammers' time wasted.");
+	evbuffer_add_printf(b, "spamd_tarpit_seconds_total %llu\n",
+	    e.tarpit_secs);
+	if (e.nz > 0) {
+		grey_http_metric(b, "spamd_dnsbl_queries_total", "counter",
+		    "DNS queries sent to each DNSBL zone (cache misses).");
+		for (i = 0; i < e.nz; i++)
+			evbuffer_add_printf(b, "spamd_dnsbl_queries_total"
+			    "{zone=\"%s\"} %llu\n", e.z[i].zone,
+			    e.z[i].queries);
+		grey_http_metric(b, "spamd_dnsbl_listed_total", "counter",
+		    "Checks that found the client listed, by zone.");
+		for (i = 0; i < e.nz; i++)
+			evbuffer_add_printf(b, "spamd_dnsbl_listed_total"
+			    "{zone=\"%s\"} %llu\n", e.z[i].zone,
+			    e.z[i].listed);
+		grey_http_metric(b, "spamd_dnsbl_timeouts_total", "counter",
+		    "DNSBL queries that timed out, by zone.");
+		for (i = 0; i < e.nz; i++)
+			evbuffer_add_printf(b, "spamd_dnsbl_timeouts_total"
+			    "{zone=\"%s\"} %llu\n", e.z[i].zone,
+			    e.z[i].timeouts);
+	}
 	grey_http_metric(b, "spamd_bytes_out_total", "counter",
 	    "Bytes written to SMTP clients.");
 	evbuffer_add_printf(b, "spamd_bytes_out_total %llu\n", e.bytes_out);
