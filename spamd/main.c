@@ -1171,6 +1171,7 @@ main_respawn:
 	}
 	if (gc.ctl_path != NULL)	/* (added) */
 		unlink(gc.ctl_path);
+	tls_ctx_free(ec.tls_ctx);	/* (added) */
 	log_info("event=exit status=%d", status);
 	return status;
 }
