@@ -659,21 +659,19 @@ main_pidfile(const char *path)
 }
 
 /*
- * main_ctl_socket - (added) open greyctl's control socket: --ctl-socket
- * PATH, or <db-dir>/spamd.sock so greyctl -D DIR finds it unconfigured;
- * "none" (and -b without --ctl-socket) leaves it off. Exits on error.
+ * main_ctl_path - (added) greyctl's control socket path into o->ctl_path
+ * (absolute): --ctl-socket PATH, or <db-dir>/spamd.sock so greyctl -D DIR
+ * finds it unconfigured; "" when "none" (or -b without --ctl-socket).
+ * Exits on error.
  */
 static void
-main_ctl_socket(struct main_opts *o, struct grey_conf *gc)
+main_ctl_path(struct main_opts *o)
 {
 	const char *path = o->ctl_socket;
-	struct passwd *pw;
-	char err[PATH_MAX + 128], cwd[PATH_MAX];
-	gid_t gid = (gid_t)-1;
+	char cwd[PATH_MAX];
 	int n;
 
-	gc->ctl_fd = -1;
-	gc->ctl_path = NULL;
+	o->ctl_path[0] = '\0';
 	if (path != NULL && strcmp(path, "none") == 0)
 		return;
 	if (path == NULL && o->blacklist_only)
@@ -706,13 +704,26 @@ main_ctl_socket(struct main_opts *o, struct grey_conf *gc)
 			exit(1);
 		}
 	}
+}
+
+/* main_ctl_socket - (added) open the control socket at o->ctl_path (off
+ * when empty) into gc; exits (logged) on error */
+static void
+main_ctl_socket(struct main_opts *o, struct grey_conf *gc)
+{
+	struct passwd *pw;
+	char err[PATH_MAX + 128];
+	gid_t gid = (gid_t)-1;
+
+	gc->ctl_fd = -1;
+	gc->ctl_path = NULL;
+	if (o->ctl_path[0] == '\0')
+		return;
 	/* spamd's group may open it (the file is 0660) */
 	if (geteuid() == 0 && (pw = getpwnam(o->user)) != NULL)
 		gid = pw->pw_gid;
-	if (grey_ctl_prepare(gc, o->ctl_path, gid, err, sizeof(err)) == -1) {
-		fprintf(stderr, "spamd: %s\n", err);
-		exit(1);
-	}
+	if (grey_ctl_prepare(gc, o->ctl_path, gid, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 }
 
 /* main_kill_all - send sig to every live child */
@@ -985,10 +996,6 @@ main(int argc, char **argv)
 		}
 	}
 
-	/* (added) greyctl's control socket, kept open here across writer
-	 * restarts as the config port */
-	main_ctl_socket(&o, &gc);
-
 	/*
 	 * Listeners: first a probe without SO_REUSEPORT, so a port already
 	 * in use (even by another SO_REUSEPORT daemon of the same user,
@@ -1030,10 +1037,16 @@ main(int argc, char **argv)
 		    sv[i]) == -1)
 			fatal("socketpair");
 
+	/* (added) greyctl's control socket: its path while errors still
+	 * reach stderr and before daemon() moves to / */
+	main_ctl_path(&o);
 	if (!o.foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	if (o.pidfile != NULL)
 		pidfd = main_pidfile(o.pidfile);
+	/* (added) after the pidfile lock, so a second spamd is refused for
+	 * its pidfile first; kept open here across writer restarts */
+	main_ctl_socket(&o, &gc);
 	signal(SIGPIPE, SIG_IGN);
 
 	sigemptyset(&set);
