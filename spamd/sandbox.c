@@ -66,7 +66,7 @@ static const int sandbox_allow[] = {
 	SCMP_SYS(readlinkat), SCMP_SYS(prctl), SCMP_SYS(clone),
 	SCMP_SYS(clone3), SCMP_SYS(ptrace), SCMP_SYS(wait4),
 	SCMP_SYS(waitid), SCMP_SYS(getppid), SCMP_SYS(tgkill),
-	SCMP_SYS(kill), SCMP_SYS(getdents64), SCMP_SYS(set_robust_list),
+	SCMP_SYS(kill), SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(set_robust_list),
 	SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(pipe2),
 	SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(unshare),
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(rseq),
