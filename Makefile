@@ -64,7 +64,8 @@ UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
 BENCH_BINS  = $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps check unit unit-asan integration system bench fuzz run \
+
+.PHONY: all deps check check-sanitize unit unit-asan integration system bench fuzz run \
         install clean tests dist
 all: $(PROGS)
 
@@ -111,7 +112,19 @@ JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 check: deps
 	$(MAKE) -j$(JOBS) WERROR=1 all tests
 	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
-	sh tests/run.sh all
+	VALGRIND_SKIP="$(VALGRIND_SLOW)" \
+	VALGRIND_WHY="over 100 s under valgrind; make check-sanitize runs it" \
+	    sh tests/run.sh check
+
+# check-sanitize - the sanitizer passes alone, every unit test under
+# valgrind included (test_greydb and test_sync take minutes there, so
+# make check leaves those two to this target).
+VALGRIND_SLOW = test_greydb test_sync
+check-sanitize: deps
+	$(MAKE) -j$(JOBS) WERROR=1 all tests
+	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
+	sh tests/run.sh sanitize
+	sh tests/run.sh valgrind
 
 unit: all tests
 	sh tests/run.sh unit
