@@ -110,9 +110,7 @@ run_valgrind() {
 				echo "not ok - valgrind/$n: exit $rc (see $out)" >>"$out"
 			fi
 		fi
-		grep -v '^ok \|^not ok \|^skip ' "$out" >"$out.detail"
-		grep '^ok \|^not ok \|^skip ' "$out" >"$out.res"
-		tally "$out.res" 0 "valgrind/$n"
+		tally "$out" 0 "valgrind/$n"
 	done
 }
 
