@@ -161,9 +161,7 @@ grey_of(struct gdb *db, const struct greyctl *ctl, const char *ip)
 	c.ctl = ctl;
 	if (gdb_addr_canon(ip, c.ip) == -1)
 		return 0;
-	/* There is no ip-prefix walk in the store's API; a full GREY range
-	 * scan is fine for a command-line lookup. */
-	if (gdb_walk(db, GDB_GREY, grey_one, &c, &err) == -1) {
+	if (gdb_walk_ip(db, c.ip, grey_one, &c, &err) == -1) {
 		greyctl_warnx("%s", err.msg);
 		return -1;
 	}

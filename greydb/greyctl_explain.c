@@ -295,7 +295,7 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
 	fprintf(o, "ip=%s\n", x.ip);
-	if (gdb_walk(db, GDB_GREY, explain_grey, &x, &gerr) == -1) {
+	if (gdb_walk_ip(db, x.ip, explain_grey, &x, &gerr) == -1) {
 		greyctl_warnx("%s", gerr.msg);
 		gdb_close(db);
 		return 1;

@@ -210,6 +210,10 @@ typedef int (*gdb_walk_fn)(const struct gdb_rec *rec, void *arg);
  * with the current time (SPAMTRAP has expire 0 and pcount -2). */
 int	gdb_walk(struct gdb *db, enum gdb_type type, gdb_walk_fn fn, void *arg,
 	    struct gdb_err *err);
+/* gdb_walk_ip - visit the GREY tuples of ip only, as gdb_walk does (a
+ * range scan on the key prefix type byte, ip, NUL); -1 for a bad ip */
+int	gdb_walk_ip(struct gdb *db, const char *ip, gdb_walk_fn fn, void *arg,
+	    struct gdb_err *err);
 
 /*
  * gdb_expire - delete every record whose expire <= now (SPAMTRAP never).

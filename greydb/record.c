@@ -719,26 +719,53 @@ delip_one(const unsigned char *key, size_t klen, const unsigned char *val,
 	return 0;
 }
 
-/* gdb_del_grey_ip - delete every GREY tuple of ip; returns count or -1 */
-long
-gdb_del_grey_ip(struct gdb *db, const char *ip, struct gdb_err *err)
+/* grey_ip_prefix - key prefix of the GREY tuples of ip (type byte, ip,
+ * NUL) into prefix[GDB_ADDR_MAX + 2]; its length, or 0 for a bad ip */
+static size_t
+grey_ip_prefix(const char *ip, unsigned char *prefix, struct gdb_err *err)
 {
-	unsigned char prefix[GDB_ADDR_MAX + 2];
 	char canon[GDB_ADDR_MAX];
-	struct delip_ctx c = { 0 };
-	void *arg[2] = { db, &c };
 	size_t n;
 
 	if (gdb_addr_canon(ip, canon) == -1) {
 		gdb_seterr(err, "%.60s: not an IPv4 or IPv6 address",
 		    ip != NULL ? ip : "(null)");
-		return -1;
+		return 0;
 	}
 	n = strlen(canon);
 	prefix[0] = GDB_GREY;
 	memcpy(prefix + 1, canon, n);
 	prefix[n + 1] = '\0';
-	if (gdb_scan(db, prefix, n + 2, delip_one, arg, err) == -1)
+	return n + 2;
+}
+
+/* gdb_del_grey_ip - delete every GREY tuple of ip; returns count or -1 */
+long
+gdb_del_grey_ip(struct gdb *db, const char *ip, struct gdb_err *err)
+{
+	unsigned char prefix[GDB_ADDR_MAX + 2];
+	struct delip_ctx c = { 0 };
+	void *arg[2] = { db, &c };
+	size_t plen;
+
+	if ((plen = grey_ip_prefix(ip, prefix, err)) == 0)
+		return -1;
+	if (gdb_scan(db, prefix, plen, delip_one, arg, err) == -1)
 		return -1;
 	return c.count;
+}
+
+/* gdb_walk_ip - visit the GREY tuples of ip only (a range scan on their
+ * key prefix, not the whole GREY range) */
+int
+gdb_walk_ip(struct gdb *db, const char *ip, gdb_walk_fn fn, void *arg,
+    struct gdb_err *err)
+{
+	unsigned char prefix[GDB_ADDR_MAX + 2];
+	struct walk_ctx w = { fn, arg, NULL };
+	size_t plen;
+
+	if ((plen = grey_ip_prefix(ip, prefix, err)) == 0)
+		return -1;
+	return gdb_scan(db, prefix, plen, walk_one, &w, err) == -1 ? -1 : 0;
 }

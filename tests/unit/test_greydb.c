@@ -629,7 +629,8 @@ walk_cb(const struct gdb_rec *rec, void *arg)
 	return 0;
 }
 
-/* test_walk_stats_del - walk per type, stats, gdb_del, gdb_del_grey_ip */
+/* test_walk_stats_del - walk per type and by ip, stats, gdb_del,
+ * gdb_del_grey_ip */
 static void
 test_walk_stats_del(void **state)
 {
@@ -677,6 +678,26 @@ test_walk_stats_del(void **state)
 	assert_int_equal(st.trapped, 1);
 	assert_int_equal(st.spamtrap, 2);
 
+	/* Walk by ip: exactly that ip's GREY tuples (not 192.0.2.6 or .61,
+	 * whose keys share a prefix), the ip canonicalised first. */
+	{
+		static const struct { const char *ip; int rc; long n; }
+		    byip[] = {
+			{ "192.0.2.60", 0, 1200 }, { "192.0.2.6", 0, 1 },
+			{ "192.0.2.61", 0, 1 }, { "2001:0db8:0::60", 0, 1 },
+			{ "192.0.2.62", 0, 0 }, { "192.0.2.99", 0, 0 },
+			{ "bogus", -1, 0 },
+		};
+
+		for (i = 0; i < sizeof(byip) / sizeof(byip[0]); i++) {
+			memset(&w, 0, sizeof(w));
+			w.want = GDB_GREY;
+			assert_int_equal(gdb_walk_ip(f->db, byip[i].ip,
+			    walk_cb, &w, &err), byip[i].rc);
+			assert_int_equal(w.n[GDB_GREY], byip[i].n);
+			assert_false(w.badtype);
+		}
+	}
 	/* Delete by ip: exactly that ip's tuples (not 192.0.2.6 or .61). */
 	assert_int_equal(gdb_del_grey_ip(f->db, "192.0.2.60", &err), 1200);
 	assert_int_equal(gdb_del_grey_ip(f->db, "192.0.2.60", &err), 0);
