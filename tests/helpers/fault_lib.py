@@ -50,10 +50,11 @@ class Results:
 _TAKEN = set()
 
 
-def pick_port(addr="127.0.0.1"):
-    """A port in 13000-13999 free on addr, not handed out before."""
+def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI):
+    """A port in lo-hi (default 13000-13999) free on addr, not handed out
+    before; each script passes its own range so parallel runs differ."""
     for _ in range(300):
-        p = random.randint(PORT_LO, PORT_HI)
+        p = random.randint(lo, hi)
         if p in _TAKEN:
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -65,7 +66,7 @@ def pick_port(addr="127.0.0.1"):
             s.close()
         _TAKEN.add(p)
         return p
-    raise RuntimeError("no free port in %d-%d" % (PORT_LO, PORT_HI))
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
 
 
 def wait_for(cond, secs, step=0.05):
@@ -79,24 +80,35 @@ def wait_for(cond, secs, step=0.05):
 
 
 class Spamd:
-    """One daemon on 127.0.0.1 with its own temporary directory."""
+    """One daemon on 127.0.0.1 with its own temporary directory.
+
+    ports=(lo, hi) is the script's port range; config_port picks a config
+    port there (else --config-port 0); hostname/workers None leave -h/-W
+    to spamd's defaults; nobody adds --user nobody when run as root;
+    logname names the log file inside tmp."""
 
     def __init__(self, name, extra=(), db=None, workers=1, preexec=None,
-                 tmp=None, verbose=True):
+                 tmp=None, verbose=True, ports=(PORT_LO, PORT_HI),
+                 config_port=False, hostname="mx.fault.example",
+                 nobody=True, logname="spamd.log"):
         self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
         self.db = db or os.path.join(self.tmp, "db")
-        self.port = pick_port()
-        self.workers = workers
+        self.port = pick_port("127.0.0.1", *ports)
+        self.cport = pick_port("127.0.0.1", *ports) if config_port else 0
+        self.workers = workers or 1
         empty = os.path.join(self.tmp, "empty")
         os.makedirs(empty, exist_ok=True)
-        self.logpath = os.path.join(self.tmp, "spamd.log")
-        self.args = [SPAMD, "-d"] + (["-v"] if verbose else []) + [
-                     "-h", "mx.fault.example",
-                     "-p", str(self.port), "-l", "127.0.0.1",
-                     "--config-port", "0", "--db-dir", self.db,
-                     "--chroot", empty, "--commit-window", "50",
-                     "-W", str(workers), "-S", "0", "-s", "0"]
-        if os.geteuid() == 0:
+        self.logpath = os.path.join(self.tmp, logname)
+        self.args = [SPAMD, "-d"] + (["-v"] if verbose else [])
+        if hostname is not None:
+            self.args += ["-h", hostname]
+        self.args += ["-p", str(self.port), "-l", "127.0.0.1",
+                      "--config-port", str(self.cport), "--db-dir", self.db,
+                      "--chroot", empty, "--commit-window", "50"]
+        if workers is not None:
+            self.args += ["-W", str(workers)]
+        self.args += ["-S", "0", "-s", "0"]
+        if nobody and os.geteuid() == 0:
             self.args += ["--user", "nobody"]
         self.args += list(extra)
         self.log = open(self.logpath, "w")
@@ -108,6 +120,23 @@ class Spamd:
     def logtext(self):
         with open(self.logpath, errors="replace") as f:
             return f.read()
+
+    def wait_log(self, text, secs):
+        """Poll (bounded) until text is in the log."""
+        return bool(wait_for(lambda: text in self.logtext(), secs))
+
+    def wait_started(self, secs=15, writer_secs=10):
+        """Raise unless the port accepts within secs; then wait for the
+        writer's event=writer_start (it has reconciled the firewall)."""
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("spamd exited %d: %s" % (
+                    self.proc.returncode, self.logtext()[-500:]))
+            return self.connectable()
+        if not wait_for(up, secs, 0.1):
+            raise RuntimeError("spamd did not listen: " +
+                               self.logtext()[-500:])
+        return self.wait_log("event=writer_start", writer_secs)
 
     def count(self, event):
         return self.logtext().count(event)

@@ -14,130 +14,40 @@ the file removed, the startup reconcile writes the WHITE address back.
 Skips (with the reason) while build/spamd does not exist.
 """
 import os
-import random
 import shutil
-import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-SPAMD = os.path.join(BUILD, "spamd")
-GREYCTL = os.path.join(BUILD, "greyctl")
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
+SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
+R = fl.Results()
+ok, notok, skip = R.ok, R.notok, R.skip
 
 
 def check(name, cond, why="condition false"):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-    return cond
+    return R.check(name, cond, why)
 
 
-def port_free(port):
-    s = socket.socket()
+def Daemon(tmp, name):
+    """one spamd -d (ports from 14000-14999) with the file firewall"""
+    d = fl.Spamd(name, tmp=tmp, workers=None, hostname=None, nobody=False,
+                 ports=(14000, 14999), config_port=True,
+                 logname=name + ".err",
+                 extra=["--pass-seconds", "1", "--fw", "file",
+                        "--fw-file", os.path.join(tmp, "white")])
+    d.fw = os.path.join(tmp, "white")
     try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def pick_port(taken):
-    for _ in range(300):
-        p = random.randint(14000, 14999)
-        if p not in taken and port_free(p):
-            taken.add(p)
-            return p
-    raise RuntimeError("no free port in 14000-14999")
-
-
-TAKEN = set()
-
-
-class Daemon:
-    """one spamd -d with its ports, database and firewall file"""
-
-    def __init__(self, tmp, name, extra=()):
-        self.tmp = tmp
-        self.db = os.path.join(tmp, "db")
-        self.fw = os.path.join(tmp, "white")
-        self.port = pick_port(TAKEN)
-        self.cport = pick_port(TAKEN)
-        empty = os.path.join(tmp, "empty")
-        os.makedirs(empty, exist_ok=True)
-        args = [SPAMD, "-d", "-v", "-p", str(self.port), "-l", "127.0.0.1",
-                "--config-port", str(self.cport), "--db-dir", self.db,
-                "--chroot", empty, "--commit-window", "50",
-                "--pass-seconds", "1", "-S", "0", "-s", "0",
-                "--fw", "file", "--fw-file", self.fw] + list(extra)
-        self.errpath = os.path.join(tmp, name + ".err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log()[-500:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log()[-500:])
-        # the writer is up once it has reconciled the firewall
-        self.wait_log("event=writer_start", 10)
-
-    def log(self):
-        self.err.flush()
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, text, secs):
-        end = time.monotonic() + secs
-        while time.monotonic() < end:
-            if text in self.log():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        else:
-            rc = self.proc.returncode
-        self.err.close()
-        return rc
+        d.wait_started()
+    except Exception:
+        d.stop()
+        raise
+    return d
 
 
 def deliver(d, src, helo, frm, to):
@@ -224,7 +134,7 @@ def main():
             check("greyctl shows the address WHITE",
                   any(l.startswith("WHITE|%s|" % client) for l in lines),
                   repr(lines))
-        check("pass logged", ("event=pass ip=%s" % client) in d.log())
+        check("pass logged", ("event=pass ip=%s" % client) in d.logtext())
 
         if lines is not None:
             code = deliver(d, trapper, "h", "x@spam.example",
@@ -250,8 +160,8 @@ def main():
         check("restart: startup reconcile restores the WHITE address",
               fw_has(d, client), "file: %s" % d.fw)
         check("restart: reconcile counts logged",
-              "event=fw_reconcile ok=1 added=1 removed=0" in d.log(),
-              d.log()[-400:])
+              "event=fw_reconcile ok=1 added=1 removed=0" in d.logtext(),
+              d.logtext()[-400:])
         rc = d.stop()
         check("restart: spamd exits 0", rc == 0, "status %s" % rc)
         d = None
@@ -260,7 +170,7 @@ def main():
     finally:
         if d is not None:
             d.stop()
-        if failed:
+        if R.failed:
             for fn in ("first.err", "second.err"):
                 p = os.path.join(tmp, fn)
                 if os.path.exists(p):
@@ -268,7 +178,7 @@ def main():
                         sys.stderr.write("--- %s\n%s" % (fn,
                                                          f.read()[-3000:]))
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
