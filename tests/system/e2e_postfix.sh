@@ -10,19 +10,11 @@ E2E_TAG=e2e
 trap e2e_cleanup EXIT INT TERM
 e2e_need
 DB=$E2E_TMP/db
-mkdir -p "$E2E_TMP/empty"
 
 # spamd_start - spamd in the MX namespace, nftables backend
 spamd_start() {
-	ip netns exec "$NS_MX" "$BUILD/spamd" -d -v -l $MX4 -l $MX6 -p 8025 \
-	    -S 0 -s 0 --pass-seconds 2 --db-dir "$DB" \
-	    --fw nftables --fw-family inet --fw-table spamd --fw-reconcile 2 \
-	    --config-port 0 --user nobody --chroot "$E2E_TMP/empty" \
-	    >>"$E2E_TMP/spamd.log" 2>&1 &
-	SPAMD_PID=$!
-	E2E_PIDS="$E2E_PIDS $SPAMD_PID"
-	e2e_wait 10 ip netns exec "$NS_MX" python3 -c \
-	    "import socket; socket.create_connection(('$MX4', 8025), 1)"
+	e2e_spamd -v -l $MX6 --pass-seconds 2 --db-dir "$DB" --fw nftables \
+	    --fw-family inet --fw-table spamd --fw-reconcile 2
 }
 
 # in_set SET ADDR - the nftables set holds ADDR

@@ -8,7 +8,6 @@ E2E_TAG=e2eipset
 trap e2e_cleanup EXIT INT TERM
 e2e_need ipset iptables ip6tables
 DB=$E2E_TMP/db
-mkdir -p "$E2E_TMP/empty"
 
 e2e_netns || { e2e_fail "e2e-ipset: namespaces"; exit 1; }
 if ! ip netns exec "$NS_MX" sh "$TOP/etc/spamd-iptables.sh" start \
@@ -18,13 +17,7 @@ if ! ip netns exec "$NS_MX" sh "$TOP/etc/spamd-iptables.sh" start \
 fi
 e2e_ok "e2e-ipset: etc/spamd-iptables.sh sets up sets and redirect"
 e2e_sink
-ip netns exec "$NS_MX" "$BUILD/spamd" -d -l $MX4 -l $MX6 -p 8025 \
-    -S 0 -s 0 --pass-seconds 2 --db-dir "$DB" --fw ipset \
-    --config-port 0 --user nobody --chroot "$E2E_TMP/empty" \
-    >"$E2E_TMP/spamd.log" 2>&1 &
-E2E_PIDS="$E2E_PIDS $!"
-e2e_wait 10 ip netns exec "$NS_MX" python3 -c \
-    "import socket; socket.create_connection(('$MX4', 8025), 1)"
+e2e_spamd -l $MX6 --pass-seconds 2 --db-dir "$DB" --fw ipset
 e2e_postfix "[$MX4]:25" || { e2e_fail "e2e-ipset: postfix start"; exit 1; }
 
 # in_ipset SET ADDR - the ipset holds ADDR (with its timeout)

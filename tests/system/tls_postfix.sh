@@ -9,7 +9,6 @@ E2E_TAG=tls
 trap e2e_cleanup EXIT INT TERM
 e2e_need openssl
 DB=$E2E_TMP/db
-mkdir -p "$E2E_TMP/empty"
 
 if ! openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mx.test \
     -keyout "$E2E_TMP/key.pem" -out "$E2E_TMP/cert.pem" \
@@ -18,14 +17,8 @@ if ! openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mx.test \
 	exit 0
 fi
 e2e_netns || { e2e_fail "tls: namespaces"; exit 1; }
-ip netns exec "$NS_MX" "$BUILD/spamd" -d -v -l $MX4 -p 8025 -h mx.test \
-    -S 0 -s 0 --db-dir "$DB" --config-port 0 --user nobody \
-    --chroot "$E2E_TMP/empty" -C "$E2E_TMP/cert.pem" -K "$E2E_TMP/key.pem" \
-    >>"$E2E_TMP/spamd.log" 2>&1 &
-SPAMD_PID=$!
-E2E_PIDS="$E2E_PIDS $SPAMD_PID"
-if ! e2e_wait 10 ip netns exec "$NS_MX" python3 -c \
-    "import socket; socket.create_connection(('$MX4', 8025), 1)"; then
+if ! e2e_spamd -v -h mx.test --db-dir "$DB" -C "$E2E_TMP/cert.pem" \
+    -K "$E2E_TMP/key.pem"; then
 	e2e_fail "tls: spamd did not listen: $(tail -n 3 "$E2E_TMP/spamd.log")"
 	exit 1
 fi

@@ -163,3 +163,18 @@ e2e_delivered() {
 e2e_maillog() {
 	grep -qs -- "$1" "$E2E_TMP/maillog"
 }
+
+# e2e_spamd ARGS... - start spamd in the MX namespace on MX4 port 8025
+# (no stutter, no config port, engine as nobody in an empty chroot, its
+# log appended to $E2E_TMP/spamd.log) with ARGS added; sets SPAMD_PID and
+# returns once the port answers (1 if it never does)
+e2e_spamd() {
+	mkdir -p "$E2E_TMP/empty"
+	ip netns exec "$NS_MX" "$BUILD/spamd" -d -l $MX4 -p 8025 -S 0 -s 0 \
+	    --config-port 0 --user nobody --chroot "$E2E_TMP/empty" "$@" \
+	    >>"$E2E_TMP/spamd.log" 2>&1 &
+	SPAMD_PID=$!
+	E2E_PIDS="$E2E_PIDS $SPAMD_PID"
+	e2e_wait 10 ip netns exec "$NS_MX" python3 -c \
+	    "import socket; socket.create_connection(('$MX4', 8025), 1)"
+}
