@@ -29,6 +29,8 @@
 
 #include "spamd/setup.h"
 
+#define SETUP_REC_MAX	(64 * 1024)	/* one record, continuations joined */
+
 /* One field of a record, with the line it starts on. */
 struct setup_field {
 	char		*text;
@@ -244,6 +246,13 @@ setup_cap_read(struct setup_cap *c, const char *buf, size_t len)
 			n--;
 		if (setup_buf_add(&rec, p, n) == -1)
 			goto nomem;
+		/* Bound a record (and the line-number map kept per byte of
+		 * it): a run of continuation lines must not grow without end. */
+		if (rec.len > SETUP_REC_MAX) {
+			setup_cerr(c, lineno, NULL, "record longer than %d "
+			    "bytes (continuation lines joined)", SETUP_REC_MAX);
+			goto out;
+		}
 		if (rec.len + 1 > caplines) {
 			unsigned long *nlp;
 			size_t want = rec.len + 1 + 256;

@@ -290,6 +290,36 @@ test_conf_tc_depth(void **state)
 	assert_non_null(strstr(err, "nested deeper than"));
 }
 
+/* test_conf_record_bound - continuation lines cannot make a record
+ * without end: over 64 KiB joined is an error naming file and line */
+static void
+test_conf_record_bound(void **state)
+{
+	struct setup_conf c;
+	char err[512], want[64];
+	char *conf;
+	size_t n = 0, cap = 80 * 1024;
+	int i;
+
+	(void)state;
+	conf = malloc(cap);
+	assert_non_null(conf);
+	n += (size_t)snprintf(conf + n, cap - n, "all:a:\na:black:\\\n");
+	/* 8 bytes, then lines of 60: the 1,093rd goes past 65,536 */
+	for (i = 0; i < 1100; i++)
+		n += (size_t)snprintf(conf + n, cap - n, "\t:x%057d:\\\n",
+		    i);
+	n += (size_t)snprintf(conf + n, cap - n, "\t:msg=\"x\":file=/x:\n");
+	assert_int_equal(setup_conf_parse(conf, n, "t.conf", &c, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "record longer than 65536 bytes"));
+	/* the line where the bound is crossed: record starts at line 2 */
+	snprintf(want, sizeof(want), "t.conf:%d: ", 2 + 1093);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("error '%s', wanted it to start '%s'", err, want);
+	free(conf);
+}
+
 /* test_conf_msgfile - msg= naming a file takes its contents */
 static void
 test_conf_msgfile(void **state)
@@ -1152,6 +1182,7 @@ main(void)
 		cmocka_unit_test(test_conf_alias),
 		cmocka_unit_test(test_conf_errors),
 		cmocka_unit_test(test_conf_tc_depth),
+		cmocka_unit_test(test_conf_record_bound),
 		cmocka_unit_test(test_conf_msgfile),
 		cmocka_unit_test(test_conf_example),
 		cmocka_unit_test(test_list_lines),
