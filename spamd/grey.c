@@ -1066,7 +1066,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	    grey_http_start(&g->http, g, g->base, c, g->sync) == -1)
 		return -1;
 	/* (added) greyctl's control socket, off unless main opened it */
-	if (grey_ctl_start(&g->ctl, g, g->base, c) == -1)
+	if (grey_ctl_start(&g->ctl, g, g->base, c, g->sync) == -1)
 		return -1;
 	log_info("event=writer_start engines=%d db=%s fw=%s config_port=%s "
 	    "group_v4=%d group_v6=%d", nfds, g->db ? c->dbdir : "none",

@@ -133,6 +133,11 @@ void	grey_fw_trap(struct grey_fw *gf, const char *ip, int64_t expire,
 void	grey_fw_expired(struct grey_fw *gf, const struct gdb_rec *rec);
 /* grey_fw_reconcile - repair the sets from db both ways, log the counts */
 int	grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now);
+/* grey_fw_list - visit one set's elements through the writer's handle
+ * (fw_list); *setname gets the set's name; -1 with err */
+int	grey_fw_list(struct grey_fw *gf, enum fw_set set, int v6,
+	    fw_list_fn fn, void *arg, const char **setname, char *err,
+	    size_t errsz);
 /* grey_fw_counts - firewall changes queued and failures so far */
 void	grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors);
 
@@ -182,6 +187,11 @@ void	grey_sync_free(struct grey_sync *gs);
 void	grey_sync_local(struct grey_sync *gs, int res, const char *ip,
 	    const char *helo, const char *from, const char *to,
 	    int64_t expire, int64_t now);
+/* grey_sync_del - a local deletion of a GDB_WHITE or GDB_TRAPPED record
+ * to the -Y targets with --sync-deletions (DEL_WHITE / DEL_TRAPPED): 0
+ * sent, -1 failed, 1 not configured; safe on NULL */
+int	grey_sync_del(struct grey_sync *gs, enum gdb_type type,
+	    const char *ip);
 /* grey_sync_log - the SIGUSR1 line of sync counters; safe on NULL */
 void	grey_sync_log(const struct grey_sync *gs);
 /* grey_sync_counters - the counters, NULL when sync is off */
@@ -210,7 +220,8 @@ int	grey_ctl_prepare(struct grey_conf *conf, const char *path, gid_t gid,
 	    char *err, size_t errsz);
 /* grey_ctl_start - serve the socket (*out NULL when off); -1 = fatal */
 int	grey_ctl_start(struct grey_ctl **out, struct grey *g,
-	    struct event_base *base, const struct grey_conf *conf);
+	    struct event_base *base, const struct grey_conf *conf,
+	    struct grey_sync *gs);
 /* grey_ctl_blacklist - the config port accepted a list: keep it so
  * explain can name the lists of an address; safe on NULL */
 void	grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len);

@@ -15,9 +15,8 @@
  * file is 0660 besides.
  *
  * With -Y targets and --sync-deletions the deletions go to the peers as
- * DEL_WHITE / DEL_TRAPPED from a send-only sync endpoint of our own
- * (grey_sync keeps its endpoint private; a peer takes a new source as a
- * new sender, see pf-sync/sync.h).
+ * DEL_WHITE / DEL_TRAPPED through the writer's sync endpoint
+ * (grey_sync_del).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -39,7 +38,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "pf-sync/sync.h"
 #include "spamd/blacklist.h"
 #include "spamd/grey.h"
 #include "spamd/log.h"
@@ -54,7 +52,7 @@ struct grey_ctl {
 	struct event_base	*base;
 	struct event		*accept_ev;
 	struct bl_set		*bl;		/* last list per tag (config port) */
-	struct psync		*sync;		/* DEL_* to peers; NULL off */
+	struct grey_sync	*gs;		/* DEL_* to peers; NULL off */
 	long			 requests, refused;
 };
 
@@ -205,10 +203,9 @@ grey_ctl_del(struct grey_ctl_conn *c, enum gdb_type type, const char *arg)
 	grey_ctl_say(c, "deleted=%s", rc == 1 ? "record" : "none");
 	grey_ctl_say(c, "firewall=%s", grey_fw_of(g) != NULL ? "queued" :
 	    "off");
-	if (c->gc->sync == NULL)
+	if ((rc = grey_sync_del(c->gc->gs, type, ip)) == 1)
 		grey_ctl_say(c, "sync=off");
-	else if (psync_send_del(c->gc->sync, type == GDB_WHITE ?
-	    PSYNC_DEL_WHITE : PSYNC_DEL_TRAPPED, ip, time(NULL)) == -1) {
+	else if (rc == -1) {
 		log_warnx("event=sync_error op=del ip=%s", ip);
 		grey_ctl_say(c, "sync=failed");
 	} else
@@ -236,29 +233,17 @@ grey_ctl_find_cb(const char *ip, int64_t expires, void *arg)
 }
 
 /*
- * grey_ctl_fw_has - is ip in the set? Read through a handle of our own:
- * grey_fw keeps its struct fw private, and a fresh open shows what the
- * backend holds now. 1 yes, 0 no, -1 error (err set).
+ * grey_ctl_fw_has - is ip in the set? Read through the writer's handle
+ * (the backend is asked each time). 1 yes, 0 no, -1 error (err set).
  */
 static int
-grey_ctl_fw_has(const struct grey_conf *conf, enum fw_set set,
-    const char *ip, int64_t *expires, const char **setname, char *err,
-    size_t errsz)
+grey_ctl_fw_has(struct grey_fw *gf, enum fw_set set, const char *ip,
+    int64_t *expires, const char **setname, char *err, size_t errsz)
 {
-	static char name[128];
 	struct grey_ctl_find f = { ip, 0, 0 };
-	struct fw_conf fc = conf->fw;
-	struct fw *fw;
-	int v6 = strchr(ip, ':') != NULL, rc;
 
-	fc.create = 0;		/* only look */
-	if (fw_open(&fw, &fc, err, errsz) == -1)
-		return -1;
-	strlcpy(name, fw_set_name(fw, set, v6), sizeof(name));
-	*setname = name;
-	rc = fw_list(fw, set, v6, grey_ctl_find_cb, &f, err, errsz);
-	fw_close(fw);
-	if (rc == -1)
+	if (grey_fw_list(gf, set, strchr(ip, ':') != NULL, grey_ctl_find_cb,
+	    &f, setname, err, errsz) == -1)
 		return -1;
 	*expires = f.expires;
 	return f.found;
@@ -285,8 +270,8 @@ grey_ctl_explain(struct grey_ctl_conn *c, const char *arg)
 	} else {
 		grey_ctl_say(c, "firewall=%s", conf->fw.backend != NULL ?
 		    conf->fw.backend : "nftables");
-		rc = grey_ctl_fw_has(conf, FW_WHITE, ip, &exp, &setname, err,
-		    sizeof(err));
+		rc = grey_ctl_fw_has(grey_fw_of(g), FW_WHITE, ip, &exp,
+		    &setname, err, sizeof(err));
 		if (rc == -1) {
 			for (char *p = err; *p; p++)
 				if (*p == '"' || *p == '\n')
@@ -497,36 +482,10 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-/* grey_ctl_sync - a send-only sync endpoint to the -Y targets */
-static int
-grey_ctl_sync(struct grey_ctl *gc)
-{
-	const struct grey_conf *conf = gc->conf;
-	struct psync_opts o;
-	struct psync_err err;
-	int i;
-
-	memset(&o, 0, sizeof(o));
-	o.key = conf->sync_key;
-	o.port = (uint16_t)conf->sync_port;
-	o.deletions = 1;
-	if ((gc->sync = psync_new(gc->base, &o, &err)) == NULL)
-		goto fail;
-	for (i = 0; i < conf->nsync_targets; i++)
-		if (psync_add_target(gc->sync, conf->sync_targets[i], 1,
-		    &err) == -1)
-			goto fail;
-	return 0;
-fail:
-	log_warnx("event=writer_start error=\"control socket sync: %s\"",
-	    err.msg);
-	return -1;
-}
-
 /* grey_ctl_start - serve conf->ctl_fd (see grey.h) */
 int
 grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
-    const struct grey_conf *conf)
+    const struct grey_conf *conf, struct grey_sync *gs)
 {
 	struct grey_ctl *gc;
 
@@ -539,6 +498,7 @@ grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
 	gc->g = g;
 	gc->conf = conf;
 	gc->base = base;
+	gc->gs = gs;
 	evutil_make_socket_nonblocking(conf->ctl_fd);
 	gc->accept_ev = event_new(base, conf->ctl_fd, EV_READ | EV_PERSIST,
 	    grey_ctl_accept, gc);
@@ -549,13 +509,9 @@ grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
 		grey_ctl_free(gc);
 		return -1;
 	}
-	if (!conf->blacklist_only && conf->nsync_targets > 0 &&
-	    conf->sync_deletions && grey_ctl_sync(gc) == -1) {
-		grey_ctl_free(gc);
-		return -1;
-	}
 	log_info("event=ctl_listen path=%s sync_deletions=%s", conf->ctl_path,
-	    gc->sync != NULL ? "on" : "off");
+	    gs != NULL && conf->nsync_targets > 0 && conf->sync_deletions ?
+	    "on" : "off");
 	*out = gc;
 	return 0;
 }
@@ -585,6 +541,5 @@ grey_ctl_free(struct grey_ctl *gc)
 		event_free(gc->accept_ev);
 	if (gc->bl != NULL)
 		bl_set_free(gc->bl);
-	psync_free(gc->sync);
 	free(gc);
 }

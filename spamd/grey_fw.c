@@ -201,6 +201,15 @@ grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now)
 	return 0;
 }
 
+/* grey_fw_list - fw_list through the writer's own handle (see grey.h) */
+int
+grey_fw_list(struct grey_fw *gf, enum fw_set set, int v6, fw_list_fn fn,
+    void *arg, const char **setname, char *err, size_t errsz)
+{
+	*setname = fw_set_name(gf->fw, set, v6);
+	return fw_list(gf->fw, set, v6, fn, arg, err, errsz);
+}
+
 /* grey_fw_counts - firewall changes queued and failures so far */
 void
 grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors)

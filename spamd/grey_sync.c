@@ -286,6 +286,17 @@ grey_sync_local(struct grey_sync *gs, int res, const char *ip,
 	}
 }
 
+/* grey_sync_del - send a local deletion to the -Y targets (see grey.h) */
+int
+grey_sync_del(struct grey_sync *gs, enum gdb_type type, const char *ip)
+{
+	if (gs == NULL || gs->conf->nsync_targets == 0 ||
+	    !gs->conf->sync_deletions)
+		return 1;
+	return psync_send_del(gs->ps, type == GDB_WHITE ? PSYNC_DEL_WHITE :
+	    PSYNC_DEL_TRAPPED, ip, time(NULL)) == -1 ? -1 : 0;
+}
+
 /* grey_sync_log - the counters on SIGUSR1 */
 void
 grey_sync_log(const struct grey_sync *gs)
