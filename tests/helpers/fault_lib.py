@@ -303,3 +303,26 @@ def db_verify(db):
     r = subprocess.run([tool, "-h", db] + files, capture_output=True,
                        text=True, timeout=120)
     return r.returncode == 0 and bool(files), (r.stdout + r.stderr).strip()
+
+
+def file_fw_spamd(tmp, ports, extra=(), logname="spamd.err",
+                  need_writer=False):
+    """A spamd -d for the integration scripts: ports and a config port
+    from the script's range, --fw file at tmp/white (as .fw), its own -W
+    and -h defaults, not --user nobody; waits until it accepts and its
+    writer has started (raises if need_writer and it has not)."""
+    fw = os.path.join(tmp, "white")
+    d = Spamd(os.path.splitext(logname)[0], tmp=tmp, workers=None,
+              hostname=None, nobody=False, ports=ports, config_port=True,
+              logname=logname,
+              extra=["--fw", "file", "--fw-file", fw] + list(extra))
+    d.fw = fw
+    try:
+        started = d.wait_started()
+        if need_writer and not started:
+            raise RuntimeError("writer did not start: " +
+                               d.logtext()[-500:])
+    except Exception:
+        d.stop()
+        raise
+    return d

@@ -15,9 +15,7 @@ sentence from the database alone.
 Skips (with the reason) while build/spamd or build/greyctl do not exist.
 """
 import os
-import random
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -26,120 +24,29 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-SPAMD = os.path.join(BUILD, "spamd")
-GREYCTL = os.path.join(BUILD, "greyctl")
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
+SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
+PORTS = (21000, 21999)
+R = fl.Results()
+ok, notok, skip = R.ok, R.notok, R.skip
 
 
 def check(name, cond, why="condition false"):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-    return cond
-
-
-def port_free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-TAKEN = set()
+    return R.check(name, cond, why)
 
 
 def pick_port():
-    for _ in range(300):
-        p = random.randint(21000, 21999)
-        if p not in TAKEN and port_free(p):
-            TAKEN.add(p)
-            return p
-    raise RuntimeError("no free port in 21000-21999")
+    return fl.pick_port("127.0.0.1", *PORTS)
 
 
-class Daemon:
-    """one spamd -d with its ports, database and firewall file"""
-
-    def __init__(self, tmp, extra=()):
-        self.db = os.path.join(tmp, "db")
-        self.fw = os.path.join(tmp, "white")
-        self.port = pick_port()
-        self.cport = pick_port()
-        empty = os.path.join(tmp, "empty")
-        os.makedirs(empty, exist_ok=True)
-        args = [SPAMD, "-d", "-v", "-p", str(self.port), "-l", "127.0.0.1",
-                "--config-port", str(self.cport), "--db-dir", self.db,
-                "--chroot", empty, "--commit-window", "50",
-                "--pass-seconds", "1", "-S", "0", "-s", "0",
-                "--fw", "file", "--fw-file", self.fw,
-                "--fw-reconcile", "3600"] + list(extra)
-        self.errpath = os.path.join(tmp, "spamd.err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log()[-500:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log()[-500:])
-        if not self.wait_log("event=writer_start", 10):
-            raise RuntimeError("writer did not start: " + self.log()[-500:])
-
-    def log(self):
-        self.err.flush()
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, text, secs):
-        end = time.monotonic() + secs
-        while time.monotonic() < end:
-            if text in self.log():
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        else:
-            rc = self.proc.returncode
-        self.err.close()
-        return rc
+def Daemon(tmp, extra=()):
+    """one spamd -d with the file firewall and no reconcile in the test"""
+    return fl.file_fw_spamd(tmp, PORTS, ["--pass-seconds", "1",
+                                         "--fw-reconcile", "3600"] +
+                            list(extra), need_writer=True)
 
 
 def deliver(d, src, to):
@@ -321,7 +228,7 @@ def main():
         time.sleep(2.2)
         deliver(d, white, "carol@example.com")
         check("whitelisted: in the firewall file", fw_has(d, white),
-              d.log()[-300:])
+              d.logtext()[-300:])
         rc, out, err = greyctl(d.db, "explain", white)
         s = last_line(out)
         check("whitelisted: sentence says it reaches the real MX",
@@ -368,7 +275,7 @@ def main():
         check("greyctl -d: gone from the firewall file without reconcile",
               not fw_has(d, white, want=False, secs=10), d.fw)
         check("greyctl -d: no reconcile ran",
-              d.log().count("event=fw_reconcile") == 1, d.log()[-400:])
+              d.logtext().count("event=fw_reconcile") == 1, d.logtext()[-400:])
         got = False
         end = time.monotonic() + 10
         while not got and time.monotonic() < end:
@@ -399,7 +306,7 @@ def main():
             rc, out, err = greyctl(d.db, grey)
             check("refused request: database unchanged",
                   ("WHITE|%s|" % grey) in out, repr(out))
-            check("refused request logged", "event=ctl_refused" in d.log())
+            check("refused request logged", "event=ctl_refused" in d.logtext())
             os.chmod(sock, 0o660)
             ans = ctl_raw(sock, "explain %s" % grey, pre)
             check("nobody cannot even connect with mode 0660",
@@ -448,7 +355,7 @@ def main():
         if d is not None:
             d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
