@@ -108,39 +108,9 @@ else nok "10,000 elements in one flush" "$(cat "$TMP/err")"; fi
 # The ruleset really diverts: a client in a second namespace reaches the
 # listener on 8025 until its address is white, then the one on port 25.
 CL=fwipsc$$
-netpair() {
-	ip netns add "$CL" || return 1
-	ip link add "vip$$a" type veth peer name "vip$$b" || return 1
-	ip link set "vip$$a" netns "$CL"; ip link set "vip$$b" netns "$NS"
-	ip -n "$CL" link set lo up; ip -n "$CL" link set "vip$$a" up; ip -n "$NS" link set "vip$$b" up
-	ip -n "$CL" addr add 10.99.0.1/24 dev "vip$$a"; ip -n "$NS" addr add 10.99.0.2/24 dev "vip$$b"
-	ip -n "$CL" addr add fd99::1/64 dev "vip$$a" nodad; ip -n "$NS" addr add fd99::2/64 dev "vip$$b" nodad
-}
-# which_port ADDR - the port that answered a connection to ADDR:25
-which_port() {
-	ip netns exec "$CL" python3 - "$1" <<'PY' 2>/dev/null
-import socket, sys
-s = socket.create_connection((sys.argv[1], 25), timeout=3)
-print(s.recv(100).decode().strip())
-PY
-}
-if netpair; then
-	# One listener per port, answering with its port (dual stack).
-	ip netns exec "$NS" python3 -c '
-import socket, threading
-def serve(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", port)); s.listen(16)
-    for _ in range(100):
-        c, _a = s.accept(); c.sendall(b"port=%d\r\n" % port); c.close()
-t = [threading.Thread(target=serve, args=(p,), daemon=True) for p in (25, 8025)]
-[x.start() for x in t]
-threading.Event().wait(120)
-' &
-	SRV=$!
-	i=0; while ! ip netns exec "$NS" ss -ltn | grep -q ':8025 ' && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+. "$(dirname "$0")/lib/redirect.sh"
+if redirect_netpair; then
+	redirect_serve
 	a=$(which_port 10.99.0.2); b=$(which_port fd99::2)
 	if [ "$a" = port=8025 ] && [ "$b" = port=8025 ]; then ok "spamd-iptables.sh redirects non-white IPv4 and IPv6 to 8025"
 	else nok "spamd-iptables.sh redirects non-white IPv4 and IPv6 to 8025" "got '$a' '$b'"; fi
