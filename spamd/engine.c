@@ -319,8 +319,8 @@ engine_park(struct conn *c)
 {
 	struct engine *e = c->eng;
 
-	if (c->s.cls != SESSION_GREY || c->ilen < 4 ||
-	    strncasecmp(c->ibuf, "RCPT", 4) != 0 ||
+	if (c->s.cls != SESSION_GREY ||
+	    !session_cmd_is(c->ibuf, c->ilen, "RCPT") ||
 	    evbuffer_get_length(bufferevent_get_output(e->wbev)) <=
 	    ENGINE_WRITER_HIGH)
 		return 0;

@@ -414,17 +414,6 @@ engine_dns_end(struct conn *c)
 	c->dns = NULL;
 }
 
-/* engine_dns_tuple_cmd - 1 if buf starts with RCPT or DATA, the commands
- * that record a tuple or end a greylisted dialogue */
-static int
-engine_dns_tuple_cmd(const char *buf, size_t len)
-{
-	if (len < 4)
-		return 0;	/* not a whole command word yet */
-	return strncasecmp(buf, "RCPT", 4) == 0 ||
-	    strncasecmp(buf, "DATA", 4) == 0;
-}
-
 /* engine_dns_hold - 1 if c's next command must wait for a check */
 int
 engine_dns_hold(struct conn *c)
@@ -440,7 +429,8 @@ engine_dns_hold(struct conn *c)
 	 * meanwhile, so a slow DNS server costs little. A greylisted session
 	 * is never in the DATA state, so these bytes are always a command.
 	 */
-	if (!engine_dns_tuple_cmd(c->ibuf, c->ilen))
+	if (!session_cmd_is(c->ibuf, c->ilen, "RCPT") &&
+	    !session_cmd_is(c->ibuf, c->ilen, "DATA"))
 		return 0;
 	conf = dc->ed->conf;
 	if (dc->zreq != NULL ||

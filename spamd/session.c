@@ -45,6 +45,15 @@ static const char *const session_state_names[SESSION_NSTATES] = {
 	[SESSION_CLOSING] = "closing",
 };
 
+/* session_cmd_is - 1 if buf starts with the four-letter command word */
+int
+session_cmd_is(const char *buf, size_t len, const char *word)
+{
+	if (len < 4)
+		return 0;	/* not a whole command word yet */
+	return strncasecmp(buf, word, 4) == 0;
+}
+
 /* session_state_name - a state's name for logs */
 const char *
 session_state_name(int state)

@@ -160,5 +160,11 @@ const char *session_ip(const struct session *s, char *buf, size_t bufsz);
 /* session_state_name / session_class_name - names for logs */
 const char *session_state_name(int state);
 const char *session_class_name(int cls);
+/*
+ * session_cmd_is - 1 if the unread bytes buf (len) begin with the
+ * four-letter command word (case-insensitive): for owners that must look
+ * at the next command before session_input runs it (back-pressure, DNS)
+ */
+int	session_cmd_is(const char *buf, size_t len, const char *word);
 
 #endif /* SPAMD_SESSION_H */

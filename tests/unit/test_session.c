@@ -789,6 +789,31 @@ test_names(void **state)
 	assert_string_equal(session_class_name(-1), "invalid");
 }
 
+/* session_cmd_is: the next-command sniffing the engine and DNS use */
+static void
+test_cmd_is(void **state)
+{
+	static const struct {
+		const char	*buf;
+		const char	*word;
+		int		 want;
+	} t[] = {
+		{ "RCPT TO:<a@b>\r\n", "RCPT", 1 },
+		{ "rcpt to:<a@b>", "RCPT", 1 },
+		{ "DaTa\r\n", "DATA", 1 },
+		{ "RCP", "RCPT", 0 },		/* partial: not yet */
+		{ "", "RCPT", 0 },
+		{ "MAIL FROM:<>", "RCPT", 0 },
+		{ "DATA", "RCPT", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		assert_int_equal(session_cmd_is(t[i].buf, strlen(t[i].buf),
+		    t[i].word), t[i].want);
+}
+
 int
 main(void)
 {
@@ -801,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_helo_op),
 		cmocka_unit_test(test_dns_switch),
+		cmocka_unit_test(test_cmd_is),
 	};
 
 	/* the banner's date is checked in UTC */
