@@ -36,18 +36,8 @@ def check(name, cond, why="condition false"):
 
 def Daemon(tmp, name):
     """one spamd -d (ports from 14000-14999) with the file firewall"""
-    d = fl.Spamd(name, tmp=tmp, workers=None, hostname=None, nobody=False,
-                 ports=(14000, 14999), config_port=True,
-                 logname=name + ".err",
-                 extra=["--pass-seconds", "1", "--fw", "file",
-                        "--fw-file", os.path.join(tmp, "white")])
-    d.fw = os.path.join(tmp, "white")
-    try:
-        d.wait_started()
-    except Exception:
-        d.stop()
-        raise
-    return d
+    return fl.file_fw_spamd(tmp, (14000, 14999), ["--pass-seconds", "1"],
+                            logname=name + ".err")
 
 
 def deliver(d, src, helo, frm, to):
