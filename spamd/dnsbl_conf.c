@@ -273,13 +273,36 @@ dnsbl_spec_clear(struct dnsbl_spec *spec)
 	spec->msg = NULL;
 }
 
+/* conf_getline - one line of f into buf (NUL-terminated, '\n' kept);
+ * its length, 0 at the end, -1 on a read error, -2 if longer than
+ * bufsz - 1 bytes (getline would grow without bound on a file with no
+ * newline, e.g. /dev/zero) */
+static ssize_t
+conf_getline(FILE *f, char *buf, size_t bufsz)
+{
+	size_t n = 0;
+	int c = 0;
+
+	while (c != '\n' && (c = getc(f)) != EOF) {
+		if (n == bufsz - 1)
+			return -2;
+		buf[n++] = (char)c;
+	}
+	if (c == EOF && ferror(f))
+		return -1;
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
 /* dnsbl_conf_parse - parse zone lines from f (named path), all or nothing */
 static int
 dnsbl_conf_parse(FILE *f, const char *path, struct dnsbl_spec *out, int max,
     int *n, char *err, size_t errsz)
 {
-	char *buf = NULL, *s;
-	size_t cap = 0;
+	/* room for DNSBL_LINE_MAX and "\r\n": longer is an error here,
+	 * shorter but too long one from dnsbl_spec_parse */
+	char buf[DNSBL_LINE_MAX + 3], *s;
+	size_t total = 0;
 	ssize_t got;
 	int line = 0, i, rc = -1;
 	int first[DNSBL_MAX_ZONES];
@@ -289,15 +312,24 @@ dnsbl_conf_parse(FILE *f, const char *path, struct dnsbl_spec *out, int max,
 		max = DNSBL_MAX_ZONES;
 	for (;;) {
 		errno = 0;
-		if ((got = getline(&buf, &cap, f)) == -1) {
-			if (errno != 0 || ferror(f)) {
-				snprintf(err, errsz, "%s:%d: read: %s", path,
-				    line + 1, strerror(errno ? errno : EIO));
-				goto out;
-			}
+		if ((got = conf_getline(f, buf, sizeof(buf))) == 0)
 			break;
+		if (got == -1) {
+			snprintf(err, errsz, "%s:%d: read: %s", path,
+			    line + 1, strerror(errno ? errno : EIO));
+			goto out;
 		}
 		line++;
+		if (got == -2) {
+			snprintf(err, errsz, "%s:%d: line too long (more "
+			    "than %zu bytes)", path, line, sizeof(buf) - 2);
+			goto out;
+		}
+		if ((total += (size_t)got) > DNSBL_FILE_MAX) {
+			snprintf(err, errsz, "%s:%d: file larger than %u "
+			    "bytes", path, line, DNSBL_FILE_MAX);
+			goto out;
+		}
 		if (strlen(buf) != (size_t)got) {
 			snprintf(err, errsz, "%s:%d: NUL byte in line", path,
 			    line);
@@ -334,7 +366,6 @@ out:
 			dnsbl_spec_clear(&out[i]);
 		*n = 0;
 	}
-	free(buf);
 	return rc;
 }
 

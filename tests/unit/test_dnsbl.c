@@ -404,6 +404,43 @@ test_conf_file(void **state)
 		unlink(path);
 		free(path);
 	}
+	/* a line without end, and a file of comments without end, are
+	 * errors naming the line, not reads that grow without bound */
+	{
+		static const struct {
+			size_t linelen, lines;
+			const char *err;
+		} big[] = {
+			{ DNSBL_LINE_MAX * 4, 1,
+			  ":1: line too long (more than 8193 bytes)" },
+			{ 1000, 1100, ":1049: file larger than 1048576 bytes" },
+		};
+		size_t k, j;
+		char *text;
+
+		for (k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
+			text = malloc(big[k].linelen * big[k].lines + 1);
+			assert_non_null(text);
+			for (j = 0; j < big[k].lines; j++) {
+				memset(text + j * big[k].linelen, '#',
+				    big[k].linelen);
+				text[(j + 1) * big[k].linelen - 1] = '\n';
+			}
+			text[big[k].linelen * big[k].lines] = '\0';
+			if (big[k].lines == 1)	/* no newline at all */
+				text[big[k].linelen - 1] = 'x';
+			path = write_file(text);
+			free(text);
+			assert_int_equal(dnsbl_conf_read(path, specs,
+			    DNSBL_MAX_ZONES, &n, err, sizeof(err)), -1);
+			assert_int_equal(n, 0);
+			if (strstr(err, big[k].err) == NULL)
+				fail_msg("big %zu: error '%s', want '%s'", k,
+				    err, big[k].err);
+			unlink(path);
+			free(path);
+		}
+	}
 	/* text in memory: exact-size copies, no NUL after the last line */
 	for (i = 0; i < sizeof(t) / sizeof(t[0]) - 1; i++) {
 		size_t len = strlen(t[i].text);
