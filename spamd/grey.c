@@ -723,7 +723,13 @@ grey_engine_msg(struct grey_engine *e, const struct msg *m)
 	case MSG_STATS:
 		if (m->nstr >= 1) {
 			free(e->stats);
-			e->stats = strdup(m->str[0]);
+			/* kept as one line of key=value: log, metrics and
+			 * greyctl stats print it as is, whatever its length */
+			if ((e->stats = strdup(m->str[0])) != NULL)
+				for (char *p = e->stats; *p; p++)
+					if ((unsigned char)*p < ' ' ||
+					    *p == 0x7f)
+						*p = ' ';
 		}
 		break;
 	default:
@@ -839,17 +845,11 @@ grey_counters(struct grey *g)
 	    g->n.reopens, g->n.flushes, g->n.expired, g->n.traplists,
 	    g->n.bad_frames, fw_ops, fw_err, cfg_ok, cfg_err, g->nopen);
 	for (i = 0; i < g->neng; i++) {
-		char buf[1024];
-
 		if (g->eng[i].stats == NULL)
 			continue;
-		/* engine text is key=value already; keep it one line */
-		strlcpy(buf, g->eng[i].stats, sizeof(buf));
-		for (char *p = buf; *p; p++)
-			if ((unsigned char)*p < ' ' || *p == 0x7f)
-				*p = ' ';
+		/* one line already (grey_engine_msg), never cut */
 		log_info("event=counters proc=engine engine=%d %s",
-		    g->eng[i].idx, buf);
+		    g->eng[i].idx, g->eng[i].stats);
 	}
 	grey_sync_log(g->sync);
 	grey_rcpt_counters(g->rcpt);
