@@ -125,9 +125,11 @@ class Spamd:
         """Poll (bounded) until text is in the log."""
         return bool(wait_for(lambda: text in self.logtext(), secs))
 
-    def wait_started(self, secs=15, writer_secs=10):
+    def wait_started(self, secs=15, writer_secs=10,
+                     ready="event=writer_start"):
         """Raise unless the port accepts within secs; then wait for the
-        writer's event=writer_start (it has reconciled the firewall)."""
+        log line ready (by default the writer's start: it has reconciled
+        the firewall); True once it is there."""
         def up():
             if self.proc.poll() is not None:
                 raise RuntimeError("spamd exited %d: %s" % (
@@ -136,7 +138,7 @@ class Spamd:
         if not wait_for(up, secs, 0.1):
             raise RuntimeError("spamd did not listen: " +
                                self.logtext()[-500:])
-        return self.wait_log("event=writer_start", writer_secs)
+        return self.wait_log(ready, writer_secs)
 
     def count(self, event):
         return self.logtext().count(event)

@@ -20,7 +20,6 @@ trapped.
 Ports from 20000-20999. Binaries from $BUILD (default $TOP/build).
 """
 import os
-import random
 import re
 import shutil
 import signal
@@ -31,100 +30,41 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-SPAMD = os.path.join(BUILD, "spamd")
-GREYCTL = os.path.join(BUILD, "greyctl")
-failed = 0
-TAKEN = set()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
+SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
+PORTS = (20000, 20999)
+R = fl.Results()
+ok, notok, skip = R.ok, R.notok, R.skip
+wait_until = fl.wait_for
 
 
 def check(name, cond, why="condition false"):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-    return cond
+    return R.check(name, cond, why)
 
 
 def pick_port():
-    for _ in range(300):
-        p = random.randint(20000, 20999)
-        if p in TAKEN:
-            continue
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        TAKEN.add(p)
-        return p
-    raise RuntimeError("no free port in 20000-20999")
+    return fl.pick_port("127.0.0.1", *PORTS)
 
 
-def wait_until(fn, secs, step=0.1):
-    """poll fn (bounded) until it returns something true; its last value"""
-    end = time.monotonic() + secs
-    while True:
-        v = fn()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
-
-
-class Daemon:
+class Daemon(fl.Spamd):
     """one spamd -d with its own database and ports"""
 
     def __init__(self, tmp, name, extra):
-        self.db = os.path.join(tmp, name + ".db")
-        self.port = pick_port()
-        self.cport = pick_port()
-        empty = os.path.join(tmp, "empty")
-        os.makedirs(empty, exist_ok=True)
-        args = [SPAMD, "-d", "-v", "-h", "spamd.test", "-p", str(self.port),
-                "-l", "127.0.0.1", "--config-port", str(self.cport),
-                "--db-dir", self.db, "--chroot", empty,
-                "--commit-window", "50", "-S", "0", "-s", "0"] + list(extra)
-        self.errpath = os.path.join(tmp, name + ".err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log()[-600:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log()[-600:])
-        if not wait_until(lambda: "tag=spamd-greytrap" in self.log(), 10):
-            raise RuntimeError("writer not up: " + self.log()[-600:])
-
-    def log(self):
-        self.err.flush()
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
+        super().__init__(name, extra, db=os.path.join(tmp, name + ".db"),
+                         tmp=tmp, workers=None, hostname="spamd.test",
+                         nobody=False, ports=PORTS, config_port=True,
+                         logname=name + ".err")
+        self.errpath = self.logpath
+        try:
+            if not self.wait_started(ready="tag=spamd-greytrap"):
+                raise RuntimeError("writer not up: " +
+                                   self.logtext()[-600:])
+        except Exception:
+            self.stop()
+            raise
 
     def greyctl(self):
         r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
@@ -137,26 +77,14 @@ class Daemon:
 
     def counters(self):
         """SIGUSR1, then the newest proc=rcpt counters as a dict"""
-        before = self.log().count("proc=rcpt ")
+        before = self.logtext().count("proc=rcpt ")
         self.proc.send_signal(signal.SIGUSR1)
-        wait_until(lambda: self.log().count("proc=rcpt ") > before, 10)
-        lines = [l for l in self.log().splitlines() if "proc=rcpt " in l]
+        wait_until(lambda: self.logtext().count("proc=rcpt ") > before, 10)
+        lines = [l for l in self.logtext().splitlines() if "proc=rcpt " in l]
         if not lines:
             return {}
         return {k: int(v) for k, v in
                 re.findall(r"(\w+)=(-?\d+)", lines[-1])}
-
-    def stop(self):
-        rc = self.proc.returncode
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.err.close()
-        return rc
 
 
 def dialogue(d, src, rcpts):
@@ -231,7 +159,7 @@ def common_checks(d, part, base):
     want = ("event=trap ip=%s reason=invalid-rcpt "
             "rcpts=xq7r@mx.test,zz9k@mx.test" % bad)
     check("%s: trap logged with reason and addresses" % part,
-          wait_until(lambda: want in d.log(), 5), d.log()[-800:])
+          wait_until(lambda: want in d.logtext(), 5), d.logtext()[-800:])
     out = tarpit_text(d, bad)
     check("%s: next connection tarpitted with the trap message" % part,
           out == ["450 Your address %s has mailed to spamtraps here" % bad],
@@ -283,7 +211,7 @@ def part_file(tmp):
         check("file: SIGHUP with a bad line names file:line",
               wait_until(lambda: "event=valid_rcpt_reload ok=0 "
                          "error=\"%s:2: more than one address" % path
-                         in d.log(), 10), d.log()[-600:])
+                         in d.logtext(), 10), d.logtext()[-600:])
         dialogue(d, "127.0.0.45", ["bob@mx.test", "carol@mx.test"])
         time.sleep(0.5)
         dialogue(d, "127.0.0.46", ["dave@mx.test", "erin@mx.test"])
@@ -296,8 +224,8 @@ def part_file(tmp):
             f.write("@mx.test\n")
         d.proc.send_signal(signal.SIGHUP)
         check("file: SIGHUP with a good file reloads",
-              wait_until(lambda: "event=valid_rcpt_reload ok=1" in d.log(),
-                         10), d.log()[-600:])
+              wait_until(lambda: "event=valid_rcpt_reload ok=1" in d.logtext(),
+                         10), d.logtext()[-600:])
         dialogue(d, "127.0.0.47", ["f1@mx.test", "f2@mx.test"])
         time.sleep(1.0)
         check("file: after reload @mx.test makes every user valid",
@@ -428,8 +356,8 @@ def part_mx(tmp):
         check("verify-mx: MX down: nobody is trapped",
               not trapped(d, "127.0.0.55"), repr(d.greyctl()))
         check("verify-mx: MX down is logged",
-              "event=verify_mx_down mx=127.0.0.1:%d" % mx.port in d.log(),
-              d.log()[-600:])
+              "event=verify_mx_down mx=127.0.0.1:%d" % mx.port in d.logtext(),
+              d.logtext()[-600:])
     finally:
         if d is not None:
             rc = d.stop()
@@ -454,14 +382,14 @@ def main():
             except Exception as e:      # a setup failure is one failed check
                 notok(part.__name__, repr(e))
     finally:
-        if failed:
+        if R.failed:
             for fn in sorted(os.listdir(tmp)):
                 if fn.endswith(".err"):
                     with open(os.path.join(tmp, fn), errors="replace") as f:
                         sys.stderr.write("--- %s\n%s" % (fn,
                                                          f.read()[-3000:]))
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
