@@ -261,6 +261,18 @@ main_text(const char *flag, const char *arg, size_t max)
 	return arg;
 }
 
+/* main_add - append a repeatable flag's argument to list (at most max) */
+static void
+main_add(const char *flag, const char **list, int *n, int max,
+    const char *arg)
+{
+	if (*n >= max) {
+		fprintf(stderr, "spamd: %s: at most %d\n", flag, max);
+		exit(1);
+	}
+	list[(*n)++] = arg;
+}
+
 /* main_parse_g - -G passtime:greyexp:whiteexp (minutes, hours, hours) */
 static void
 main_parse_g(struct main_opts *o, const char *arg)
@@ -401,12 +413,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case 'G': main_parse_g(o, optarg); break;
 		case 'h': o->hostname = main_text("-h", optarg, 255); break;
 		case 'l':
-			if (o->nlisten >= ENGINE_MAX_LISTEN) {
-				fprintf(stderr, "spamd: -l: at most %d "
-				    "addresses\n", ENGINE_MAX_LISTEN);
-				exit(1);
-			}
-			o->listen[o->nlisten++] = optarg;
+			main_add("-l", o->listen, &o->nlisten,
+			    ENGINE_MAX_LISTEN, optarg);
 			break;
 		case 'M': o->lowmx = optarg; break;
 		case 'n': o->banner = main_text("-n", optarg, 255); break;
@@ -487,12 +495,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			break;
 		case 'y': o->sync_listen = optarg; break;
 		case 'Y':
-			if (o->nsync_targets >= GREY_SYNC_MAX_TARGETS) {
-				fprintf(stderr, "spamd: -Y: at most %d "
-				    "targets\n", GREY_SYNC_MAX_TARGETS);
-				exit(1);
-			}
-			o->sync_targets[o->nsync_targets++] = optarg;
+			main_add("-Y", o->sync_targets, &o->nsync_targets,
+			    GREY_SYNC_MAX_TARGETS, optarg);
 			break;
 		case OPT_SYNC_PORT:
 			o->sync_port = (int)main_num("--sync-port", optarg, 1,
@@ -522,12 +526,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			    optarg, 1, RCPT_TRAP_MAX);
 			break;
 		case OPT_DNSBL:
-			if (o->ndnsbl >= DNSBL_MAX_ZONES) {
-				fprintf(stderr, "spamd: --dnsbl: at most %d "
-				    "zones\n", DNSBL_MAX_ZONES);
-				exit(1);
-			}
-			o->dnsbl[o->ndnsbl++] = optarg;
+			main_add("--dnsbl", o->dnsbl, &o->ndnsbl,
+			    DNSBL_MAX_ZONES, optarg);
 			break;
 		case OPT_DNSBL_FILE: o->dnsbl_file = optarg; break;
 		case OPT_DNSBL_TIMEOUT:
