@@ -612,20 +612,18 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 	grey_tuple_reply(e, m, ip, res);
 }
 
-/* grey_tuple - handle one MSG_TUPLE and answer with MSG_RESULT */
+/* grey_tuple_ip - decide one sound MSG_TUPLE (ip: its canonical
+ * address, grey_tuple_check done) and answer with MSG_RESULT */
 static void
-grey_tuple(struct grey_engine *e, const struct msg *m)
+grey_tuple_ip(struct grey_engine *e, const struct msg *m, const char *ip)
 {
 	struct grey *g = e->g;
 	struct gdb_err err = { 0 };
 	struct gdb_rec rec;
 	enum gdb_result res = GREY_R_ERROR;
-	char ip[GDB_ADDR_MAX];
 	int lowmx = 0;
 	int64_t now = time(NULL);
 
-	if (!grey_tuple_check(e, m, ip))
-		goto reply;
 	if (g->db == NULL) {
 		/* -b, or the store could not be reopened: try again at most
 		 * once a second, answering "undecided" meanwhile */
@@ -656,6 +654,18 @@ reply:
 	grey_tuple_reply(e, m, ip, res);
 }
 
+/* grey_tuple - handle one MSG_TUPLE and answer with MSG_RESULT */
+static void
+grey_tuple(struct grey_engine *e, const struct msg *m)
+{
+	char ip[GDB_ADDR_MAX];
+
+	if (grey_tuple_check(e, m, ip))
+		grey_tuple_ip(e, m, ip);
+	else
+		grey_tuple_reply(e, m, ip, GREY_R_ERROR);
+}
+
 /*
  * grey_tuples - handle n MSG_TUPLEs that arrived together. The plain ones
  * (no -M flag, no network grouping) go to the store in one transaction
@@ -675,13 +685,15 @@ grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 	int64_t now = time(NULL);
 
 	for (i = 0; i <= n; i++) {
+		const char *ip = NULL;	/* canonical: a sound tuple */
 		int plain = 0;
 
 		if (i < n && g->db != NULL && m[i].nstr == 4 &&
-		    !(m[i].num & MSG_F_LOWMX) &&
-		    gdb_addr_canon(m[i].str[0], ips[nb]) == 0 &&
-		    !grey_group_net(g->conf, ips[nb], net))
-			plain = 1;
+		    gdb_addr_canon(m[i].str[0], ips[nb]) == 0) {
+			ip = ips[nb];
+			plain = !(m[i].num & MSG_F_LOWMX) &&
+			    !grey_group_net(g->conf, ip, net);
+		}
 		if (plain) {
 			g->n.tuples++;
 			tv[nb] = (struct gdb_tuple){ .ip = ips[nb],
@@ -707,7 +719,11 @@ grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 			}
 		}
 		nb = 0;
-		if (i < n)
+		/* ips[] stays as it is until the next tuple: ip is valid */
+		if (ip != NULL) {
+			g->n.tuples++;	/* as grey_tuple_check */
+			grey_tuple_ip(e, &m[i], ip);
+		} else if (i < n)
 			grey_tuple(e, &m[i]);
 	}
 }
