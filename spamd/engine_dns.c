@@ -52,6 +52,7 @@ struct engine_dns_counts {
 	uint64_t	 listed_conns;	/* sessions tarpitted by a zone */
 	uint64_t	 rdns_checks, rdns_failed, rdns_unknown, rdns_tarpit;
 	uint64_t	 helo_checks, helo_failed, helo_unknown, helo_tarpit;
+	uint64_t	 helo_limited;	/* HELOs past ENGINE_DNS_MAX_HELO */
 	uint64_t	 held;		/* commands that waited for DNS */
 	uint64_t	 white_skipped;	/* checks dropped for WHITE hosts */
 	uint64_t	 reloads, reload_errors;
@@ -75,7 +76,16 @@ struct engine_dns_conn {
 	uint8_t		 nmsg;
 	uint8_t		 held;		/* a command waits for us */
 	uint8_t		 white;		/* WHITE: no more tarpit switches */
+	uint8_t		 nhelo;		/* HELO names checked so far */
 };
+
+/*
+ * HELO names checked per connection: each HELO/EHLO line names a new host
+ * to look up, so without a cap one client line would be one DNS query
+ * (names of its choosing, past the cache). Later HELOs keep the last
+ * check's verdict.
+ */
+#define ENGINE_DNS_MAX_HELO	4
 
 /* engine_dns_mode_name - a --rdns/--helo-check mode for logs */
 static const char *
@@ -381,6 +391,11 @@ engine_dns_helo(struct engine_dns *ed, struct conn *c)
 		return;
 	if ((dc = engine_dns_conn_of(ed, c)) == NULL || dc->white)
 		return;
+	if (dc->nhelo >= ENGINE_DNS_MAX_HELO) {
+		ed->n.helo_limited++;
+		return;
+	}
+	dc->nhelo++;
 	/* a second HELO replaces the first one's check */
 	dnsbl_cancel(dc->hreq);
 	dc->hreq = NULL;
@@ -533,7 +548,8 @@ engine_dns_stats(struct engine_dns *ed)
 	log_info("event=stats-dns engine=%d zones=%d listed_conns=%llu "
 	    "held=%llu rdns_checks=%llu rdns_failed=%llu rdns_unknown=%llu "
 	    "rdns_tarpit=%llu helo_checks=%llu helo_failed=%llu "
-	    "helo_unknown=%llu helo_tarpit=%llu white_skipped=%llu "
+	    "helo_unknown=%llu helo_tarpit=%llu helo_limited=%llu "
+	    "white_skipped=%llu "
 	    "reloads=%llu reload_errors=%llu inflight=%d inflight_peak=%d",
 	    ed->conf->index, n, (unsigned long long)ed->n.listed_conns,
 	    (unsigned long long)ed->n.held,
@@ -545,6 +561,7 @@ engine_dns_stats(struct engine_dns *ed)
 	    (unsigned long long)ed->n.helo_failed,
 	    (unsigned long long)ed->n.helo_unknown,
 	    (unsigned long long)ed->n.helo_tarpit,
+	    (unsigned long long)ed->n.helo_limited,
 	    (unsigned long long)ed->n.white_skipped,
 	    (unsigned long long)ed->n.reloads,
 	    (unsigned long long)ed->n.reload_errors, now, peak);

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""spamd_helo_bound.py - a client cannot make spamd look up a HELO name
+per line: with --helo-check on, one connection sending 50 HELO/EHLO lines
+with 50 different names gets at most 4 names checked (ENGINE_DNS_MAX_HELO);
+the others are counted as helo_limited in the SIGUSR1 line, and the
+dialogue still ends in 451. The resolver is the DNS responder of dnsbl.py.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+import fault_lib as fl  # noqa: E402
+
+R = fl.Results()
+HELOS = 50
+
+
+def main():
+    if not os.path.exists(fl.SPAMD):
+        R.skip("helo bound", "build/spamd not built")
+        return 0
+    dns = subprocess.Popen([sys.executable, os.path.join(HERE, "dnsbl.py"),
+                            "--serve", "120"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    port = dns.stdout.readline().strip()
+    if not port.startswith("port="):
+        R.notok("helo bound: DNS responder", repr(port))
+        return 1
+    d = fl.Spamd("helo", extra=["--helo-check", "log", "--dns-server",
+                               "127.0.0.1:" + port[5:],
+                               "--dnsbl-timeout", "500"])
+    try:
+        if not d.wait_ready():
+            R.notok("helo bound: spamd starts", d.logtext()[-300:])
+            return 1
+        s = socket.create_connection(("127.0.0.1", d.port), 10)
+        f = s.makefile("rb")
+        f.readline()
+        lines = ["HELO h%d.example" % i for i in range(HELOS)]
+        lines += ["MAIL FROM:<a@example.org>", "RCPT TO:<b@example.com>",
+                  "DATA"]
+        s.sendall(("\r\n".join(lines) + "\r\n").encode())
+        replies = [f.readline().decode(errors="replace")
+                   for _ in range(len(lines))]
+        s.close()
+        R.check("helo bound: %d HELOs answered, dialogue ends in 451"
+                % HELOS, replies[-1].startswith("451") and
+                all(r.startswith("250") for r in replies[:HELOS]),
+                repr(replies[-3:]))
+        os.kill(d.pid, signal.SIGUSR1)
+        fl.wait_for(lambda: "helo_limited=" in d.logtext(), 10)
+        m = re.findall(r"helo_checks=(\d+) .*helo_limited=(\d+)",
+                       d.logtext())
+        checks, limited = (int(m[-1][0]), int(m[-1][1])) if m else (-1, -1)
+        R.check("helo bound: at most 4 names looked up (%d), the other "
+                "%d counted" % (checks, limited),
+                checks == 4 and limited == HELOS - 4,
+                "helo_checks=%d helo_limited=%d" % (checks, limited))
+    finally:
+        d.cleanup()
+        dns.stdin.close()
+        dns.wait(10)
+    return 1 if R.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
