@@ -117,6 +117,51 @@ test_parse_lengths(void **state)
 	assert_non_null(strstr(why, "helo longer than 255"));
 }
 
+/* test_line_bound - a line past IMPORT_LINE_MAX is a bad line naming the
+ * bound, and read_line drops its tail (it is not read as a next line) */
+static void
+test_line_bound(void **state)
+{
+	static const char good[] = "TRAPPED|192.0.2.7|99\n";
+	char why[256], *text;
+	struct import_line *l;
+	struct gdb_rec r;
+	size_t n = IMPORT_LINE_MAX + 1000;
+	FILE *fp;
+
+	(void)state;
+	text = malloc(n + sizeof(good));
+	l = malloc(sizeof(*l));
+	assert_non_null(text);
+	assert_non_null(l);
+	/* a valid record padded past the bound: refused for its length */
+	memset(text, ' ', n);
+	memcpy(text, good, sizeof(good) - 2);
+	assert_int_equal(greyctl_import_line(text, n, 0, &r, why,
+	    sizeof(why)), -1);
+	assert_non_null(strstr(why, "line longer than 2048 bytes"));
+	/* exactly at the bound it is not refused for its length */
+	assert_int_equal(greyctl_import_line(text, IMPORT_LINE_MAX, 0, &r,
+	    why, sizeof(why)), -1);
+	assert_null(strstr(why, "longer than"));
+
+	memset(text, 'x', n);
+	text[n - 1] = '\n';
+	memcpy(text + n, good, sizeof(good));
+	fp = fmemopen(text, n + sizeof(good) - 1, "r");
+	assert_non_null(fp);
+	assert_int_equal(read_line(fp, NULL, l), 1);
+	assert_true(l->toolong);
+	assert_int_equal(l->len, IMPORT_LINE_MAX);
+	assert_int_equal(read_line(fp, NULL, l), 1);
+	assert_false(l->toolong);
+	assert_string_equal(l->buf, "TRAPPED|192.0.2.7|99");
+	assert_int_equal(read_line(fp, NULL, l), 0);
+	fclose(fp);
+	free(l);
+	free(text);
+}
+
 /* One row of the JSON escaping table. */
 struct json_case {
 	const char	*in;
@@ -319,6 +364,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_line),
 		cmocka_unit_test(test_parse_lengths),
+		cmocka_unit_test(test_line_bound),
 		cmocka_unit_test(test_json_str),
 		cmocka_unit_test(test_print),
 		cmocka_unit_test(test_safe),
