@@ -667,13 +667,6 @@ greylogd_set_sync(struct greylogd *g, struct psync *ps)
 	g->conf.ps = ps;
 }
 
-/* greylogd_counters - the counters */
-const struct greylogd_counters *
-greylogd_counters(const struct greylogd *g)
-{
-	return &g->cnt;
-}
-
 /* greylogd_log_counters - one line with every counter */
 void
 greylogd_log_counters(const struct greylogd *g)

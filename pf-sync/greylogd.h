@@ -134,8 +134,6 @@ int	greylogd_start(struct greylogd *g, struct event_base *base,
 void	greylogd_set_sync(struct greylogd *g, struct psync *ps);
 /* greylogd_flush - write the pending batch now (shutdown) */
 void	greylogd_flush(struct greylogd *g);
-/* greylogd_counters - the counters */
-const struct greylogd_counters *greylogd_counters(const struct greylogd *g);
 /* greylogd_log_counters - one log_info line with every counter */
 void	greylogd_log_counters(const struct greylogd *g);
 /* greylogd_free - unbind and free; safe on NULL */
