@@ -50,20 +50,30 @@ class Results:
 _TAKEN = set()
 
 
+def _bindable(addr, port):
+    """True if port can be bound (TCP) on addr, IPv4 or IPv6."""
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    try:
+        s.bind((addr, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI):
-    """A port in lo-hi (default 13000-13999) free on addr, not handed out
-    before; each script passes its own range so parallel runs differ."""
+    """A port in lo-hi (default 13000-13999) free on addr (one address or
+    a list of them), not handed out before; each script passes its own
+    range so parallel runs differ."""
+    addrs = [addr] if isinstance(addr, str) else list(addr)
     for _ in range(300):
         p = random.randint(lo, hi)
         if p in _TAKEN:
             continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((addr, p))
-        except OSError:
+        if not all(_bindable(a, p) for a in addrs):
             continue
-        finally:
-            s.close()
         _TAKEN.add(p)
         return p
     raise RuntimeError("no free port in %d-%d" % (lo, hi))
@@ -83,18 +93,22 @@ class Spamd:
     """One daemon on 127.0.0.1 with its own temporary directory.
 
     ports=(lo, hi) is the script's port range; config_port picks a config
-    port there (else --config-port 0); hostname/workers None leave -h/-W
-    to spamd's defaults; nobody adds --user nobody when run as root;
-    logname names the log file inside tmp."""
+    port there or in cports (else --config-port 0); listen lists the -l
+    addresses (the port is free on all); stutter is (-S, -s);
+    hostname/workers None leave -h/-W to spamd's defaults; nobody adds
+    --user nobody when run as root; logname names the log file in tmp."""
 
     def __init__(self, name, extra=(), db=None, workers=1, preexec=None,
                  tmp=None, verbose=True, ports=(PORT_LO, PORT_HI),
                  config_port=False, hostname="mx.fault.example",
-                 nobody=True, logname="spamd.log"):
+                 nobody=True, logname="spamd.log", listen=("127.0.0.1",),
+                 cports=None, stutter=(0, 0)):
         self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
         self.db = db or os.path.join(self.tmp, "db")
-        self.port = pick_port("127.0.0.1", *ports)
-        self.cport = pick_port("127.0.0.1", *ports) if config_port else 0
+        self.listen = list(listen)
+        self.port = pick_port(self.listen, *ports)
+        self.cport = (pick_port("127.0.0.1", *(cports or ports))
+                      if config_port else 0)
         self.workers = workers or 1
         empty = os.path.join(self.tmp, "empty")
         os.makedirs(empty, exist_ok=True)
@@ -102,12 +116,14 @@ class Spamd:
         self.args = [SPAMD, "-d"] + (["-v"] if verbose else [])
         if hostname is not None:
             self.args += ["-h", hostname]
-        self.args += ["-p", str(self.port), "-l", "127.0.0.1",
-                      "--config-port", str(self.cport), "--db-dir", self.db,
+        self.args += ["-p", str(self.port)]
+        for a in self.listen:
+            self.args += ["-l", a]
+        self.args += ["--config-port", str(self.cport), "--db-dir", self.db,
                       "--chroot", empty, "--commit-window", "50"]
         if workers is not None:
             self.args += ["-W", str(workers)]
-        self.args += ["-S", "0", "-s", "0"]
+        self.args += ["-S", str(stutter[0]), "-s", str(stutter[1])]
         if nobody and os.geteuid() == 0:
             self.args += ["--user", "nobody"]
         self.args += list(extra)

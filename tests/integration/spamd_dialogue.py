@@ -13,7 +13,6 @@ a blacklist loaded over the config port; stutter (bytes counted in the
 first second); swaks.
 """
 import os
-import random
 import shutil
 import signal
 import smtplib
@@ -23,127 +22,51 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-SPAMD = os.path.join(BUILD, "spamd")
-GREYCTL = os.path.join(BUILD, "greyctl")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "helpers"))
+import fault_lib as fl  # noqa: E402
+
+SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
 HOSTNAME = "mx.test.example"
-
-failed = 0
-
-
-def ok(name):
-    print("ok - " + name, flush=True)
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
 
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-
-
-def port_free(port, addrs):
-    """True if port can be bound on every address (and its neighbour)."""
-    for a in addrs:
-        fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        try:
-            s.bind((a, port))
-        except OSError:
-            return False
-        finally:
-            s.close()
-    return True
-
-
-def pick_port(lo, hi, addrs, taken):
-    for _ in range(200):
-        p = random.randint(lo, hi)
-        if p not in taken and port_free(p, addrs):
-            taken.add(p)
-            return p
-    raise RuntimeError("no free port in %d-%d" % (lo, hi))
-
-
-TAKEN = set()
-
-
-class Spamd:
-    """One daemon with its own temporary directory."""
+class Spamd(fl.Spamd):
+    """One daemon with its own temporary directory (port 12000-12499,
+    config port 12500-12999)."""
 
     def __init__(self, name, listen=("127.0.0.1",), extra=(), domains=None,
                  spamtraps=(), stutter=(0, 0)):
-        self.tmp = tempfile.mkdtemp(prefix="spamd-dialogue-%s." % name)
-        self.db = os.path.join(self.tmp, "db")
-        self.listen = list(listen)
-        self.port = pick_port(12000, 12499, self.listen, TAKEN)
-        self.cport = pick_port(12500, 12999, ["127.0.0.1"], TAKEN)
+        tmp = tempfile.mkdtemp(prefix="spamd-dialogue-%s." % name)
+        db = os.path.join(tmp, "db")
         for t in spamtraps:
-            r = subprocess.run([GREYCTL, "-D", self.db, "-T", "-a", t],
+            r = subprocess.run([GREYCTL, "-D", db, "-T", "-a", t],
                                capture_output=True, text=True, timeout=60)
             if r.returncode != 0:
                 raise RuntimeError("greyctl -T -a %s: %s" % (t, r.stderr))
-        self.pidfile = os.path.join(self.tmp, "spamd.pid")
-        args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
-                "--pidfile", self.pidfile,
-                "--config-port", str(self.cport), "--db-dir", self.db,
-                "--chroot", os.path.join(self.tmp, "empty"),
-                "--commit-window", "50",
-                "-S", str(stutter[0]), "-s", str(stutter[1])]
-        for a in self.listen:
-            args += ["-l", a]
+        self.pidfile = os.path.join(tmp, "spamd.pid")
+        extra = ["--pidfile", self.pidfile] + list(extra)
         if domains is not None:
-            path = os.path.join(self.tmp, "domains")
+            path = os.path.join(tmp, "domains")
             with open(path, "w") as f:
                 f.write("\n".join(domains) + "\n")
-            args += ["--domains", path]
-        args += list(extra)
-        self.errpath = os.path.join(self.tmp, "spamd.err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log_tail()))
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), 1)
-                s.close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log_tail())
-        # the writer is up once the engine got its (empty) trap list
-        self.wait_log("tag=spamd-greytrap", 10)
-
-    def log(self):
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
+            extra += ["--domains", path]
+        super().__init__(name, extra, db=db, tmp=tmp, workers=None,
+                         hostname=HOSTNAME, nobody=False,
+                         ports=(12000, 12499), config_port=True,
+                         cports=(12500, 12999), listen=listen,
+                         stutter=stutter, logname="spamd.err")
+        self.errpath = self.logpath
+        try:
+            # the writer is up once the engine got its (empty) trap list
+            self.wait_started(ready="tag=spamd-greytrap")
+        except Exception:
+            self.cleanup()
+            raise
 
     def log_tail(self):
-        return " | ".join(self.log().strip().splitlines()[-5:])
-
-    def wait_log(self, text, secs):
-        deadline = time.time() + secs
-        while time.time() < deadline:
-            if text in self.log():
-                return True
-            time.sleep(0.05)
-        return False
+        return " | ".join(self.logtext().strip().splitlines()[-5:])
 
     def greyctl(self):
         r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
@@ -159,26 +82,6 @@ class Spamd:
             if lines or time.time() > deadline:
                 return lines
             time.sleep(0.1)
-
-    def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        else:
-            rc = self.proc.returncode
-        self.err.close()
-        return rc
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Raw:
@@ -267,7 +170,6 @@ def tarpit_reply(d, src, dst="127.0.0.1", tries=20):
 
 
 def main():
-    global failed
     for name, path in (("spamd", SPAMD), ("greyctl", GREYCTL)):
         if not os.access(path, os.X_OK):
             skip("spamd dialogue", "%s not built (%s)" % (name, path))
@@ -316,8 +218,8 @@ def main():
             pid = str(e)
         check("--pidfile holds the master's pid", pid == str(d.proc.pid),
               "%s vs %d" % (pid, d.proc.pid))
-        r = subprocess.run([SPAMD, "-d", "-p", str(pick_port(
-            12000, 12499, ["127.0.0.1"], TAKEN)), "--config-port", "0",
+        r = subprocess.run([SPAMD, "-d", "-p", str(fl.pick_port(
+            "127.0.0.1", 12000, 12499)), "--config-port", "0",
             "--db-dir", d.db, "--chroot", os.path.join(d.tmp, "empty"),
             "--pidfile", d.pidfile], capture_output=True, text=True,
             timeout=30)
@@ -430,7 +332,7 @@ def main():
         check("blacklist from the config port: 450 Blocked 127.0.0.9",
               out == ["450 Blocked 127.0.0.9"], repr(out))
         check("blacklisted connection logged with its list",
-              "lists=test" in d.log(), "no event=blacklisted lists=test")
+              "lists=test" in d.logtext(), "no event=blacklisted lists=test")
         # give a wrongly sent tuple time to reach the database
         time.sleep(0.5)
         check("blacklisted client records no tuple (it can never pass)",
@@ -572,7 +474,7 @@ def main():
         # nobody, not dumpable): that one line is a known limit, not a bug
         reports = []
         for x in daemons:
-            for ln in x.log().splitlines():
+            for ln in x.logtext().splitlines():
                 if "runtime error" in ln or ("ERROR: " in ln and
                                              "Sanitizer" in ln):
                     reports.append(ln.strip()[:160])
@@ -583,7 +485,7 @@ def main():
     finally:
         for d in daemons:
             d.cleanup()
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
