@@ -94,7 +94,8 @@ class Spamd:
 
     ports=(lo, hi) is the script's port range; config_port picks a config
     port there or in cports (else --config-port 0); listen lists the -l
-    addresses (the port is free on all); stutter is (-S, -s);
+    addresses (the port is free on all; empty: no -l, spamd's default,
+    the port checked on 127.0.0.1); stutter is (-S, -s);
     hostname/workers None leave -h/-W to spamd's defaults; nobody adds
     --user nobody when run as root; logname names the log file in tmp."""
 
@@ -106,7 +107,7 @@ class Spamd:
         self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
         self.db = db or os.path.join(self.tmp, "db")
         self.listen = list(listen)
-        self.port = pick_port(self.listen, *ports)
+        self.port = pick_port(self.listen or "127.0.0.1", *ports)
         self.cport = (pick_port("127.0.0.1", *(cports or ports))
                       if config_port else 0)
         self.workers = workers or 1

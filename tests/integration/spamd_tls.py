@@ -13,9 +13,7 @@ and is refused (454); garbage instead of a TLS handshake closes that
 connection (event=tls-error) while the daemon keeps serving.
 """
 import os
-import random
 import shutil
-import signal
 import smtplib
 import socket
 import ssl
@@ -24,56 +22,19 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
-BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
-SPAMD = os.path.join(BUILD, "spamd")
-GREYCTL = os.path.join(BUILD, "greyctl")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "helpers"))
+import fault_lib as fl  # noqa: E402
+
+SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
 HOSTNAME = "mx.tls.example"
-
-failed = 0
-
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-
-
-TAKEN = set()
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
 
 def pick_port():
     """A port in 22000-22999 free on 127.0.0.1."""
-    for _ in range(200):
-        p = random.randint(22000, 22999)
-        if p in TAKEN:
-            continue
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        TAKEN.add(p)
-        return p
-    raise RuntimeError("no free port in 22000-22999")
+    return fl.pick_port("127.0.0.1", 22000, 22999)
 
 
 def client_ctx():
@@ -83,48 +44,21 @@ def client_ctx():
     return ctx
 
 
-class Spamd:
-    """One daemon with its own temporary directory."""
+class Spamd(fl.Spamd):
+    """One daemon with its own temporary directory (no -l: all addresses)."""
 
     def __init__(self, tmp, name, extra=()):
-        self.tmp = os.path.join(tmp, name)
-        os.makedirs(self.tmp)
-        self.db = os.path.join(self.tmp, "db")
-        self.port = pick_port()
-        self.cport = pick_port()
-        args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
-                "--config-port", str(self.cport), "--db-dir", self.db,
-                "--chroot", os.path.join(self.tmp, "empty"),
-                "--commit-window", "50", "-S", "0", "-s", "0"] + list(extra)
-        self.errpath = os.path.join(self.tmp, "spamd.err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log()[-500:]))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log()[-500:])
-        self.wait_log("tag=spamd-greytrap", 10)
-
-    def log(self):
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, text, secs):
-        deadline = time.time() + secs
-        while time.time() < deadline:
-            if text in self.log():
-                return True
-            time.sleep(0.05)
-        return False
+        os.makedirs(os.path.join(tmp, name))
+        super().__init__(name, extra, tmp=os.path.join(tmp, name),
+                         workers=None, hostname=HOSTNAME, nobody=False,
+                         ports=(22000, 22999), config_port=True, listen=(),
+                         logname="spamd.err")
+        self.errpath = self.logpath
+        try:
+            self.wait_started(ready="tag=spamd-greytrap")
+        except Exception:
+            self.stop()
+            raise
 
     def wait_db(self, prefix, secs=10):
         deadline = time.time() + secs
@@ -139,16 +73,6 @@ class Spamd:
 
     def alive(self):
         return self.proc.poll() is None
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.err.close()
 
 
 class Raw:
@@ -254,7 +178,7 @@ def run_checks(tmp, cert, key):
               len(d.wait_db("GREY|127.0.0.22|raw.example|")) == 1,
               "no tuple")
         check("handshake logged as event=tls",
-              "event=tls id=" in d.log(), "no event=tls line")
+              "event=tls id=" in d.logtext(), "no event=tls line")
 
         # swaks --tls
         if shutil.which("swaks") is None:
@@ -348,7 +272,7 @@ def run_checks(tmp, cert, key):
         check("daemon alive after all TLS checks", d.alive(), "exited")
     finally:
         d.stop()
-    log = d.log() + plain.log()
+    log = d.logtext() + plain.logtext()
     # (LeakSanitizer cannot read /proc in the engines' chroot: that
     # message is not a finding)
     check("no sanitizer report in spamd's logs",
@@ -382,7 +306,7 @@ def main():
             notok("spamd tls", "%s: %s" % (type(e).__name__, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
