@@ -30,6 +30,7 @@
 #include "pf-sync/greylogd.h"
 #include "pf-sync/sync.h"
 #include "spamd/log.h"
+#include "spamd/privsep.h"
 
 #define MAIN_MAX_TARGETS 32
 
@@ -220,32 +221,6 @@ main_dir_owned(const char *dir, uid_t uid)
 	return ok;
 }
 
-/* main_caps_set - set permitted and effective to keep, inheritable to inh */
-static void
-main_caps_set(uint64_t keep, uint64_t inh)
-{
-	struct __user_cap_header_struct hdr;
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-
-	memset(&hdr, 0, sizeof(hdr));
-	memset(data, 0, sizeof(data));
-	hdr.version = _LINUX_CAPABILITY_VERSION_3;
-	data[0].permitted = data[0].effective = (uint32_t)keep;
-	data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
-	data[0].inheritable = (uint32_t)inh;
-	data[1].inheritable = (uint32_t)(inh >> 32);
-	if (syscall(SYS_capset, &hdr, data) == -1)
-		fatal("event=privsep op=capset");
-	/* check it took: nothing beyond keep is left */
-	if (syscall(SYS_capget, &hdr, data) == -1)
-		fatal("event=privsep op=capget");
-	if ((((uint64_t)data[1].permitted << 32 | data[0].permitted) &
-	    ~keep) != 0 ||
-	    (((uint64_t)data[1].effective << 32 | data[0].effective) &
-	    ~keep) != 0)
-		fatalx("event=privsep op=capget error=\"capabilities left\"");
-}
-
 /* main_user - the user to become (falls back to nobody when the default
  * _spamd is missing, as spamd does); exits when there is none */
 static const struct passwd *
@@ -292,26 +267,13 @@ main_keep(const struct main_opts *o, int keep_dac, uint64_t *inh)
 
 /*
  * main_bound - as root, before any thread exists (the store's watchdog
- * thread inherits this): empty the ambient set and the bounding set but
- * for keep, and set no_new_privs, so nothing can be regained by an exec
+ * thread inherits this): the bounding set but for keep (privsep_bound),
+ * and no_new_privs, so nothing can be regained by an exec
  */
 static void
 main_bound(uint64_t keep)
 {
-	int i;
-
-	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == -1 &&
-	    errno != EINVAL)
-		fatal("event=privsep op=ambient-clear");
-	for (i = 0; i < 64; i++) {
-		if (keep & (1ULL << i))
-			continue;
-		if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) == -1) {
-			if (errno == EINVAL)
-				break;
-			fatal("event=privsep op=capbset-drop cap=%d", i);
-		}
-	}
+	privsep_bound(keep);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("event=privsep op=no_new_privs");
 }
@@ -337,7 +299,7 @@ main_drop(uid_t uid, gid_t gid, const char *user, uint64_t keep,
 		fatal("event=privsep op=setresuid uid=%u", (unsigned)uid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1)
 		fatal("event=privsep op=keepcaps-off");
-	main_caps_set(keep, inh);
+	privsep_caps_set(keep, inh);
 	if ((inh & (1ULL << CAP_NET_ADMIN)) && prctl(PR_CAP_AMBIENT,
 	    PR_CAP_AMBIENT_RAISE, CAP_NET_ADMIN, 0, 0) == -1)
 		fatal("event=privsep op=ambient-raise cap=CAP_NET_ADMIN");

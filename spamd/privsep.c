@@ -18,9 +18,10 @@
 #include "spamd/log.h"
 #include "spamd/privsep.h"
 
-/* privsep_caps_zero - clear the effective, permitted and inheritable sets */
-static void
-privsep_caps_zero(void)
+/* privsep_caps_set - permitted and effective become keep, inheritable
+ * inh; checked with capget */
+void
+privsep_caps_set(uint64_t keep, uint64_t inh)
 {
 	struct __user_cap_header_struct hdr;
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
@@ -28,23 +29,29 @@ privsep_caps_zero(void)
 	memset(&hdr, 0, sizeof(hdr));
 	memset(data, 0, sizeof(data));
 	hdr.version = _LINUX_CAPABILITY_VERSION_3;
-	hdr.pid = 0;
+	data[0].permitted = data[0].effective = (uint32_t)keep;
+	data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
+	data[0].inheritable = (uint32_t)inh;
+	data[1].inheritable = (uint32_t)(inh >> 32);
 	if (syscall(SYS_capset, &hdr, data) == -1)
 		fatal("event=privsep op=capset");
-	/* check it took: nothing effective or permitted is left */
+	/* check it took: nothing beyond keep is left */
 	if (syscall(SYS_capget, &hdr, data) == -1)
 		fatal("event=privsep op=capget");
-	if (data[0].effective || data[0].permitted || data[1].effective ||
-	    data[1].permitted)
+	if ((((uint64_t)data[1].permitted << 32 | data[0].permitted) &
+	    ~keep) != 0 ||
+	    (((uint64_t)data[1].effective << 32 | data[0].effective) &
+	    ~keep) != 0)
 		fatalx("event=privsep op=capget error=\"capabilities left\"");
 }
 
 /*
- * privsep_bounding_drop - empty the bounding and ambient sets while we
- * still hold CAP_SETPCAP, so nothing can be regained by an exec
+ * privsep_bound - empty the ambient set and the bounding set but for keep
+ * while we still hold CAP_SETPCAP, so nothing else can be regained by an
+ * exec
  */
-static void
-privsep_bounding_drop(void)
+void
+privsep_bound(uint64_t keep)
 {
 	int i;
 
@@ -53,6 +60,8 @@ privsep_bounding_drop(void)
 		fatal("event=privsep op=ambient-clear");
 	/* stop at the first number the kernel does not know */
 	for (i = 0; i < 64; i++) {
+		if (keep & (1ULL << i))
+			continue;
 		if (prctl(PR_CAPBSET_DROP, i, 0, 0, 0) == -1) {
 			if (errno == EINVAL)
 				break;
@@ -94,7 +103,7 @@ privsep_drop(const char *user, const char *dir)
 		fatal("event=privsep op=chroot dir=%s", dir);
 	if (chdir("/") == -1)
 		fatal("event=privsep op=chdir dir=/");
-	privsep_bounding_drop();
+	privsep_bound(0);
 	if (setgroups(1, &gid) == -1)
 		fatal("event=privsep op=setgroups");
 	if (setresgid(gid, gid, gid) == -1)
@@ -103,7 +112,7 @@ privsep_drop(const char *user, const char *dir)
 		fatal("event=privsep op=setresuid uid=%u", (unsigned)uid);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("event=privsep op=prctl-no-new-privs");
-	privsep_caps_zero();
+	privsep_caps_set(0, 0);
 	/* the switch must be final: no way back to root */
 	if (getuid() == 0 || geteuid() == 0 || setuid(0) != -1)
 		fatalx("event=privsep error=\"still root after setresuid\"");

@@ -6,6 +6,8 @@
 #ifndef SPAMD_PRIVSEP_H
 #define SPAMD_PRIVSEP_H
 
+#include <stdint.h>
+
 /*
  * privsep_drop - as root: chroot to dir (made 0755 if missing), become
  * user, drop all capabilities and set no_new_privs, then check uid != 0.
@@ -13,5 +15,12 @@
  * Calls fatal on any failure.
  */
 void	privsep_drop(const char *user, const char *dir);
+
+/* privsep_bound - as root: clear the ambient set and drop every
+ * capability from the bounding set but those in keep (bit n = cap n) */
+void	privsep_bound(uint64_t keep);
+/* privsep_caps_set - permitted and effective = keep, inheritable = inh,
+ * checked; fatal if more is left */
+void	privsep_caps_set(uint64_t keep, uint64_t inh);
 
 #endif /* SPAMD_PRIVSEP_H */
