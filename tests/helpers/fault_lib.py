@@ -50,10 +50,10 @@ class Results:
 _TAKEN = set()
 
 
-def _bindable(addr, port):
-    """True if port can be bound (TCP) on addr, IPv4 or IPv6."""
+def _bindable(addr, port, kind=socket.SOCK_STREAM):
+    """True if port can be bound (kind: TCP or UDP) on addr, v4 or v6."""
     fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-    s = socket.socket(fam, socket.SOCK_STREAM)
+    s = socket.socket(fam, kind)
     try:
         s.bind((addr, port))
         return True
@@ -63,7 +63,8 @@ def _bindable(addr, port):
         s.close()
 
 
-def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI):
+def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI,
+              kind=socket.SOCK_STREAM):
     """A port in lo-hi (default 13000-13999) free on addr (one address or
     a list of them), not handed out before; each script passes its own
     range so parallel runs differ."""
@@ -72,7 +73,7 @@ def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI):
         p = random.randint(lo, hi)
         if p in _TAKEN:
             continue
-        if not all(_bindable(a, p) for a in addrs):
+        if not all(_bindable(a, p, kind) for a in addrs):
             continue
         _TAKEN.add(p)
         return p
@@ -138,9 +139,10 @@ class Spamd:
         with open(self.logpath, errors="replace") as f:
             return f.read()
 
-    def wait_log(self, text, secs):
-        """Poll (bounded) until text is in the log."""
-        return bool(wait_for(lambda: text in self.logtext(), secs))
+    def wait_log(self, text, secs, count=1):
+        """Poll (bounded) until text is in the log (count times)."""
+        return bool(wait_for(lambda: self.logtext().count(text) >= count,
+                             secs))
 
     def wait_started(self, secs=15, writer_secs=10,
                      ready="event=writer_start"):

@@ -21,7 +21,6 @@ per-zone counters on SIGUSR1; an IPv6 client (nibble form).
 Prints one line per check: ok - name / not ok - name: why / skip - ...
 """
 import os
-import random
 import shutil
 import signal
 import socket
@@ -40,54 +39,17 @@ HOSTNAME = "mx.dnsbl.example"
 sys.path.insert(0, HERE)
 import dnsbl as dnsrv  # noqa: E402  (the responder and its records)
 
-failed = 0
+sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+import fault_lib as fl  # noqa: E402
+
 DAEMONS = []
-
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-
-
-TAKEN = set()
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
 
 def pick_port(addrs=("127.0.0.1",), kind=socket.SOCK_STREAM):
     """a port in 18000-18999 free on every address"""
-    for _ in range(200):
-        p = random.randint(18000, 18999)
-        if p in TAKEN:
-            continue
-        good = True
-        for a in addrs:
-            fam = socket.AF_INET6 if ":" in a else socket.AF_INET
-            s = socket.socket(fam, kind)
-            try:
-                s.bind((a, p))
-            except OSError:
-                good = False
-            finally:
-                s.close()
-        if good:
-            TAKEN.add(p)
-            return p
-    raise RuntimeError("no free port in 18000-18999")
+    return fl.pick_port(addrs, 18000, 18999, kind)
 
 
 class Dns(dnsrv.Server):
@@ -123,64 +85,31 @@ def have_ipv6():
         return False
 
 
-class Spamd:
+class Spamd(fl.Spamd):
     """one daemon with its own temporary directory"""
 
     def __init__(self, name, dns, extra=(), listen=("127.0.0.1",),
                  expect_fail=False, white=()):
-        self.tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-%s." % name)
-        self.db = os.path.join(self.tmp, "db")
+        tmp = tempfile.mkdtemp(prefix="spamd-dnsbl-%s." % name)
+        db = os.path.join(tmp, "db")
         for ip in white:
-            r = subprocess.run([GREYCTL, "-D", self.db, "-a", ip],
+            r = subprocess.run([GREYCTL, "-D", db, "-a", ip],
                                capture_output=True, text=True, timeout=60)
             if r.returncode != 0:
                 raise RuntimeError("greyctl -a %s: %s" % (ip, r.stderr))
-        self.listen = list(listen)
-        self.port = pick_port(self.listen)
-        args = [SPAMD, "-d", "-v", "-h", HOSTNAME, "-p", str(self.port),
-                "--config-port", "0", "--db-dir", self.db,
-                "--chroot", os.path.join(self.tmp, "empty"),
-                "--commit-window", "50", "-S", "0", "-s", "0",
-                "--dns-server", "127.0.0.1:%d" % dns.port]
-        for a in self.listen:
-            args += ["-l", a]
-        args += list(extra)
-        self.errpath = os.path.join(self.tmp, "spamd.err")
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
+        super().__init__(name, ["--dns-server", "127.0.0.1:%d" % dns.port] +
+                         list(extra), db=db, tmp=tmp, workers=None,
+                         hostname=HOSTNAME, nobody=False,
+                         ports=(18000, 18999), listen=listen,
+                         logname="spamd.err")
+        self.errpath = self.logpath
         DAEMONS.append(self)
         if expect_fail:
             return
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log_tail()))
-            try:
-                s = socket.create_connection(("127.0.0.1", self.port), 1)
-                s.close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("spamd did not listen: " + self.log_tail())
-        self.wait_log("tag=spamd-greytrap", 10)
-
-    def log(self):
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
+        self.wait_started(ready="tag=spamd-greytrap")
 
     def log_tail(self):
-        return " | ".join(self.log().strip().splitlines()[-5:])
-
-    def wait_log(self, text, secs, count=1):
-        deadline = time.time() + secs
-        while time.time() < deadline:
-            if self.log().count(text) >= count:
-                return True
-            time.sleep(0.05)
-        return False
+        return " | ".join(self.logtext().strip().splitlines()[-5:])
 
     def greyctl(self):
         r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
@@ -199,27 +128,6 @@ class Spamd:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
-
-    def stop(self):
-        """SIGTERM; the exit status (None if it had to be killed)"""
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.err.close()
-        return rc
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        if not self.err.closed:
-            self.err.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Raw:
@@ -317,9 +225,9 @@ def test_zones(dns):
               "greyctl: %r" % d.greyctl())
         check("log: event=dnsbl ip= zone= answer=",
               "event=dnsbl ip=127.0.0.2 zone=zen.test answer=127.0.0.2"
-              in d.log() and
+              in d.logtext() and
               "event=dnsbl ip=127.0.0.2 zone=bl.test answer=127.0.0.2"
-              in d.log(), d.log_tail())
+              in d.logtext(), d.log_tail())
         # cache: a second connection asks DNS nothing new
         before = dns.count(lambda n, t: n == "2.0.0.127.zen.test")
         r, rest = dialogue(d, "127.0.0.2")
@@ -339,7 +247,7 @@ def test_zones(dns):
             skip("IPv6 client ::1", "no IPv6 loopback")
         d.signal(signal.SIGUSR1)
         got = d.wait_log("event=stats-dnsbl engine=0 zone=zen.test", 10)
-        line = [ln for ln in d.log().splitlines()
+        line = [ln for ln in d.logtext().splitlines()
                 if "event=stats-dnsbl engine=0 zone=zen.test" in ln]
         check("SIGUSR1 logs per-zone counters",
               got and line and "listed=" in line[-1] and
@@ -399,7 +307,7 @@ def test_timeout(dns):
               any("user@example.com" in ln
                   for ln in d.grey_lines("127.0.0.5")), d.greyctl())
         check("the timeout is logged for the zone",
-              "zone=slow.test result=timeout" in d.log(), d.log_tail())
+              "zone=slow.test result=timeout" in d.logtext(), d.log_tail())
         # clients that leave while their lookup is out: one at once, one
         # from a held RCPT; the daemon goes on serving
         c = Raw(d, "127.0.0.9")
@@ -433,7 +341,7 @@ def test_bad_config(dns):
               expect_fail=True)
     try:
         rc = d.proc.wait(15)
-        log = d.log()
+        log = d.logtext()
         check("bad --dnsbl: exit 1 naming the spec and the fault",
               rc == 1 and "--dnsbl 'zen.test;Listed %s'" in log and
               "byte" in log, "rc %r: %r" % (rc, log[-300:]))
@@ -448,7 +356,7 @@ def test_bad_config(dns):
                   expect_fail=True)
         try:
             rc = d.proc.wait(15)
-            log = d.log()
+            log = d.logtext()
             check("bad zone file: exit 1 naming file:line",
                   rc == 1 and (path + ":4:") in log,
                   "rc %r: %r" % (rc, log[-300:]))
@@ -459,8 +367,8 @@ def test_bad_config(dns):
         try:
             rc = d.proc.wait(15)
             check("missing zone file: exit 1 naming it",
-                  rc == 1 and (path + ".missing") in d.log(),
-                  "rc %r: %r" % (rc, d.log()[-300:]))
+                  rc == 1 and (path + ".missing") in d.logtext(),
+                  "rc %r: %r" % (rc, d.logtext()[-300:]))
         finally:
             d.cleanup()
     finally:
@@ -500,7 +408,7 @@ def test_reload(dns):
         got = d.wait_log("event=dnsbl-reload proc=writer ok=0", 10)
         r, rest = dialogue(d, "127.0.0.3")
         check("SIGHUP with a broken file: logged with file:line, old "
-              "zones kept", got and (path + ":1:") in d.log() and
+              "zones kept", got and (path + ":1:") in d.logtext() and
               rest == ["450 Reloaded: 127.0.0.3"],
               "logged %r: %r %r" % (got, r, rest))
         # a NUL byte and an oversized file are refused the same way
@@ -511,13 +419,13 @@ def test_reload(dns):
             with open(path + ".new", "wb") as f:
                 f.write(data)
             os.rename(path + ".new", path)
-            n = d.log().count("event=dnsbl-reload proc=writer ok=0")
+            n = d.logtext().count("event=dnsbl-reload proc=writer ok=0")
             d.signal(signal.SIGHUP)
             got = d.wait_log("event=dnsbl-reload proc=writer ok=0", 10,
                              count=n + 1)
             r, rest = dialogue(d, "127.0.0.3")
             check("SIGHUP with %s: refused, old zones kept" % what,
-                  got and want in d.log() and
+                  got and want in d.logtext() and
                   rest == ["450 Reloaded: 127.0.0.3"],
                   "logged %r: %r %r" % (got, r, rest))
     finally:
@@ -544,7 +452,7 @@ def test_rdns_helo(dns):
         check("--rdns/--helo-check tarpit: good FCrDNS and HELO: 451",
               r.startswith("451"), "%r %r" % (r, rest))
         check("rDNS result logged",
-              "result=no_ptr" in d.log() and "name=ok7.test" in d.log(),
+              "result=no_ptr" in d.logtext() and "name=ok7.test" in d.logtext(),
               d.log_tail())
         helo_msg = ["450 Helo command rejected: Host not found"]
         for helo, why in (("bareword", "a bare word"),
@@ -595,7 +503,7 @@ def white_then_helo(d, src):
         while time.time() < deadline:
             d.signal(signal.SIGUSR1)
             time.sleep(0.1)
-            stats = [ln for ln in d.log().splitlines()
+            stats = [ln for ln in d.logtext().splitlines()
                      if "event=stats engine=0 " in ln]
             if stats and " results=1 " in stats[-1]:
                 break
@@ -624,7 +532,7 @@ def test_skip_white(dns):
             if mode == "yes":
                 check("--dns-skip-white yes: a WHITE client's later HELO "
                       "is not checked (451)", r.startswith("451") and
-                      "event=dns-skip-white" in d.log(),
+                      "event=dns-skip-white" in d.logtext(),
                       "%r %r %s" % (r, rest, d.log_tail()))
             else:
                 check("--dns-skip-white no: a WHITE client's bad HELO "
@@ -654,8 +562,8 @@ def main():
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
-        if not self.err.closed:
-            self.err.close()
+        if not self.log.closed:
+            self.log.close()
         try:
             with open(self.errpath, errors="replace") as f:
                 saved[self.errpath] = f.read()
@@ -690,7 +598,7 @@ def main():
             except Exception:
                 pass
         dns.close()
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
