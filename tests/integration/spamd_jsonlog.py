@@ -16,7 +16,6 @@ Prints ok / not ok / skip lines; exits 1 on a failure.
 """
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -36,42 +35,15 @@ HOST = "127.0.0.1"
 sys.path.insert(0, HERE)
 import dnsbl as dnsrv  # noqa: E402  (the DNS responder and its records)
 
-failed = False
-TAKEN = set()
+sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed = True
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
+R = fl.Results()
+ok, notok, check = R.ok, R.notok, R.check
 
 
 def pick_port(kind=socket.SOCK_STREAM):
-    for _ in range(300):
-        p = random.randint(23000, 23999)
-        if p in TAKEN:
-            continue
-        s = socket.socket(socket.AF_INET, kind)
-        try:
-            s.bind((HOST, p))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        TAKEN.add(p)
-        return p
-    raise RuntimeError("no free port in 23000-23999")
+    return fl.pick_port(HOST, 23000, 23999, kind)
 
 
 class Dns(dnsrv.Server):
@@ -300,4 +272,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if R.failed else 0)
