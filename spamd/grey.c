@@ -562,9 +562,15 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 	char eh[512], ef[512], et[512];
 
 	g->dirty = 1;
-	grey_esc(m->str[1], eh, sizeof(eh));
-	grey_esc(m->str[2], ef, sizeof(ef));
-	grey_esc(m->str[3], et, sizeof(et));
+	/* escaped only for a line that is written: new and grey tuples
+	 * (most of them) log only with -v, WHITE and TRAPPED never */
+	eh[0] = ef[0] = et[0] = '\0';
+	if (res == GDB_R_PASSED || res == GDB_R_TRAP ||
+	    ((res == GDB_R_NEW || res == GDB_R_GREY) && log_verbose() > 0)) {
+		grey_esc(m->str[1], eh, sizeof(eh));
+		grey_esc(m->str[2], ef, sizeof(ef));
+		grey_esc(m->str[3], et, sizeof(et));
+	}
 	switch (res) {
 	case GDB_R_NEW:
 		g->n.new++;
