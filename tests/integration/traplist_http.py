@@ -19,7 +19,6 @@ Ports 19000-19999. Prints ok / not ok / skip lines; exits 1 on a failure.
 """
 import gzip
 import os
-import random
 import re
 import shutil
 import signal
@@ -38,99 +37,33 @@ SETUP = os.path.join(BUILD, "spamd-setup")
 CURL = shutil.which("curl")
 HOST = "127.0.0.1"
 
-failed = False
-TAKEN = set()
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - %s" % name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed = True
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-
-
-def port_free(p):
-    s = socket.socket()
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((HOST, p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
 
 def pick_port():
-    for _ in range(300):
-        p = random.randint(19000, 19999)
-        if p not in TAKEN and port_free(p):
-            TAKEN.add(p)
-            return p
-    raise RuntimeError("no free port in 19000-19999")
+    return fl.pick_port(HOST, 19000, 19999)
 
 
-class Spamd:
+class Spamd(fl.Spamd):
     """build/spamd -d on loopback with its own ports and database"""
 
     def __init__(self, tmp, name, db, extra=()):
-        self.port, self.cport = pick_port(), pick_port()
-        self.db = db
-        self.errpath = os.path.join(tmp, name + ".err")
-        empty = os.path.join(tmp, "empty")
-        os.makedirs(empty, exist_ok=True)
-        argv = [SPAMD, "-d", "-v", "-S", "0", "-s", "0", "-l", HOST,
-                "-p", str(self.port), "--config-port", str(self.cport),
-                "--db-dir", db, "--chroot", empty, "--commit-window", "50",
-                "--pass-seconds", "1"] + list(extra)
-        if os.geteuid() == 0:
-            argv += ["--user", "nobody"]
-        self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.err, stderr=self.err)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("spamd exited %d: %s" % (
-                    self.proc.returncode, self.log()[-500:]))
-            if "event=writer_start engines" in self.log():
-                try:
-                    socket.create_connection((HOST, self.port), 1).close()
-                    return
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError("spamd did not start: " + self.log()[-500:])
-
-    def log(self):
-        self.err.flush()
-        with open(self.errpath, errors="replace") as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.err.close()
-        return self.proc.returncode
+        super().__init__(name, ["--pass-seconds", "1"] + list(extra), db=db,
+                         tmp=tmp, workers=None, hostname=None,
+                         ports=(19000, 19999), config_port=True,
+                         logname=name + ".err")
+        self.errpath = self.logpath
+        try:
+            if not self.wait_started(ready="event=writer_start engines"):
+                raise RuntimeError("spamd did not start: " +
+                                   self.logtext()[-500:])
+        except Exception:
+            self.stop()
+            raise
 
 
 def curl(args, timeout=30):
@@ -456,7 +389,7 @@ def main():
         if a is not None:
             a.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
