@@ -19,7 +19,6 @@ Prints ok / not ok / skip lines; exits 1 if a check failed.
 import gzip
 import http.server
 import os
-import random
 import shutil
 import signal
 import socket
@@ -36,48 +35,16 @@ SETUP = os.path.join(BUILD, "spamd-setup")
 SPAMD = os.path.join(BUILD, "spamd")
 HOST = "127.0.0.1"
 
-failed = False
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
+import fault_lib as fl  # noqa: E402
 
-
-def ok(name):
-    print("ok - %s" % name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed = True
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why):
-    if cond:
-        ok(name)
-    else:
-        notok(name, why)
-    return cond
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
 
 def free_ports(n):
     """n distinct loopback ports in 13000-13999 that bind right now."""
-    ports = list(range(13000, 14000))
-    random.shuffle(ports)
-    got = []
-    for p in ports:
-        if len(got) == n:
-            break
-        s = socket.socket()
-        try:
-            s.bind((HOST, p))
-            got.append(p)
-        except OSError:
-            pass
-        finally:
-            s.close()
-    return got
+    return [fl.pick_port(HOST, 13000, 13999) for _ in range(n)]
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -483,7 +450,7 @@ def main():
             srv.shutdown()
             srv.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return 1 if R.failed else 0
 
 
 if __name__ == "__main__":
