@@ -9,6 +9,7 @@ import random
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -347,3 +348,41 @@ def file_fw_spamd(tmp, ports, extra=(), logname="spamd.err",
         d.stop()
         raise
     return d
+
+
+def smtp_deliver(port, src, helo, frm, to):
+    """One smtplib delivery attempt from src to 127.0.0.1:port; the DATA
+    (or first refusal) code, -1 if the server hung up."""
+    s = smtplib.SMTP(timeout=20, source_address=(src, 0))
+    try:
+        s.connect("127.0.0.1", port)
+        s.ehlo(helo)
+        code, _ = s.mail(frm)
+        if code != 250:
+            return code
+        code, _ = s.rcpt(to)
+        if code != 250:
+            return code
+        code, _ = s.docmd("DATA")
+        return code
+    except smtplib.SMTPServerDisconnected:
+        return -1
+    finally:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def fw_has(path, ip, want=True, secs=10):
+    """Poll (bounded) until the firewall file path holds ip (or not)."""
+    end = time.monotonic() + secs
+    while True:
+        try:
+            with open(path) as f:
+                have = ip in f.read().split()
+        except OSError:
+            have = False
+        if have == want or time.monotonic() > end:
+            return have
+        time.sleep(0.05)

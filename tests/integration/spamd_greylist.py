@@ -15,7 +15,6 @@ Skips (with the reason) while build/spamd does not exist.
 """
 import os
 import shutil
-import smtplib
 import subprocess
 import sys
 import tempfile
@@ -42,25 +41,7 @@ def Daemon(tmp, name):
 
 def deliver(d, src, helo, frm, to):
     """one delivery attempt from src; the DATA (or first refusal) code"""
-    s = smtplib.SMTP(timeout=20, source_address=(src, 0))
-    try:
-        s.connect("127.0.0.1", d.port)
-        s.ehlo(helo)
-        code, _ = s.mail(frm)
-        if code != 250:
-            return code
-        code, _ = s.rcpt(to)
-        if code != 250:
-            return code
-        code, _ = s.docmd("DATA")
-        return code
-    except smtplib.SMTPServerDisconnected:
-        return -1
-    finally:
-        try:
-            s.close()
-        except OSError:
-            pass
+    return fl.smtp_deliver(d.port, src, helo, frm, to)
 
 
 def greyctl(d):
@@ -73,16 +54,7 @@ def greyctl(d):
 
 def fw_has(d, ip, want=True, secs=10):
     """poll (bounded) until the firewall file holds ip (or not)"""
-    end = time.monotonic() + secs
-    while True:
-        try:
-            with open(d.fw) as f:
-                have = ip in f.read().split()
-        except OSError:
-            have = False
-        if have == want or time.monotonic() > end:
-            return have
-        time.sleep(0.05)
+    return fl.fw_has(d.fw, ip, want, secs)
 
 
 def main():
