@@ -16,7 +16,6 @@ Skips (with the reason) while build/spamd or build/greyctl do not exist.
 """
 import os
 import shutil
-import smtplib
 import socket
 import subprocess
 import sys
@@ -51,25 +50,8 @@ def Daemon(tmp, extra=()):
 
 def deliver(d, src, to):
     """one delivery attempt from src; the DATA (or first refusal) code"""
-    s = smtplib.SMTP(timeout=20, source_address=(src, 0))
-    try:
-        s.connect("127.0.0.1", d.port)
-        s.ehlo("mx.sender.example")
-        code, _ = s.mail("alice@sender.example")
-        if code != 250:
-            return code
-        code, _ = s.rcpt(to)
-        if code != 250:
-            return code
-        code, _ = s.docmd("DATA")
-        return code
-    except smtplib.SMTPServerDisconnected:
-        return -1
-    finally:
-        try:
-            s.close()
-        except OSError:
-            pass
+    return fl.smtp_deliver(d.port, src, "mx.sender.example",
+                           "alice@sender.example", to)
 
 
 def greyctl(db, *args, pre=()):
@@ -85,16 +67,7 @@ def last_line(out):
 
 def fw_has(d, ip, want=True, secs=10):
     """poll (bounded) until the firewall file holds ip (or not)"""
-    end = time.monotonic() + secs
-    while True:
-        try:
-            with open(d.fw) as f:
-                have = ip in f.read().split()
-        except OSError:
-            have = False
-        if have == want or time.monotonic() > end:
-            return have
-        time.sleep(0.05)
+    return fl.fw_has(d.fw, ip, want, secs)
 
 
 def load_list(d, text):
