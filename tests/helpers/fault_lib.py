@@ -386,3 +386,48 @@ def fw_has(path, ip, want=True, secs=10):
         if have == want or time.monotonic() > end:
             return have
         time.sleep(0.05)
+
+
+def smtp_said(port, src, to="b@example.com", timeout=30):
+    """HELO, MAIL, RCPT, DATA from src to 127.0.0.1:port; every reply
+    (the last: all the server said after, the body sent on a 354)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(src, 0))
+    s.settimeout(timeout)
+    buf = b""
+    end = time.monotonic() + timeout
+
+    def reply():
+        nonlocal buf
+        while time.monotonic() < end:
+            lines = buf.split(b"\r\n")
+            for i, ln in enumerate(lines[:-1]):
+                if len(ln) >= 4 and ln[3:4] == b" ":
+                    out = b"\r\n".join(lines[:i + 1])
+                    buf = b"\r\n".join(lines[i + 1:])
+                    return out.decode("latin-1")
+            d = s.recv(4096)
+            if not d:
+                break
+            buf += d
+        return buf.decode("latin-1")
+
+    said = [reply()]
+    for cmd in (b"HELO client.example.net", b"MAIL FROM:<a@example.net>",
+                b"RCPT TO:<" + to.encode() + b">", b"DATA"):
+        s.sendall(cmd + b"\r\n")
+        said.append(reply())
+    if said[-1].startswith("354"):
+        s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
+    rest = b""
+    while time.monotonic() < end:
+        try:
+            d = s.recv(4096)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not d:
+            break
+        rest += d
+    s.close()
+    said.append(buf.decode("latin-1") + rest.decode("latin-1"))
+    return said
