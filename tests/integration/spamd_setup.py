@@ -102,49 +102,10 @@ WANT = ('traps;"Your address %A is on a trap list\\nGo away\\n";inet;5;'
 
 
 def smtp_dialogue(port, src, timeout=60):
-    """HELO, MAIL, RCPT, DATA from src; everything the server said."""
-    s = socket.create_connection((HOST, port), timeout=timeout,
-                                 source_address=(src, 0))
-    s.settimeout(timeout)
-    buf = b""
-    end = time.monotonic() + timeout
-
-    def reply():
-        nonlocal buf
-        while time.monotonic() < end:
-            lines = buf.split(b"\r\n")
-            for i, ln in enumerate(lines[:-1]):
-                if len(ln) >= 4 and ln[3:4] == b" ":
-                    out = b"\r\n".join(lines[:i + 1])
-                    buf = b"\r\n".join(lines[i + 1:])
-                    return out.decode("latin-1")
-            d = s.recv(4096)
-            if not d:
-                break
-            buf += d
-        return buf.decode("latin-1")
-
-    said = [reply()]
-    for cmd in (b"HELO client.example.net", b"MAIL FROM:<a@example.net>",
-                b"RCPT TO:<b@example.com>", b"DATA"):
-        s.sendall(cmd + b"\r\n")
-        said.append(reply())
-    # a blacklisted client is let through DATA (354) and gets the list's
-    # message after the body, as OpenBSD spamd does
-    if said[-1].startswith("354"):
-        s.sendall(b"Subject: x\r\n\r\nbody\r\n.\r\n")
-    rest = b""
-    while time.monotonic() < end:
-        try:
-            d = s.recv(4096)
-        except (socket.timeout, ConnectionResetError):
-            break
-        if not d:
-            break
-        rest += d
-    s.close()
-    said.append(buf.decode("latin-1") + rest.decode("latin-1"))
-    return said
+    """HELO, MAIL, RCPT, DATA from src; everything the server said (a
+    blacklisted client is let through DATA (354) and gets the list's
+    message after the body, as OpenBSD spamd does)."""
+    return fl.smtp_said(port, src, timeout=timeout)
 
 
 class Spamd:
