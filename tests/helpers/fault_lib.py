@@ -160,6 +160,16 @@ class Spamd:
                                self.logtext()[-500:])
         return self.wait_log(ready, writer_secs)
 
+    def log_tail(self, n=5):
+        """The last n log lines joined with ' | ' (for a failure's why)."""
+        return " | ".join(self.logtext().strip().splitlines()[-n:])
+
+    def greyctl(self):
+        """greyctl -D's dump of this daemon's database, as text."""
+        r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
+                           text=True, timeout=60)
+        return r.stdout
+
     def count(self, event):
         return self.logtext().count(event)
 

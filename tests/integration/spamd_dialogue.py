@@ -65,14 +65,6 @@ class Spamd(fl.Spamd):
             self.cleanup()
             raise
 
-    def log_tail(self):
-        return " | ".join(self.logtext().strip().splitlines()[-5:])
-
-    def greyctl(self):
-        r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
-                           text=True, timeout=60)
-        return r.stdout
-
     def wait_db(self, prefix, secs=10):
         """The greyctl lines starting with prefix, polled until some show."""
         deadline = time.time() + secs
