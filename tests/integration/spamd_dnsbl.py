@@ -108,14 +108,6 @@ class Spamd(fl.Spamd):
             return
         self.wait_started(ready="tag=spamd-greytrap")
 
-    def log_tail(self):
-        return " | ".join(self.logtext().strip().splitlines()[-5:])
-
-    def greyctl(self):
-        r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
-                           text=True, timeout=60)
-        return r.stdout
-
     def grey_lines(self, ip, secs=5):
         """greyctl lines of ip, polled until some show (or secs pass)"""
         deadline = time.time() + secs
