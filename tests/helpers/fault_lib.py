@@ -1,8 +1,10 @@
 """fault_lib.py - what the fault injection tests (tests/system/fault_*.py)
-share: result lines, free ports in 13000-13999, a spamd started on loopback
-with its own temporary directory, SMTP dialogues over raw sockets with
-timeouts, greyctl dumps, and CPU time and memory of a process tree read
-from /proc. Python 3 stdlib only.
+and the Python integration scripts (tests/integration/*.py) share: result
+lines, free ports (13000-13999 unless a script passes its own range), a
+spamd started on loopback with its own temporary directory, SMTP dialogues
+over raw sockets and smtplib with timeouts, greyctl dumps, the file
+firewall, and CPU time and memory of a process tree read from /proc.
+Python 3 stdlib only.
 """
 import os
 import random
