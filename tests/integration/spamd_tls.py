@@ -63,9 +63,7 @@ class Spamd(fl.Spamd):
     def wait_db(self, prefix, secs=10):
         deadline = time.time() + secs
         while True:
-            r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
-                               text=True, timeout=60)
-            lines = [ln for ln in r.stdout.splitlines()
+            lines = [ln for ln in self.greyctl().splitlines()
                      if ln.startswith(prefix)]
             if lines or time.time() > deadline:
                 return lines
