@@ -319,7 +319,7 @@ def main():
         # a blacklist over the config port
         with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
             s.sendall(b'test;"Blocked %A";inet;1;127.0.0.9/32\n')
-        d.wait_log("tag=test", 10)
+        d.wait_log("list-loaded engine=0 tag=test", 10)
         out = tarpit_reply(d, "127.0.0.9")
         check("blacklist from the config port: 450 Blocked 127.0.0.9",
               out == ["450 Blocked 127.0.0.9"], repr(out))
@@ -365,7 +365,7 @@ def main():
         daemons.append(d2)
         with socket.create_connection(("127.0.0.1", d2.cport), 5) as s:
             s.sendall(b'slow;"Slow %A";inet;1;127.0.0.12/32\n')
-        d2.wait_log("tag=slow", 10)
+        d2.wait_log("list-loaded engine=0 tag=slow", 10)
         grey = Raw("127.0.0.1", d2.port, "127.0.0.13", timeout=0.2)
         black = Raw("127.0.0.1", d2.port, "127.0.0.12", timeout=0.2)
         got = {"grey": b"", "black": b""}
@@ -455,7 +455,7 @@ def main():
               os.path.join(d4.db, "grey.db")), "grey.db exists")
         with socket.create_connection(("127.0.0.1", d4.cport), 5) as s:
             s.sendall(b'bl;"Listed %A";inet;1;127.0.0.44/32\n')
-        d4.wait_log("tag=bl", 10)
+        d4.wait_log("list-loaded engine=0 tag=bl", 10)
         out = tarpit_reply(d4, "127.0.0.44")
         check("-b: a listed client gets its list's 450",
               out == ["450 Listed 127.0.0.44"], repr(out))
