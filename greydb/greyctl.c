@@ -5,6 +5,7 @@
  *   greyctl [-D dir] -a [-t | -T] keys   add or update
  *   greyctl [-D dir] -d [-G | -t | -T] keys  delete
  *   greyctl [-D dir] import | export traplist | [-j] stats
+ *   (every form also takes --seccomp kill|log|off)
  *
  * Decisions (also in the usage text):
  * - Every key is checked before the store is opened, and for -d every key
@@ -21,15 +22,24 @@
  *   only set a flag that the loops check. A process that dies with the
  *   environment open makes the next opener run recovery, and the daemon
  *   then has to reopen its handle.
+ * - Once the arguments are checked and the store is open, a seccomp
+ *   filter (spamd/sandbox.c) keeps greyctl to the calls it still needs:
+ *   no network socket, no exec, no new process (--seccomp, as spamd's).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
+#include "spamd/sandbox.h"
+
+/* getopt_long's value for --seccomp (no short form) */
+#define OPT_SECCOMP	256
 
 /* What -a/-d act on, set by -G, -t and -T (WHITE when none). */
 struct greyctl_args {
@@ -57,6 +67,11 @@ static const char usage_text[] =
 "           (GREY also helo, from, to; SPAMTRAP address, not ip), first,\n"
 "           pass, expire, bcount, pcount\n"
 "  -h       this text\n"
+"  --seccomp kill|log|off\n"
+"           once the store is open a seccomp filter allows only the\n"
+"           calls greyctl still needs; a call outside it kills greyctl\n"
+"           (kill, the default), is logged by the kernel (log), or no\n"
+"           filter is loaded (off). SPAMD_SECCOMP gives the default.\n"
 "No arguments: list every record as spamdb does (GREY|ip|helo|from|to|\n"
 "first|pass|expire|bcount|pcount, WHITE|ip|||first|pass|expire|bcount|\n"
 "pcount, TRAPPED|ip|expire, SPAMTRAP|address). Keys alone: print their\n"
@@ -75,6 +90,33 @@ static const char usage_text[] =
 "-d of WHITE or TRAPPED also tells a running spamd (dir/spamd.sock) to\n"
 "update its firewall set at once.\n"
 "Exit status 0 on success, 1 on any error (message on stderr).\n";
+
+/* greyctl_sandbox - the seccomp filter for the rest of the run */
+int
+greyctl_sandbox(const struct greyctl *ctl, int flags)
+{
+	const char *selftest;
+	char err[256];
+	int fd;
+
+	/* read before the filter, though getenv makes no call */
+	selftest = getenv("SPAMD_SANDBOX_SELFTEST");
+	if (sandbox_greyctl(ctl->seccomp, flags, err, sizeof(err)) == -1) {
+		greyctl_warnx("seccomp filter (--seccomp %s): %s; "
+		    "--seccomp off runs without it",
+		    sandbox_mode_name(ctl->seccomp), err);
+		return -1;
+	}
+	/*
+	 * Test hook (tests/integration/greyctl_sandbox.py): make one call
+	 * the filter forbids, so a test can see greyctl die of SIGSYS in
+	 * kill mode and go on with --seccomp off.
+	 */
+	if (selftest != NULL && strcmp(selftest, "socket") == 0 &&
+	    (fd = socket(AF_INET, SOCK_STREAM, 0)) != -1)
+		close(fd);
+	return 0;
+}
 
 /* key_check - is key a valid key for type; a message naming it if not */
 static int
@@ -204,6 +246,10 @@ cmd_lookup(const struct greyctl *ctl, struct greyctl_args *a)
 	}
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
+	if (greyctl_sandbox(ctl, 0) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
 		const char *k = a->keys[i];
 		int w, t;
@@ -270,6 +316,10 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 			return 1;
 	if (greyctl_open(ctl, GREYCTL_CREATE, 0, &db) == -1)
 		return 1;
+	if (greyctl_sandbox(ctl, 0) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
 		switch (a->type) {
 		case GDB_WHITE:
@@ -309,6 +359,11 @@ cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 			return 1;
 	if (greyctl_open(ctl, GREYCTL_WRITE, 0, &db) == -1)
 		return 1;
+	/* the deleted WHITE/TRAPPED addresses go to spamd's socket after */
+	if (greyctl_sandbox(ctl, SANDBOX_GC_CTL) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	/* Every key must have its record before any is deleted, so a typo
 	 * in one key leaves the others alone (spamdb's "no entry for"). */
 	for (i = 0; i < a->nkeys && ret == 0; i++) {
@@ -371,6 +426,10 @@ cmd_dump(const struct greyctl *ctl)
 
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
+	if (greyctl_sandbox(ctl, 0) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	if (gdb_walk(db, 0, dump_one, (void *)ctl, &err) == -1) {
 		greyctl_warnx("%s", err.msg);
 		ret = 1;
@@ -391,6 +450,11 @@ cmd_stats(const struct greyctl *ctl)
 
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
+	/* the daemon's counters come from its socket after */
+	if (greyctl_sandbox(ctl, SANDBOX_GC_CTL) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	if (gdb_stats(db, &st, &err) == -1) {
 		greyctl_warnx("%s", err.msg);
 		ret = 1;
@@ -412,6 +476,10 @@ cmd_export(const struct greyctl *ctl)
 
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
+	if (greyctl_sandbox(ctl, 0) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	ret = greyctl_export_traplist(ctl, db) == -1 ? 1 : 0;
 	gdb_close(db);
 	return ret;
@@ -462,6 +530,10 @@ subcommand(struct greyctl *ctl, struct greyctl_args *a)
 			greyctl_warnx("flag -j does not apply to explain");
 			return 1;
 		}
+		/* greyctl_explain opens the store itself, then asks spamd */
+		if (greyctl_sandbox(ctl, SANDBOX_GC_OPEN | SANDBOX_GC_CTL) ==
+		    -1)
+			return 1;
 		return greyctl_explain(ctl, a->keys[1]);
 	}
 	if (ctl->json && strcmp(cmd, "stats") != 0) {
@@ -491,6 +563,12 @@ main(int argc, char *argv[])
 {
 	struct greyctl ctl;
 	struct greyctl_args a;
+	static const struct option longopts[] = {
+		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *env;
+	char safe[100];
 	int ch, ret, out_errno = 0;
 
 	memset(&ctl, 0, sizeof(ctl));
@@ -500,10 +578,27 @@ main(int argc, char *argv[])
 	ctl.out = stdout;
 	ctl.now = (int64_t)time(NULL);
 	a.type = GDB_WHITE;
+	ctl.seccomp = SANDBOX_KILL;
+	/* SPAMD_SECCOMP gives the default, as for spamd */
+	if ((env = getenv("SPAMD_SECCOMP")) != NULL &&
+	    (ctl.seccomp = sandbox_mode_parse(env)) == -1) {
+		greyctl_warnx("SPAMD_SECCOMP=%s: want kill, log or off",
+		    greyctl_safe(env, safe, sizeof(safe)));
+		return 1;
+	}
 	greyctl_signals_setup();
 	opterr = 0;
-	while ((ch = getopt(argc, argv, ":D:adGhjTt")) != -1) {
+	while ((ch = getopt_long(argc, argv, ":D:adGhjTt", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case OPT_SECCOMP:
+			if ((ctl.seccomp = sandbox_mode_parse(optarg)) == -1) {
+				greyctl_warnx("flag --seccomp %s: want kill, "
+				    "log or off",
+				    greyctl_safe(optarg, safe, sizeof(safe)));
+				return 1;
+			}
+			break;
 		case 'D':
 			if (*optarg == '\0') {
 				greyctl_warnx("flag -D needs a directory");
@@ -535,13 +630,19 @@ main(int argc, char *argv[])
 			fputs(usage_text, stdout);
 			return 0;
 		case ':':
-			greyctl_warnx("flag -%c needs an argument (see "
-			    "greyctl -h)", optopt);
+			if (optopt == OPT_SECCOMP)
+				greyctl_warnx("flag --seccomp needs an argument"
+				    " (see greyctl -h)");
+			else
+				greyctl_warnx("flag -%c needs an argument (see "
+				    "greyctl -h)", optopt);
 			return 1;
 		default:
-			if (optopt == '-')
-				greyctl_warnx("unknown flag --: greyctl has "
-				    "no long options (see greyctl -h)");
+			/* getopt_long leaves optopt 0 for a long flag */
+			if (optopt == 0)
+				greyctl_warnx("unknown flag %s (see greyctl "
+				    "-h)", greyctl_safe(argv[optind - 1], safe,
+				    sizeof(safe)));
 			else if (optopt >= 0x21 && optopt < 0x7f)
 				greyctl_warnx("unknown flag -%c (see greyctl "
 				    "-h)", optopt);

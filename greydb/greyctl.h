@@ -26,7 +26,15 @@ struct greyctl {
 	int64_t		 now;		/* the time of this run */
 	FILE		*out;		/* stdout */
 	int		*out_errno;	/* the first output error, for main */
+	int		 seccomp;	/* --seccomp: enum sandbox_mode */
 };
+
+/* greyctl_sandbox - from here on only the calls the rest of the run
+ * needs (sandbox_greyctl with ctl->seccomp and flags, enum
+ * sandbox_gc_flags); -1 after a message. Called once per run, right after
+ * the store is opened (import: before the dump is read; explain: before
+ * it starts). */
+int	greyctl_sandbox(const struct greyctl *ctl, int flags);
 
 /* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */
 int	greyctl_out_ok(const struct greyctl *ctl);

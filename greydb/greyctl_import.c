@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "greydb/greyctl.h"
+#include "spamd/sandbox.h"
 
 #define IMPORT_LINE_MAX	2048	/* a GREY line is at most ~900 bytes */
 #define IMPORT_FIELDS	10
@@ -394,6 +395,14 @@ greyctl_import(const struct greyctl *ctl, FILE *in, const char *name)
 	/* The input is kept for the second pass: stdin may be a pipe. */
 	if ((tmp = tmpfile()) == NULL) {
 		greyctl_warnx("import: temporary file: %s", strerror(errno));
+		free(l);
+		return 1;
+	}
+	/* The dump is outside input: read it under the filter already.
+	 * The store is opened after (nothing is made for a bad dump), so
+	 * the filter allows opening and making it. */
+	if (greyctl_sandbox(ctl, SANDBOX_GC_OPEN) == -1) {
+		fclose(tmp);
 		free(l);
 		return 1;
 	}
