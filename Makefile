@@ -35,7 +35,7 @@ WARN    += -Werror
 endif
 CPPFLAGS += -D_GNU_SOURCE -I. $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CPPFLAGS)
-LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb -lpthread
+LIBS     = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -ldb -lpthread -lresolv
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 GREYDB_SRC = $(filter-out greydb/greyctl%.c,$(wildcard greydb/*.c))

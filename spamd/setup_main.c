@@ -6,6 +6,7 @@
  *               [--host addr] [--fw-backend name] [--fw-path file]
  *               [--fw-table name] [--fw-family name] [--fw-create]
  *               [--max-size bytes] [--timeout seconds]
+ *   spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] [domain ...]
  *
  * One run: read spamd.conf, fetch every list of all: in order, cut each
  * white list out of the black lists before it, collapse each black list to
@@ -16,6 +17,9 @@
  * last time but gone from spamd.conf are cleared ("tag;"): their tags are
  * kept in the state file (-s, default /var/db/spamd/spamd-setup.state, one
  * tag a line). -D stays running, reloading on SIGHUP and every -R minutes.
+ *
+ * --spf-walk prints the networks the domains' SPF records authorise as a
+ * list file instead (setup_spf.c does the walk).
  */
 #include <sys/types.h>
 #include <sys/stat.h>
@@ -34,6 +38,7 @@
 #include "pf-sync/fw.h"
 #include "spamd/log.h"
 #include "spamd/setup.h"
+#include "spamd/setup_spf.h"
 
 #define SETUP_RELOAD_DEFAULT	60	/* minutes between -D reloads */
 #define SETUP_SEND_TIMEOUT	120	/* seconds for the engine to answer */
@@ -52,6 +57,9 @@ struct setup_opts {
 	long			 reload;	/* minutes */
 	struct setup_fetchopt	 fetch;
 	struct fw_conf		 fw;
+	int			 spf;		/* --spf-walk */
+	int			 family;	/* -4 / -6: 4 or 6, 0 both */
+	const char		*dns_server;	/* --dns-server addr:port */
 };
 
 /* One list during a run: its addresses and whether it is usable. */
@@ -78,6 +86,8 @@ setup_usage(int code)
 	    "                   [--fw-table name] [--fw-family name] "
 	    "[--fw-create]\n"
 	    "                   [--max-size bytes] [--timeout seconds]\n"
+	    "       spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] "
+	    "[domain ...]\n"
 	    "  (--fw and --fw-file are accepted for --fw-backend and "
 	    "--fw-path, as spamd spells them)\n"
 	    "  -b  also load the black lists into the firewall's black sets\n"
@@ -88,7 +98,11 @@ setup_usage(int code)
 	    "  -f  spamd.conf (default %s)\n"
 	    "  -p  engine config port (default %d) on --host "
 	    "(default 127.0.0.1)\n"
-	    "  -s  state file with the tags loaded last time (default %s)\n",
+	    "  -s  state file with the tags loaded last time (default %s)\n"
+	    "  --spf-walk  print the networks of the domains' SPF records "
+	    "(domains from\n"
+	    "              stdin, one a line, when none are given); -4/-6: "
+	    "one family\n",
 	    SETUP_RELOAD_DEFAULT, SETUP_CONF_DEFAULT, SETUP_PORT_DEFAULT,
 	    SETUP_STATE_DEFAULT);
 	exit(code);
@@ -575,6 +589,102 @@ setup_daemon(const struct setup_opts *o)
 	}
 }
 
+/* setup_spf_warn - a skipped SPF term, on stderr */
+static void
+setup_spf_warn(void *arg, const char *text)
+{
+	fprintf(stderr, "spamd-setup: spf %s\n", text);
+}
+
+/* setup_spf_print - one network of the --spf-walk output */
+static int
+setup_spf_print(void *arg, int af, const char *cidr)
+{
+	return puts(cidr) == EOF ? -1 : 0;
+}
+
+/* setup_spf_one - walk one domain into all; 0 ok, 1 failed (reported) */
+static int
+setup_spf_one(struct setup_spf *s, const char *domain,
+    struct setup_addrs *all)
+{
+	char err[1024];
+
+	if (setup_spf_walk(s, domain, all, err, sizeof(err)) == -1) {
+		fprintf(stderr, "spamd-setup: spf %s: %s\n", domain, err);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * setup_spf_main - --spf-walk: walk the domains of argv (or of stdin, one
+ * a line) and print their networks as a list file. A failed domain is
+ * reported and left out; the others are still printed and the exit
+ * status is 1.
+ */
+static int
+setup_spf_main(const struct setup_opts *o, int argc, char **argv)
+{
+	struct setup_spf_opt so = { 0 };
+	struct setup_addrs all = { 0 };
+	struct setup_spf *s;
+	char err[512], *line = NULL, *p, *e;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0, n4, n6;
+	int i, fails = 0;
+
+	so.family = o->family;
+	so.server = o->dns_server;
+	so.timeout = 3;
+	so.tries = 2;
+	so.warn = setup_spf_warn;
+	if ((s = setup_spf_open(&so, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "spamd-setup: spf: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < argc; i++)
+		fails += setup_spf_one(s, argv[i], &all);
+	while (argc == 0 && (n = getline(&line, &cap, stdin)) != -1) {
+		lineno++;
+		if ((p = memchr(line, '#', (size_t)n)) != NULL)
+			*p = '\0';
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		for (e = p + strlen(p); e > p && strchr(" \t\r\n", e[-1]) !=
+		    NULL; e--)
+			;
+		*e = '\0';
+		if (*p == '\0')
+			continue;
+		if (strpbrk(p, " \t") != NULL) {
+			fprintf(stderr, "spamd-setup: spf stdin:%ld: one domain "
+			    "a line\n", lineno);
+			fails++;
+			continue;
+		}
+		fails += setup_spf_one(s, p, &all);
+	}
+	free(line);
+	setup_spf_close(s);
+	setup_collapse(&all);
+	/* why: an SPF /0 is refused by the parser, but two halves could
+	 * still cover everything; such a list must not load */
+	if (setup_cidr_count(&all, &n4, &n6, err, sizeof(err)) == -1) {
+		fprintf(stderr, "spamd-setup: spf: %s\n", err);
+		setup_addrs_free(&all);
+		return 1;
+	}
+	if (setup_cidr_each(&all, setup_spf_print, NULL) != 0 ||
+	    fflush(stdout) == EOF) {
+		fprintf(stderr, "spamd-setup: spf: cannot write the list\n");
+		fails++;
+	}
+	setup_addrs_free(&all);
+	return fails == 0 ? 0 : 1;
+}
+
 /* main - parse the flags, then one run or the -D loop */
 int
 main(int argc, char *argv[])
@@ -591,6 +701,8 @@ main(int argc, char *argv[])
 		{ "fw-create",	no_argument,	   NULL, 'C' },
 		{ "max-size",	required_argument, NULL, 'M' },
 		{ "timeout",	required_argument, NULL, 't' },
+		{ "spf-walk",	no_argument,	   NULL, 'W' },
+		{ "dns-server",	required_argument, NULL, 'N' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -607,7 +719,7 @@ main(int argc, char *argv[])
 	o.fetch.timeout = SETUP_TIMEOUT_DEFAULT;
 	o.fw.backend = "nftables";
 	o.fw.use_black_set = 1;
-	while ((ch = getopt_long(argc, argv, "bDdnf:R:p:s:h", longopts,
+	while ((ch = getopt_long(argc, argv, "46bDdnf:R:p:s:h", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'b': o.firewall = 1; break;
@@ -622,6 +734,10 @@ main(int argc, char *argv[])
 		case 'T': o.fw.table = optarg; break;
 		case 'F': o.fw.family = optarg; break;
 		case 'C': o.fw.create = 1; break;
+		case 'W': o.spf = 1; break;
+		case 'N': o.dns_server = optarg; break;
+		case '4': o.family = 4; break;
+		case '6': o.family = 6; break;
 		case 'R':
 			o.reload = (long)setup_number("-R", optarg, 1, 525600);
 			break;
@@ -640,7 +756,9 @@ main(int argc, char *argv[])
 		default: setup_usage(2);
 		}
 	}
-	if (optind != argc)
+	if (o.spf)
+		return setup_spf_main(&o, argc - optind, argv + optind);
+	if (optind != argc || o.family != 0 || o.dns_server != NULL)
 		setup_usage(2);
 	log_init("spamd-setup", !o.daemon || o.debug, o.debug);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)

@@ -32,6 +32,7 @@ BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
 PROBE = os.path.join(BUILD, "tests", "helpers", "dnsbl_probe")
 
 T_A, T_PTR, T_SOA, T_AAAA = 1, 12, 6, 28
+T_MX, T_TXT = 15, 16    # for spamd_setup_spf.py's SPF zone
 failed = 0
 
 
@@ -71,6 +72,17 @@ def add(name, rtype, value, ttl=300):
         rdata = socket.inet_pton(socket.AF_INET, value)
     elif rtype == T_AAAA:
         rdata = socket.inet_pton(socket.AF_INET6, value)
+    elif rtype == T_TXT:
+        # one string, or a list of strings (one record, several
+        # character-strings of at most 255 bytes each)
+        parts = [value] if isinstance(value, (str, bytes)) else value
+        rdata = b""
+        for part in parts:
+            b = part.encode() if isinstance(part, str) else part
+            rdata += bytes([len(b)]) + b
+    elif rtype == T_MX:
+        pref, host = value     # (preference, exchange name)
+        rdata = struct.pack("!H", pref) + encode_name(host)
     else:
         rdata = encode_name(value)
     RECORDS.setdefault((name.lower(), rtype), []).append((ttl, rdata))
