@@ -71,6 +71,8 @@ struct engine {
 	struct event	*stats_ev;	/* (added) periodic MSG_STATS */
 	struct engine_dns *dns;		/* (added) DNS checks, NULL = none */
 	TAILQ_HEAD(, conn) parked;	/* RCPTs waiting for the writer */
+	struct event	*budget_ev;	/* (added) -c full daemon-wide:
+					 * look again in a while */
 };
 
 /* conn_cmp - order connections by session id */
@@ -159,7 +161,40 @@ engine_accepting(struct engine *e, int on)
 static void
 engine_accept_update(struct engine *e)
 {
-	engine_accepting(e, !e->paused && e->nconn < e->conf->maxcon);
+	static const struct timeval recheck = { 0,
+	    ENGINE_BUDGET_RECHECK_MS * 1000 };
+	int on = !e->paused && e->nconn < e->conf->maxcon;
+
+	/*
+	 * (added) -c is daemon-wide: when it is full, the close that frees
+	 * room may happen in another engine and would not wake us, so a
+	 * short timer looks again while we wait (one wakeup per period,
+	 * only while full; a close of our own looks at once).
+	 */
+	if (on && e->conf->budget != NULL &&
+	    engine_budget_full(e->conf->budget)) {
+		on = 0;
+		if (!e->paused && !evtimer_pending(e->budget_ev, NULL))
+			evtimer_add(e->budget_ev, &recheck);
+	}
+	engine_accepting(e, on);
+}
+
+/* engine_budget_recheck - (added) the -c re-check timer */
+static void
+engine_budget_recheck(evutil_socket_t fd, short what, void *arg)
+{
+	engine_accept_update(arg);
+}
+
+/* engine_black_full - (added) -B tarpitted connections are open: a new
+ * one is not stuttered (daemon-wide with the shared budget) */
+static int
+engine_black_full(const struct engine *e)
+{
+	if (e->conf->budget != NULL)
+		return engine_budget_black_full(e->conf->budget);
+	return e->nblack >= e->conf->maxblack;
 }
 
 /* engine_client_get - the per-client counter of addr, made if missing */
@@ -216,9 +251,15 @@ engine_close(struct conn *c, const char *why)
 	    session_ip(&c->s, ip, sizeof(ip)), session_class_name(c->s.cls),
 	    (long long)(engine_now(e) - c->s.start), c->s.nrcpt, why);
 	engine_client_put(e, &c->s.addr);
-	if (c->s.flags & SESSION_F_SMALLBUF)
+	if (c->s.flags & SESSION_F_SMALLBUF) {
 		e->nblack--;
+		if (e->conf->budget != NULL)	/* (added) */
+			engine_budget_black(e->conf->budget, e->conf->index,
+			    -1);
+	}
 	e->nconn--;
+	if (e->conf->budget != NULL)	/* (added) the -c budget */
+		engine_budget_put(e->conf->budget, e->conf->index);
 	e->st.closed++;
 	/* (added) spammers' time held: only the part spent tarpitted */
 	if (c->tarpit_start != 0 && engine_now(e) > c->tarpit_start)
@@ -306,6 +347,8 @@ engine_tarpit_socket(struct conn *c)
 		    (unsigned long long)c->s.id, strerror(errno));
 	c->s.flags |= SESSION_F_SMALLBUF;
 	e->nblack++;
+	if (e->conf->budget != NULL)	/* (added) -B daemon-wide */
+		engine_budget_black(e->conf->budget, e->conf->index, 1);
 }
 
 /*
@@ -439,8 +482,10 @@ engine_refuse(int fd, const char *text)
 	close(fd);
 }
 
-/* engine_new_conn - set up a session for an accepted socket */
-static void
+/* engine_new_conn - set up a session for an accepted socket; 1 if it
+ * became a connection (counted in nconn until engine_close), 0 if the
+ * socket was closed here */
+static int
 engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 {
 	struct bl_addr addr;
@@ -453,12 +498,12 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 
 	if (bl_addr_from_sa(sa, &addr) == -1) {
 		close(fd);
-		return;
+		return 0;
 	}
 	if (e->conf->max_per_client > 0) {
 		if ((cl = engine_client_get(e, &addr)) == NULL) {
 			close(fd);
-			return;
+			return 0;
 		}
 		if (cl->n >= e->conf->max_per_client) {
 			e->st.per_client_refused++;
@@ -466,12 +511,12 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 			log_info("event=refused ip=%s reason=max-per-client "
 			    "limit=%d", ip, e->conf->max_per_client);
 			engine_refuse(fd, "421 4.7.0 Too many connections\r\n");
-			return;
+			return 0;
 		}
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
-		return;
+		return 0;
 	}
 	bl_lookup(e->bl, &addr, &m);
 	lists[0] = '\0';
@@ -493,7 +538,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	    engine_now(e)) == -1) {
 		free(c);
 		close(fd);
-		return;
+		return 0;
 	}
 	if (cl != NULL)
 		cl->n++;
@@ -517,7 +562,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	if (cls != SESSION_GREY) {
 		c->tarpit_start = engine_now(e);	/* (added) metrics */
 		/* -B: past maxblack, blacklisted clients are not stuttered */
-		if (e->nblack >= e->conf->maxblack)
+		if (engine_black_full(e))
 			c->s.flags |= SESSION_F_NOSTUTTER;
 		engine_tarpit_socket(c);
 	}
@@ -530,6 +575,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	engine_dns_start(e->dns, c);	/* (added) DNSBL, reverse DNS */
 	engine_accept_update(e);
 	engine_run(c);
+	return 1;
 }
 
 /* engine_resume - the EMFILE pause is over */
@@ -548,13 +594,25 @@ engine_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct engine *e = arg;
 	struct sockaddr_storage ss;
+	struct engine_budget *b = e->conf->budget;
 	socklen_t sl;
 	int fd, i;
 
 	for (i = 0; i < ENGINE_ACCEPT_BURST && e->accepting; i++) {
+		/*
+		 * (added) take the connection's place in -c before accept,
+		 * so the daemon-wide count never passes -c even when engines
+		 * accept at once; full: stop, the client waits in the backlog
+		 */
+		if (b != NULL && !engine_budget_take(b, e->conf->index)) {
+			engine_accept_update(e);
+			return;
+		}
 		sl = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1 && b != NULL)
+			engine_budget_put(b, e->conf->index);
 		if (fd == -1) {
 			switch (errno) {
 			case EAGAIN:
@@ -583,7 +641,10 @@ engine_accept(evutil_socket_t lfd, short what, void *arg)
 				return;
 			}
 		}
-		engine_new_conn(e, fd, (struct sockaddr *)&ss);
+		/* a connection gives its place back in engine_close */
+		if (!engine_new_conn(e, fd, (struct sockaddr *)&ss) &&
+		    b != NULL)
+			engine_budget_put(b, e->conf->index);
 	}
 }
 
@@ -656,7 +717,7 @@ engine_tarpit(struct conn *c, enum session_class cls)
 		c->s.cls = (uint8_t)cls;
 	c->tarpit_start = engine_now(e);	/* (added) metrics */
 	/* -B: past maxblack, blacklisted clients are not stuttered */
-	if (e->nblack >= e->conf->maxblack)
+	if (engine_black_full(e))
 		c->s.flags |= SESSION_F_NOSTUTTER;
 	engine_tarpit_socket(c);
 }
@@ -805,6 +866,15 @@ engine_stats_line(struct engine *e, int logit)
 	    (unsigned long long)e->st.lists_loaded,
 	    (unsigned long long)e->st.list_errors,
 	    (unsigned long long)e->st.tarpit_secs);
+	if (e->conf->budget != NULL) {
+		/* (added) the daemon-wide figures against -c and -B */
+		int all, allblack;
+		size_t len = strlen(line);
+
+		engine_budget_counts(e->conf->budget, &all, &allblack);
+		snprintf(line + len, sizeof(line) - len, " daemon_conns=%d "
+		    "daemon_black_conns=%d", all, allblack);
+	}
 	engine_dns_stats_text(e->dns, line, sizeof(line));	/* (added) */
 	if (logit)
 		log_info("event=stats %s", line);
@@ -907,6 +977,10 @@ engine_main(const struct engine_conf *conf)
 			fatalx("engine: event_new failed");
 	}
 	e->accept_pause = evtimer_new(e->base, engine_resume, e);
+	/* (added) the -c re-check while the daemon is full */
+	if ((e->budget_ev = evtimer_new(e->base, engine_budget_recheck,
+	    e)) == NULL)
+		fatalx("engine: evtimer_new failed");
 	evutil_make_socket_nonblocking(conf->writer_fd);
 	e->wbev = bufferevent_socket_new(e->base, conf->writer_fd,
 	    BEV_OPT_CLOSE_ON_FREE);
@@ -932,8 +1006,9 @@ engine_main(const struct engine_conf *conf)
 		if (e->stats_ev == NULL || event_add(e->stats_ev, &tv) == -1)
 			fatalx("engine: stats timer setup failed");
 	}
-	log_info("event=engine-start engine=%d maxcon=%d maxblack=%d",
-	    conf->index, conf->maxcon, conf->maxblack);
+	log_info("event=engine-start engine=%d maxcon=%d maxblack=%d "
+	    "budget=%s", conf->index, conf->maxcon, conf->maxblack,
+	    conf->budget != NULL ? "shared" : "own");
 
 	/* (added) last: every socket and handler the loop needs exists */
 	sandbox_engine(conf->seccomp_mode);
@@ -955,6 +1030,7 @@ engine_main(const struct engine_conf *conf)
 	for (i = 0; i < 4; i++)
 		event_free(e->sig[i]);
 	event_free(e->accept_pause);
+	event_free(e->budget_ev);	/* (added) */
 	if (e->stats_ev != NULL)
 		event_free(e->stats_ev);
 	bufferevent_free(e->wbev);

@@ -38,8 +38,10 @@ struct engine_conf {
 	int		 listen_fds[ENGINE_MAX_LISTEN];
 	int		 nlisten;
 	int		 writer_fd;	/* this engine's end of the socketpair */
-	int		 maxcon;	/* this engine's share of -c */
-	int		 maxblack;	/* this engine's share of -B */
+	int		 maxcon;	/* this engine's own cap: -c, or less
+					 * when its file limit is lower; -c
+					 * itself is in budget */
+	int		 maxblack;	/* -B (daemon-wide with budget) */
 	int		 max_per_client;/* --max-per-client; 0 = no cap */
 	int		 stutter_secs;	/* -S: greylisted stutter period */
 	int		 stutter_delay;	/* -s: seconds per byte; 0 = none */
@@ -68,6 +70,10 @@ struct engine_conf {
 					 * (sandbox.h); 0 = kill */
 	struct ssl_ctx_st *tls_ctx;	/* (added) -C/-K loaded (tls.h);
 					 * NULL = no STARTTLS */
+	struct engine_budget *budget;	/* (added) -c/-B shared by all
+					 * engines (engine_budget.c); NULL =
+					 * maxcon/maxblack are this engine's
+					 * own limits only */
 };
 
 /* --rdns / --helo-check modes */
@@ -191,5 +197,42 @@ void	engine_dns_stats(struct engine_dns *ed);
  * " dnsbl=ZONE:QUERIES:LISTED:TIMEOUTS" per zone to buf (the stats line the
  * writer exports as metrics); nothing when ed is NULL */
 void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
+
+/*
+ * The -c and -B budgets shared by all -W engines (engine_budget.c): one
+ * anonymous MAP_SHARED page of C11 atomics made by the master before it
+ * forks the engines. An engine takes one connection of -c before each
+ * accept (exact, by compare-and-swap) and puts it back at close; it counts
+ * its tarpitted connections there for -B. Each engine has its own slot
+ * (index) too. While -c is full daemon-wide an engine stops accepting and
+ * re-checks every ENGINE_BUDGET_RECHECK_MS, since the connection that
+ * frees room may close in another engine.
+ */
+#define ENGINE_BUDGET_SLOTS	64	/* the -W maximum */
+#define ENGINE_BUDGET_RECHECK_MS 200
+struct engine_budget;
+/* engine_budget_new - the shared page for nslots engines (master, before
+ * forking them); NULL on error (errno set) */
+struct engine_budget *engine_budget_new(int nslots, int maxcon, int maxblack);
+/* engine_budget_reset - zero every count; only while no engine runs (the
+ * master, before starting engines again after a writer restart) */
+void	engine_budget_reset(struct engine_budget *b);
+/* engine_budget_free - unmap the page; NULL is ignored */
+void	engine_budget_free(struct engine_budget *b);
+/* engine_budget_take - reserve one connection of -c for engine slot;
+ * 1: taken (give it back with engine_budget_put), 0: -c is full */
+int	engine_budget_take(struct engine_budget *b, int slot);
+/* engine_budget_put - give back one connection engine slot took */
+void	engine_budget_put(struct engine_budget *b, int slot);
+/* engine_budget_full - 1 if -c is reached daemon-wide now */
+int	engine_budget_full(const struct engine_budget *b);
+/* engine_budget_black - engine slot's tarpitted count changes by delta */
+void	engine_budget_black(struct engine_budget *b, int slot, int delta);
+/* engine_budget_black_full - 1 if -B tarpitted connections are open
+ * daemon-wide (new ones are then not stuttered) */
+int	engine_budget_black_full(const struct engine_budget *b);
+/* engine_budget_counts - the daemon-wide open and tarpitted counts */
+void	engine_budget_counts(const struct engine_budget *b, int *conns,
+	    int *black);
 
 #endif /* SPAMD_ENGINE_H */

@@ -607,8 +607,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	}
 }
 
-/* main_limits - the file limit must hold each engine's share of -c */
-static void
+/* main_limits - the file limit must hold each engine's share of -c;
+ * returns each engine's own cap (-c, or what its file limit allows) */
+static int
 main_limits(const struct main_opts *o)
 {
 	struct rlimit rl;
@@ -630,6 +631,18 @@ main_limits(const struct main_opts *o)
 		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 			fatal("setrlimit RLIMIT_NOFILE");
 	}
+	/*
+	 * (added) -c is one budget shared by the engines (engine_budget.c)
+	 * and the kernel's SO_REUSEPORT hash does not spread clients evenly,
+	 * so an engine may hold more than its share: up to -c, or as many as
+	 * its file limit leaves. The check above still asks only for the
+	 * share, so -W keeps carrying a -c above one process's file limit;
+	 * an engine at its own cap stops accepting, the others go on.
+	 */
+	if (rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= (rlim_t)o->maxcon + MAIN_FD_RESERVE)
+		return o->maxcon;
+	return (int)(rl.rlim_cur - MAIN_FD_RESERVE);
 }
 
 /*
@@ -878,6 +891,8 @@ main(int argc, char **argv)
 	int wfds[MAIN_MAX_WORKERS];
 	int cfg_fd = -1, pidfd = -1, i, j, k, nch = 0, status;
 	time_t restarts[MAIN_RESTART_MAX] = { 0 };	/* (added) */
+	struct engine_budget *budget;	/* (added) -c/-B of all engines */
+	int engine_cap;			/* (added) one engine's own cap */
 	struct sockaddr_storage ss;
 	socklen_t sl;
 	sigset_t set, oldmask;
@@ -885,7 +900,12 @@ main(int argc, char **argv)
 
 	main_parse(&o, argc, argv);
 	log_init("spamd", o.foreground, o.verbose);
-	main_limits(&o);
+	engine_cap = main_limits(&o);
+	/* (added) -c and -B shared by all engines: a MAP_SHARED page the
+	 * engines inherit */
+	if ((budget = engine_budget_new(o.workers, o.maxcon,
+	    o.maxblack)) == NULL)
+		fatal("engine_budget_new");
 
 	/* (added) sync options and key, while errors still reach stderr */
 	memset(&gc, 0, sizeof(gc));
@@ -1089,6 +1109,9 @@ main(int argc, char **argv)
 	 * process keeps the listeners and the config port open throughout,
 	 * so clients wait in the backlog until the new engines accept */
 main_respawn:
+	/* (added) main_supervise returned: no engine lives, so none of
+	 * their counts may stay in the budget */
+	engine_budget_reset(budget);
 	for (i = 0; i < o.workers; i++)
 		wfds[i] = sv[i][1];
 	if ((pid = fork()) == -1)
@@ -1136,8 +1159,10 @@ main_respawn:
 				ec.listen_fds[j] = lfd[i][j];
 			ec.nlisten = o.nlisten;
 			ec.writer_fd = sv[i][0];
-			ec.maxcon = (o.maxcon + o.workers - 1) / o.workers;
-			ec.maxblack = (o.maxblack + o.workers - 1) / o.workers;
+			/* (added) -c and -B are daemon-wide in budget */
+			ec.maxcon = engine_cap;
+			ec.maxblack = o.maxblack;
+			ec.budget = budget;
 			ec.max_per_client = o.max_per_client;
 			ec.stutter_secs = o.stutter_secs;
 			ec.stutter_delay = o.stutter_delay;
@@ -1185,6 +1210,7 @@ main_respawn:
 	if (gc.ctl_path != NULL)	/* (added) */
 		unlink(gc.ctl_path);
 	tls_ctx_free(ec.tls_ctx);	/* (added) */
+	engine_budget_free(budget);	/* (added) */
 	log_info("event=exit status=%d", status);
 	return status;
 }
