@@ -595,6 +595,7 @@ spf_txt_rr(struct spf_walk *w, ns_msg *msg, ns_rr *rr, void *arg)
 	char buf[SPF_RECORD_MAX + 1];
 	size_t len = 0, total = 0, k;
 
+	buf[0] = '\0';
 	/* RFC 7208 3.3: the strings of one record are joined without
 	 * anything between them */
 	while (p < end) {
