@@ -3,6 +3,9 @@
  * (<dir>/spamd.sock, see spamd/grey_ctl.c) and `greyctl explain ADDRESS`:
  * what the store and the running daemon know about one address, ending
  * with one sentence on why the host does or does not reach the real MX.
+ * The daemon's answer includes the DNSBL zones (the writer asks them while
+ * we wait, at most --dnsbl-timeout): a listing tarpits a host that is not
+ * whitelisted, as the engines do.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -20,6 +23,9 @@
 
 #define EXPLAIN_ANSWER_MAX	65536	/* bytes of one daemon answer */
 #define EXPLAIN_TIMEOUT_SECS	10
+/* explain waits for the writer's DNSBL lookup: spamd's largest
+ * --dnsbl-timeout (60 s) and the writer's own margin (10 s) */
+#define EXPLAIN_DNS_TIMEOUT_SECS 75
 
 /* greyctl_ctl_path - the control socket's path for ctl->dir */
 const char *
@@ -47,6 +53,8 @@ greyctl_daemon_ask(const struct greyctl *ctl, const char *req, char **answer,
 	int fd, werr = 0;
 
 	*answer = NULL;
+	if (strncmp(req, "explain ", 8) == 0)
+		tv.tv_sec = EXPLAIN_DNS_TIMEOUT_SECS;
 	greyctl_ctl_path(ctl, path, sizeof(path));
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -90,7 +98,7 @@ greyctl_daemon_ask(const struct greyctl *ctl, const char *req, char **answer,
 			if (errno == EINTR && !greyctl_stopped())
 				continue;
 			snprintf(err, errsz, "control socket %s: read: %s",
-			    path, errno == EAGAIN ? "no answer within 10 s" :
+			    path, errno == EAGAIN ? "no answer in time" :
 			    strerror(errno));
 			free(buf);
 			close(fd);
@@ -254,6 +262,42 @@ explain_value(const char *ans, const char *key, char *buf, size_t bufsz)
 	return NULL;
 }
 
+/*
+ * explain_dnsbl_listed - the zones of the daemon's answer whose line says
+ * listed=yes, as "zone (answer), ..." in buf; their count. Lines:
+ * dnsbl=ZONE listed=yes|no|timeout|error [answer=A]
+ */
+static int
+explain_dnsbl_listed(const char *ans, char *buf, size_t bufsz)
+{
+	const char *p = ans, *lz, *a;
+	char one[300];
+	size_t zl, al, ll;
+	int n = 0;
+
+	buf[0] = '\0';
+	for (; *p != '\0'; p += ll + (p[ll] == '\n')) {
+		ll = strcspn(p, "\n");
+		if (strncmp(p, "dnsbl=", 6) != 0)
+			continue;
+		lz = p + 6;
+		zl = strcspn(lz, " \n");
+		if (lz[zl] != ' ' || strncmp(lz + zl, " listed=yes", 11) != 0 ||
+		    (lz[zl + 11] != ' ' && lz[zl + 11] != '\n' &&
+		    lz[zl + 11] != '\0'))
+			continue;
+		a = memmem(p, ll, " answer=", 8);
+		al = a != NULL ? strcspn(a + 8, " \n") : 0;
+		snprintf(one, sizeof(one), "%s%.*s%s%.*s%s", n > 0 ? ", " : "",
+		    (int)(zl > 253 ? 253 : zl), lz, al > 0 ? " (" : "",
+		    (int)(al > 15 ? 15 : al), a != NULL ? a + 8 : "",
+		    al > 0 ? ")" : "");
+		strlcat(buf, one, bufsz);
+		n++;
+	}
+	return n;
+}
+
 /* explain_get - gdb_get of type for ip; 1 found (live or not), 0, -1 */
 static int
 explain_get(struct gdb *db, enum gdb_type type, const char *ip,
@@ -280,9 +324,9 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	struct gdb_rec w, t;
 	FILE *o = ctl->out;
 	char err[512], d1[32], in[32], setb[128], inb[16], blb[1024];
-	char fwb[64], safe[100], *ans = NULL;
+	char fwb[64], safe[100], dnb[1024], *ans = NULL;
 	const char *set = NULL, *inset = NULL, *bl = NULL, *fwname = NULL;
-	int hw, ht, live_w, live_t, rc;
+	int hw, ht, live_w, live_t, rc, ndnsbl = 0;
 	int64_t now = ctl->now;
 
 	memset(&x, 0, sizeof(x));
@@ -324,7 +368,7 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	else
 		fprintf(o, "trapped: no\n");
 
-	/* the running daemon: firewall set and blacklists */
+	/* the running daemon: firewall set, blacklists, DNSBL zones */
 	snprintf(setb, sizeof(setb), "explain %s", x.ip);
 	rc = greyctl_daemon_ask(ctl, setb, &ans, err, sizeof(err));
 	if (rc == 0)
@@ -346,6 +390,7 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		bl = explain_value(ans, "blacklists", blb, sizeof(blb));
 		if (bl != NULL && *bl == '\0')
 			bl = NULL;
+		ndnsbl = explain_dnsbl_listed(ans, dnb, sizeof(dnb));
 	}
 
 	/* one sentence: the first reason that decides, in the order the
@@ -376,6 +421,11 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	} else if (bl != NULL) {
 		fprintf(o, "%s is on blacklist%s %s: it is tarpitted.\n", x.ip,
 		    strchr(bl, ',') != NULL ? "s" : "", bl);
+	} else if (ndnsbl > 0) {
+		/* as the engines: a listing tarpits a greylisted client; a
+		 * whitelisted one never reaches spamd (handled above) */
+		fprintf(o, "%s is listed in DNSBL zone%s %s: it is "
+		    "tarpitted.\n", x.ip, ndnsbl > 1 ? "s" : "", dnb);
 	} else if (x.nlive > 0 && x.soonest.pass > now) {
 		fprintf(o, "%s is greylisted: its tuple to %s passes if "
 		    "retried after %s (%s).\n", x.ip, x.soonest.to,

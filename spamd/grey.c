@@ -897,6 +897,7 @@ grey_dnsbl_reload(struct grey *g)
 		return;
 	}
 	grey_broadcast(g, MSG_DNSBL_ZONES, text, len);
+	grey_ctl_dnsbl_text(g->ctl, text, len);	/* (added) explain */
 	log_info("event=dnsbl-reload proc=writer ok=1 file=%s bytes=%zu",
 	    g->conf->dnsbl_file, len);
 	free(text);

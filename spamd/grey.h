@@ -60,6 +60,13 @@ struct grey_conf {
 	 * ctl_fd is its listening socket, opened by grey_ctl_prepare */
 	const char	*ctl_path;
 	int		ctl_fd;
+	/* (added) the engines' DNSBL options, for explain's own checker
+	 * (grey_dnsbl.c): --dnsbl specs, --dnsbl-timeout (0 = 5000),
+	 * --dns-server (NULL = resolv.conf); with dnsbl_file above */
+	const char *const *dnsbl_specs;
+	int		ndnsbl;
+	int		dnsbl_timeout_ms;
+	const char	*dns_server;
 };
 
 /*
@@ -225,6 +232,10 @@ int	grey_ctl_start(struct grey_ctl **out, struct grey *g,
 /* grey_ctl_blacklist - the config port accepted a list: keep it so
  * explain can name the lists of an address; safe on NULL */
 void	grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len);
+/* grey_ctl_dnsbl_text - SIGHUP read the --dnsbl-file text (checked):
+ * explain's checker takes it too; safe on NULL */
+void	grey_ctl_dnsbl_text(struct grey_ctl *gc, const char *text,
+	    size_t len);
 /* grey_ctl_free - stop serving (main keeps the socket); safe on NULL */
 void	grey_ctl_free(struct grey_ctl *gc);
 

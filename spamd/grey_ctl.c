@@ -8,17 +8,31 @@
  * the last one "end", then the writer closes. Requests:
  *   del-white IP     drop the WHITE record and the white-set element now
  *   del-trapped IP   drop the TRAPPED record, its element, resend the list
- *   explain IP       what the writer knows: firewall set, blacklists
+ *   explain IP       what the writer knows: firewall set, blacklists,
+ *                    and the DNSBL zones that list the address now
  *   stats            the writer's counters line and the engines' lines
  *   reload           as SIGHUP
  * Only uid 0 and the daemon's own uid may ask (SO_PEERCRED); the socket
  * file is 0660 besides.
+ *
+ * explain asks DNSBLs itself (grey_dnsbl.c: a checker built from the
+ * engines' --dnsbl options, its zone file reloaded on SIGHUP with theirs;
+ * the engines' own answers never reach the writer). The connection then
+ * waits for that answer, at most --dnsbl-timeout, before its dnsbl lines
+ * and "end":
+ *   dnsbl=off                          no zones configured
+ *   dnsbl_zones=N                      then one line per zone, in order:
+ *   dnsbl=ZONE listed=yes|no|timeout|error [answer=A.B.C.D]
+ *   dnsbl_error="why"                  no lookup (busy, resolver failed)
+ * A client that closes meanwhile cancels its lookup; at most
+ * GREY_CTL_LOOKUPS_MAX lookups run at once.
  *
  * With -Y targets and --sync-deletions the deletions go to the peers as
  * DEL_WHITE / DEL_TRAPPED through the writer's sync endpoint
  * (grey_sync_del).
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +40,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,10 +55,14 @@
 
 #include "spamd/blacklist.h"
 #include "spamd/grey.h"
+#include "spamd/grey_dnsbl.h"
 #include "spamd/log.h"
 
 #define GREY_CTL_LINE_MAX	512	/* a request line, newline included */
 #define GREY_CTL_TIMEOUT_SECS	10	/* for the request and the answer */
+#define GREY_CTL_LOOKUPS_MAX	8	/* explain DNSBL lookups at once */
+
+struct grey_ctl_conn;
 
 /* The control socket's state in the writer. */
 struct grey_ctl {
@@ -54,12 +73,18 @@ struct grey_ctl {
 	struct bl_set		*bl;		/* last list per tag (config port) */
 	struct grey_sync	*gs;		/* DEL_* to peers; NULL off */
 	long			 requests, refused;
+	LIST_HEAD(, grey_ctl_conn) conns;	/* open clients */
+	struct grey_dnsbl	*dnsbl;		/* explain's; NULL: no zones */
+	char			 dnsbl_err[256]; /* why it failed to start */
+	int			 nlookups;	/* DNSBL lookups in flight */
 };
 
 /* One client connection; freed once its answer is written. */
 struct grey_ctl_conn {
+	LIST_ENTRY(grey_ctl_conn) entry;
 	struct grey_ctl		*gc;
 	struct bufferevent	*bev;
+	struct grey_dnsbl_query	*q;		/* explain waits for DNS */
 	int			 answered;
 	int			 refused;	/* peer not allowed: deny */
 };
@@ -140,10 +165,15 @@ fail:
 	return -1;
 }
 
-/* grey_ctl_conn_free - close one client */
+/* grey_ctl_conn_free - close one client, dropping its DNSBL lookup */
 static void
 grey_ctl_conn_free(struct grey_ctl_conn *c)
 {
+	if (c->q != NULL) {
+		grey_dnsbl_cancel(c->q);
+		c->gc->nlookups--;
+	}
+	LIST_REMOVE(c, entry);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -249,6 +279,66 @@ grey_ctl_fw_has(struct grey_fw *gf, enum fw_set set, const char *ip,
 	return f.found;
 }
 
+/* grey_ctl_dnsbl_done - explain's DNSBL answer: the last lines */
+static void
+grey_ctl_dnsbl_done(void *arg, const struct grey_dnsbl_zone *z, int nz)
+{
+	struct grey_ctl_conn *c = arg;
+	struct timeval tv = { GREY_CTL_TIMEOUT_SECS, 0 };
+	int i;
+
+	/* the query is freed when we return: never cancel it */
+	c->q = NULL;
+	c->gc->nlookups--;
+	if (nz == 0)
+		grey_ctl_say(c, "dnsbl_error=\"the zones changed during the "
+		    "lookup; ask again\"");
+	else
+		grey_ctl_say(c, "dnsbl_zones=%d", nz);
+	for (i = 0; i < nz; i++) {
+		if (z[i].answer[0] != '\0')
+			grey_ctl_say(c, "dnsbl=%s listed=%s answer=%s",
+			    z[i].zone, grey_dnsbl_verdict_name(z[i].verdict),
+			    z[i].answer);
+		else
+			grey_ctl_say(c, "dnsbl=%s listed=%s", z[i].zone,
+			    grey_dnsbl_verdict_name(z[i].verdict));
+	}
+	grey_ctl_say(c, "end");
+	/* grey_ctl_written closes once this is out */
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+/* grey_ctl_explain_dnsbl - start explain's DNSBL lookup, or say why not */
+static void
+grey_ctl_explain_dnsbl(struct grey_ctl_conn *c, const char *ip)
+{
+	struct grey_ctl *gc = c->gc;
+
+	if (gc->dnsbl_err[0] != '\0') {
+		grey_ctl_say(c, "dnsbl_error=\"%s\"", gc->dnsbl_err);
+		return;
+	}
+	if (grey_dnsbl_nzones(gc->dnsbl) == 0) {
+		grey_ctl_say(c, "dnsbl=off");
+		return;
+	}
+	/* why a bound: each lookup is one query per zone to the servers */
+	if (gc->nlookups >= GREY_CTL_LOOKUPS_MAX) {
+		grey_ctl_say(c, "dnsbl_error=\"busy: %d explain lookups in "
+		    "flight, ask again\"", gc->nlookups);
+		return;
+	}
+	if ((c->q = grey_dnsbl_ask(gc->dnsbl, ip, grey_ctl_dnsbl_done, c))
+	    == NULL) {
+		grey_ctl_say(c, "dnsbl_error=\"lookup not started (out of "
+		    "memory)\"");
+		return;
+	}
+	gc->nlookups++;
+}
+
 /* grey_ctl_explain - what the writer knows about one address */
 static void
 grey_ctl_explain(struct grey_ctl_conn *c, const char *arg)
@@ -301,10 +391,9 @@ grey_ctl_explain(struct grey_ctl_conn *c, const char *arg)
 		}
 	}
 	grey_ctl_say(c, "blacklists=%s", list);
-	/* the engines ask DNSBLs; the writer never sees the answers */
-	grey_ctl_say(c, "dnsbl=\"not known to the writer\"");
 	grey_ctl_say(c, "database=%s", grey_db(g) != NULL ? "open" :
 	    "closed");
+	grey_ctl_explain_dnsbl(c, ip);
 }
 
 /* grey_ctl_stats - the writer's counters and each engine's last line */
@@ -376,7 +465,9 @@ grey_ctl_request(struct grey_ctl_conn *c, char *line)
 		    "del-trapped, explain, stats or reload)\"",
 		    log_escape(cmd, strlen(cmd), 40, esc, sizeof(esc)));
 	}
-	grey_ctl_say(c, "end");
+	/* an explain waiting for DNS ends in grey_ctl_dnsbl_done */
+	if (c->q == NULL)
+		grey_ctl_say(c, "end");
 }
 
 /* grey_ctl_written - the answer is out: close */
@@ -386,7 +477,7 @@ grey_ctl_written(struct bufferevent *bev, void *arg)
 	struct grey_ctl_conn *c = arg;
 
 	(void)bev;
-	if (c->answered)
+	if (c->answered && c->q == NULL)
 		grey_ctl_conn_free(c);
 }
 
@@ -422,8 +513,18 @@ grey_ctl_read(struct bufferevent *bev, void *arg)
 		grey_ctl_request(c, line);
 	free(line);
 	c->answered = 1;
-	bufferevent_disable(bev, EV_READ);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+	if (c->q != NULL) {
+		/* explain waits for DNS: keep reading to see the client go;
+		 * the lookup ends within its timeout, the connection after */
+		struct timeval tv = {
+			grey_dnsbl_timeout_ms(c->gc->dnsbl) / 1000 +
+			    GREY_CTL_TIMEOUT_SECS, 0 };
+
+		bufferevent_set_timeouts(bev, &tv, &tv);
+		return;
+	}
+	bufferevent_disable(bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		grey_ctl_conn_free(c);
 }
@@ -432,9 +533,29 @@ grey_ctl_read(struct bufferevent *bev, void *arg)
 static void
 grey_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	(void)what;
-	grey_ctl_conn_free(arg);
+	struct grey_ctl_conn *c = arg;
+	struct pollfd pfd;
+
+	/*
+	 * why: while explain waits for DNS we read only to notice a client
+	 * that is gone. EOF alone may be a client that shut down its
+	 * sending side and still reads: POLLHUP tells a closed socket.
+	 */
+	if (c->q != NULL && what == (BEV_EVENT_EOF | BEV_EVENT_READING)) {
+		pfd.fd = bufferevent_getfd(bev);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) == 1 && !(pfd.revents & POLLHUP)) {
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
+	}
+	/* a reset (the client left our first lines unread) or a timeout */
+	if (c->q != NULL)
+		log_info("event=ctl_gone request=explain lookup=cancelled "
+		    "why=%s", what & BEV_EVENT_TIMEOUT ? "timeout" :
+		    what & BEV_EVENT_EOF ? "closed" : "error");
+	grey_ctl_conn_free(c);
 }
 
 /* grey_ctl_accept - a client connected: check who it is, then read */
@@ -460,6 +581,7 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 		return;
 	}
 	c->gc = gc;
+	LIST_INSERT_HEAD(&gc->conns, c, entry);
 	memset(&cr, 0, sizeof(cr));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crl) == -1 ||
 	    (cr.uid != 0 && cr.uid != geteuid())) {
@@ -473,6 +595,7 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 	c->bev = bufferevent_socket_new(gc->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		close(fd);
+		LIST_REMOVE(c, entry);
 		free(c);
 		return;
 	}
@@ -499,6 +622,20 @@ grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
 	gc->conf = conf;
 	gc->base = base;
 	gc->gs = gs;
+	LIST_INIT(&gc->conns);
+	/* why not fatal: explain's DNSBL lines are a diagnosis; the
+	 * engines' checkers are what matters, and main checked the options */
+	if (grey_dnsbl_new(&gc->dnsbl, base, conf, gc->dnsbl_err,
+	    sizeof(gc->dnsbl_err)) == -1) {
+		for (char *p = gc->dnsbl_err; *p; p++)
+			if (*p == '"' || *p == '\n')
+				*p = '\'';
+		log_warnx("event=dnsbl-start proc=writer ok=0 error=\"%s\"",
+		    gc->dnsbl_err);
+		if (gc->dnsbl_err[0] == '\0')
+			strlcpy(gc->dnsbl_err, "checker failed to start",
+			    sizeof(gc->dnsbl_err));
+	}
 	evutil_make_socket_nonblocking(conf->ctl_fd);
 	gc->accept_ev = event_new(base, conf->ctl_fd, EV_READ | EV_PERSIST,
 	    grey_ctl_accept, gc);
@@ -531,12 +668,25 @@ grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len)
 		log_warnx("event=ctl_blacklist ok=0 error=\"%s\"", err);
 }
 
+/* grey_ctl_dnsbl_text - the reloaded zone file for explain (grey.h) */
+void
+grey_ctl_dnsbl_text(struct grey_ctl *gc, const char *text, size_t len)
+{
+	if (gc == NULL)
+		return;
+	grey_dnsbl_load_text(gc->dnsbl, text, len);
+}
+
 /* grey_ctl_free - stop listening (the socket stays open in main) */
 void
 grey_ctl_free(struct grey_ctl *gc)
 {
 	if (gc == NULL)
 		return;
+	/* clients first: their lookups belong to the checker */
+	while (!LIST_EMPTY(&gc->conns))
+		grey_ctl_conn_free(LIST_FIRST(&gc->conns));
+	grey_dnsbl_free(gc->dnsbl);
 	if (gc->accept_ev != NULL)
 		event_free(gc->accept_ev);
 	if (gc->bl != NULL)

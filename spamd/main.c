@@ -1004,6 +1004,11 @@ main(int argc, char **argv)
 	ec.dnsbl_file = o.dnsbl_file;
 	ec.dnsbl_timeout_ms = o.dnsbl_timeout_ms;
 	ec.dns_server = o.dns_server;
+	/* (added) the same zones for the writer's explain (grey_dnsbl.c) */
+	gc.dnsbl_specs = o.dnsbl;
+	gc.ndnsbl = o.ndnsbl;
+	gc.dnsbl_timeout_ms = o.dnsbl_timeout_ms;
+	gc.dns_server = o.dns_server;
 	ec.rdns_mode = o.rdns_mode;
 	ec.helo_mode = o.helo_mode;
 	ec.dns_skip_white = o.dns_skip_white;

@@ -12,10 +12,21 @@ a uid other than root and the daemon's (as nobody, when run as root); and
 that explain without a daemon says "daemon: not running" and still gives a
 sentence from the database alone.
 
+DNSBL zones (a second daemon, ports 47100-47199, with --dns-server at the
+loopback DNS responder of tests/integration/dnsbl.py on a port there):
+a listed address shows listed=yes with the answer and the sentence names
+the zone; an unlisted one listed=no (an answer outside the zone's codes
+too); a zone whose server never answers shows listed=timeout and explain
+still ends; without zones the daemon says dnsbl=off; after SIGHUP with a
+changed --dnsbl-file the new zone shows, and a broken file keeps it;
+clients that hang up mid-lookup (the lookup bound too: the ninth at once
+is refused as busy) leave the writer running and answering.
+
 Skips (with the reason) while build/spamd or build/greyctl do not exist.
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,8 +38,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "helpers"))
 import fault_lib as fl  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnsbl as dnsrv  # noqa: E402  (the loopback DNS responder)
+
 SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
 PORTS = (21000, 21999)
+DNS_PORTS = (47100, 47199)      # the DNSBL part's daemon and responder
 R = fl.Results()
 ok, notok, skip = R.ok, R.notok, R.skip
 
@@ -181,6 +196,8 @@ def main():
               repr(out))
         check("unknown: daemon answers (not in the white set)",
               "daemon: in_white_set=no" in out, repr(out))
+        check("no zones configured: daemon says dnsbl=off",
+              "daemon: dnsbl=off" in out, repr(out))
 
         # greylisted: one dialogue; the tuple waits for --pass-seconds 1
         # which may already be over by the time we look: both are fine
@@ -328,7 +345,189 @@ def main():
         if d is not None:
             d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+    test_dnsbl()
     return 1 if R.failed else 0
+
+
+class Dns(dnsrv.Server):
+    """dnsbl.py's responder (slow.test never answers), on a port of ours"""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.port = fl.pick_port("127.0.0.1", *DNS_PORTS,
+                                 kind=socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.settimeout(0.2)
+        self.lock = threading.Lock()
+        self.queries = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+
+def daemon_lines(out):
+    """the daemon: lines of greyctl explain, without the prefix"""
+    return [ln[len("daemon: "):] for ln in out.splitlines()
+            if ln.startswith("daemon: ")]
+
+
+def hang_up(path, req):
+    """send req on the control socket and close without reading"""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    s.sendall(req.encode() + b"\n")
+    return s
+
+
+def half_close(path, req):
+    """send req, shut down the sending side, read the whole answer"""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    try:
+        s.connect(path)
+        s.sendall(req.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            data += b
+        return data.decode(errors="replace")
+    finally:
+        s.close()
+
+
+def test_dnsbl():
+    """explain's DNSBL lines and sentence against a loopback DNS server"""
+    tmp = tempfile.mkdtemp(prefix="greyctl_explain_dnsbl.")
+    os.chmod(tmp, 0o755)
+    d = dns = None
+    listed, outside, clean, wl = ("127.0.0.2", "127.0.0.4", "127.0.0.66",
+                                  "127.0.0.3")
+    zfile = os.path.join(tmp, "zones")
+    try:
+        dns = Dns()
+        with open(zfile, "w") as f:
+            f.write("# the zone whose server never answers\nslow.test\n")
+        d = fl.file_fw_spamd(tmp, DNS_PORTS, [
+            "--fw-reconcile", "3600",
+            "--dns-server", "127.0.0.1:%d" % dns.port,
+            "--dnsbl", "zen.test=127.0.0.2,127.0.0.3",
+            "--dnsbl-file", zfile, "--dnsbl-timeout", "2500"],
+            need_writer=True)
+        sock = os.path.join(d.db, "spamd.sock")
+        wpid = d.writer_pid()
+
+        rc, out, err = greyctl(d.db, "explain", listed)
+        dl = daemon_lines(out)
+        check("dnsbl: explain of a listed address exits 0", rc == 0,
+              "rc %d: %s" % (rc, err))
+        check("dnsbl: two zones asked", "dnsbl_zones=2" in dl, repr(out))
+        check("dnsbl: listed zone shows listed=yes with the answer",
+              "dnsbl=zen.test listed=yes answer=127.0.0.2" in dl, repr(out))
+        check("dnsbl: silent server shows listed=timeout, explain ends",
+              "dnsbl=slow.test listed=timeout" in dl, repr(out))
+        check("dnsbl: sentence names the zone and says tarpitted",
+              last_line(out) == "%s is listed in DNSBL zone zen.test "
+              "(127.0.0.2): it is tarpitted." % listed, repr(last_line(out)))
+
+        ans = half_close(sock, "explain %s" % listed)
+        check("dnsbl: client that shuts down its sending side gets the "
+              "whole answer: dnsbl lines then end",
+              ans.endswith("dnsbl=zen.test listed=yes answer=127.0.0.2\n"
+                           "dnsbl=slow.test listed=timeout\nend\n"),
+              repr(ans))
+
+        # clients that hang up mid-lookup; the ninth at once is refused
+        held = [hang_up(sock, "explain 127.0.0.%d" % (70 + i))
+                for i in range(8)]
+        fl.wait_for(lambda: dns.count(
+            lambda n, t: n.endswith(".slow.test") and
+            n.startswith(tuple("%d.0.0.127." % (70 + i)
+                               for i in range(8)))) >= 8, 5)
+        ans = ctl_raw(sock, "explain 127.0.0.80")
+        check("dnsbl: more than 8 lookups at once: busy, still ends",
+              'dnsbl_error="busy' in ans and ans.endswith("end\n"),
+              repr(ans))
+        for s in held:
+            s.close()
+        check("dnsbl: hung-up clients cancel their lookups",
+              d.wait_log("event=ctl_gone", 5, count=8),
+              "%d ctl_gone lines" % d.count("event=ctl_gone"))
+        rc, out, err = greyctl(d.db, "explain", listed)
+        check("dnsbl: writer still answers after the hang-ups",
+              "dnsbl=zen.test listed=yes answer=127.0.0.2" in
+              daemon_lines(out), repr(out) + err)
+        check("dnsbl: same writer process (no crash, no restart)",
+              wpid is not None and d.writer_pid() == wpid and
+              "AddressSanitizer" not in d.logtext() and
+              "runtime error" not in d.logtext(),
+              "writer %s -> %s: %s" % (wpid, d.writer_pid(), d.log_tail()))
+
+        # SIGHUP with a changed zone file: the new zone shows
+        with open(zfile, "w") as f:
+            f.write("bl.test\n")
+        n = d.count("proc=writer-explain ok=1")
+        d.proc.send_signal(signal.SIGHUP)
+        check("dnsbl: SIGHUP reloads explain's zones",
+              d.wait_log("proc=writer-explain ok=1", 10, count=n + 1),
+              d.log_tail())
+        rc, out, err = greyctl(d.db, "explain", listed)
+        dl = daemon_lines(out)
+        check("dnsbl: after SIGHUP the new zone shows, the old one not",
+              "dnsbl=bl.test listed=yes answer=127.0.0.2" in dl and
+              not any(x.startswith("dnsbl=slow.test") for x in dl),
+              repr(out))
+        check("dnsbl: sentence names both listing zones",
+              last_line(out) == "%s is listed in DNSBL zones zen.test "
+              "(127.0.0.2), bl.test (127.0.0.2): it is tarpitted." % listed,
+              repr(last_line(out)))
+        rc, out, err = greyctl(d.db, "explain", clean)
+        dl = daemon_lines(out)
+        check("dnsbl: unlisted address shows listed=no",
+              "dnsbl=zen.test listed=no" in dl, repr(out))
+        check("dnsbl: unlisted address: sentence not about a DNSBL",
+              last_line(out).startswith("spamd has never seen %s" % clean),
+              repr(last_line(out)))
+        rc, out, err = greyctl(d.db, "explain", outside)
+        check("dnsbl: answer outside the zone's codes is listed=no",
+              "dnsbl=zen.test listed=no answer=127.0.0.4" in
+              daemon_lines(out), repr(out))
+
+        # whitelisted hosts pass the firewall: a listing does not matter
+        rc, out, err = greyctl(d.db, "-a", wl)
+        rc, out, err = greyctl(d.db, "explain", wl)
+        check("dnsbl: whitelisted and listed: sentence is about WHITE",
+              "dnsbl=zen.test listed=yes answer=127.0.0.3" in
+              daemon_lines(out) and
+              (last_line(out).startswith("%s is WHITE" % wl) or
+               last_line(out).startswith("%s is whitelisted" % wl)),
+              repr(out))
+
+        with open(zfile, "w") as f:
+            f.write("bad zone here\n")
+        n = d.count("event=dnsbl-reload proc=writer ok=0")
+        d.proc.send_signal(signal.SIGHUP)
+        d.wait_log("event=dnsbl-reload proc=writer ok=0", 10, count=n + 1)
+        rc, out, err = greyctl(d.db, "explain", listed)
+        check("dnsbl: broken zone file on SIGHUP keeps the zones",
+              "dnsbl=bl.test listed=yes answer=127.0.0.2" in
+              daemon_lines(out), repr(out))
+        rc = d.stop()
+        check("dnsbl: SIGTERM: spamd exits 0", rc == 0, "status %s" % rc)
+        d = None
+    except Exception as e:
+        notok("greyctl explain dnsbl", repr(e))
+    finally:
+        if d is not None:
+            d.stop()
+        if dns is not None:
+            dns.stop = True
+            dns.thread.join(2)
+            dns.sock.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
