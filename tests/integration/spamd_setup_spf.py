@@ -19,13 +19,17 @@ with Python's ipaddress), -4 and -6, domains from stdin with comments, an
 error domain gives exit 1 with a message naming it while the others are
 still printed, the loop and depth bounds end with a clear error, and the
 output loads back as a white list file of spamd-setup -n (the control
-line is the black list minus these networks).
+line is the black list minus these networks); as root, the manual's nft
+example loads the output into etc/spamd.nft's nospamd sets inside a
+network namespace this script creates and deletes.
 
 Prints ok / not ok / skip lines; exits 1 if a check failed.
 """
 import ipaddress
+import json
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
@@ -430,6 +434,60 @@ def run_checks(srv, tmp):
               want[1]))
 
 
+def nft_check(srv):
+    """the manual's example: the output loaded into the nospamd sets of
+    etc/spamd.nft, in a network namespace of our own (root only)"""
+    name = "nft example of spamd-setup(8) loads the nospamd sets"
+    if os.geteuid() != 0 or not shutil.which("ip") or \
+            not shutil.which("nft"):
+        print("skip - %s: needs root, ip and nft" % name)
+        return
+    ns = "spfwalk%d" % os.getpid()
+    if subprocess.run(["ip", "netns", "add", ns],
+                      capture_output=True).returncode != 0:
+        print("skip - %s: cannot create a network namespace" % name)
+        return
+    try:
+        p = subprocess.run(["ip", "netns", "exec", ns, "nft", "-f",
+                            os.path.join(TOP, "etc", "spamd.nft")],
+                           capture_output=True, timeout=60)
+        if p.returncode != 0:
+            print("skip - %s: etc/spamd.nft does not load: %s" % (
+                name, p.stderr[-200:]))
+            return
+        # the manual's lines, with nft run in the namespace and
+        # spamd-setup asking the test server; twice, as a cron job would
+        script = ('nft() { ip netns exec %s nft "$@"; }\n'
+                  'spamd-setup() { %s --dns-server 127.0.0.1:%d "$@"; }\n'
+                  % (ns, SETUP, srv.port)) + (
+            'nft add element inet spamd nospamd \\\n'
+            '    "{ $(spamd-setup --spf-walk -4 big.test macro.test | '
+            'paste -sd, -) }"\n'
+            'nft add element inet spamd nospamd6 \\\n'
+            '    "{ $(spamd-setup --spf-walk -6 big.test macro.test | '
+            'paste -sd, -) }"\n') * 2
+        p = subprocess.run(["bash", "-c", script], capture_output=True,
+                           timeout=120)
+        got = []
+        for sname in ("nospamd", "nospamd6"):
+            q = subprocess.run(["ip", "netns", "exec", ns, "nft", "-j",
+                                "list", "set", "inet", "spamd", sname],
+                               capture_output=True, timeout=60)
+            for item in json.loads(q.stdout or b"{}").get("nftables", []):
+                for e in item.get("set", {}).get("elem", []):
+                    if isinstance(e, dict) and "prefix" in e:
+                        got.append("%s/%d" % (e["prefix"]["addr"],
+                                              e["prefix"]["len"]))
+                    elif isinstance(e, str):
+                        got.append(e + ("/128" if ":" in e else "/32"))
+        want = collapsed(BIG + MACRO)
+        check(name, p.returncode == 0 and sorted(got) == sorted(want),
+              "rc %d stderr %r\n got  %r\n want %r" % (
+                  p.returncode, p.stderr[-300:], got, want))
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
 def main():
     if not os.access(SETUP, os.X_OK):
         print("skip - spamd-setup --spf-walk: %s not built" % SETUP)
@@ -438,6 +496,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="spf-test.")
     try:
         run_checks(srv, tmp)
+        nft_check(srv)
     finally:
         srv.close()
         for f in os.listdir(tmp):
