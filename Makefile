@@ -109,17 +109,16 @@ deps:
 
 # check - the whole suite; tests/run.sh prints the one summary line.
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+# Every unit test runs under valgrind (tests/run.sh valgrind sets
+# GREY_TEST_SMALL=1: test_greydb and test_sync shrink their longest loops
+# there, every assertion kept).
 check: deps
 	$(MAKE) -j$(JOBS) WERROR=1 all tests
 	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
-	VALGRIND_SKIP="$(VALGRIND_SLOW)" \
-	VALGRIND_WHY="over 100 s under valgrind; make check-sanitize runs it" \
-	    sh tests/run.sh check
+	sh tests/run.sh check
 
-# check-sanitize - the sanitizer passes alone, every unit test under
-# valgrind included (test_greydb and test_sync take minutes there, so
-# make check leaves those two to this target).
-VALGRIND_SLOW = test_greydb test_sync
+# check-sanitize - the sanitizer passes alone: the scripts against the
+# ASan+UBSan build, every unit test under valgrind.
 check-sanitize: deps
 	$(MAKE) -j$(JOBS) WERROR=1 all tests
 	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests

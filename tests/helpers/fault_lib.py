@@ -5,6 +5,11 @@ spamd started on loopback with its own temporary directory, SMTP dialogues
 over raw sockets and smtplib with timeouts, greyctl dumps, the file
 firewall, and CPU time and memory of a process tree read from /proc.
 Python 3 stdlib only.
+
+SPAMD_TEST_SLOW (a factor, default 1) stretches every bounded wait here
+(wait_for, wait_started, socket and subprocess timeouts, stop): tests/run.sh
+sets it when BUILD points at its valgrind wrapper tree, where the daemon
+runs 5-30x slower. Scripts scale their own waits with slow(secs).
 """
 import os
 import random
@@ -24,6 +29,23 @@ SPAMD = os.path.join(BUILD, "spamd")
 GREYCTL = os.path.join(BUILD, "greyctl")
 LOADGEN = os.path.join(BUILD, "bench", "loadgen")
 PORT_LO, PORT_HI = 13000, 13999
+
+
+def _slow_factor():
+    """SPAMD_TEST_SLOW as a number >= 1 (1 when unset or bad)."""
+    try:
+        return max(1.0, float(os.environ.get("SPAMD_TEST_SLOW") or 1))
+    except ValueError:
+        return 1.0
+
+
+SLOW = _slow_factor()
+
+
+def slow(secs):
+    """secs stretched by SPAMD_TEST_SLOW (for waits sized for native
+    speed: a valgrind run is 5-30x slower)."""
+    return secs * SLOW
 
 
 class Results:
@@ -84,8 +106,9 @@ def pick_port(addr="127.0.0.1", lo=PORT_LO, hi=PORT_HI,
 
 
 def wait_for(cond, secs, step=0.05):
-    """Poll cond() until true or secs pass; returns its last value."""
-    deadline = time.monotonic() + secs
+    """Poll cond() until true or secs (times SPAMD_TEST_SLOW) pass;
+    returns its last value."""
+    deadline = time.monotonic() + slow(secs)
     while True:
         v = cond()
         if v or time.monotonic() >= deadline:
@@ -169,7 +192,7 @@ class Spamd:
     def greyctl(self):
         """greyctl -D's dump of this daemon's database, as text."""
         r = subprocess.run([GREYCTL, "-D", self.db], capture_output=True,
-                           text=True, timeout=60)
+                           text=True, timeout=slow(60))
         return r.stdout
 
     def count(self, event):
@@ -188,7 +211,7 @@ class Spamd:
 
     def connectable(self):
         try:
-            s = socket.create_connection(("127.0.0.1", self.port), 1)
+            s = socket.create_connection(("127.0.0.1", self.port), slow(1))
             s.close()
             return True
         except OSError:
@@ -235,7 +258,7 @@ class Spamd:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(secs)
+                self.proc.wait(slow(secs))
             except subprocess.TimeoutExpired:
                 for p in self.children():
                     try:
@@ -243,7 +266,7 @@ class Spamd:
                     except OSError:
                         pass
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(slow(5))
         self.log.close()
         return self.proc.returncode
 
@@ -281,7 +304,7 @@ def recv_reply(s, buf):
 def dialogue(port, src, helo, mfrom, rcpts, timeout=10):
     """A whole SMTP dialogue; returns (DATA reply code, RCPT codes)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
+    s.settimeout(slow(timeout))
     try:
         s.bind((src, 0))
         s.connect(("127.0.0.1", port))
@@ -321,7 +344,7 @@ def try_dialogue(port, src, tag, timeout=10):
 def greyctl_dump(db):
     """greyctl's dump of db as a list of '|'-split lines (None on error)."""
     r = subprocess.run([GREYCTL, "-D", db], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=slow(120))
     if r.returncode != 0:
         return None
     return [ln.split("|") for ln in r.stdout.splitlines() if ln]
@@ -365,7 +388,7 @@ def file_fw_spamd(tmp, ports, extra=(), logname="spamd.err",
 def smtp_deliver(port, src, helo, frm, to):
     """One smtplib delivery attempt from src to 127.0.0.1:port; the DATA
     (or first refusal) code, -1 if the server hung up."""
-    s = smtplib.SMTP(timeout=20, source_address=(src, 0))
+    s = smtplib.SMTP(timeout=slow(20), source_address=(src, 0))
     try:
         s.connect("127.0.0.1", port)
         s.ehlo(helo)
@@ -388,7 +411,7 @@ def smtp_deliver(port, src, helo, frm, to):
 
 def fw_has(path, ip, want=True, secs=10):
     """Poll (bounded) until the firewall file path holds ip (or not)."""
-    end = time.monotonic() + secs
+    end = time.monotonic() + slow(secs)
     while True:
         try:
             with open(path) as f:
@@ -403,6 +426,7 @@ def fw_has(path, ip, want=True, secs=10):
 def smtp_said(port, src, to="b@example.com", timeout=30):
     """HELO, MAIL, RCPT, DATA from src to 127.0.0.1:port; every reply
     (the last: all the server said after, the body sent on a 354)."""
+    timeout = slow(timeout)
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                  source_address=(src, 0))
     s.settimeout(timeout)
