@@ -845,6 +845,9 @@ spf_domain(struct spf_walk *w, const char *domain, int depth)
 			has_all = 1;
 	for (i = 0; i < rec.n; i++) {
 		t = &rec.t[i];
+		/* why: '-', '~' and '?' terms name hosts NOT to trust */
+		if (t->qual != '+' || t->kind == SPF_T_IGNORED)
+			continue;
 		if (t->kind == SPF_T_MACRO) {
 			spf_warn(w, domain, t, "a macro depends on the "
 			    "connecting client, so it names no fixed network");
@@ -854,9 +857,6 @@ spf_domain(struct spf_walk *w, const char *domain, int depth)
 			redirect = t;
 			continue;
 		}
-		/* why: '-', '~' and '?' terms name hosts NOT to trust */
-		if (t->qual != '+' || t->kind == SPF_T_IGNORED)
-			continue;
 		switch (t->kind) {
 		case SPF_T_IP4:
 			r = spf_add(w, AF_INET, t->addr, t->len4);

@@ -373,6 +373,16 @@ def run_checks(srv, tmp):
           "spamd-setup: spf rec.notcp.test: rec.notcp.test TXT: no answer"
           in err, "rc %d out %r err %r" % (rc, out, err))
 
+    # dnsbl.py's server never answers for slow.test: 2 tries, then an
+    # error for that domain only
+    rc, out, err = walk(srv, ["slow.test", "t0.ten.test"])
+    check("a server that never answers: an error for that domain only",
+          rc == 1 and out == ["100.64.81.1/32"] and
+          "spamd-setup: spf slow.test: slow.test TXT: no answer" in err and
+          srv.count(lambda n, t: n == "slow.test") == 2,
+          "rc %d out %r err %r asked %d" % (
+              rc, out, err, srv.count(lambda n, t: n == "slow.test")))
+
     rc, out, err = walk(srv, ["-4", "qlimit.test"])
     check("500 DNS queries a run: a clear error", rc == 1 and
           "spamd-setup: spf qlimit.test: DNS query limit reached (500 a "
