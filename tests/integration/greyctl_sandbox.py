@@ -246,8 +246,9 @@ def selftest(db):
           "exit %d/%d err %r/%r" % (rc, rc2, err, err2))
 
 
-def bad_values(db):
-    """a bad --seccomp or SPAMD_SECCOMP: exit 1 naming it"""
+def bad_values(db, wrapped):
+    """a bad --seccomp or SPAMD_SECCOMP: exit 1 naming it (run.sh's
+    valgrind wrapper sets SPAMD_SECCOMP itself)"""
     for name, args, env, culprit in [
             ("--seccomp bogus is refused", ["--seccomp", "bogus"], {},
              "--seccomp"),
@@ -258,6 +259,9 @@ def bad_values(db):
             ("SPAMD_SECCOMP=bogus is refused", [], {"SPAMD_SECCOMP": "bogus"},
              "SPAMD_SECCOMP"),
             ("an unknown long flag is refused", ["--bogus"], {}, "--bogus")]:
+        if wrapped and env:
+            skip(name, "the wrapper script sets SPAMD_SECCOMP")
+            continue
         rc, out, err = run(args + ["-D", db], **env)
         check(name, rc == 1 and culprit in err,
               "exit %d err %r" % (rc, err))
@@ -280,7 +284,7 @@ def main():
                 SPAMD_SECCOMP="off")
             skip("filter checks", GREYCTL + " is a wrapper script "
                  "(valgrind: the filter is off there)")
-        bad_values(db)
+        bad_values(db, not filtered)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return failed
