@@ -27,13 +27,16 @@ struct greyctl {
 	FILE		*out;		/* stdout */
 	int		*out_errno;	/* the first output error, for main */
 	int		 seccomp;	/* --seccomp: enum sandbox_mode */
+	/* the filter: greyctl_sandbox in greyctl; NULL (none) where these
+	 * parts run inside another program, as the unit tests */
+	int		(*sandbox)(const struct greyctl *ctl, int flags);
 };
 
 /* greyctl_sandbox - from here on only the calls the rest of the run
  * needs (sandbox_greyctl with ctl->seccomp and flags, enum
- * sandbox_gc_flags); -1 after a message. Called once per run, right after
- * the store is opened (import: before the dump is read; explain: before
- * it starts). */
+ * sandbox_gc_flags); -1 after a message. Called through ctl->sandbox once
+ * per run, right after the store is opened (import: before the dump is
+ * read; explain: before it starts); 0 when ctl->sandbox is NULL. */
 int	greyctl_sandbox(const struct greyctl *ctl, int flags);
 
 /* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */
