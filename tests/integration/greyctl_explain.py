@@ -364,6 +364,16 @@ class Dns(dnsrv.Server):
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
+    def answer(self, data):
+        """dnsbl.py's answer, but FORMERR for err.test (a DNS error)"""
+        reply = super().answer(data)
+        with self.lock:
+            name = self.queries[-1][0] if self.queries else ""
+        if reply is not None and name.endswith(".err.test"):
+            flags = (reply[2] << 8 | reply[3]) & ~0xF | 1
+            reply = reply[:2] + bytes([flags >> 8, flags & 0xFF]) + reply[4:]
+        return reply
+
 
 def daemon_lines(out):
     """the daemon: lines of greyctl explain, without the prefix"""
@@ -468,7 +478,7 @@ def test_dnsbl():
 
         # SIGHUP with a changed zone file: the new zone shows
         with open(zfile, "w") as f:
-            f.write("bl.test\n")
+            f.write("bl.test\nerr.test\n")
         n = d.count("proc=writer-explain ok=1")
         d.proc.send_signal(signal.SIGHUP)
         check("dnsbl: SIGHUP reloads explain's zones",
@@ -480,6 +490,8 @@ def test_dnsbl():
               "dnsbl=bl.test listed=yes answer=127.0.0.2" in dl and
               not any(x.startswith("dnsbl=slow.test") for x in dl),
               repr(out))
+        check("dnsbl: a DNS error shows listed=error",
+              "dnsbl=err.test listed=error" in dl, repr(out))
         check("dnsbl: sentence names both listing zones",
               last_line(out) == "%s is listed in DNSBL zones zen.test "
               "(127.0.0.2), bl.test (127.0.0.2): it is tarpitted." % listed,
@@ -494,6 +506,11 @@ def test_dnsbl():
         rc, out, err = greyctl(d.db, "explain", outside)
         check("dnsbl: answer outside the zone's codes is listed=no",
               "dnsbl=zen.test listed=no answer=127.0.0.4" in
+              daemon_lines(out), repr(out))
+
+        rc, out, err = greyctl(d.db, "explain", "::1")
+        check("dnsbl: IPv6 address looked up in nibble form",
+              "dnsbl=zen.test listed=yes answer=127.0.0.2" in
               daemon_lines(out), repr(out))
 
         # whitelisted hosts pass the firewall: a listing does not matter
