@@ -453,6 +453,7 @@ def nft_check(srv):
         print("skip - %s: needs root, ip and nft" % name)
         return
     ns = "spfwalk%d" % os.getpid()
+    tmp = tempfile.mkdtemp(prefix="spf-nft.")
     if subprocess.run(["ip", "netns", "add", ns],
                       capture_output=True).returncode != 0:
         print("skip - %s: cannot create a network namespace" % name)
@@ -466,16 +467,23 @@ def nft_check(srv):
                 name, p.stderr[-200:]))
             return
         # the manual's lines, with nft run in the namespace and
-        # spamd-setup asking the test server; twice, as a cron job would
+        # spamd-setup asking the test server; twice, as a cron job would,
+        # over a stale element that the flush must remove
+        lines = (
+            "spamd-setup --spf-walk -%s big.test macro.test %s"
+            ">%s/nospamd%s &&\n"
+            "  printf 'flush set inet spamd %s\\nadd element inet spamd "
+            "%s { %%s }\\n' \\\n"
+            '    "$(paste -sd, - <%s/nospamd%s)" | nft -f -\n')
+        walk = "".join(lines % (f, "", tmp, f, s, s, tmp, f)
+                       for f, s in (("4", "nospamd"), ("6", "nospamd6")))
+        failing = lines % ("4", "nx.test", tmp, "4", "nospamd",
+                           "nospamd", tmp, "4")
         script = ('nft() { ip netns exec %s nft "$@"; }\n'
                   'spamd-setup() { %s --dns-server 127.0.0.1:%d "$@"; }\n'
-                  % (ns, SETUP, srv.port)) + (
-            'nft add element inet spamd nospamd \\\n'
-            '    "{ $(spamd-setup --spf-walk -4 big.test macro.test | '
-            'paste -sd, -) }"\n'
-            'nft add element inet spamd nospamd6 \\\n'
-            '    "{ $(spamd-setup --spf-walk -6 big.test macro.test | '
-            'paste -sd, -) }"\n') * 2
+                  "nft add element inet spamd nospamd '{ 192.0.2.99 }'\n"
+                  % (ns, SETUP, srv.port)) + walk * 2 + \
+            "if { %s}; then exit 3; fi\n" % failing
         p = subprocess.run(["bash", "-c", script], capture_output=True,
                            timeout=120)
         got = []
@@ -496,6 +504,7 @@ def nft_check(srv):
                   p.returncode, p.stderr[-300:], got, want))
     finally:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
