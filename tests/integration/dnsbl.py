@@ -107,25 +107,47 @@ add("mx6.test", T_AAAA, "2001:db8::25")
 
 
 class Server:
-    """a minimal authoritative DNS server on 127.0.0.1 (UDP)"""
+    """a minimal authoritative DNS server on 127.0.0.1: UDP, and with tcp
+    also TCP on the same port (RFC 7766 length-prefixed queries); with
+    udp_max, a UDP answer longer than that is sent truncated (TC set, no
+    records) so the client asks again over TCP"""
 
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for _ in range(50):
-            self.port = random.randint(17000, 17999)
+    def __init__(self, port=None, lo=17000, hi=17999, tcp=False,
+                 udp_max=None):
+        """bind port, or a free one in lo..hi, and start answering"""
+        self.udp_max = udp_max
+        self.tsock = None
+        for _ in range(1 if port else 60):
+            self.port = port or random.randint(lo, hi)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if tcp:
+                self.tsock = socket.socket(socket.AF_INET,
+                                           socket.SOCK_STREAM)
             try:
                 self.sock.bind(("127.0.0.1", self.port))
+                if tcp:
+                    self.tsock.bind(("127.0.0.1", self.port))
                 break
             except OSError:
-                continue
+                self.sock.close()
+                if tcp:
+                    self.tsock.close()
         else:
-            raise OSError("no free port in 17000-17999")
+            raise OSError("no free port in %d-%d" % (lo, hi))
         self.sock.settimeout(0.2)
         self.lock = threading.Lock()
         self.queries = []           # (name, type) as asked
+        self.tcp_queries = []       # names asked over TCP
         self.stop = False
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
+        self.tthread = None
+        if tcp:
+            self.tsock.listen(16)
+            self.tsock.settimeout(0.2)
+            self.tthread = threading.Thread(target=self.run_tcp,
+                                            daemon=True)
+            self.tthread.start()
 
     def count(self, pred=lambda n, t: True):
         """queries seen so far that match pred"""
@@ -142,8 +164,78 @@ class Server:
             except OSError:
                 return
             reply = self.answer(data)
-            if reply is not None:
-                self.sock.sendto(reply, peer)
+            if reply is None:
+                continue
+            if self.udp_max is not None and len(reply) > self.udp_max:
+                # the header with TC and no records, the question kept
+                qend = 12
+                while reply[qend] != 0:
+                    qend += reply[qend] + 1
+                qend += 5
+                tid, flags = struct.unpack("!HH", reply[:4])
+                reply = struct.pack("!HHHHHH", tid, flags | 0x0200, 1, 0,
+                                    0, 0) + reply[12:qend]
+            self.sock.sendto(reply, peer)
+
+    def run_tcp(self):
+        """TCP: accept connections until stopped, one thread each"""
+        while not self.stop:
+            try:
+                conn, _ = self.tsock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.serve_tcp, args=(conn,),
+                             daemon=True).start()
+
+    def tcp_silent(self, name):
+        """whether a TCP query for name gets no answer (override)"""
+        return False
+
+    def serve_tcp(self, conn):
+        """answer the queries of one TCP connection until it closes"""
+        conn.settimeout(5)
+        try:
+            for _ in range(100):
+                head = self.recv_all(conn, 2)
+                if head is None:
+                    return
+                data = self.recv_all(conn, struct.unpack("!H", head)[0])
+                if data is None:
+                    return
+                reply = self.answer(data)
+                name = self.qname(data)
+                with self.lock:
+                    self.tcp_queries.append(name)
+                if reply is None or self.tcp_silent(name):
+                    return
+                conn.sendall(struct.pack("!H", len(reply)) + reply)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    @staticmethod
+    def recv_all(conn, n):
+        """exactly n bytes, or None at EOF"""
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    @staticmethod
+    def qname(data):
+        """the question name of a query (lower case)"""
+        pos, labels = 12, []
+        while pos < len(data) and data[pos] != 0:
+            labels.append(data[pos + 1:pos + 1 + data[pos]].decode(
+                "ascii", "replace"))
+            pos += data[pos] + 1
+        return ".".join(labels).lower()
 
     def answer(self, data):
         """the reply to one query packet (None: stay silent)"""
@@ -193,9 +285,12 @@ class Server:
         return hdr + question + body + auth
 
     def close(self):
-        """stop answering and close the socket"""
+        """stop answering and close the sockets"""
         self.stop = True
         self.thread.join(timeout=5)
+        if self.tthread is not None:
+            self.tthread.join(timeout=5)
+            self.tsock.close()
         self.sock.close()
 
 

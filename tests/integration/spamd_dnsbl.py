@@ -56,16 +56,7 @@ class Dns(dnsrv.Server):
     """dnsbl.py's responder, bound in this test's port range"""
 
     def __init__(self):
-        import threading
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.port = pick_port(kind=socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.settimeout(0.2)
-        self.lock = threading.Lock()
-        self.queries = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(port=pick_port(kind=socket.SOCK_DGRAM))
 
 
 # records of our own besides dnsbl.py's: a client with a good FCrDNS

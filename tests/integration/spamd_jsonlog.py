@@ -50,16 +50,7 @@ class Dns(dnsrv.Server):
     """dnsbl.py's responder, bound in this test's port range"""
 
     def __init__(self):
-        import threading
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.port = pick_port(socket.SOCK_DGRAM)
-        self.sock.bind((HOST, self.port))
-        self.sock.settimeout(0.2)
-        self.lock = threading.Lock()
-        self.queries = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        super().__init__(port=pick_port(socket.SOCK_DGRAM))
 
 
 class Raw:

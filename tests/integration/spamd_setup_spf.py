@@ -28,14 +28,10 @@ Prints ok / not ok / skip lines; exits 1 if a check failed.
 import ipaddress
 import json
 import os
-import random
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
 
 TOP = os.environ.get("TOP") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -62,122 +58,15 @@ def check(name, cond, why=""):
 
 class SpfServer(dnsrv.Server):
     """dnsbl.Server on a port of 47400-47499, UDP answers cut at 512 bytes
-    (TC), and a TCP listener on the same port"""
+    (TC), a TCP listener on the same port; a name under notcp.test gets
+    nothing over TCP (a server that only speaks UDP)"""
 
     def __init__(self):
-        # why not super().__init__: it binds in 17000-17999, ours is
-        # 47400-47499; the rest (answer, count) is the parent's
-        for _ in range(60):
-            self.port = random.randint(47400, 47499)
-            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self.tsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                self.sock.bind(("127.0.0.1", self.port))
-                self.tsock.bind(("127.0.0.1", self.port))
-                break
-            except OSError:
-                self.sock.close()
-                self.tsock.close()
-        else:
-            raise OSError("no free port in 47400-47499")
-        self.tsock.listen(16)
-        self.tsock.settimeout(0.2)
-        self.sock.settimeout(0.2)
-        self.lock = threading.Lock()
-        self.queries = []
-        self.tcp_queries = []
-        self.stop = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-        self.tthread = threading.Thread(target=self.run_tcp, daemon=True)
-        self.tthread.start()
+        super().__init__(lo=47400, hi=47499, tcp=True, udp_max=512)
 
-    def run(self):
-        """UDP: the parent's answer, truncated with TC when over 512"""
-        while not self.stop:
-            try:
-                data, peer = self.sock.recvfrom(1500)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            reply = self.answer(data)
-            if reply is None:
-                continue
-            if len(reply) > 512:
-                # header with TC and no records, the question kept
-                qend = 12
-                while reply[qend] != 0:
-                    qend += reply[qend] + 1
-                qend += 5
-                tid, flags = struct.unpack("!HH", reply[:4])
-                reply = struct.pack("!HHHHHH", tid, flags | 0x0200, 1, 0,
-                                    0, 0) + reply[12:qend]
-            self.sock.sendto(reply, peer)
-
-    def run_tcp(self):
-        """TCP: length-prefixed queries, whole answers"""
-        while not self.stop:
-            try:
-                conn, _ = self.tsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self.serve_tcp, args=(conn,),
-                             daemon=True).start()
-
-    def serve_tcp(self, conn):
-        """answer the queries of one TCP connection until it closes"""
-        conn.settimeout(5)
-        try:
-            for _ in range(100):
-                head = self.recv_all(conn, 2)
-                if head is None:
-                    return
-                data = self.recv_all(conn, struct.unpack("!H", head)[0])
-                if data is None:
-                    return
-                reply = self.answer(data)
-                name = self.qname(data)
-                with self.lock:
-                    self.tcp_queries.append(name)
-                if reply is None or name.endswith("notcp.test"):
-                    return          # a server that gives nothing over TCP
-                conn.sendall(struct.pack("!H", len(reply)) + reply)
-        except OSError:
-            return
-        finally:
-            conn.close()
-
-    @staticmethod
-    def recv_all(conn, n):
-        """exactly n bytes, or None at EOF"""
-        buf = b""
-        while len(buf) < n:
-            chunk = conn.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
-    @staticmethod
-    def qname(data):
-        """the question name of a query (lower case)"""
-        pos, labels = 12, []
-        while pos < len(data) and data[pos] != 0:
-            labels.append(data[pos + 1:pos + 1 + data[pos]].decode(
-                "ascii", "replace"))
-            pos += data[pos] + 1
-        return ".".join(labels).lower()
-
-    def close(self):
-        """stop both listeners"""
-        self.stop = True
-        self.thread.join(timeout=5)
-        self.tthread.join(timeout=5)
-        self.sock.close()
-        self.tsock.close()
+    def tcp_silent(self, name):
+        """notcp.test names are not answered over TCP"""
+        return name.endswith("notcp.test")
 
 
 # --- the zone -----------------------------------------------------------
