@@ -683,12 +683,14 @@ grey_ctl_free(struct grey_ctl *gc)
 {
 	if (gc == NULL)
 		return;
-	/* clients first: their lookups belong to the checker */
+	/* no new clients, then the clients (their lookups belong to the
+	 * checker), then the checker, which runs the loop once more */
+	if (gc->accept_ev != NULL)
+		event_free(gc->accept_ev);
 	while (!LIST_EMPTY(&gc->conns))
 		grey_ctl_conn_free(LIST_FIRST(&gc->conns));
 	grey_dnsbl_free(gc->dnsbl);
-	if (gc->accept_ev != NULL)
-		event_free(gc->accept_ev);
+	gc->dnsbl = NULL;
 	if (gc->bl != NULL)
 		bl_set_free(gc->bl);
 	free(gc);
