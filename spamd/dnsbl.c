@@ -1004,9 +1004,11 @@ dnsbl_zones_deliver(struct dnsbl_req *req)
 	memset(&res, 0, sizeof(res));
 	res.addr = req->addrtext;
 	res.nzones = req->nzones;
+	res.ans = req->ans;
 	for (i = 0; i < req->nzones; i++) {
 		z = req->zone[i];
 		ans = &req->ans[i];
+		res.zone[i] = z->spec.zone;
 		switch (ans->status) {
 		case DNSBL_ST_TIMEOUT:
 			z->st.timeouts++;

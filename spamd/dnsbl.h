@@ -214,6 +214,10 @@ struct dnsbl_result {
 	int		 ntimeout;	/* zones that did not answer in time */
 	int		 nlisted;
 	struct dnsbl_hit hit[DNSBL_MAX_ZONES];	/* in zone order */
+	/* every zone asked, in zone order: name and raw answer (timeout,
+	 * error, NXDOMAIN or addresses), for callers that show each zone */
+	const char	*zone[DNSBL_MAX_ZONES];
+	const struct dnsbl_answer *ans;		/* nzones entries */
 };
 
 typedef void (*dnsbl_cb)(void *arg, const struct dnsbl_result *res);

@@ -19,13 +19,6 @@
 
 #include <event2/event.h>
 
-/*
- * why the internal view: struct dnsbl_result names the listing zones and
- * counts timeouts, but explain shows every zone's own outcome (no, timeout,
- * error). The request's per-zone answers (req->ans, zone order) are valid
- * while its callback runs; we read them there and nowhere else.
- */
-#define DNSBL_INTERNAL
 #include "spamd/dnsbl.h"
 #include "spamd/grey.h"
 #include "spamd/grey_dnsbl.h"
@@ -167,19 +160,22 @@ static void
 grey_dnsbl_cb(void *arg, const struct dnsbl_result *res)
 {
 	struct grey_dnsbl_query *q = arg;
-	const struct dnsbl_req *req = q->req;
 	const struct dnsbl_answer *ans;
 	struct grey_dnsbl_zone *z;
 	struct in_addr ia;
 	int i, k, nz = q->nz;
 
 	/* the zones were taken at ask time in this same order; a mismatch
-	 * would mean dnsbl changed how it builds requests */
-	if (req->nzones != q->nz || req->ans == NULL)
+	 * would mean the zones changed in between (a reload) */
+	if (res->nzones != q->nz || res->ans == NULL)
 		nz = 0;
 	for (i = 0; i < nz; i++) {
 		z = &q->z[i];
-		ans = &req->ans[i];
+		if (strcmp(res->zone[i], z->zone) != 0) {
+			nz = 0;
+			break;
+		}
+		ans = &res->ans[i];
 		switch (ans->status) {
 		case DNSBL_ST_TIMEOUT:
 			z->verdict = GREY_DNSBL_TIMEOUT;
