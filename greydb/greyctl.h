@@ -36,7 +36,7 @@ struct greyctl {
  * needs (sandbox_greyctl with ctl->seccomp and flags, enum
  * sandbox_gc_flags); -1 after a message. Called through ctl->sandbox once
  * per run, right after the store is opened (import: before the dump is
- * read; explain: before it starts); 0 when ctl->sandbox is NULL. */
+ * read; explain: once its store is open); 0 when ctl->sandbox is NULL. */
 int	greyctl_sandbox(const struct greyctl *ctl, int flags);
 
 /* greyctl_out_ok - 0 if output works so far, else -1 (errno saved) */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
+#include "spamd/sandbox.h"
 
 #define EXPLAIN_ANSWER_MAX	65536	/* bytes of one daemon answer */
 #define EXPLAIN_TIMEOUT_SECS	10
@@ -338,6 +339,11 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	}
 	if (greyctl_open(ctl, GREYCTL_READ, 0, &db) == -1)
 		return 1;
+	/* the rest reads the store and asks spamd over its Unix socket */
+	if (ctl->sandbox != NULL && ctl->sandbox(ctl, SANDBOX_GC_CTL) == -1) {
+		gdb_close(db);
+		return 1;
+	}
 	fprintf(o, "ip=%s\n", x.ip);
 	if (gdb_walk_ip(db, x.ip, explain_grey, &x, &gerr) == -1) {
 		greyctl_warnx("%s", gerr.msg);
