@@ -18,7 +18,11 @@ a full engine's backlog although the daemon holds fewer than 40. Checks:
   - after every client closed, daemon_conns=0;
   - the writer and the engines killed (SIGKILL, no clean close): the
     master starts them again and the new engines get the whole -c, not
-    what the dead ones held.
+    what the dead ones held;
+  - -B 4 (a second daemon, -s 1, 127.0.2.0/24 blacklisted over its config
+    port): 4 blacklisted clients are stuttered, the next 4 get their
+    banner at once wherever they land (with -B split, an engine holding
+    none of the first 4 would stutter them); daemon_black_conns=8.
 """
 import os
 import re
@@ -100,6 +104,83 @@ def close_all(socks):
     for s in socks:
         if s is not None:
             s.close()
+
+
+def got_line(socks, secs):
+    """read (bounded, secs) until each socket has a whole first line;
+    returns {socket: bytes read} for every socket"""
+    data = {s: b"" for s in socks if s is not None}
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        left = [s for s, b in data.items() if b"\r\n" not in b]
+        if not left:
+            break
+        r, _, _ = select.select(left, [], [],
+                                max(0.0, end - time.monotonic()))
+        for s in r:
+            try:
+                d = s.recv(4096)
+            except OSError:
+                d = b""
+            if not d:
+                data[s] += b"\r\n<closed>"
+            data[s] += d
+    return data
+
+
+def blacklist_budget():
+    """-B 4 with -W 4: the fifth blacklisted client is not stuttered
+    whichever engines the four before it landed on"""
+    d = fl.Spamd("budget-b", workers=W, stutter=(0, 1), config_port=True,
+                 extra=["-c", str(C), "-B", "4"], ports=(47300, 47399))
+    socks = []
+    try:
+        d.wait_started()
+        if not d.wait_ready():
+            R.notok("spamd -W 4 -B 4 starts", d.log_tail())
+            return
+        with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
+            s.sendall(b'btest;"Blocked %A";inet;1;127.0.2.0/24\n')
+        if not d.wait_log("tag=btest", 10, count=W):
+            R.notok("blacklist loaded in every engine", d.log_tail())
+            return
+        first = []
+        for i in range(1, 5):
+            s = socket.create_connection(("127.0.0.1", d.port), 5,
+                                         source_address=("127.0.2.%d" % i,
+                                                         0))
+            first.append(s)
+        socks += first
+        # accepted (one stuttered byte) before the next ones connect
+        ok1 = len(served(first, 10)) == 4
+        more = [socket.create_connection(("127.0.0.1", d.port), 5,
+                                         source_address=("127.0.2.%d" % i,
+                                                         0))
+                for i in range(5, 9)]
+        socks += more
+        late = got_line(more, 10)
+        whole = sum(1 for b in late.values()
+                    if b.startswith(b"220 ") and b.endswith(b"\r\n"))
+        R.check("-B 4 over 4 engines: blacklisted clients 5-8 get their "
+                "banner unstuttered", ok1 and whole == 4,
+                "first four accepted=%s, whole banners=%d of 4" %
+                (ok1, whole))
+        early = got_line(first, 1.5)
+        stut = sum(1 for b in early.values() if b"\r\n" not in b)
+        R.check("-B 4: blacklisted clients 1-4 are stuttered (no whole "
+                "banner line yet)", stut == 4,
+                "%d of 4 still stuttered: %r" % (stut,
+                                                 list(early.values())))
+        d.proc.send_signal(signal.SIGUSR1)
+        d.wait_log("event=stats engine=", 10, count=W)
+        blk = [int(m.group(1)) for ln in d.logtext().splitlines()
+               if "event=stats engine=" in ln
+               for m in [re.search(r" daemon_black_conns=(\d+)", ln)] if m]
+        R.check("SIGUSR1: daemon_black_conns=8 in every engine",
+                blk == [8] * W, "got %r" % blk)
+    finally:
+        close_all(socks)
+        d.cleanup()
 
 
 def main():
@@ -219,6 +300,7 @@ def main():
     finally:
         close_all(socks)
         d.cleanup()
+    blacklist_budget()
     return 1 if R.failed else 0
 
 
