@@ -59,8 +59,10 @@ class Spamd(fl.Spamd):
                          stutter=stutter, logname="spamd.err")
         self.errpath = self.logpath
         try:
-            # the writer is up once the engine got its (empty) trap list
-            self.wait_started(ready="tag=spamd-greytrap")
+            # the writer is up once the engine got its (empty) trap list;
+            # -b has no writer, hence no trap list: its engine's start
+            self.wait_started(ready="event=engine-start" if "-b" in extra
+                              else "tag=spamd-greytrap")
         except Exception:
             self.cleanup()
             raise
