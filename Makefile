@@ -111,19 +111,25 @@ deps:
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 # Every unit test runs under valgrind (tests/run.sh valgrind sets
 # GREY_TEST_SMALL=1: test_greydb and test_sync shrink their longest loops
-# there, every assertion kept).
+# there, every assertion kept), then the integration and system scripts
+# with the daemon and tools under valgrind (tests/run.sh vgscripts), but
+# for the slowest there, which print a skip line and are left to
+# make check-sanitize (the list and times: vg_slow in tests/run.sh).
 check: deps
 	$(MAKE) -j$(JOBS) WERROR=1 all tests
 	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
 	sh tests/run.sh check
 
 # check-sanitize - the sanitizer passes alone: the scripts against the
-# ASan+UBSan build, every unit test under valgrind.
+# ASan+UBSan build, every unit test under valgrind, and every script with
+# the daemon and tools under valgrind (VG_ALL=1: the slow ones too; about
+# 20 minutes on 2 cores for that part).
 check-sanitize: deps
 	$(MAKE) -j$(JOBS) WERROR=1 all tests
 	$(MAKE) -j$(JOBS) WERROR=1 BUILD=build/asan SAN=1 all tests
 	sh tests/run.sh sanitize
 	sh tests/run.sh valgrind
+	VG_ALL=1 sh tests/run.sh vgscripts
 
 unit: all tests
 	sh tests/run.sh unit

@@ -45,10 +45,12 @@ def engine_pid(sp):
 
 
 def sanitized(pid):
-    """Whether pid runs with AddressSanitizer (its runtime is mapped)."""
+    """Whether pid runs with AddressSanitizer or under valgrind memcheck
+    (their runtime is mapped)."""
     try:
         with open("/proc/%d/maps" % pid) as f:
-            return "libasan" in f.read()
+            maps = f.read()
+            return "libasan" in maps or "vgpreload_memcheck" in maps
     except OSError:
         return False
 
@@ -130,7 +132,8 @@ def run(sp, socks):
                                                    BUDGET_KIB))
     if sanitized(ep):
         # ASan's redzones and quarantine are not the daemon's memory
-        R.skip(name, "sanitizer build: the budget is for a normal build")
+        R.skip(name, "sanitizer build or valgrind: the budget is for a "
+               "normal build")
     else:
         R.check(name, per <= BUDGET_KIB, "%.2f KiB" % per)
     codes = [F.try_dialogue(sp.port, "127.18.1.%d" % (i + 1),
