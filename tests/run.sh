@@ -197,11 +197,13 @@ vg_scan() {
 # greyctl dumps of them), fault_many_clients.py 95 s, spamd_dialogue.py
 # 55 s, fault_writer_kill.py 54 s, greyctl_explain.py 40-55 s,
 # fault_sync_flood.py 34 s (100,000 datagrams), spamd_verify.py 37 s,
-# spamd_setup_spf.py 35 s; make check-sanitize (VG_ALL=1) runs them. The
-# rest take about 280 s there in all.
+# spamd_setup_spf.py 35 s, spamd_dnsbl.py 40 s, sync_two_spamd.sh 30 s;
+# make check-sanitize (VG_ALL=1) runs them. The rest took 210 s there
+# in a whole make check of 19 minutes before the last two joined them.
 vg_slow="greyctl.py spamd_backpressure.py fault_many_clients.py
 spamd_dialogue.py fault_writer_kill.py greyctl_explain.py
-fault_sync_flood.py spamd_verify.py spamd_setup_spf.py"
+fault_sync_flood.py spamd_verify.py spamd_setup_spf.py spamd_dnsbl.py
+sync_two_spamd.sh"
 # Scripts that run none of the wrapped programs (only test helpers from
 # build/tests/helpers, which are not wrapped): nothing to see there.
 vg_none="dnsbl.py greydb_concurrency.sh spamd_writer.py sync_peers.py
@@ -269,8 +271,8 @@ run_vgscripts() {
 		*) SPAMD_TEST_SLOW=$slow timeout 1800 sh "$t" >"$out" 2>"$out.err" ;;
 		esac
 		rc=$?
-		# a daemon still exiting writes its leak summary last
-		sleep 1
+		# a daemon's last child still exiting writes its leak summary last
+		sleep 0.3
 		vg_scan "$d" "$n" >>"$out"
 		echo "# $n: $(($(date +%s) - start)) s under valgrind" >>"$out"
 		tally "$out" $rc "valgrind-$(basename "$1")/$n"
