@@ -58,18 +58,25 @@ class Results:
         print("ok - " + name, flush=True)
 
     def notok(self, name, why):
+        # one line a result: run.sh counts lines, a newline would split it
         self.failed += 1
-        print("not ok - %s: %s" % (name, why), flush=True)
+        print("not ok - %s: %s" % (name, str(why).replace("\n", "\\n")
+                                   [:400]), flush=True)
 
     def skip(self, name, why):
         print("skip - %s: %s" % (name, why), flush=True)
 
     def check(self, name, cond, why=""):
+        """ok or not ok for cond; returns cond"""
         if cond:
             self.ok(name)
         else:
-            self.notok(name, why)
+            self.notok(name, why or "condition false")
         return cond
+
+    def status(self):
+        """the script's exit status: 1 if anything failed"""
+        return 1 if self.failed else 0
 
 
 _TAKEN = set()

@@ -28,27 +28,11 @@ WRITER = os.path.join(BUILD, "tests", "helpers", "gdb_writer")
 WHITEEXP = 864 * 3600
 TRAPEXP = 24 * 3600
 
-failed = 0
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
+import fault_lib as fl  # noqa: E402  (Results: the ok / not ok lines)
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed = 1
-    print("not ok - %s: %s" % (name, why.replace("\n", "\\n")[:400]),
-          flush=True)
-
-
-def check(name, cond, why=""):
-    """print ok/not ok for cond; return cond"""
-    if cond:
-        ok(name)
-    else:
-        notok(name, why or "condition false")
-    return cond
+RES = fl.Results()
+ok, notok, skip, check = RES.ok, RES.notok, RES.skip, RES.check
 
 
 def run(args, stdin=None):
@@ -117,7 +101,7 @@ def main():
         notok("test script ran to the end", "%s: %s" % (type(e).__name__, e))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return failed
+    return RES.status()
 
 
 def tests(tmp):

@@ -30,31 +30,11 @@ TOP = os.environ.get("TOP") or os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
 GREYCTL = os.path.join(BUILD, "greyctl")
 
-failed = 0
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
+import fault_lib as fl  # noqa: E402  (Results: the ok / not ok lines)
 
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed = 1
-    print("not ok - %s: %s" % (name, why.replace("\n", "\\n")[:400]),
-          flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
-
-
-def check(name, cond, why=""):
-    """print ok/not ok for cond; return cond"""
-    if cond:
-        ok(name)
-    else:
-        notok(name, why or "condition false")
-    return cond
+RES = fl.Results()
+ok, notok, skip, check = RES.ok, RES.notok, RES.skip, RES.check
 
 
 def env_with(**kv):
@@ -287,7 +267,7 @@ def main():
         bad_values(db, not filtered)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return failed
+    return RES.status()
 
 
 if __name__ == "__main__":
