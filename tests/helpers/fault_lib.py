@@ -294,6 +294,29 @@ def rss_kib(pid):
     return 0
 
 
+def ask(addr, text, timeout=10):
+    """send text and a newline to a TCP (host, port) or a Unix socket
+    path, shut the sending side, return the whole answer as text"""
+    if isinstance(addr, str):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(slow(timeout))
+        s.connect(addr)
+    else:
+        s = socket.create_connection(addr, slow(timeout))
+    try:
+        s.sendall(text.encode() + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode(errors="replace")
+    finally:
+        s.close()
+
+
 def recv_reply(s, buf):
     """One whole SMTP reply (multi-line aware); (code, buf rest)."""
     while True:

@@ -87,20 +87,7 @@ def fw_has(d, ip, want=True, secs=10):
 
 def load_list(d, text):
     """one list over the config port; the daemon's answer line"""
-    s = socket.create_connection(("127.0.0.1", d.cport), 10)
-    try:
-        s.sendall(text.encode() + b"\n")
-        s.shutdown(socket.SHUT_WR)
-        s.settimeout(10)
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
-        return data.decode(errors="replace")
-    finally:
-        s.close()
+    return fl.ask(("127.0.0.1", d.cport), text)
 
 
 def ctl_raw(path, req, pre_uid=None):
@@ -398,21 +385,7 @@ def hang_up(path, req):
 
 def half_close(path, req):
     """send req, shut down the sending side, read the whole answer"""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(30)
-    try:
-        s.connect(path)
-        s.sendall(req.encode() + b"\n")
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            b = s.recv(4096)
-            if not b:
-                break
-            data += b
-        return data.decode(errors="replace")
-    finally:
-        s.close()
+    return fl.ask(path, req, 30)
 
 
 def test_dnsbl():
