@@ -69,6 +69,13 @@ static const int sandbox_engine_allow[] = {
 	/* malloc */
 	SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
 	SCMP_SYS(madvise), SCMP_SYS(mprotect),
+	/*
+	 * glibc's qsort asks for the machine's memory (sysconf
+	 * _SC_PHYS_PAGES, i.e. sysinfo) once the array passes 1 KiB: 22
+	 * IPv6 prefixes in a list, or 64 IPv4 ones. Missing, any real
+	 * list killed the engine.
+	 */
+	SCMP_SYS(sysinfo),
 	/* signals (libevent installs and restores handlers) and exit */
 	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack),

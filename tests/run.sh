@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh - run a part of the test suite and print one summary line.
 #
-#   sh tests/run.sh unit|asan|integration|system|sanitize|valgrind|vgscripts|all|check
+#   sh tests/run.sh unit|asan|integration|system|redteam|sanitize|valgrind|vgscripts|all|check
 #
 #   all       unit tests (plain and ASan+UBSan), integration, system
 #   sanitize  the integration and system scripts again, with BUILD set to
@@ -96,6 +96,7 @@ run_sanitize() {
 	export BUILD="$top/build/asan"
 	run_scripts tests/integration asan-
 	run_scripts tests/system asan-
+	run_scripts tests/redteam asan-
 	export BUILD="$saved"
 }
 
@@ -289,29 +290,34 @@ unit) run_unit build/tests unit ;;
 asan) run_unit build/asan/tests asan ;;
 integration) run_scripts tests/integration ;;
 system) run_scripts tests/system ;;
+redteam) run_scripts tests/redteam ;;
 all)
 	run_unit build/tests unit
 	run_unit build/asan/tests asan
 	run_scripts tests/integration
 	run_scripts tests/system
+	run_scripts tests/redteam
 	;;
 sanitize) run_sanitize ;;
 valgrind) run_valgrind ;;
 vgscripts)
 	run_vgscripts tests/integration
 	run_vgscripts tests/system
+	run_vgscripts tests/redteam
 	;;
 check)
 	run_unit build/tests unit
 	run_unit build/asan/tests asan
 	run_scripts tests/integration
 	run_scripts tests/system
+	run_scripts tests/redteam
 	run_sanitize
 	run_valgrind
 	run_vgscripts tests/integration
 	run_vgscripts tests/system
+	run_vgscripts tests/redteam
 	;;
-*) echo "usage: run.sh unit|asan|integration|system|sanitize|valgrind|vgscripts|all|check" >&2; exit 2 ;;
+*) echo "usage: run.sh unit|asan|integration|system|redteam|sanitize|valgrind|vgscripts|all|check" >&2; exit 2 ;;
 esac
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
