@@ -32,7 +32,7 @@ enum msg_type {
 	 */
 	MSG_TUPLE = 1,
 	/* writer -> engine: what the tuple of session id gave. num: enum
-	 * gdb_result; str: ip. */
+	 * gdb_result (spamd/common/verdict.h); str: ip. */
 	MSG_RESULT,
 	/*
 	 * writer -> engine: the trapped addresses as one blacklist control

@@ -22,13 +22,13 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "greydb/greydb.h"
 #include "spamd/engine/engine.h"
 #include "spamd/common/log.h"
 #include "spamd/common/msg.h"
 #include "spamd/common/privsep.h"
 #include "spamd/engine/tls.h"
 #include "spamd/common/sandbox.h"
+#include "spamd/common/verdict.h"
 
 /* from <linux/netfilter_ipv4.h> / <linux/netfilter_ipv6/ip6_tables.h>,
  * whose other definitions clash with <netinet/in.h> */
