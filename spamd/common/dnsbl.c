@@ -628,7 +628,7 @@ static void dnsbl_req_timer(evutil_socket_t, short, void *);
 /* dnsbl_req_new - a request of kind on d */
 struct dnsbl_req *
 dnsbl_req_new(struct dnsbl *d, enum dnsbl_kind kind,
-    const struct bl_addr *addr, void *arg)
+    const struct dnsbl_req_ops *ops, const struct bl_addr *addr, void *arg)
 {
 	struct dnsbl_req *req;
 
@@ -636,6 +636,7 @@ dnsbl_req_new(struct dnsbl *d, enum dnsbl_kind kind,
 		return NULL;
 	req->d = d;
 	req->kind = kind;
+	req->ops = ops;
 	req->arg = arg;
 	if (addr != NULL) {
 		req->addr = *addr;
@@ -684,17 +685,10 @@ static void
 dnsbl_req_deliver(struct dnsbl_req *req)
 {
 	req->delivering = 1;
-	switch (req->kind) {
-	case DNSBL_REQ_ZONES:
+	if (req->kind == DNSBL_REQ_ZONES)
 		dnsbl_zones_deliver(req);
-		break;
-	case DNSBL_REQ_RDNS:
-		rdns_deliver(req);
-		break;
-	case DNSBL_REQ_HELO:
-		helo_deliver(req);
-		break;
-	}
+	else
+		req->ops->deliver(req);		/* rdns.c */
 	dnsbl_req_free(req);
 }
 
@@ -800,20 +794,12 @@ dnsbl_q_cb(int result, char type, int count, int ttl, void *addresses,
 		req = w->req;
 		slot = w->slot;
 		dnsbl_wait_cut(w);
-		switch (req->kind) {
-		case DNSBL_REQ_ZONES:
+		if (req->kind == DNSBL_REQ_ZONES)
 			dnsbl_answer_of(result, type, count, addresses,
 			    &req->ans[slot]);
-			break;
-		case DNSBL_REQ_RDNS:
-			rdns_q_done(req, slot, result, type, count, ttl,
+		else				/* rdns.c */
+			req->ops->q_done(req, slot, result, type, count, ttl,
 			    addresses);
-			break;
-		case DNSBL_REQ_HELO:
-			helo_q_done(req, slot, result, type, count, ttl,
-			    addresses);
-			break;
-		}
 		if (req->pending == 0)
 			dnsbl_req_deliver(req);
 	}
@@ -933,7 +919,7 @@ dnsbl_check(struct dnsbl *d, const struct sockaddr *client, dnsbl_cb cb,
 	if (d->nzones == 0 || client == NULL ||
 	    bl_addr_from_sa(client, &a) == -1)
 		return NULL;
-	if ((req = dnsbl_req_new(d, DNSBL_REQ_ZONES, &a, arg)) == NULL)
+	if ((req = dnsbl_req_new(d, DNSBL_REQ_ZONES, NULL, &a, arg)) == NULL)
 		return NULL;
 	req->cb.zones = cb;
 	if ((req->ans = calloc((size_t)d->nzones, sizeof(*req->ans))) ==

@@ -320,11 +320,25 @@ struct dnsbl_wait {
 	int			 slot;
 };
 
+/*
+ * What dnsbl.c calls for a request it does not answer itself (rdns.c's
+ * FCrDNS and HELO checks), handed to dnsbl_req_new: dnsbl.c reaches
+ * rdns.c only through this table, so the arrow points one way.
+ */
+struct dnsbl_req_ops {
+	/* q_done - one query of the request answered */
+	void	(*q_done)(struct dnsbl_req *req, int slot, int result,
+		    char type, int count, int ttl, void *addresses);
+	/* deliver - call the asker back (dnsbl.c frees req after) */
+	void	(*deliver)(struct dnsbl_req *req);
+};
+
 /* One check in progress: DNSBL zones, FCrDNS or a HELO name. */
 struct dnsbl_req {
 	TAILQ_ENTRY(dnsbl_req) entry;		/* in the dnsbl's list */
 	struct dnsbl	*d;
 	enum dnsbl_kind	 kind;
+	const struct dnsbl_req_ops *ops; /* NULL for DNSBL_REQ_ZONES */
 	struct event	 timer;		/* time limit; 0 s: answer from cache */
 	int		 pending;	/* queries not answered yet */
 	int		 delivering;	/* inside the callback */
@@ -347,9 +361,11 @@ struct dnsbl_req {
 	char		 name[DNSBL_NAME_MAX];	/* PTR or HELO name */
 };
 
-/* dnsbl_req_new - a request of kind on d for addr (may be NULL) */
+/* dnsbl_req_new - a request of kind on d for addr (may be NULL); ops
+ * answers it (NULL for DNSBL_REQ_ZONES, which dnsbl.c answers) */
 struct dnsbl_req *dnsbl_req_new(struct dnsbl *d, enum dnsbl_kind kind,
-	    const struct bl_addr *addr, void *arg);
+	    const struct dnsbl_req_ops *ops, const struct bl_addr *addr,
+	    void *arg);
 /* dnsbl_req_arm - start the time limit (or answer soon if nothing is
  * pending); call once every first query is started */
 void	dnsbl_req_arm(struct dnsbl_req *req);
@@ -366,14 +382,6 @@ time_t	dnsbl_now(void);
 struct dnsbl_cache *dnsbl_cache_of(struct dnsbl *d);
 /* dnsbl_status_of - an evdns result code as a status */
 enum dnsbl_status dnsbl_status_of(int result);
-/* rdns_q_done / helo_q_done - a query of theirs answered (rdns.c) */
-void	rdns_q_done(struct dnsbl_req *req, int slot, int result, char type,
-	    int count, int ttl, void *addresses);
-void	helo_q_done(struct dnsbl_req *req, int slot, int result, char type,
-	    int count, int ttl, void *addresses);
-/* rdns_deliver / helo_deliver - call the asker back (rdns.c) */
-void	rdns_deliver(struct dnsbl_req *req);
-void	helo_deliver(struct dnsbl_req *req);
 #endif /* DNSBL_INTERNAL */
 
 #endif /* SPAMD_DNSBL_H */

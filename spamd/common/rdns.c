@@ -25,6 +25,17 @@
 #define HELO_SAW_TIMEOUT	0x1
 #define HELO_SAW_ERROR		0x2
 
+static void	rdns_q_done(struct dnsbl_req *, int, int, char, int, int,
+		    void *);
+static void	rdns_deliver(struct dnsbl_req *);
+static void	helo_q_done(struct dnsbl_req *, int, int, char, int, int,
+		    void *);
+static void	helo_deliver(struct dnsbl_req *);
+
+/* How dnsbl.c answers an FCrDNS and a HELO request (dnsbl.h). */
+static const struct dnsbl_req_ops rdns_ops = { rdns_q_done, rdns_deliver };
+static const struct dnsbl_req_ops helo_ops = { helo_q_done, helo_deliver };
+
 /* rdns_status_name - a status as a log word */
 const char *
 rdns_status_name(enum rdns_status st)
@@ -102,7 +113,7 @@ rdns_check(struct dnsbl *d, const struct sockaddr *client, rdns_cb cb,
 
 	if (client == NULL || bl_addr_from_sa(client, &a) == -1)
 		return NULL;
-	if ((req = dnsbl_req_new(d, DNSBL_REQ_RDNS, &a, arg)) == NULL)
+	if ((req = dnsbl_req_new(d, DNSBL_REQ_RDNS, &rdns_ops, &a, arg)) == NULL)
 		return NULL;
 	req->cb.rdns = cb;
 	req->status = RDNS_TIMEOUT;
@@ -135,7 +146,7 @@ rdns_confirmed(const struct dnsbl_req *req, char type, int count,
 }
 
 /* rdns_q_done - the PTR or the forward answer came in */
-void
+static void
 rdns_q_done(struct dnsbl_req *req, int slot, int result, char type,
     int count, int ttl, void *addresses)
 {
@@ -188,7 +199,7 @@ done:
 }
 
 /* rdns_deliver - log and report a reverse DNS check */
-void
+static void
 rdns_deliver(struct dnsbl_req *req)
 {
 	struct rdns_result res;
@@ -323,7 +334,7 @@ helo_check(struct dnsbl *d, const char *helo, const char *myname,
 	size_t i, n;
 	int literal;
 
-	if ((req = dnsbl_req_new(d, DNSBL_REQ_HELO, NULL, arg)) == NULL)
+	if ((req = dnsbl_req_new(d, DNSBL_REQ_HELO, &helo_ops, NULL, arg)) == NULL)
 		return NULL;
 	req->cb.helo = cb;
 	if (helo != NULL)
@@ -354,7 +365,7 @@ helo_check(struct dnsbl *d, const char *helo, const char *myname,
 }
 
 /* helo_q_done - an A or AAAA answer for a HELO name */
-void
+static void
 helo_q_done(struct dnsbl_req *req, int slot, int result, char type,
     int count, int ttl, void *addresses)
 {
@@ -398,7 +409,7 @@ helo_q_done(struct dnsbl_req *req, int slot, int result, char type,
 }
 
 /* helo_deliver - log and report a HELO check */
-void
+static void
 helo_deliver(struct dnsbl_req *req)
 {
 	struct helo_result res;

@@ -6,6 +6,10 @@
  *
  * The engine runs unprivileged in an empty chroot (privsep.h): it holds no
  * database and no firewall handle, only sockets main opened for it.
+ *
+ * engine.c, engine_dns.c, stutter.c and tls.c call each other through this
+ * header on purpose (one event loop over one struct conn); callback tables
+ * between them would only add indirection, so that circle stays.
  */
 #ifndef SPAMD_ENGINE_H
 #define SPAMD_ENGINE_H

@@ -5,6 +5,10 @@
  * main.c makes one socketpair per engine process, forks the writer, which
  * calls grey_main with its ends, and the engines, which drop privileges.
  * The writer never reads from the Internet; it trusts only msg_get frames.
+ *
+ * grey.c starts grey_ctl.c, grey_http.c and grey_sync.c, which use its
+ * state through the accessors below: one process, one loop, one struct
+ * grey, so that circle stays (a callback table would only add indirection).
  */
 #ifndef SPAMD_GREY_H
 #define SPAMD_GREY_H
