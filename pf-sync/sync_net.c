@@ -31,7 +31,7 @@
 #include <event2/event.h>
 
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define MAX_ENTRIES	((PSYNC_PKT_MAX - PSYNC_HDR_LEN) / 16 + 1)
 #define MAX_PORTS	16

@@ -26,13 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spamd/dnsbl.h"
-#include "spamd/engine.h"
-#include "spamd/grey.h"
-#include "spamd/grey_rcpt.h"
-#include "spamd/log.h"
-#include "spamd/tls.h"
-#include "spamd/sandbox.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/engine/engine.h"
+#include "spamd/writer/grey.h"
+#include "spamd/writer/grey_rcpt.h"
+#include "spamd/common/log.h"
+#include "spamd/engine/tls.h"
+#include "spamd/common/sandbox.h"
 
 #define MAIN_MAX_WORKERS	64
 #define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides

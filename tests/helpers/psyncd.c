@@ -29,7 +29,7 @@
 #include <event2/event.h>
 
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define MAX_ARGS 64
 

@@ -1,5 +1,5 @@
 /*
- * test_session.c - the SMTP dialogue (spamd/session.c) driven by scripts:
+ * test_session.c - the SMTP dialogue (spamd/engine/session.c) driven by scripts:
  * what the client sends, what it must get back, which tuples are
  * recorded and whether the session closes. The driver does what engine.c
  * does: it keeps unconsumed bytes, writes every reply before feeding more.
@@ -16,8 +16,8 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/session.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/engine/session.h"
 
 #define HOST	"mx.example"
 #define T0	((time_t)1795992134)	/* Sun, 29 Nov 2026 22:42:14 UTC */
