@@ -244,7 +244,9 @@ psync_replay_check(struct psync_replay *r, const struct sockaddr *peer,
 	 * restarted with a new random counter. A replayed packet cannot
 	 * be newer than what we already accepted from the address.
 	 */
-	if (!have_ts || ts_min < p->last_ts)
+	if (!have_ts)
+		return PSYNC_D_NONE;	/* no entries: nothing to replay */
+	if (ts_min < p->last_ts)
 		return PSYNC_D_STALE;
 	stream_open(p, counter, now);
 	accepted(p, have_ts, ts_max, now);
