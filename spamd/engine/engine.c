@@ -222,6 +222,11 @@ engine_client_put(struct engine *e, const struct bl_addr *addr)
 
 	if (e->conf->max_per_client <= 0)
 		return;
+	/* (added) the daemon-wide count when engines share a budget */
+	if (e->conf->budget != NULL) {
+		engine_budget_client_put(e->conf->budget, addr);
+		return;
+	}
 	memset(&key, 0, sizeof(key));
 	key.addr = *addr;
 	if ((cl = RB_FIND(client_tree, &e->clients, &key)) == NULL)
@@ -494,13 +499,28 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	struct client *cl = NULL;
 	enum session_class cls = SESSION_GREY;
 	char ip[64], lists[512];
-	int i;
+	int i, took = 0;
 
 	if (bl_addr_from_sa(sa, &addr) == -1) {
 		close(fd);
 		return 0;
 	}
-	if (e->conf->max_per_client > 0) {
+	/*
+	 * (added) with the shared budget the cap counts the client (IPv4
+	 * /32, IPv6 --per-client-prefix6) across every engine; without it
+	 * (one engine on its own) per engine, per address, as before.
+	 */
+	if (e->conf->max_per_client > 0 && e->conf->budget != NULL) {
+		if (!engine_budget_client_take(e->conf->budget, &addr)) {
+			e->st.per_client_refused++;
+			inet_ntop(addr.family, addr.a, ip, sizeof(ip));
+			log_info("event=refused ip=%s reason=max-per-client "
+			    "limit=%d", ip, e->conf->max_per_client);
+			engine_refuse(fd, "421 4.7.0 Too many connections\r\n");
+			return 0;
+		}
+		took = 1;
+	} else if (e->conf->max_per_client > 0) {
 		if ((cl = engine_client_get(e, &addr)) == NULL) {
 			close(fd);
 			return 0;
@@ -515,6 +535,8 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 		}
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		if (took)
+			engine_budget_client_put(e->conf->budget, &addr);
 		close(fd);
 		return 0;
 	}
@@ -536,6 +558,8 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	if (session_start(&c->s, &e->sconf, ++e->seq * (uint64_t)
 	    e->conf->nworkers + (uint64_t)e->conf->index, &addr, cls,
 	    engine_now(e)) == -1) {
+		if (took)
+			engine_budget_client_put(e->conf->budget, &addr);
 		free(c);
 		close(fd);
 		return 0;

@@ -214,6 +214,11 @@ void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
  */
 #define ENGINE_BUDGET_SLOTS	64	/* the -W maximum */
 #define ENGINE_BUDGET_RECHECK_MS 200
+/* --max-per-client across engines: a count-min table of 4 x 4096 counts
+ * (64 KiB) on the same page; see engine_budget.c */
+#define ENGINE_BUDGET_CLIENT_ROWS	4
+#define ENGINE_BUDGET_CLIENT_BUCKETS	4096
+#define ENGINE_PREFIX6_DEFAULT		64	/* --per-client-prefix6 */
 struct engine_budget;
 /* engine_budget_new - the shared page for nslots engines (master, before
  * forking them); NULL on error (errno set) */
@@ -238,5 +243,17 @@ int	engine_budget_black_full(const struct engine_budget *b);
 /* engine_budget_counts - the daemon-wide open and tarpitted counts */
 void	engine_budget_counts(const struct engine_budget *b, int *conns,
 	    int *black);
+
+/* engine_budget_clients - set --max-per-client (0 = off) and the IPv6
+ * prefix length a client is counted by (master, before forking) */
+void	engine_budget_clients(struct engine_budget *b, int max, int prefix6);
+/* engine_budget_client_take - one more connection of a's client (its IPv4
+ * /32 or IPv6 prefix) daemon-wide; 1: admitted (give it back with
+ * engine_budget_client_put), 0: the client is at --max-per-client */
+int	engine_budget_client_take(struct engine_budget *b,
+	    const struct bl_addr *a);
+/* engine_budget_client_put - a's client closed one admitted connection */
+void	engine_budget_client_put(struct engine_budget *b,
+	    const struct bl_addr *a);
 
 #endif /* SPAMD_ENGINE_H */

@@ -45,6 +45,9 @@ struct grey_conf {
 	int		sync_no_auth;	/* --sync-no-auth */
 	int		sync_white;	/* --sync-white: WHITE on every pass */
 	int		sync_deletions;	/* --sync-deletions: take DEL types */
+	/* --sync-accept: sources accepted besides the -Y peers */
+	const char	*sync_accept[GREY_SYNC_MAX_TARGETS];
+	int		nsync_accept;
 	char		sync_key[41];	/* set by grey_sync_prepare; "" = none */
 	const char	*http_listen;	/* --http-listen ADDR:PORT; NULL off */
 	int		http_fd;	/* its listening socket, opened by

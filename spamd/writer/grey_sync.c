@@ -63,6 +63,9 @@ grey_sync_trial(const struct grey_conf *conf, char *err, size_t errsz)
 		if (psync_add_target(ps, conf->sync_targets[i],
 		    conf->sync_deletions, &perr) == -1)
 			goto done;
+	for (i = 0; i < conf->nsync_accept; i++)
+		if (psync_accept(ps, conf->sync_accept[i], &perr) == -1)
+			goto done;
 	rc = 0;
 done:
 	if (rc == -1)
@@ -82,7 +85,8 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 	conf->sync_key[0] = '\0';
 	if (conf->sync_listen == NULL && conf->nsync_targets == 0) {
 		if (conf->sync_no_auth || conf->sync_key_file != NULL ||
-		    conf->sync_white || conf->sync_deletions) {
+		    conf->sync_white || conf->sync_deletions ||
+		    conf->nsync_accept > 0) {
 			snprintf(err, errsz, "--sync-* options need -y or -Y");
 			return -1;
 		}
@@ -231,9 +235,14 @@ grey_sync_start(struct grey_sync **out, struct grey *g,
 		if (psync_add_target(gs->ps, conf->sync_targets[i],
 		    conf->sync_deletions, &err) == -1)
 			goto fail;
-	log_info("event=sync_start listen=%s targets=%d auth=%s white=%d "
-	    "deletions=%d", conf->sync_listen ? conf->sync_listen : "none",
-	    conf->nsync_targets, conf->sync_key[0] != '\0' ? "hmac" : "none",
+	/* (added) sources accepted besides the -Y peers (pf-sync/sync.h) */
+	for (i = 0; i < conf->nsync_accept; i++)
+		if (psync_accept(gs->ps, conf->sync_accept[i], &err) == -1)
+			goto fail;
+	log_info("event=sync_start listen=%s targets=%d accept=%d auth=%s "
+	    "white=%d deletions=%d", conf->sync_listen ? conf->sync_listen :
+	    "none", conf->nsync_targets, conf->nsync_accept,
+	    conf->sync_key[0] != '\0' ? "hmac" : "none",
 	    conf->sync_white, conf->sync_deletions);
 	*out = gs;
 	return 0;

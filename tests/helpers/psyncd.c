@@ -338,6 +338,7 @@ main(int argc, char *argv[])
 	if ((base = event_base_new()) == NULL)
 		return 1;
 	o.key = key;
+	o.any_source = 1;	/* a test endpoint: any sender (sync_peers.py) */
 	o.recv = on_entry;
 	o.arg = &pd;
 	if (dbdir != NULL && gdb_open(&pd.db, dbdir, &go, &gerr) == -1) {
