@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <seccomp.h>
+
 #include "spamd/common/dnsbl.h"
 #include "spamd/engine/engine.h"
 #include "spamd/writer/grey.h"
@@ -44,6 +46,12 @@
 #define MAIN_RESTART_MAX	5
 #define MAIN_RESTART_WINDOW	10
 #define MAIN_RESTART_KILL_SECS	2	/* engines left: then SIGKILL */
+/* (added) a dead engine is started again alone (the writer and the other
+ * engines keep serving): at once the first time, then after 1, 2, 4 s
+ * while deaths repeat; the daemon gives up on a crash loop of
+ * MAIN_ENGINE_DEATHS deaths in MAIN_ENGINE_WINDOW seconds */
+#define MAIN_ENGINE_DEATHS	5
+#define MAIN_ENGINE_WINDOW	60
 
 /* Everything the command line sets. */
 struct main_opts {
@@ -117,6 +125,24 @@ struct main_child {
 	pid_t		 pid;
 	int		 engine;	/* -1: the writer */
 	int		 done;
+	time_t		 restart_at;	/* (added) a dead engine's successor
+					 * is due then; 0 = none pending */
+};
+
+/* (added) What the master needs to start an engine, at start and when
+ * one died. */
+struct main_run {
+	const struct main_opts	*o;
+	struct engine_conf	*ec;	/* filled but for the index and fds */
+	int			(*lfd)[ENGINE_MAX_LISTEN];
+	int			 cfg_fd;
+	const struct grey_conf	*gc;
+	int			 sup;	/* our end of the writer's channel */
+	const sigset_t		*oldmask;
+	pid_t			 parent;
+	int			 pidfd;
+	struct engine_budget	*budget;
+	time_t			 deaths[MAIN_ENGINE_DEATHS]; /* oldest first */
 };
 
 enum {
@@ -776,15 +802,178 @@ main_child_name(const struct main_child *c, char *buf, size_t bufsz)
 		snprintf(buf, bufsz, "engine%d", c->engine);
 }
 
+static void main_child_setup(const sigset_t *oldmask, pid_t parent,
+    int pidfd);
+
+/* main_engine_spawn - fork engine i with fd, its end of the writer's
+ * socketpair; close_fds (n of them, -1 skipped) are the other engines'
+ * ends the child must not keep; the pid, or -1 (logged) */
+static pid_t
+main_engine_spawn(struct main_run *r, int i, int fd, const int *close_fds,
+    int n)
+{
+	const struct main_opts *o = r->o;
+	pid_t pid;
+	int j, k;
+
+	if ((pid = fork()) == -1) {
+		log_warn("event=fork child=engine%d", i);
+		return -1;
+	}
+	if (pid != 0)
+		return pid;
+	main_child_setup(r->oldmask, r->parent, r->pidfd);
+	if (r->cfg_fd != -1)
+		close(r->cfg_fd);	/* the writer's */
+	if (r->gc->http_fd != -1)
+		close(r->gc->http_fd);	/* (added) the writer's */
+	if (r->gc->ctl_fd != -1)
+		close(r->gc->ctl_fd);	/* (added) the writer's */
+	if (r->sup != -1)
+		close(r->sup);		/* (added) ours to the writer */
+	for (k = 0; k < n; k++)
+		if (close_fds[k] != -1 && close_fds[k] != fd)
+			close(close_fds[k]);
+	for (k = 0; k < o->workers; k++)
+		if (k != i)
+			for (j = 0; j < o->nlisten; j++)
+				close(r->lfd[k][j]);
+	r->ec->index = i;
+	for (j = 0; j < o->nlisten; j++)
+		r->ec->listen_fds[j] = r->lfd[i][j];
+	r->ec->writer_fd = fd;
+	exit(engine_main(r->ec));
+}
+
+/* main_syscall_name - the name of system call nr on this architecture
+ * into buf ("?" when unknown) */
+static void
+main_syscall_name(int nr, char *buf, size_t bufsz)
+{
+	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+
+	strlcpy(buf, name != NULL ? name : "?", bufsz);
+	free(name);
+}
+
+/* main_engine_died - engine c died (status st): log it with its signal
+ * and, for SIGSYS, the call its filter trapped; give back its budget;
+ * schedule its successor. 0, or -1 on a crash loop (the caller stops) */
+static int
+main_engine_died(struct main_run *r, struct main_child *c, int st,
+    char *why, size_t whysz)
+{
+	time_t now = time(NULL);
+	int sysnr, i, recent, delay;
+	char name[64];
+
+	sysnr = engine_budget_take_sigsys(r->budget, c->engine);
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS && sysnr >= 0) {
+		main_syscall_name(sysnr, name, sizeof(name));
+		log_warnx("event=child-died child=engine%d pid=%ld signal=%d "
+		    "syscall=%d syscall_name=%s", c->engine, (long)c->pid,
+		    WTERMSIG(st), sysnr, name);
+	} else if (WIFSIGNALED(st))
+		log_warnx("event=child-died child=engine%d pid=%ld signal=%d",
+		    c->engine, (long)c->pid, WTERMSIG(st));
+	else
+		log_warnx("event=child-died child=engine%d pid=%ld status=%d",
+		    c->engine, (long)c->pid, WEXITSTATUS(st));
+	snprintf(why, whysz, "%d %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0,
+	    sysnr);
+	engine_budget_release(r->budget, c->engine);
+	/* the crash-loop window: the last MAIN_ENGINE_DEATHS deaths, oldest
+	 * first; all of them within the window is a loop */
+	for (i = 0; i < MAIN_ENGINE_DEATHS - 1; i++)
+		r->deaths[i] = r->deaths[i + 1];
+	r->deaths[MAIN_ENGINE_DEATHS - 1] = now;
+	if (r->deaths[0] != 0 && now - r->deaths[0] < MAIN_ENGINE_WINDOW) {
+		log_warnx("event=engine-restart-limit deaths=%d secs=%d "
+		    "action=exit", MAIN_ENGINE_DEATHS, MAIN_ENGINE_WINDOW);
+		return -1;
+	}
+	for (recent = 0, i = 0; i < MAIN_ENGINE_DEATHS; i++)
+		if (r->deaths[i] != 0 && now - r->deaths[i] <
+		    MAIN_ENGINE_WINDOW)
+			recent++;
+	/* at once the first time, then back off: 1, 2, 4 s */
+	delay = recent <= 1 ? 0 : 1 << (recent - 2);
+	c->restart_at = now + delay;
+	log_info("event=engine-restart engine=%d in_secs=%d deaths=%d/%ds",
+	    c->engine, delay, recent, MAIN_ENGINE_WINDOW);
+	return 0;
+}
+
+/* main_engine_restart - start dead engine c's successor: a new
+ * socketpair, one end to the writer over the supervisor channel (with
+ * why: "signal syscall"), the other to the new engine. 0, or -1 when the
+ * writer cannot take it (the caller treats the writer as failed) */
+static int
+main_engine_restart(struct main_run *r, struct main_child *c,
+    const char *why)
+{
+	struct grey_sup_msg m;
+	struct msghdr mh;
+	struct iovec iov = { &m, sizeof(m) };
+	union {
+		struct cmsghdr	c;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct cmsghdr *cmh;
+	int sv[2], sig = 0, sysnr = -1;
+	pid_t pid;
+
+	if (sscanf(why, "%d %d", &sig, &sysnr) != 2)
+		sig = 0, sysnr = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		log_warn("event=engine-restart engine=%d op=socketpair",
+		    c->engine);
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.engine = c->engine;
+	m.sig = sig;
+	m.sysnr = sysnr;
+	memset(&mh, 0, sizeof(mh));
+	memset(&cm, 0, sizeof(cm));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	cmh = CMSG_FIRSTHDR(&mh);
+	cmh->cmsg_level = SOL_SOCKET;
+	cmh->cmsg_type = SCM_RIGHTS;
+	cmh->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cmh), &sv[1], sizeof(int));
+	if (sendmsg(r->sup, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(m)) {
+		log_warn("event=engine-restart engine=%d op=send-to-writer",
+		    c->engine);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	close(sv[1]);
+	pid = main_engine_spawn(r, c->engine, sv[0], NULL, 0);
+	close(sv[0]);
+	if (pid == -1)
+		return -1;
+	c->pid = pid;
+	c->done = 0;
+	c->restart_at = 0;
+	return 0;
+}
+
 /* main_supervise - wait for signals and children; returns exit status,
  * or MAIN_RESTART when the writer failed and all children are gone */
 static int
-main_supervise(struct main_child *ch, int n, const sigset_t *set)
+main_supervise(struct main_run *r, struct main_child *ch, int n,
+    const sigset_t *set)
 {
 	int stopping = 0, status = 0, live = n, i, st, sig;
 	int asked = 0, writer_failed = 0;
 	time_t deadline = 0;
-	struct timespec ts = { 1, 0 };
+	struct timespec ts = { 0, 200 * 1000 * 1000 };	/* restarts are due */
+	char whys[MAIN_MAX_WORKERS + 1][32];
 	siginfo_t info;
 	pid_t pid;
 	char name[32];
@@ -840,7 +1029,19 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 				    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 				continue;
 			}
-			/* one part gone means the daemon is broken: stop */
+			/* (added) a dead engine is replaced alone; only a
+			 * crash loop stops the daemon */
+			if (ch[i].engine >= 0 && r->sup != -1) {
+				if (main_engine_died(r, &ch[i], st, whys[i],
+				    sizeof(whys[i])) == 0)
+					continue;
+				status = 1;
+				stopping = 1;
+				deadline = time(NULL) + MAIN_STOP_SECS;
+				main_kill_all(ch, n, SIGTERM);
+				continue;
+			}
+			/* the writer gone means the daemon is broken: stop */
 			if (WIFSIGNALED(st))
 				log_warnx("event=child-died child=%s pid=%ld "
 				    "signal=%d", name, (long)pid, WTERMSIG(st));
@@ -852,6 +1053,22 @@ main_supervise(struct main_child *ch, int n, const sigset_t *set)
 			stopping = 1;
 			deadline = time(NULL) + (writer_failed ?
 			    MAIN_RESTART_KILL_SECS : MAIN_STOP_SECS);
+			main_kill_all(ch, n, SIGTERM);
+		}
+		/* (added) successors of dead engines that are due */
+		for (i = 0; i < n && !stopping; i++) {
+			if (!ch[i].done || ch[i].restart_at == 0 ||
+			    time(NULL) < ch[i].restart_at)
+				continue;
+			if (main_engine_restart(r, &ch[i], whys[i]) == 0) {
+				live++;
+				continue;
+			}
+			/* the writer cannot take it: restart everything */
+			ch[i].restart_at = 0;
+			writer_failed = 1;
+			stopping = 1;
+			deadline = time(NULL) + MAIN_RESTART_KILL_SECS;
 			main_kill_all(ch, n, SIGTERM);
 		}
 		if (stopping && live > 0 && time(NULL) >= deadline) {
@@ -905,7 +1122,9 @@ main(int argc, char **argv)
 	int lfd[MAIN_MAX_WORKERS][ENGINE_MAX_LISTEN];
 	int sv[MAIN_MAX_WORKERS][2];
 	int wfds[MAIN_MAX_WORKERS];
-	int cfg_fd = -1, pidfd = -1, i, j, k, nch = 0, status;
+	int cfg_fd = -1, pidfd = -1, i, j, nch = 0, status;
+	int sup[2], ends[MAIN_MAX_WORKERS];	/* (added) */
+	struct main_run run;			/* (added) */
 	time_t restarts[MAIN_RESTART_MAX] = { 0 };	/* (added) */
 	struct engine_budget *budget;	/* (added) -c/-B of all engines */
 	int engine_cap;			/* (added) one engine's own cap */
@@ -1131,62 +1350,11 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
-	/* (added) a restart comes back here with new socketpairs; this
-	 * process keeps the listeners and the config port open throughout,
-	 * so clients wait in the backlog until the new engines accept */
-main_respawn:
-	/* (added) main_supervise returned: no engine lives, so none of
-	 * their counts may stay in the budget */
-	engine_budget_reset(budget);
-	for (i = 0; i < o.workers; i++)
-		wfds[i] = sv[i][1];
-	if ((pid = fork()) == -1)
-		fatal("fork writer");
-	if (pid == 0) {
-		main_child_setup(&oldmask, parent, pidfd);
-		for (i = 0; i < o.workers; i++) {
-			close(sv[i][0]);
-			for (j = 0; j < o.nlisten; j++)
-				close(lfd[i][j]);
-		}
-		exit(grey_main(wfds, o.workers, &gc));
-	}
-	ch[nch].pid = pid;
-	ch[nch].engine = -1;
-	ch[nch++].done = 0;
-	for (i = 0; i < o.workers; i++)
-		close(sv[i][1]);
-
-	/* the engines: one per -W, each with its listeners and socketpair */
-	for (i = 0; i < o.workers; i++) {
-		if ((pid = fork()) == -1) {
-			log_warn("fork engine");
-			main_kill_all(ch, nch, SIGTERM);
-			exit(1);
-		}
-		if (pid == 0) {
-			main_child_setup(&oldmask, parent, pidfd);
-			if (cfg_fd != -1)
-				close(cfg_fd);	/* the writer's */
-			if (gc.http_fd != -1)
-				close(gc.http_fd);	/* (added) the writer's */
-			if (gc.ctl_fd != -1)
-				close(gc.ctl_fd);	/* (added) the writer's */
-			for (k = 0; k < o.workers; k++) {
-				if (k == i)
-					continue;
-				close(sv[k][0]);
-				for (j = 0; j < o.nlisten; j++)
-					close(lfd[k][j]);
-			}
-			ec.index = i;
-			ec.nworkers = o.workers;
-			for (j = 0; j < o.nlisten; j++)
-				ec.listen_fds[j] = lfd[i][j];
-			ec.nlisten = o.nlisten;
-			ec.writer_fd = sv[i][0];
-			/* (added) -c and -B are daemon-wide in budget */
-			ec.maxcon = engine_cap;
+	/* the engines' settings; main_engine_spawn adds index and fds */
+	ec.nworkers = o.workers;
+	ec.nlisten = o.nlisten;
+	/* (added) -c and -B are daemon-wide in budget */
+	ec.maxcon = engine_cap;
 			ec.maxblack = o.maxblack;
 			ec.budget = budget;
 			ec.max_per_client = o.max_per_client;
@@ -1199,19 +1367,75 @@ main_respawn:
 			ec.blacklist_only = o.blacklist_only;
 			ec.user = o.user;
 			ec.chroot_dir = o.chroot_dir;
-			ec.seccomp_mode = o.seccomp_mode;	/* (added) */
-			/* (added) fresh engine counters for /metrics */
-			ec.stats_secs = o.http_listen != NULL ? 1 : 0;
-			exit(engine_main(&ec));
+	ec.seccomp_mode = o.seccomp_mode;	/* (added) */
+	/* (added) fresh engine counters for /metrics */
+	ec.stats_secs = o.http_listen != NULL ? 1 : 0;
+	memset(&run, 0, sizeof(run));
+	run.o = &o;
+	run.ec = &ec;
+	run.lfd = lfd;
+	run.cfg_fd = cfg_fd;
+	run.gc = &gc;
+	run.oldmask = &oldmask;
+	run.parent = parent;
+	run.pidfd = pidfd;
+	run.budget = budget;
+	/* (added) a restart comes back here with new socketpairs; this
+	 * process keeps the listeners and the config port open throughout,
+	 * so clients wait in the backlog until the new engines accept */
+main_respawn:
+	/* (added) main_supervise returned: no engine lives, so none of
+	 * their counts may stay in the budget */
+	engine_budget_reset(budget);
+	/* (added) the supervisor channel: engines that replace dead ones
+	 * reach the writer through it */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sup) == -1)
+		fatal("socketpair supervisor");
+	run.sup = sup[0];
+	gc.sup_fd = sup[1];
+	for (i = 0; i < o.workers; i++)
+		wfds[i] = sv[i][1];
+	if ((pid = fork()) == -1)
+		fatal("fork writer");
+	if (pid == 0) {
+		main_child_setup(&oldmask, parent, pidfd);
+		close(sup[0]);
+		for (i = 0; i < o.workers; i++) {
+			close(sv[i][0]);
+			for (j = 0; j < o.nlisten; j++)
+				close(lfd[i][j]);
+		}
+		exit(grey_main(wfds, o.workers, &gc));
+	}
+	close(sup[1]);
+	gc.sup_fd = -1;
+	ch[nch].pid = pid;
+	ch[nch].engine = -1;
+	ch[nch].restart_at = 0;
+	ch[nch++].done = 0;
+	for (i = 0; i < o.workers; i++) {
+		close(sv[i][1]);
+		ends[i] = sv[i][0];
+	}
+
+	/* the engines: one per -W, each with its listeners and socketpair */
+	for (i = 0; i < o.workers; i++) {
+		if ((pid = main_engine_spawn(&run, i, sv[i][0], ends,
+		    o.workers)) == -1) {
+			main_kill_all(ch, nch, SIGTERM);
+			exit(1);
 		}
 		ch[nch].pid = pid;
 		ch[nch].engine = i;
+		ch[nch].restart_at = 0;
 		ch[nch++].done = 0;
 	}
 	for (i = 0; i < o.workers; i++)
 		close(sv[i][0]);
 
-	status = main_supervise(ch, nch, &set);
+	status = main_supervise(&run, ch, nch, &set);
+	close(sup[0]);
+	run.sup = -1;
 	/* (added) the writer failed: start it and the engines again */
 	if (status == MAIN_RESTART) {
 		if (main_restart_ok(restarts, time(NULL))) {

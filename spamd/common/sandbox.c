@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -238,7 +239,8 @@ sandbox_start(struct sandbox_build *b, int mode, const int *list,
 	uint32_t deny;
 
 	memset(b, 0, sizeof(*b));
-	deny = mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+	deny = mode == SANDBOX_LOG ? SCMP_ACT_LOG : mode == SANDBOX_TRAP ?
+	    SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS;
 	if ((b->ctx = seccomp_init(deny)) == NULL) {
 		snprintf(b->err, sizeof(b->err), "op=seccomp-init");
 		return -1;
@@ -282,13 +284,37 @@ sandbox_no_new_privs(void)
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
+/* what sandbox_sigsys reports a trapped call to (the engine's) */
+static void (*sandbox_report)(int);
+
+/*
+ * sandbox_sigsys - SIGSYS from the engine's filter (kill mode): report
+ * the call's number, then die of SIGSYS as SCMP_ACT_KILL_PROCESS would:
+ * the default action back, the signal sent again (blocked until this
+ * handler returns, then fatal). Only async-signal-safe calls.
+ */
+static void
+sandbox_sigsys(int sig, siginfo_t *si, void *ctx)
+{
+	struct sigaction sa;
+
+	(void)ctx;
+	if (sandbox_report != NULL)
+		sandbox_report(si->si_syscall);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGSYS, &sa, NULL);
+	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
+}
+
 /* sandbox_engine - no_new_privs and the engine's allow-list filter */
 void
-sandbox_engine(int mode)
+sandbox_engine(int mode, void (*report)(int nr))
 {
 	struct sandbox_build b;
 	struct scmp_arg_cmp cmp[2];
-	int type_mask;
+	struct sigaction sa;
+	int type_mask, filter_mode = mode;
 
 	/* privsep sets it as root; unprivileged runs need it for seccomp */
 	if (sandbox_no_new_privs() == -1)
@@ -297,7 +323,21 @@ sandbox_engine(int mode)
 		log_warnx("event=sandbox mode=off");
 		return;
 	}
-	if (sandbox_start(&b, mode, sandbox_engine_allow,
+	/*
+	 * kill mode traps instead, so the master can log which call it was
+	 * (the engine still dies of SIGSYS, see sandbox_sigsys)
+	 */
+	if (mode == SANDBOX_KILL && report != NULL) {
+		sandbox_report = report;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = sandbox_sigsys;
+		sa.sa_flags = SA_SIGINFO;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGSYS, &sa, NULL) == -1)
+			fatal("event=sandbox op=sigaction-sigsys");
+		filter_mode = SANDBOX_TRAP;
+	}
+	if (sandbox_start(&b, filter_mode, sandbox_engine_allow,
 	    SANDBOX_N(sandbox_engine_allow)) == -1)
 		fatalx("event=sandbox %s", b.err);
 

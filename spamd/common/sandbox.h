@@ -18,7 +18,9 @@
 enum sandbox_mode {
 	SANDBOX_KILL = 0,	/* a call outside the list kills the process */
 	SANDBOX_LOG,		/* it is allowed and logged by the kernel */
-	SANDBOX_OFF		/* no filter (only no_new_privs) */
+	SANDBOX_OFF,		/* no filter (only no_new_privs) */
+	SANDBOX_TRAP		/* internal: kill mode built as SIGSYS trap
+				 * (sandbox_engine), never a flag value */
 };
 
 /*
@@ -32,10 +34,13 @@ const char *sandbox_mode_name(int mode);
 
 /*
  * sandbox_engine - set no_new_privs and load the engine's allow-list
- * filter in mode (enum sandbox_mode). Logs event=sandbox; calls fatal
- * when the filter cannot be built or loaded.
+ * filter in mode (enum sandbox_mode). In kill mode with report set, a
+ * call outside the list first calls report(number) from the SIGSYS
+ * handler (async-signal-safe code only), then the engine dies of SIGSYS
+ * as before. Logs event=sandbox; calls fatal when the filter cannot be
+ * built or loaded.
  */
-void	sandbox_engine(int mode);
+void	sandbox_engine(int mode, void (*report)(int nr));
 
 /* sandbox_greyctl flags: what greyctl still does under the filter */
 enum sandbox_gc_flags {

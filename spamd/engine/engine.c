@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/tree.h>
 #include <time.h>
 #include <unistd.h>
@@ -224,7 +225,8 @@ engine_client_put(struct engine *e, const struct bl_addr *addr)
 		return;
 	/* (added) the daemon-wide count when engines share a budget */
 	if (e->conf->budget != NULL) {
-		engine_budget_client_put(e->conf->budget, addr);
+		engine_budget_client_put(e->conf->budget,
+		    e->conf->index, addr);
 		return;
 	}
 	memset(&key, 0, sizeof(key));
@@ -511,7 +513,8 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	 * (one engine on its own) per engine, per address, as before.
 	 */
 	if (e->conf->max_per_client > 0 && e->conf->budget != NULL) {
-		if (!engine_budget_client_take(e->conf->budget, &addr)) {
+		if (!engine_budget_client_take(e->conf->budget,
+		    e->conf->index, &addr)) {
 			e->st.per_client_refused++;
 			inet_ntop(addr.family, addr.a, ip, sizeof(ip));
 			log_info("event=refused ip=%s reason=max-per-client "
@@ -536,7 +539,8 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		if (took)
-			engine_budget_client_put(e->conf->budget, &addr);
+			engine_budget_client_put(e->conf->budget,
+			    e->conf->index, &addr);
 		close(fd);
 		return 0;
 	}
@@ -559,7 +563,8 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 	    e->conf->nworkers + (uint64_t)e->conf->index, &addr, cls,
 	    engine_now(e)) == -1) {
 		if (took)
-			engine_budget_client_put(e->conf->budget, &addr);
+			engine_budget_client_put(e->conf->budget,
+			    e->conf->index, &addr);
 		free(c);
 		close(fd);
 		return 0;
@@ -938,9 +943,25 @@ engine_stats_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* engine_main - run one engine process */
+
+/* where engine_sigsys_note leaves a trapped call for the master */
+static struct engine_budget *engine_sigsys_budget;
+static int engine_sigsys_slot;
+
+/* engine_sigsys_note - the seccomp filter trapped call nr: note it in our
+ * budget slot, so the master can name it when it logs our death (runs
+ * in the SIGSYS handler: one atomic store) */
+static void
+engine_sigsys_note(int nr)
+{
+	engine_budget_note_sigsys(engine_sigsys_budget, engine_sigsys_slot,
+	    nr);
+}
+
 int
 engine_main(const struct engine_conf *conf)
 {
+	const char *selftest;	/* (added) SPAMD_SANDBOX_SELFTEST */
 	struct engine *e;
 	struct conn *c, *cn;
 	struct client *cl, *cln;
@@ -1035,7 +1056,20 @@ engine_main(const struct engine_conf *conf)
 	    conf->budget != NULL ? "shared" : "own");
 
 	/* (added) last: every socket and handler the loop needs exists */
-	sandbox_engine(conf->seccomp_mode);
+	engine_sigsys_budget = conf->budget;
+	engine_sigsys_slot = conf->index;
+	sandbox_engine(conf->seccomp_mode, engine_sigsys_note);
+	/*
+	 * the tests' way to prove the filter and the master's report of it:
+	 * a call outside the list right after it is loaded (as greyctl's
+	 * SPAMD_SANDBOX_SELFTEST=socket)
+	 */
+	if ((selftest = getenv("SPAMD_SANDBOX_SELFTEST")) != NULL &&
+	    strcmp(selftest, "engine-uname") == 0) {
+		struct utsname u;
+
+		(void)uname(&u);
+	}
 	event_base_dispatch(e->base);
 
 	/* shutting down: close every connection, free everything */

@@ -215,7 +215,7 @@ void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
 #define ENGINE_BUDGET_SLOTS	64	/* the -W maximum */
 #define ENGINE_BUDGET_RECHECK_MS 200
 /* --max-per-client across engines: a count-min table of 4 x 4096 counts
- * (64 KiB) on the same page; see engine_budget.c */
+ * (64 KiB) per engine on the same mapping; see engine_budget.c */
 #define ENGINE_BUDGET_CLIENT_ROWS	4
 #define ENGINE_BUDGET_CLIENT_BUCKETS	4096
 #define ENGINE_PREFIX6_DEFAULT		64	/* --per-client-prefix6 */
@@ -250,10 +250,20 @@ void	engine_budget_clients(struct engine_budget *b, int max, int prefix6);
 /* engine_budget_client_take - one more connection of a's client (its IPv4
  * /32 or IPv6 prefix) daemon-wide; 1: admitted (give it back with
  * engine_budget_client_put), 0: the client is at --max-per-client */
-int	engine_budget_client_take(struct engine_budget *b,
+int	engine_budget_client_take(struct engine_budget *b, int slot,
 	    const struct bl_addr *a);
-/* engine_budget_client_put - a's client closed one admitted connection */
-void	engine_budget_client_put(struct engine_budget *b,
+/* engine_budget_client_put - a's client closed one admitted connection
+ * of engine slot */
+void	engine_budget_client_put(struct engine_budget *b, int slot,
 	    const struct bl_addr *a);
+/* engine_budget_release - engine slot died: give back all it held (the
+ * master, before starting its successor) */
+void	engine_budget_release(struct engine_budget *b, int slot);
+/* engine_budget_note_sigsys - engine slot's filter trapped call nr
+ * (async-signal-safe) */
+void	engine_budget_note_sigsys(struct engine_budget *b, int slot, int nr);
+/* engine_budget_take_sigsys - the call engine slot's filter trapped last
+ * (-1: none); reading clears it */
+int	engine_budget_take_sigsys(struct engine_budget *b, int slot);
 
 #endif /* SPAMD_ENGINE_H */

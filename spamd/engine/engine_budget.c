@@ -12,26 +12,28 @@
  * keeps its own counts in its own slot (what it holds now), for the stats
  * line and so the master can see what a dead engine held.
  *
- * Restarts: the master starts engines again only after every engine and
- * the writer have been reaped (main_supervise returns when none is
- * alive), so it resets the whole page then (engine_budget_reset): counts
- * of dead engines never leak into the new ones' budget.
+ * Restarts: when one engine dies the master gives back what its slot
+ * held (engine_budget_release) before starting its successor, and the
+ * other engines keep serving; after a writer restart (every engine and
+ * the writer reaped) it resets the whole page (engine_budget_reset).
+ * Counts of dead engines never leak into the new ones' budget.
  *
  * --max-per-client (daemon-wide, not per engine): a fixed table of
  * ENGINE_BUDGET_CLIENT_ROWS x ENGINE_BUDGET_CLIENT_BUCKETS counts on the
- * same page. A client is its IPv4 /32 or its IPv6 prefix (/64 by default,
+ * same mapping, one table per engine slot. A client is its IPv4 /32 or its IPv6 prefix (/64 by default,
  * --per-client-prefix6), hashed with a seed drawn at start (so nobody
  * outside can aim at another client's buckets) to one bucket per row. A
- * connection adds one to each of its buckets first, then is admitted only
- * if the smallest of them is still <= the cap, else it takes its adds back
- * (count-min sketch). Why: lock-free with plain fetch-adds (an engine
+ * connection adds one to each of its buckets in its engine's table first,
+ * then is admitted only if the smallest bucket, summed over the engines'
+ * tables, is still <= the cap, else it takes its adds back (count-min
+ * sketch). Why: lock-free with plain fetch-adds (an engine
  * killed mid-way cannot hold a lock the others spin on), exact against the
  * client itself (every in-flight connection of a client is already in all
  * its buckets when it is checked, so two engines accepting at once cannot
  * both pass the cap), and nothing fills up: clients that share every one
  * of their buckets share a cap, which is only ever stricter, never looser.
- * Counts of a dead engine stay until the master's reset (all engines are
- * gone then), as for -c.
+ * A dead engine's table is zeroed by the master (engine_budget_release),
+ * as its -c and -B counts are given back.
  *
  * The atomics must be lock-free: only those are address-free, i.e. work
  * between processes sharing the page.
@@ -54,6 +56,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2,
 struct engine_budget_slot {
 	_Alignas(64) atomic_int	 conns;
 	atomic_int		 black;
+	atomic_int		 sigsys;	/* the call its filter trapped */
 };
 
 struct engine_budget {
@@ -66,9 +69,15 @@ struct engine_budget {
 	int			 prefix6;	/* --per-client-prefix6 */
 	uint64_t		 seed;		/* bucket hash key */
 	struct engine_budget_slot slot[ENGINE_BUDGET_SLOTS];
-	atomic_int		 client[ENGINE_BUDGET_CLIENT_ROWS]
+	/* each engine counts its own clients in its own table, so the
+	 * master can drop a dead engine's counts (engine_budget_release);
+	 * admission sums the live engines' tables */
+	atomic_int		 client[ENGINE_BUDGET_SLOTS]
+				    [ENGINE_BUDGET_CLIENT_ROWS]
 				    [ENGINE_BUDGET_CLIENT_BUCKETS];
 };
+
+static void engine_budget_clients_zero(struct engine_budget *b, int slot);
 
 /* engine_budget_new - the shared page for nslots engines (master, before
  * forking them); NULL on error (errno set) */
@@ -103,11 +112,57 @@ engine_budget_reset(struct engine_budget *b)
 	for (i = 0; i < ENGINE_BUDGET_SLOTS; i++) {
 		atomic_store(&b->slot[i].conns, 0);
 		atomic_store(&b->slot[i].black, 0);
+		atomic_store(&b->slot[i].sigsys, -1);
 	}
-	for (i = 0; i < ENGINE_BUDGET_CLIENT_ROWS *
-	    ENGINE_BUDGET_CLIENT_BUCKETS; i++)
-		atomic_store(&b->client[i / ENGINE_BUDGET_CLIENT_BUCKETS]
-		    [i % ENGINE_BUDGET_CLIENT_BUCKETS], 0);
+	for (i = 0; i < b->nslots; i++)
+		engine_budget_clients_zero(b, i);
+}
+
+/* engine_budget_clients_zero - drop every client count of engine slot */
+static void
+engine_budget_clients_zero(struct engine_budget *b, int slot)
+{
+	int r, k;
+
+	for (r = 0; r < ENGINE_BUDGET_CLIENT_ROWS; r++)
+		for (k = 0; k < ENGINE_BUDGET_CLIENT_BUCKETS; k++)
+			atomic_store(&b->client[slot][r][k], 0);
+}
+
+/* engine_budget_release - engine slot died: give back what it held (its
+ * connections, tarpitted ones and client counts), so its successor
+ * starts from zero and the others keep theirs; the master only */
+void
+engine_budget_release(struct engine_budget *b, int slot)
+{
+	int n;
+
+	if (b == NULL || slot < 0 || slot >= b->nslots)
+		return;
+	n = atomic_exchange(&b->slot[slot].conns, 0);
+	atomic_fetch_sub(&b->conns, n);
+	n = atomic_exchange(&b->slot[slot].black, 0);
+	atomic_fetch_sub(&b->black, n);
+	engine_budget_clients_zero(b, slot);
+}
+
+/* engine_budget_note_sigsys - engine slot's filter trapped call nr
+ * (async-signal-safe: one lock-free store) */
+void
+engine_budget_note_sigsys(struct engine_budget *b, int slot, int nr)
+{
+	if (b != NULL && slot >= 0 && slot < ENGINE_BUDGET_SLOTS)
+		atomic_store(&b->slot[slot].sigsys, nr);
+}
+
+/* engine_budget_take_sigsys - the call engine slot's filter trapped last,
+ * -1 if none; reading clears it (the master, after the engine died) */
+int
+engine_budget_take_sigsys(struct engine_budget *b, int slot)
+{
+	if (b == NULL || slot < 0 || slot >= ENGINE_BUDGET_SLOTS)
+		return -1;
+	return atomic_exchange(&b->slot[slot].sigsys, -1);
 }
 
 /* engine_budget_free - unmap the page; NULL is ignored */
@@ -228,31 +283,39 @@ engine_budget_buckets(const struct engine_budget *b, const struct bl_addr *a,
  * admitted (give it back with engine_budget_client_put), 0: the client
  * holds --max-per-client already; always 1 when the cap is off */
 int
-engine_budget_client_take(struct engine_budget *b, const struct bl_addr *a)
+engine_budget_client_take(struct engine_budget *b, int slot,
+    const struct bl_addr *a)
 {
 	unsigned idx[ENGINE_BUDGET_CLIENT_ROWS];
-	int i, n, least = -1;
+	int i, s, n, least = -1;
 
 	if (b->per_client <= 0)
 		return 1;
 	engine_budget_buckets(b, a, idx);
+	/*
+	 * Add to our own table first, then sum every engine's (sequentially
+	 * consistent): of two engines admitting at once, at least one sees
+	 * the other's add, so both cannot pass the cap.
+	 */
+	for (i = 0; i < ENGINE_BUDGET_CLIENT_ROWS; i++)
+		atomic_fetch_add(&b->client[slot][i][idx[i]], 1);
 	for (i = 0; i < ENGINE_BUDGET_CLIENT_ROWS; i++) {
-		n = atomic_fetch_add_explicit(&b->client[i][idx[i]], 1,
-		    memory_order_relaxed) + 1;
+		for (n = 0, s = 0; s < b->nslots; s++)
+			n += atomic_load(&b->client[s][i][idx[i]]);
 		if (least == -1 || n < least)
 			least = n;
 	}
 	if (least <= b->per_client)
 		return 1;
 	for (i = 0; i < ENGINE_BUDGET_CLIENT_ROWS; i++)
-		atomic_fetch_sub_explicit(&b->client[i][idx[i]], 1,
-		    memory_order_relaxed);
+		atomic_fetch_sub(&b->client[slot][i][idx[i]], 1);
 	return 0;
 }
 
 /* engine_budget_client_put - a's client closed one admitted connection */
 void
-engine_budget_client_put(struct engine_budget *b, const struct bl_addr *a)
+engine_budget_client_put(struct engine_budget *b, int slot,
+    const struct bl_addr *a)
 {
 	unsigned idx[ENGINE_BUDGET_CLIENT_ROWS];
 	int i;
@@ -261,6 +324,5 @@ engine_budget_client_put(struct engine_budget *b, const struct bl_addr *a)
 		return;
 	engine_budget_buckets(b, a, idx);
 	for (i = 0; i < ENGINE_BUDGET_CLIENT_ROWS; i++)
-		atomic_fetch_sub_explicit(&b->client[i][idx[i]], 1,
-		    memory_order_relaxed);
+		atomic_fetch_sub(&b->client[slot][i][idx[i]], 1);
 }

@@ -46,6 +46,15 @@ struct grey_counts {
 	long	tuples, new, grey, passes, white, trapped, traps;
 	long	db_errors, reopens, bad_frames, expired, traplists;
 	long	flushes;
+	long	engine_restarts, engine_sigsys;	/* (added) */
+};
+
+/* (added) A list the config port loaded, kept to send to an engine that
+ * replaces a dead one (the latest line per tag, in load order). */
+struct grey_list {
+	char	*tag;
+	char	*line;
+	size_t	 len;
 };
 
 /* The writer's state: one per process, passed to every callback. */
@@ -72,9 +81,16 @@ struct grey {
 	double			 flush_secs;	/* (added) time in gdb_flush */
 	struct grey_rcpt	*rcpt;		/* (added) invalid users, NULL off */
 	struct grey_ctl		*ctl;		/* (added) control socket, NULL off */
+	struct event		*sup_ev;	/* (added) supervisor channel */
+	struct grey_list	*lists;		/* (added) for new engines */
+	size_t			 nlists;
+	char			*dnsbl_text;	/* (added) last reloaded zones */
+	size_t			 dnsbl_len;
 };
 
 static void grey_engine_close(struct grey_engine *e, const char *why);
+static void grey_send_one(struct grey_engine *e, uint32_t type,
+    const char *s, size_t len);
 
 /* grey_mono - monotonic seconds, for coalescing */
 static double
@@ -835,8 +851,158 @@ grey_engine_close(struct grey_engine *e, const char *why)
 	g->nopen--;
 	log_info("event=engine_closed engine=%d reason=\"%s\" open=%d", e->idx,
 	    why, g->nopen);
-	if (g->nopen == 0)
+	/* with a master, a dead engine's successor comes on the
+	 * supervisor channel: wait for it (the master ends us) */
+	if (g->nopen == 0 && g->conf->sup_fd < 0)
 		event_base_loopbreak(g->base);
+}
+
+/* grey_engine_attach - engine e talks on fd from now on; 0, or -1 when
+ * libevent cannot take it (fd closed) */
+static int
+grey_engine_attach(struct grey *g, struct grey_engine *e, int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	e->bev = bufferevent_socket_new(g->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (e->bev == NULL) {
+		close(fd);
+		return -1;
+	}
+	bufferevent_setcb(e->bev, grey_engine_read, NULL, grey_engine_event,
+	    e);
+	bufferevent_enable(e->bev, EV_READ | EV_WRITE);
+	g->nopen++;
+	return 0;
+}
+
+/* grey_engine_replay - a new engine replaces a dead one: send it what
+ * the others got since the start (lists from the config port, reloaded
+ * DNSBL zones; the trapped list goes to all in grey_sup_read) */
+static void
+grey_engine_replay(struct grey *g, struct grey_engine *e)
+{
+	size_t i;
+
+	for (i = 0; i < g->nlists; i++)
+		grey_send_one(e, MSG_BLACKLIST, g->lists[i].line,
+		    g->lists[i].len);
+	if (g->dnsbl_text != NULL)
+		grey_send_one(e, MSG_DNSBL_ZONES, g->dnsbl_text, g->dnsbl_len);
+}
+
+/* grey_sup_read - the master sent a dead engine's successor (or closed
+ * the channel: it is gone, so are we) */
+static void
+grey_sup_read(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey *g = arg;
+	struct grey_sup_msg m;
+	struct grey_engine *e;
+	struct msghdr mh;
+	struct iovec iov = { &m, sizeof(m) };
+	union {
+		struct cmsghdr	c;
+		char		buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct cmsghdr *c;
+	ssize_t n;
+	int nfd = -1;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = sizeof(cm.buf);
+	n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		log_warnx("event=supervisor_gone error=\"%s\"", n == 0 ?
+		    "eof" : strerror(errno));
+		event_base_loopbreak(g->base);
+		return;
+	}
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&nfd, CMSG_DATA(c), sizeof(int));
+	if ((size_t)n != sizeof(m) || nfd == -1 || m.engine < 0 ||
+	    m.engine >= g->neng) {
+		log_warnx("event=supervisor_msg error=\"malformed\" len=%zd "
+		    "fd=%d", n, nfd);
+		if (nfd != -1)
+			close(nfd);
+		return;
+	}
+	e = &g->eng[m.engine];
+	grey_engine_close(e, "replaced");
+	free(e->stats);
+	e->stats = NULL;
+	if (grey_engine_attach(g, e, nfd) == -1) {
+		log_warnx("event=engine_attach engine=%d ok=0", e->idx);
+		return;
+	}
+	g->n.engine_restarts++;
+	if (m.sig == SIGSYS)
+		g->n.engine_sigsys++;
+	log_info("event=engine_attach engine=%d ok=1 after_signal=%d "
+	    "syscall=%d lists=%zu", e->idx, m.sig, m.sysnr, g->nlists);
+	grey_engine_replay(g, e);
+	if (g->db != NULL)
+		grey_traplist_send(g);
+}
+
+/* grey_list_keep - remember the latest line of the list's tag (the text
+ * before the first ';'), so an engine that replaces a dead one gets it */
+static void
+grey_list_keep(struct grey *g, const char *line, size_t len)
+{
+	const char *semi = memchr(line, ';', len);
+	size_t tlen = semi != NULL ? (size_t)(semi - line) : len, i;
+	struct grey_list *l = NULL, *nl;
+	char *copy;
+
+	for (i = 0; i < g->nlists; i++)
+		if (strlen(g->lists[i].tag) == tlen &&
+		    memcmp(g->lists[i].tag, line, tlen) == 0)
+			l = &g->lists[i];
+	if ((copy = malloc(len)) == NULL) {
+		log_warnx("event=list_keep error=\"out of memory\" len=%zu",
+		    len);
+		return;
+	}
+	memcpy(copy, line, len);
+	if (l == NULL) {
+		nl = reallocarray(g->lists, g->nlists + 1, sizeof(*nl));
+		if (nl == NULL || (nl[g->nlists].tag = strndup(line, tlen)) ==
+		    NULL) {
+			if (nl != NULL)
+				g->lists = nl;
+			free(copy);
+			log_warnx("event=list_keep error=\"out of memory\"");
+			return;
+		}
+		g->lists = nl;
+		l = &g->lists[g->nlists++];
+		l->line = NULL;
+	}
+	free(l->line);
+	l->line = copy;
+	l->len = len;
+}
+
+/* grey_send_one - one message with one string to engine e */
+static void
+grey_send_one(struct grey_engine *e, uint32_t type, const char *s,
+    size_t len)
+{
+	const char *str[1] = { s };
+	size_t l[1] = { len };
+
+	if (e->bev != NULL && msg_put(bufferevent_get_output(e->bev), type,
+	    0, 0, 1, str, l) == -1)
+		log_warnx("event=send_failed engine=%d type=%s len=%zu",
+		    e->idx, msg_type_name(type), len);
 }
 
 /* grey_cfg_loaded - config port accepted a list: pass it to every engine */
@@ -847,6 +1013,7 @@ grey_cfg_loaded(const char *line, size_t len, void *arg)
 
 	grey_broadcast(g, MSG_BLACKLIST, line, len);
 	grey_ctl_blacklist(g->ctl, line, len);	/* (added) for explain */
+	grey_list_keep(g, line, len);		/* (added) for new engines */
 }
 
 /* grey_counters - the SIGUSR1 line */
@@ -862,10 +1029,12 @@ grey_counters(struct grey *g)
 	    "passes=%ld white=%ld trapped=%ld traps=%ld db_errors=%ld "
 	    "reopens=%ld flushes=%ld expired=%ld traplists=%ld "
 	    "bad_frames=%ld fw_ops=%ld fw_errors=%ld config_loads=%ld "
-	    "config_errors=%ld engines=%d", g->n.tuples, g->n.new, g->n.grey,
+	    "config_errors=%ld engines=%d engine_restarts=%ld "
+	    "engine_sigsys=%ld", g->n.tuples, g->n.new, g->n.grey,
 	    g->n.passes, g->n.white, g->n.trapped, g->n.traps, g->n.db_errors,
 	    g->n.reopens, g->n.flushes, g->n.expired, g->n.traplists,
-	    g->n.bad_frames, fw_ops, fw_err, cfg_ok, cfg_err, g->nopen);
+	    g->n.bad_frames, fw_ops, fw_err, cfg_ok, cfg_err, g->nopen,
+	    g->n.engine_restarts, g->n.engine_sigsys);
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].stats == NULL)
 			continue;
@@ -898,6 +1067,10 @@ grey_dnsbl_reload(struct grey *g)
 	}
 	grey_broadcast(g, MSG_DNSBL_ZONES, text, len);
 	grey_ctl_dnsbl_text(g->ctl, text, len);	/* (added) explain */
+	free(g->dnsbl_text);		/* (added) kept for new engines */
+	g->dnsbl_text = text;
+	g->dnsbl_len = len;
+	text = NULL;
 	log_info("event=dnsbl-reload proc=writer ok=1 file=%s bytes=%zu",
 	    g->conf->dnsbl_file, len);
 	free(text);
@@ -1059,17 +1232,17 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 
 		e->g = g;
 		e->idx = i + 1;
-		evutil_make_socket_nonblocking(fds[i]);
-		e->bev = bufferevent_socket_new(g->base, fds[i],
-		    BEV_OPT_CLOSE_ON_FREE);
-		if (e->bev == NULL)
+		if (grey_engine_attach(g, e, fds[i]) == -1)
 			return -1;
-		bufferevent_setcb(e->bev, grey_engine_read, NULL,
-		    grey_engine_event, e);
-		bufferevent_enable(e->bev, EV_READ | EV_WRITE);
-		g->nopen++;
 	}
 	g->neng = nfds;
+	/* (added) the master's channel for engines that replace dead ones */
+	if (c->sup_fd >= 0) {
+		g->sup_ev = event_new(g->base, c->sup_fd, EV_READ | EV_PERSIST,
+		    grey_sup_read, g);
+		if (g->sup_ev == NULL || event_add(g->sup_ev, NULL) == -1)
+			return -1;
+	}
 	g->flush_ev = event_new(g->base, -1, EV_PERSIST, grey_flush_timer, g);
 	g->expire_ev = event_new(g->base, -1, EV_PERSIST, grey_expire_timer,
 	    g);
@@ -1105,7 +1278,17 @@ grey_teardown(struct grey *g)
 	struct gdb_err err = { 0 };
 	int i;
 
+	size_t j;
+
 	grey_ctl_free(g->ctl);		/* (added) */
+	if (g->sup_ev != NULL)		/* (added) */
+		event_free(g->sup_ev);
+	for (j = 0; j < g->nlists; j++) {
+		free(g->lists[j].tag);
+		free(g->lists[j].line);
+	}
+	free(g->lists);
+	free(g->dnsbl_text);
 	grey_http_free(g->http);
 	grey_sync_free(g->sync);
 	grey_rcpt_free(g->rcpt);
@@ -1183,6 +1366,8 @@ grey_stats_get(struct grey *g, struct grey_stats *st)
 	grey_cfg_counts(g->cfg, &st->cfg_loads, &st->cfg_errors);
 	st->engines = g->neng;
 	st->engines_open = g->nopen;
+	st->engine_restarts = g->n.engine_restarts;
+	st->engine_sigsys = g->n.engine_sigsys;
 }
 
 /* grey_engine_stats - engine i's last MSG_STATS text, or NULL */

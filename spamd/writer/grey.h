@@ -67,6 +67,10 @@ struct grey_conf {
 	 * ctl_fd is its listening socket, opened by grey_ctl_prepare */
 	const char	*ctl_path;
 	int		ctl_fd;
+	/* (added) the master's end of the supervisor channel: a restarted
+	 * engine's socket arrives here (struct grey_sup_msg); -1 = none,
+	 * then the writer stops once every engine has gone */
+	int		sup_fd;
 	/* (added) the engines' DNSBL options, for explain's own checker
 	 * (grey_dnsbl.c): --dnsbl specs, --dnsbl-timeout (0 = 5000),
 	 * --dns-server (NULL = resolv.conf); with dnsbl_file above */
@@ -162,6 +166,18 @@ void	grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors);
 struct grey;
 struct psync_counters;
 /* Writer counters (the SIGUSR1 line) for metrics. */
+/*
+ * One message on the supervisor channel (SOCK_SEQPACKET, master to
+ * writer), with the new engine's socket as SCM_RIGHTS: engine index
+ * (0-based) died of signal sig (0: exited) after its seccomp filter
+ * trapped call sysnr (-1: none), and this socket is its successor's.
+ */
+struct grey_sup_msg {
+	int32_t	engine;
+	int32_t	sig;
+	int32_t	sysnr;
+};
+
 struct grey_stats {
 	long	tuples, new, grey, passes, white, trapped, traps;
 	long	db_errors, reopens, bad_frames, expired, traplists;
@@ -169,6 +185,8 @@ struct grey_stats {
 	double	flush_secs;		/* time spent in gdb_flush */
 	long	fw_ops, fw_errors, cfg_loads, cfg_errors;
 	int	engines, engines_open;
+	long	engine_restarts;	/* engines replaced after a death */
+	long	engine_sigsys;		/* of those, killed by their filter */
 };
 /* grey_stats_get - copy the writer's counters */
 void	grey_stats_get(struct grey *g, struct grey_stats *st);

@@ -427,6 +427,12 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	    "spamd_engines{state=\"open\"} %d\n"
 	    "spamd_engines{state=\"reporting\"} %d\n", st.engines,
 	    st.engines_open, e.reporting);
+	grey_http_metric(b, "spamd_engine_restarts_total", "counter",
+	    "Engines started again after one died, and of those the ones "
+	    "their seccomp filter killed (SIGSYS).");
+	evbuffer_add_printf(b, "spamd_engine_restarts_total %ld\n"
+	    "spamd_engine_restarts_total{cause=\"sigsys\"} %ld\n",
+	    st.engine_restarts, st.engine_sigsys);
 	grey_http_metric(b, "spamd_connections", "gauge",
 	    "Connections open now, by class (black includes trapped).");
 	evbuffer_add_printf(b, "spamd_connections{class=\"grey\"} %llu\n"

@@ -692,6 +692,7 @@ main(int argc, char **argv)
 	c.scan_secs = 60;
 	c.reconcile_secs = 300;
 	c.cfg_fd = -1;
+	c.sup_fd = -1;	/* no master: stop when the engines go */
 	d.neng = 1;
 	while ((ch = getopt(argc, argv, "bvd:e:p:g:w:t:D:T:f:c:C:4:6:s:F:r:U"))
 	    != -1) {

@@ -185,7 +185,7 @@ PIDB=$(start "$NB" "$TMP/dbB" "$TMP/b.log" -l 10.99.2.2 -l fd99:2::2 \
     -y 10.99.2.2 -Y 10.99.2.1 --sync-key "$TMP/key")
 if ! wait_log "$TMP/a.log" "event=writer_start engines" ||
    ! wait_log "$TMP/b.log" "event=writer_start engines"; then
-	nok "both daemons start with -y/-Y" "$(tail -3 "$TMP/a.log" "$TMP/b.log")"
+	nok "both daemons start with -y/-Y" "$(tail -n 3 "$TMP/a.log" "$TMP/b.log")"
 	exit 1
 fi
 ok "both daemons start with -y/-Y and a key"
@@ -252,7 +252,7 @@ stop "$PIDB"
 PIDB=$(start "$NB" "$TMP/dbB" "$TMP/b2.log" -l 10.99.2.2 \
     -y 10.99.2.2 -Y 10.99.2.1 --sync-key "$TMP/wrongkey")
 if ! wait_log "$TMP/b2.log" "event=writer_start engines"; then
-	nok "B restarts with another key" "$(tail -3 "$TMP/b2.log")"
+	nok "B restarts with another key" "$(tail -n 3 "$TMP/b2.log")"
 	exit 1
 fi
 r=$(dialogue "$NA" 10.99.2.1 10.99.2.1 wrongkey@example.org bob@example.com)
@@ -276,7 +276,7 @@ PIDB=$(start "$NB" "$TMP/dbB" "$TMP/b3.log" -l 10.99.2.2 \
     -y "$IFB" -Y "$IFB:1" --sync-key "$TMP/key")
 if ! wait_log "$TMP/a3.log" "event=writer_start engines" ||
    ! wait_log "$TMP/b3.log" "event=writer_start engines"; then
-	nok "both daemons start with multicast sync" "$(tail -3 "$TMP/a3.log" "$TMP/b3.log")"
+	nok "both daemons start with multicast sync" "$(tail -n 3 "$TMP/a3.log" "$TMP/b3.log")"
 	exit 1
 fi
 r=$(dialogue "$NA" 10.99.2.1 10.99.2.1 mcast@example.org bob@example.com)
@@ -289,7 +289,7 @@ kill -USR1 "$PIDA"
 if wait_log "$TMP/a3.log" "event=sync_counters .*dropped_own=[0-9]"; then
 	ok "multicast: SIGUSR1 logs A's sync counters"
 else
-	nok "multicast: SIGUSR1 logs A's sync counters" "$(tail -3 "$TMP/a3.log")"
+	nok "multicast: SIGUSR1 logs A's sync counters" "$(tail -n 3 "$TMP/a3.log")"
 fi
 
 # the daemons run in command substitutions' children, not ours: their
