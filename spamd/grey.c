@@ -742,6 +742,10 @@ grey_engine_msg(struct grey_engine *e, const struct msg *m)
 	case MSG_TUPLE:
 		grey_tuple(e, m);
 		break;
+	case MSG_LIST_ACK:	/* (added) a config port load applied */
+		grey_cfg_applied(e->g->cfg, m->id, e->idx, m->num < 0 ?
+		    (m->nstr >= 1 ? m->str[0] : "refused") : NULL);
+		break;
 	case MSG_STATS:
 		if (m->nstr >= 1) {
 			free(e->stats);
@@ -835,18 +839,42 @@ grey_engine_close(struct grey_engine *e, const char *why)
 	g->nopen--;
 	log_info("event=engine_closed engine=%d reason=\"%s\" open=%d", e->idx,
 	    why, g->nopen);
+	grey_cfg_engine_gone(g->cfg, e->idx);	/* its acks never come */
 	if (g->nopen == 0)
 		event_base_loopbreak(g->base);
 }
 
-/* grey_cfg_loaded - config port accepted a list: pass it to every engine */
-static void
-grey_cfg_loaded(const char *line, size_t len, void *arg)
+/* grey_cfg_loaded - config port accepted a list: pass it to every open
+ * engine as load number load (their acks carry it back); *sent gets bit
+ * idx-1 of each. The number sent, or -idx of an engine it failed for. */
+static int
+grey_cfg_loaded(const char *line, size_t len, uint64_t load, uint64_t *sent,
+    void *arg)
 {
 	struct grey *g = arg;
+	const char *str[1] = { line };
+	size_t l[1] = { len };
+	int i, n = 0, failed = 0;
 
-	grey_broadcast(g, MSG_BLACKLIST, line, len);
+	*sent = 0;
+	for (i = 0; i < g->neng; i++) {
+		struct grey_engine *e = &g->eng[i];
+
+		if (e->bev == NULL)
+			continue;
+		if (msg_put(bufferevent_get_output(e->bev), MSG_BLACKLIST,
+		    load, 0, 1, str, l) == -1) {
+			log_warnx("event=send_failed engine=%d type=blacklist "
+			    "len=%zu", e->idx, len);
+			if (failed == 0)
+				failed = e->idx;
+			continue;
+		}
+		*sent |= (uint64_t)1 << (e->idx - 1);
+		n++;
+	}
 	grey_ctl_blacklist(g->ctl, line, len);	/* (added) for explain */
+	return failed != 0 ? -failed : n;
 }
 
 /* grey_counters - the SIGUSR1 line */
@@ -1046,7 +1074,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 		event_add(g->reconcile_ev, &tv);
 	}
 	if (c->cfg_fd >= 0 && grey_cfg_start(&g->cfg, g->base, c->cfg_fd,
-	    c->cfg_timeout_secs, grey_cfg_loaded, g) == -1) {
+	    c->cfg_timeout_secs, c->cfg_any_port, grey_cfg_loaded, g) == -1) {
 		log_warnx("event=writer_start error=\"config port setup "
 		    "failed\"");
 		return -1;
@@ -1110,6 +1138,7 @@ grey_teardown(struct grey *g)
 	grey_sync_free(g->sync);
 	grey_rcpt_free(g->rcpt);
 	grey_cfg_free(g->cfg);
+	g->cfg = NULL;
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].bev != NULL)
 			bufferevent_free(g->eng[i].bev);
