@@ -1214,6 +1214,20 @@ grey_stats_get(struct grey *g, struct grey_stats *st)
 	st->engines_open = g->nopen;
 }
 
+/* grey_cfg_of - the config port, NULL when off (grey.h) */
+struct grey_cfg *
+grey_cfg_of(struct grey *g)
+{
+	return g->cfg;
+}
+
+/* grey_ctl_of - the control socket, NULL when off (grey.h) */
+struct grey_ctl *
+grey_ctl_of(struct grey *g)
+{
+	return g->ctl;
+}
+
 /* grey_engine_stats - engine i's last MSG_STATS text, or NULL */
 const char *
 grey_engine_stats(struct grey *g, int i)

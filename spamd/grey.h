@@ -298,6 +298,12 @@ void	grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len);
  * explain's checker takes it too; safe on NULL */
 void	grey_ctl_dnsbl_text(struct grey_ctl *gc, const char *text,
 	    size_t len);
+/* grey_cfg_of, grey_ctl_of - the writer's config port and control
+ * socket (NULL when off), for their counters in /metrics */
+struct grey_cfg *grey_cfg_of(struct grey *g);
+struct grey_ctl *grey_ctl_of(struct grey *g);
+/* grey_ctl_listen - the control socket's listener counters, NULL off */
+const struct grey_listen *grey_ctl_listen(const struct grey_ctl *gc);
 /* grey_ctl_free - stop serving (main keeps the socket); safe on NULL */
 void	grey_ctl_free(struct grey_ctl *gc);
 
