@@ -17,6 +17,7 @@
     list arrives after all four list-loaded lines.
 """
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -266,7 +267,8 @@ def case_config():
         time.sleep(0.5)
         R.check("c: a list from an unreserved source port is refused",
                 ans.startswith("error") and "unreserved" in ans and
-                "event=list-loaded engine=1 tag=rtc" not in d.logtext(),
+                not re.search(r"event=list-loaded engine=\d+ tag=rtc ",
+                              d.logtext()),
                 repr(ans))
         R.check("c: the refusal is logged with the port",
                 'error="unreserved source port"' in d.logtext(),
@@ -282,7 +284,8 @@ def case_config():
                     ans.startswith("error rtall") and "every address" in
                     ans, repr(ans))
         R.check("c: no /0 list reached an engine",
-                "event=list-loaded engine=1 tag=rtall" not in d.logtext(),
+                not re.search(r"event=list-loaded engine=\d+ tag=rtall ",
+                              d.logtext()),
                 d.log_tail(2))
     except Exception as e:  # noqa: BLE001
         R.notok("c: config port", str(e))
