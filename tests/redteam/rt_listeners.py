@@ -202,17 +202,20 @@ def case_fdlimit():
         # the writer has 64 descriptors: 400 connections run it out;
         # from many addresses so the per-address cap does not stop them
         srcs = ["127.0.1.%d" % i for i in range(1, 60)]
+        # (non-blocking: past the backlog a connect waits for minutes)
         for i in range(400):
             s = socket.socket()
             try:
                 s.bind((srcs[i % len(srcs)], 0))
-                s.connect(("127.0.0.1", hp))
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", hp))
                 conns.append(s)
             except OSError:
                 s.close()
         # a burst on the control socket too
         for i in range(20):
             u = socket.socket(socket.AF_UNIX)
+            u.setblocking(False)
             try:
                 u.connect(sock)
                 conns.append(u)
