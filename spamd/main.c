@@ -77,6 +77,7 @@ struct main_opts {
 	const char	*pidfile;
 	int		 workers;
 	int		 config_port;
+	int		 config_any_port;	/* (added) --config-any-port */
 	int		 commit_ms;
 	int		 max_per_client;
 	int		 prefix6;	/* --per-client-prefix6 */
@@ -159,6 +160,7 @@ enum {
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
 	OPT_CTL_SOCKET,
 	OPT_SECCOMP, OPT_PREFIX6, OPT_SYNC_ACCEPT,
+	OPT_CONFIG_ANY_PORT,
 };
 
 static const struct option main_longopts[] = {
@@ -167,6 +169,7 @@ static const struct option main_longopts[] = {
 	{ "pidfile",		required_argument, NULL, OPT_PIDFILE },
 	{ "workers",		required_argument, NULL, 'W' },
 	{ "config-port",	required_argument, NULL, OPT_CONFIG_PORT },
+	{ "config-any-port",	no_argument,	   NULL, OPT_CONFIG_ANY_PORT },
 	{ "commit-window",	required_argument, NULL, OPT_COMMIT },
 	{ "pass-seconds",	required_argument, NULL, OPT_PASS },
 	{ "grey-seconds",	required_argument, NULL, OPT_GREY },
@@ -223,7 +226,8 @@ main_usage(int status)
 "             [-h hostname] [-l address]... [-M address] [-n name] [-p port]\n"
 "             [-S secs] [-s secs] [-w window] [-W workers]\n"
 "             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
-"             [--config-port PORT] [--commit-window MS] [--pass-seconds N]\n"
+"             [--config-port PORT] [--config-any-port]\n"
+"             [--commit-window MS] [--pass-seconds N]\n"
 "             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
 "             [--max-per-client N] [--per-client-prefix6 LEN]\n"
 "             [--user NAME] [--chroot DIR]\n"
@@ -549,6 +553,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			    &o->nsync_accept, GREY_SYNC_MAX_TARGETS, optarg);
 			break;
 		case OPT_HTTP: o->http_listen = optarg; break;
+		case OPT_CONFIG_ANY_PORT: o->config_any_port = 1; break;
 		case OPT_VALID_RCPT: o->valid_rcpt = optarg; break;
 		case OPT_VERIFY_MX: o->verify_mx = optarg; break;
 		case OPT_VERIFY_VALID:
@@ -1350,6 +1355,7 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
+	gc.cfg_any_port = o.config_any_port;
 	/* the engines' settings; main_engine_spawn adds index and fds */
 	ec.nworkers = o.workers;
 	ec.nlisten = o.nlisten;

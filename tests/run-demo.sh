@@ -55,9 +55,11 @@ firewall would let through. Blacklists load over 127.0.0.1:$cport:
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(sys.stdin.buffer.read()); s.shutdown(1); print(s.recv(200).decode())' $cport
 
-(the engine answers "ok demo 1"; spamd-setup does this from spamd.conf).
+(the engine answers "ok demo 1"; spamd-setup does this from spamd.conf;
+this demo runs with --config-any-port, as the snippet is not root's).
 
 MSG
 exec "$BUILD/spamd" -d -v -l 127.0.0.1 -p "$port" --config-port "$cport" \
+    --config-any-port \
     --db-dir "$db" --chroot "$db/empty" --fw file \
     --fw-file "$db/spamd-white.txt" --pass-seconds 60 -S 3 -s 1

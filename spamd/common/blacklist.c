@@ -478,6 +478,23 @@ bl_list_size(const struct bl_list *list)
 	return (long)(list->n4 + list->n6);
 }
 
+/* bl_list_all - the family whose /0 the list holds, or 0 */
+int
+bl_list_all(const struct bl_list *list)
+{
+	size_t i;
+
+	for (i = 0; i < list->n4; i++)
+		if (list->v4[i].lo == 0 && list->v4[i].hi == UINT32_MAX)
+			return AF_INET;
+	for (i = 0; i < list->n6; i++)
+		if (list->v6[i].lo.hi == 0 && list->v6[i].lo.lo == 0 &&
+		    list->v6[i].hi.hi == UINT64_MAX &&
+		    list->v6[i].hi.lo == UINT64_MAX)
+			return AF_INET6;
+	return 0;
+}
+
 /* --- building the search structure ---------------------------------- */
 
 /* bl_radix - sort 64-bit keys below 2^(11*passes) (LSD radix, 11 bits) */

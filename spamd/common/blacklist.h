@@ -77,6 +77,9 @@ void		 bl_count(const struct bl_set *set, int *lists, long *prefixes);
 size_t		 bl_memory(const struct bl_set *set);
 /* bl_list_size - number of prefixes in a parsed list (0: a clear) */
 long		 bl_list_size(const struct bl_list *list);
+/* bl_list_all - AF_INET or AF_INET6 when the list holds a /0 of that
+ * family (every address; an inet6 ::ffff:0:0/96 counts as IPv4), else 0 */
+int		 bl_list_all(const struct bl_list *list);
 
 /*
  * bl_check_template - validate a reply template: escapes are \" \\ \n and

@@ -175,6 +175,7 @@ msg_type_name(uint32_t type)
 		[MSG_TRAPLIST] = "traplist", [MSG_STATS] = "stats",
 		[MSG_BLACKLIST] = "blacklist",
 		[MSG_DNSBL_ZONES] = "dnsbl_zones",
+		[MSG_LIST_ACK] = "list_ack",
 	};
 
 	if (type < MSG_TYPE_MAX && names[type] != NULL)

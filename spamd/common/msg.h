@@ -57,6 +57,14 @@ enum msg_type {
 	 * file zones with it (dnsbl_load_text), keeping the old on error.
 	 */
 	MSG_DNSBL_ZONES,
+	/*
+	 * (added) engine -> writer: the answer to a MSG_BLACKLIST whose id
+	 * was not 0 (a config port load): id the same, num the prefixes
+	 * applied or -1 when the engine refused the list, str[0] the tag
+	 * (applied) or why (refused). The config client hears "ok" only
+	 * once every engine answered.
+	 */
+	MSG_LIST_ACK,
 	MSG_TYPE_MAX
 };
 

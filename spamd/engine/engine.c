@@ -751,36 +751,55 @@ engine_tarpit(struct conn *c, enum session_class cls)
 	engine_tarpit_socket(c);
 }
 
-/* engine_apply_list - a control message from the writer into the set */
-static void
-engine_apply_list(struct engine *e, const struct msg *m)
+/* engine_apply_list - a control message from the writer into the set;
+ * the number of prefixes applied, or -1 with err set */
+static long
+engine_apply_list(struct engine *e, const struct msg *m, char *err,
+    size_t errsz)
 {
 	struct bl_list *l;
-	char err[256], tag[BL_TAG_MAX];
+	char tag[BL_TAG_MAX];
 	long n;
 
 	if (m->nstr < 1) {
-		log_warnx("event=list-error error=\"%s without text\"",
+		snprintf(err, errsz, "%s without text",
 		    msg_type_name(m->type));
+		log_warnx("event=list-error error=\"%s\"", err);
 		e->st.list_errors++;
-		return;
+		return -1;
 	}
-	if ((l = bl_parse(m->str[0], m->len[0], err, sizeof(err))) == NULL) {
+	if ((l = bl_parse(m->str[0], m->len[0], err, errsz)) == NULL) {
 		log_warnx("event=list-error msg=%s error=\"%s\"",
 		    msg_type_name(m->type), err);
 		e->st.list_errors++;
-		return;
+		return -1;
 	}
 	strlcpy(tag, bl_list_tag(l), sizeof(tag));
 	n = bl_list_size(l);
-	if (bl_set_apply(e->bl, l, err, sizeof(err)) == -1) {
+	if (bl_set_apply(e->bl, l, err, errsz) == -1) {
 		log_warnx("event=list-error tag=%s error=\"%s\"", tag, err);
 		e->st.list_errors++;
-		return;
+		return -1;
 	}
 	e->st.lists_loaded++;
 	log_info("event=list-loaded engine=%d tag=%s prefixes=%ld",
 	    e->conf->index, tag, n);
+	strlcpy(err, tag, errsz);
+	return n;
+}
+
+/* engine_list_ack - tell the writer a config port load was applied (n >=
+ * 0, text the tag) or refused (n -1, text why): its client waits for it */
+static void
+engine_list_ack(struct engine *e, struct bufferevent *bev, uint64_t load,
+    long n, const char *text)
+{
+	const char *str[1] = { text };
+
+	if (msg_put(bufferevent_get_output(bev), MSG_LIST_ACK, load, n, 1,
+	    str, NULL) == -1)
+		log_warnx("event=send_failed engine=%d type=list_ack",
+		    e->conf->index);
 }
 
 /* engine_result - the writer's verdict on one tuple */
@@ -827,9 +846,16 @@ engine_writer_read(struct bufferevent *bev, void *arg)
 			engine_result(e, &m);
 			break;
 		case MSG_TRAPLIST:
-		case MSG_BLACKLIST:
-			engine_apply_list(e, &m);
+			(void)engine_apply_list(e, &m, err, sizeof(err));
 			break;
+		case MSG_BLACKLIST: {
+			long n = engine_apply_list(e, &m, err, sizeof(err));
+
+			/* id 0: a load nobody waits for */
+			if (m.id != 0)
+				engine_list_ack(e, bev, m.id, n, err);
+			break;
+		}
 		case MSG_DNSBL_ZONES:	/* (added) SIGHUP: the zone file */
 			if (m.nstr >= 1)
 				engine_dns_reload(e->dns, m.str[0], m.len[0]);

@@ -3,9 +3,14 @@
  * port: connect, write the line, half-close, read the one-line answer
  * ("ok TAG N" or "error TAG: reason") until the engine closes. OpenBSD
  * spamd answers nothing, so EOF with no answer counts as success.
+ *
+ * As root the connection comes from a reserved source port (600-1023,
+ * as bindresvport): spamd takes lists only from those (a root process)
+ * unless it runs with --config-any-port.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -38,15 +43,60 @@ setup_wait(int fd, short events, time_t deadline)
 	}
 }
 
-/* setup_connect - a TCP connection to host:port, or -1 with err */
+#define SETUP_RESV_LO	600	/* reserved source ports tried, as */
+#define SETUP_RESV_HI	1023	/* glibc's bindresvport */
+
+/* setup_resvport - bind fd to a free reserved port of family af, trying
+ * from *next down the range (wrapping); 0, or -1 when none is free */
+static int
+setup_resvport(int fd, int af, int *next)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	int i, port, on = 1;
+
+	/* a port whose last connection sits in TIME_WAIT is still usable */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	for (i = 0; i <= SETUP_RESV_HI - SETUP_RESV_LO; i++) {
+		port = *next;
+		*next = port > SETUP_RESV_LO ? port - 1 : SETUP_RESV_HI;
+		memset(&ss, 0, sizeof(ss));
+		if (af == AF_INET6) {
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_addr = in6addr_any;
+			sin6->sin6_port = htons((uint16_t)port);
+		} else {
+			sin->sin_family = AF_INET;
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+			sin->sin_port = htons((uint16_t)port);
+		}
+		if (bind(fd, (struct sockaddr *)&ss, af == AF_INET6 ?
+		    sizeof(*sin6) : sizeof(*sin)) == 0)
+			return 0;
+		if (errno != EADDRINUSE)
+			return -1;
+	}
+	errno = EADDRINUSE;
+	return -1;
+}
+
+/* setup_connect - a TCP connection to host:port, or -1 with err; from a
+ * reserved source port when root */
 static int
 setup_connect(const char *host, int port, time_t deadline, char *err,
     size_t errsz)
 {
 	struct addrinfo hints, *res, *ai;
 	char serv[16];
-	int fd = -1, r, soerr;
+	int fd = -1, r, soerr, tries;
+	int resv = geteuid() == 0;
+	static int next;	/* the next reserved port to try */
 	socklen_t sl;
+
+	if (next == 0)
+		next = SETUP_RESV_LO + (int)(getpid() %
+		    (SETUP_RESV_HI - SETUP_RESV_LO + 1));
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
@@ -58,13 +108,32 @@ setup_connect(const char *host, int port, time_t deadline, char *err,
 		return -1;
 	}
 	snprintf(err, errsz, "%s port %d: no address", host, port);
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
+	for (ai = res, tries = 0; ai != NULL; ) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd == -1)
+		if (fd == -1) {
+			ai = ai->ai_next;
 			continue;
+		}
+		if (resv && setup_resvport(fd, ai->ai_family, &next) == -1) {
+			snprintf(err, errsz, "no reserved source port free "
+			    "(%d-%d) to reach %s port %d: %s (spamd takes "
+			    "lists only from those unless --config-any-port)",
+			    SETUP_RESV_LO, SETUP_RESV_HI, host, port,
+			    strerror(errno));
+			close(fd);
+			fd = -1;
+			break;
+		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
 			break;
+		/* that source port's last connection to spamd is still
+		 * remembered: take the next one */
+		if (resv && errno == EADDRNOTAVAIL && ++tries < 16) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
 		if (errno == EINPROGRESS && setup_wait(fd, POLLOUT,
 		    deadline) == 0) {
 			sl = sizeof(soerr);
@@ -78,6 +147,7 @@ setup_connect(const char *host, int port, time_t deadline, char *err,
 		    strerror(errno));
 		close(fd);
 		fd = -1;
+		ai = ai->ai_next;
 	}
 	freeaddrinfo(res);
 	return fd;

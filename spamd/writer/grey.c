@@ -758,6 +758,10 @@ grey_engine_msg(struct grey_engine *e, const struct msg *m)
 	case MSG_TUPLE:
 		grey_tuple(e, m);
 		break;
+	case MSG_LIST_ACK:	/* (added) a config port load applied */
+		grey_cfg_applied(e->g->cfg, m->id, e->idx, m->num < 0 ?
+		    (m->nstr >= 1 ? m->str[0] : "refused") : NULL);
+		break;
 	case MSG_STATS:
 		if (m->nstr >= 1) {
 			free(e->stats);
@@ -851,6 +855,7 @@ grey_engine_close(struct grey_engine *e, const char *why)
 	g->nopen--;
 	log_info("event=engine_closed engine=%d reason=\"%s\" open=%d", e->idx,
 	    why, g->nopen);
+	grey_cfg_engine_gone(g->cfg, e->idx);	/* its acks never come */
 	/* with a master, a dead engine's successor comes on the
 	 * supervisor channel: wait for it (the master ends us) */
 	if (g->nopen == 0 && g->conf->sup_fd < 0)
@@ -1005,15 +1010,38 @@ grey_send_one(struct grey_engine *e, uint32_t type, const char *s,
 		    e->idx, msg_type_name(type), len);
 }
 
-/* grey_cfg_loaded - config port accepted a list: pass it to every engine */
-static void
-grey_cfg_loaded(const char *line, size_t len, void *arg)
+/* grey_cfg_loaded - config port accepted a list: pass it to every open
+ * engine as load number load (their acks carry it back); *sent gets bit
+ * idx-1 of each. The number sent, or -idx of an engine it failed for. */
+static int
+grey_cfg_loaded(const char *line, size_t len, uint64_t load, uint64_t *sent,
+    void *arg)
 {
 	struct grey *g = arg;
+	const char *str[1] = { line };
+	size_t l[1] = { len };
+	int i, n = 0, failed = 0;
 
-	grey_broadcast(g, MSG_BLACKLIST, line, len);
+	*sent = 0;
+	for (i = 0; i < g->neng; i++) {
+		struct grey_engine *e = &g->eng[i];
+
+		if (e->bev == NULL)
+			continue;
+		if (msg_put(bufferevent_get_output(e->bev), MSG_BLACKLIST,
+		    load, 0, 1, str, l) == -1) {
+			log_warnx("event=send_failed engine=%d type=blacklist "
+			    "len=%zu", e->idx, len);
+			if (failed == 0)
+				failed = e->idx;
+			continue;
+		}
+		*sent |= (uint64_t)1 << (e->idx - 1);
+		n++;
+	}
 	grey_ctl_blacklist(g->ctl, line, len);	/* (added) for explain */
 	grey_list_keep(g, line, len);		/* (added) for new engines */
+	return failed != 0 ? -failed : n;
 }
 
 /* grey_counters - the SIGUSR1 line */
@@ -1219,7 +1247,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 		event_add(g->reconcile_ev, &tv);
 	}
 	if (c->cfg_fd >= 0 && grey_cfg_start(&g->cfg, g->base, c->cfg_fd,
-	    c->cfg_timeout_secs, grey_cfg_loaded, g) == -1) {
+	    c->cfg_timeout_secs, c->cfg_any_port, grey_cfg_loaded, g) == -1) {
 		log_warnx("event=writer_start error=\"config port setup "
 		    "failed\"");
 		return -1;
@@ -1293,6 +1321,7 @@ grey_teardown(struct grey *g)
 	grey_sync_free(g->sync);
 	grey_rcpt_free(g->rcpt);
 	grey_cfg_free(g->cfg);
+	g->cfg = NULL;
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].bev != NULL)
 			bufferevent_free(g->eng[i].bev);
@@ -1368,6 +1397,20 @@ grey_stats_get(struct grey *g, struct grey_stats *st)
 	st->engines_open = g->nopen;
 	st->engine_restarts = g->n.engine_restarts;
 	st->engine_sigsys = g->n.engine_sigsys;
+}
+
+/* grey_cfg_of - the config port, NULL when off (grey.h) */
+struct grey_cfg *
+grey_cfg_of(struct grey *g)
+{
+	return g->cfg;
+}
+
+/* grey_ctl_of - the control socket, NULL when off (grey.h) */
+struct grey_ctl *
+grey_ctl_of(struct grey *g)
+{
+	return g->ctl;
 }
 
 /* grey_engine_stats - engine i's last MSG_STATS text, or NULL */

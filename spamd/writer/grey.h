@@ -36,6 +36,8 @@ struct grey_conf {
 					 * loopback), opened by main; -1 none */
 	int		cfg_timeout_secs; /* (added) config port: seconds a
 					 * sender has for its message; 0 = 30 */
+	int		cfg_any_port;	/* (added) --config-any-port: lists from
+					 * unreserved source ports too */
 	/* (added) sync with peers (grey_sync.c) and HTTP (grey_http.c) */
 	const char	*sync_listen;	/* -y address or interface; NULL none */
 	const char	*sync_targets[GREY_SYNC_MAX_TARGETS];	/* -Y */
@@ -121,13 +123,73 @@ struct gdb_rec;
 char	*grey_traplist_build(struct gdb *db, int64_t now, size_t *len,
 	    struct gdb_err *err);
 
-/* The config port (grey_cfg.c). fn gets each accepted control message
- * (no trailing newline), already checked with bl_parse. */
+/*
+ * What the writer's listeners share (grey_listen.c): a connection cap, a
+ * one-second pause when accept runs out of descriptors or memory (logged
+ * once per pause, never a loop), and their counters. A listener sets
+ * accept_ev (its own accept event) or lev (evhttp's listener).
+ */
+struct evconnlistener;
+struct grey_listen {
+	const char		*name;		/* "config", "http", "ctl" */
+	struct event		*accept_ev;
+	struct evconnlistener	*lev;
+	struct event		*resume_ev;
+	int			 nconns, max;
+	long			 refused, timedout, paused;
+	time_t			 refused_logged;	/* rate limit */
+	long			 refused_quiet;
+};
+/* Counters of one listener for /metrics. */
+struct grey_listen_counts {
+	long	refused, timedout, paused, open;
+};
+/* grey_listen_init - a listener named name with at most max connections */
+int	grey_listen_init(struct grey_listen *l, struct event_base *base,
+	    const char *name, int max);
+/* grey_listen_accept_failed - accept failed with err: on EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM stop accepting for a second (1); else 0 */
+int	grey_listen_accept_failed(struct grey_listen *l, int err);
+/* grey_listen_admit - 1 if one more connection fits (then counted), 0 if
+ * refused (counted, logged at most once a second) */
+int	grey_listen_admit(struct grey_listen *l, const char *peer);
+/* grey_listen_refuse - count and log (rate-limited) a refused connection */
+void	grey_listen_refuse(struct grey_listen *l, const char *peer,
+	    const char *why);
+/* grey_listen_done - an admitted connection closed */
+void	grey_listen_done(struct grey_listen *l);
+/* grey_listen_timedout - count and log a connection closed at its
+ * whole-request deadline */
+void	grey_listen_timedout(struct grey_listen *l, const char *peer,
+	    size_t bytes, int secs);
+/* grey_listen_counts - copy the counters (zeros for NULL) */
+void	grey_listen_counts(const struct grey_listen *l,
+	    struct grey_listen_counts *c);
+/* grey_listen_free - free the resume timer */
+void	grey_listen_free(struct grey_listen *l);
+
+/*
+ * The config port (grey_cfg.c). fn gets each accepted control message
+ * (no trailing newline), already checked with bl_parse, with a load
+ * number; it returns how many engines it sent the list to. Each of them
+ * then answers through grey_cfg_applied with that number (or is reported
+ * gone by grey_cfg_engine_gone); the client gets "ok" once all did.
+ */
 struct grey_cfg;
-typedef void (*grey_cfg_fn)(const char *line, size_t len, void *arg);
-/* grey_cfg_start - accept connections on the listening socket fd */
+typedef int (*grey_cfg_fn)(const char *line, size_t len, uint64_t load,
+    uint64_t *engines, void *arg);
+/* grey_cfg_start - accept connections on the listening socket fd;
+ * any_port: accept lists from unreserved source ports too */
 int	grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
-	    int timeout_secs, grey_cfg_fn fn, void *arg);
+	    int timeout_secs, int any_port, grey_cfg_fn fn, void *arg);
+/* grey_cfg_applied - engine idx (1-based) applied load (err NULL) or
+ * refused it (err says why) */
+void	grey_cfg_applied(struct grey_cfg *cfg, uint64_t load, int idx,
+	    const char *err);
+/* grey_cfg_engine_gone - engine idx closed: loads waiting for it fail */
+void	grey_cfg_engine_gone(struct grey_cfg *cfg, int idx);
+/* grey_cfg_listen - the config port's listener counters */
+const struct grey_listen *grey_cfg_listen(const struct grey_cfg *cfg);
 /* grey_cfg_free - stop accepting, drop open connections; safe on NULL */
 void	grey_cfg_free(struct grey_cfg *cfg);
 /* grey_cfg_counts - lists accepted and messages refused so far */
@@ -261,6 +323,12 @@ void	grey_ctl_blacklist(struct grey_ctl *gc, const char *line, size_t len);
  * explain's checker takes it too; safe on NULL */
 void	grey_ctl_dnsbl_text(struct grey_ctl *gc, const char *text,
 	    size_t len);
+/* grey_cfg_of, grey_ctl_of - the writer's config port and control
+ * socket (NULL when off), for their counters in /metrics */
+struct grey_cfg *grey_cfg_of(struct grey *g);
+struct grey_ctl *grey_ctl_of(struct grey *g);
+/* grey_ctl_listen - the control socket's listener counters, NULL off */
+const struct grey_listen *grey_ctl_listen(const struct grey_ctl *gc);
 /* grey_ctl_free - stop serving (main keeps the socket); safe on NULL */
 void	grey_ctl_free(struct grey_ctl *gc);
 

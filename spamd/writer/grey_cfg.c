@@ -6,7 +6,14 @@
  * prefixes) or "error TAG: reason\n". An accepted list goes to every
  * engine as MSG_BLACKLIST, so one load reaches all -W engine processes.
  * The writer checks it with bl_parse first: a bad list is refused here
- * and no engine ever sees it.
+ * and no engine ever sees it. "ok" comes once every live engine said it
+ * applied the list (MSG_LIST_ACK); an engine that refused it, closed or
+ * took longer than the timeout gives "error TAG: engine N ...". OpenBSD's
+ * spamd-setup sends and closes without reading: the answer is extra.
+ *
+ * Who may load: a loopback peer from a reserved source port (below 1024:
+ * a root process), as OpenBSD spamd; --config-any-port lifts the port
+ * rule. A list holding a /0 prefix (every address) is refused.
  */
 #include <sys/types.h>
 #include <sys/queue.h>
@@ -35,6 +42,7 @@
 #define GREY_CFG_TIMEOUT 30	/* default seconds a sender may take */
 /* connections at once: each may buffer up to GREY_CFG_MAX bytes */
 #define GREY_CFG_CONNS	16
+#define GREY_CFG_RESVPORT 1024	/* source ports below are root's */
 
 struct grey_cfg;
 
@@ -47,18 +55,24 @@ struct grey_cfg_conn {
 	char				*buf;	/* the message so far */
 	size_t				 len, cap;
 	int				 answered;
+	int				 refused;  /* unreserved port */
+	uint64_t			 load;	   /* 0: not sent yet */
+	uint64_t			 waiting;  /* engines to ack, bit idx-1 */
+	char				 tag[BL_TAG_MAX];
+	long				 n;	   /* prefixes */
+	char				 err[256]; /* first engine's refusal */
 	LIST_ENTRY(grey_cfg_conn)	 entry;
 };
 
 struct grey_cfg {
 	struct event_base		*base;
-	struct event			*accept_ev;
-	struct event			*resume_ev;	/* after EMFILE */
+	struct grey_listen		 lst;	/* cap, EMFILE pause */
 	grey_cfg_fn			 fn;
 	void				*arg;
 	long				 loads, errors;
-	int				 nconns;
 	int				 timeout;	/* seconds */
+	int				 any_port;	/* --config-any-port */
+	uint64_t			 next_load;
 	LIST_HEAD(, grey_cfg_conn)	 conns;
 };
 
@@ -67,7 +81,7 @@ static void
 grey_cfg_conn_free(struct grey_cfg_conn *c)
 {
 	LIST_REMOVE(c, entry);
-	c->cfg->nconns--;
+	grey_listen_done(&c->cfg->lst);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
 	bufferevent_free(c->bev);
@@ -75,14 +89,18 @@ grey_cfg_conn_free(struct grey_cfg_conn *c)
 	free(c);
 }
 
-/* grey_cfg_peer_ok - 1 when sa is a loopback address (v4, v6, v4-mapped) */
+/* grey_cfg_peer_ok - 1 when sa is a loopback address (v4, v6, v4-mapped);
+ * *port is its source port */
 static int
-grey_cfg_peer_ok(const struct sockaddr_storage *ss, char *txt, size_t txtsz)
+grey_cfg_peer_ok(const struct sockaddr_storage *ss, char *txt, size_t txtsz,
+    int *port)
 {
+	*port = 0;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)ss;
 
 		inet_ntop(AF_INET, &sin->sin_addr, txt, txtsz);
+		*port = ntohs(sin->sin_port);
 		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	}
 	if (ss->ss_family == AF_INET6) {
@@ -90,6 +108,7 @@ grey_cfg_peer_ok(const struct sockaddr_storage *ss, char *txt, size_t txtsz)
 		const uint8_t *a = sin6->sin6_addr.s6_addr;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, txt, txtsz);
+		*port = ntohs(sin6->sin6_port);
 		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
 			return 1;
 		return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && a[12] == 127;
@@ -131,6 +150,8 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
+static void grey_cfg_check_done(struct grey_cfg_conn *);
+
 /* grey_cfg_handle - check one whole control message and answer it */
 static void
 grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
@@ -139,9 +160,17 @@ grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 	struct bl_list *l;
 	char err[512], tag[BL_TAG_MAX];
 	long n;
+	int fam, sent;
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
+	if (c->refused) {
+		cfg->errors++;
+		grey_cfg_answer(c, "error -: unreserved source port: only a "
+		    "root process (source port below %d) may load lists; "
+		    "see --config-any-port\n", GREY_CFG_RESVPORT);
+		return;
+	}
 	if ((l = bl_parse(line, len, err, sizeof(err))) == NULL) {
 		cfg->errors++;
 		grey_cfg_tag(line, len, tag, sizeof(tag));
@@ -152,12 +181,110 @@ grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 	}
 	strlcpy(tag, bl_list_tag(l), sizeof(tag));
 	n = bl_list_size(l);
+	/* why: a /0 is every address: a list that tarpits every client, or
+	 * a whitelist that passes them all, is a mistake or an attack */
+	if ((fam = bl_list_all(l)) != 0) {
+		bl_list_free(l);
+		cfg->errors++;
+		log_warnx("event=config_refused peer=%s tag=%s error=\"prefix "
+		    "%s covers every address\"", c->peer, tag,
+		    fam == AF_INET ? "0.0.0.0/0" : "::/0");
+		grey_cfg_answer(c, "error %s: prefix %s covers every address "
+		    "(list %s not loaded)\n", tag,
+		    fam == AF_INET ? "0.0.0.0/0" : "::/0", tag);
+		return;
+	}
 	bl_list_free(l);
-	cfg->loads++;
 	log_info("event=config_load peer=%s tag=%s prefixes=%ld len=%zu",
 	    c->peer, tag, n, len);
-	cfg->fn(line, len, cfg->arg);
-	grey_cfg_answer(c, "ok %s %ld\n", tag, n);
+	strlcpy(c->tag, tag, sizeof(c->tag));
+	c->n = n;
+	c->load = ++cfg->next_load;
+	c->answered = 1;	/* read no more: the answer waits for engines */
+	bufferevent_disable(c->bev, EV_READ);
+	if ((sent = cfg->fn(line, len, c->load, &c->waiting, cfg->arg)) < 0)
+		snprintf(c->err, sizeof(c->err), "engine %d: not sent",
+		    -sent);
+	grey_cfg_check_done(c);
+	if (c->waiting != 0 && c->deadline != NULL) {
+		/* the engines get the whole timeout again to apply it */
+		struct timeval tmo = { cfg->timeout, 0 };
+
+		evtimer_add(c->deadline, &tmo);
+	}
+}
+
+/* grey_cfg_find - the connection waiting for load, or NULL */
+static struct grey_cfg_conn *
+grey_cfg_find(struct grey_cfg *cfg, uint64_t load)
+{
+	struct grey_cfg_conn *c;
+
+	LIST_FOREACH(c, &cfg->conns, entry)
+		if (c->load == load && c->waiting != 0)
+			return c;
+	return NULL;
+}
+
+/* grey_cfg_applied - engine idx applied load or refused it (grey.h) */
+void
+grey_cfg_applied(struct grey_cfg *cfg, uint64_t load, int idx,
+    const char *err)
+{
+	struct grey_cfg_conn *c;
+
+	/* the client may be gone, or answered at its deadline */
+	if (cfg == NULL || idx < 1 || idx > 64 ||
+	    (c = grey_cfg_find(cfg, load)) == NULL)
+		return;
+	c->waiting &= ~((uint64_t)1 << (idx - 1));
+	if (err != NULL && c->err[0] == '\0')
+		snprintf(c->err, sizeof(c->err), "engine %d refused the "
+		    "list: %s", idx, err);
+	grey_cfg_check_done(c);
+}
+
+/* grey_cfg_engine_gone - engine idx closed: no ack will come (grey.h) */
+void
+grey_cfg_engine_gone(struct grey_cfg *cfg, int idx)
+{
+	struct grey_cfg_conn *c, *next;
+	uint64_t bit;
+
+	if (cfg == NULL || idx < 1 || idx > 64)
+		return;
+	bit = (uint64_t)1 << (idx - 1);
+	for (c = LIST_FIRST(&cfg->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (!(c->waiting & bit))
+			continue;
+		c->waiting &= ~bit;
+		if (c->err[0] == '\0')
+			snprintf(c->err, sizeof(c->err), "engine %d closed "
+			    "before applying the list", idx);
+		grey_cfg_check_done(c);
+	}
+}
+
+/* grey_cfg_check_done - every engine answered: say ok or the first error */
+static void
+grey_cfg_check_done(struct grey_cfg_conn *c)
+{
+	if (c->waiting != 0)
+		return;
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
+	if (c->err[0] != '\0') {
+		c->cfg->errors++;
+		log_warnx("event=config_refused peer=%s tag=%s error=\"%s\"",
+		    c->peer, c->tag, c->err);
+		grey_cfg_answer(c, "error %s: %s\n", c->tag, c->err);
+		return;
+	}
+	c->cfg->loads++;
+	log_info("event=config_applied peer=%s tag=%s prefixes=%ld",
+	    c->peer, c->tag, c->n);
+	grey_cfg_answer(c, "ok %s %ld\n", c->tag, c->n);
 }
 
 /* grey_cfg_toolong - refuse a message over the frame limit */
@@ -186,6 +313,16 @@ grey_cfg_read(struct bufferevent *bev, void *arg)
 
 	if (c->answered || n == 0) {
 		evbuffer_drain(in, n);
+		return;
+	}
+	if (c->refused) {
+		/* read the message away (not kept), answer at its end */
+		int end = evbuffer_search(in, "\n", 1, NULL).pos != -1;
+
+		evbuffer_drain(in, n);
+		c->len += n;
+		if (end)
+			grey_cfg_handle(c, "", 0);
 		return;
 	}
 	if (c->len + n > GREY_CFG_MAX + 1) {
@@ -241,7 +378,8 @@ grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 	struct grey_cfg_conn *c = arg;
 	size_t have = c->len;
 
-	if ((what & BEV_EVENT_EOF) && !c->answered && have > 0) {
+	if ((what & BEV_EVENT_EOF) && !c->answered && (have > 0 ||
+	    c->refused)) {
 		/* spamd-setup half-closes after the line; the newline is
 		 * optional */
 		grey_cfg_handle(c, c->buf, have);
@@ -252,9 +390,9 @@ grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 		log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d",
 		    c->peer, have, c->cfg->timeout);
 	}
-	if ((what & BEV_EVENT_EOF) && c->answered &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-		return;	/* the peer half-closed; the answer is still going */
+	if ((what & BEV_EVENT_EOF) && c->answered && (c->waiting != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0))
+		return;	/* the peer half-closed; the answer is to come */
 	grey_cfg_conn_free(c);
 }
 
@@ -264,21 +402,22 @@ static void
 grey_cfg_deadline(evutil_socket_t fd, short ev, void *arg)
 {
 	struct grey_cfg_conn *c = arg;
+	int i;
 
+	if (c->waiting != 0) {
+		/* name the first engine that did not answer */
+		for (i = 0; i < 64 && !(c->waiting & ((uint64_t)1 << i)); i++)
+			;
+		snprintf(c->err, sizeof(c->err), "engine %d did not apply the "
+		    "list within %d s", i + 1, c->cfg->timeout);
+		c->waiting = 0;
+		grey_cfg_check_done(c);
+		return;
+	}
 	c->cfg->errors++;
-	log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d", c->peer,
-	    evbuffer_get_length(bufferevent_get_input(c->bev)),
+	grey_listen_timedout(&c->cfg->lst, c->peer, c->len,
 	    c->cfg->timeout);
 	grey_cfg_conn_free(c);
-}
-
-/* grey_cfg_resume - accept again after running out of descriptors */
-static void
-grey_cfg_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct grey_cfg *cfg = arg;
-
-	event_add(cfg->accept_ev, NULL);
 }
 
 /* grey_cfg_accept - a new connection: loopback only */
@@ -291,49 +430,47 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 	socklen_t sl = sizeof(ss);
 	char peer[INET6_ADDRSTRLEN];
 	struct timeval tmo = { cfg->timeout, 0 };
-	int s;
+	int s, port;
 
+	(void)ev;
 	s = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK |
 	    SOCK_CLOEXEC);
 	if (s == -1) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			/* stop accepting for a second instead of spinning */
-			struct timeval tv = { 1, 0 };
-
-			log_warnx("event=config_accept error=\"%s\" pause=1",
-			    strerror(errno));
-			event_del(cfg->accept_ev);
-			evtimer_add(cfg->resume_ev, &tv);
-		}
+		/* EMFILE and friends: stop accepting for a second */
+		grey_listen_accept_failed(&cfg->lst, errno);
 		return;
 	}
-	if (!grey_cfg_peer_ok(&ss, peer, sizeof(peer))) {
-		log_warnx("event=config_refused peer=%s error=\"not loopback\"",
-		    peer);
+	if (!grey_cfg_peer_ok(&ss, peer, sizeof(peer), &port)) {
+		grey_listen_refuse(&cfg->lst, peer, "not loopback");
 		close(s);
 		return;
 	}
-	if (cfg->nconns >= GREY_CFG_CONNS) {
-		log_warnx("event=config_refused peer=%s error=\"%d connections "
-		    "already open\"", peer, cfg->nconns);
+	if (!grey_listen_admit(&cfg->lst, peer)) {
 		close(s);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		grey_listen_done(&cfg->lst);
 		close(s);
 		return;
 	}
 	c->cfg = cfg;
 	strlcpy(c->peer, peer, sizeof(c->peer));
+	/* why the answer waits for the message: closing on an unread list
+	 * resets the connection and the sender never sees why */
+	if (port >= GREY_CFG_RESVPORT && !cfg->any_port) {
+		c->refused = 1;
+		log_warnx("event=config_refused peer=%s port=%d "
+		    "error=\"unreserved source port\"", peer, port);
+	}
 	c->bev = bufferevent_socket_new(cfg->base, s, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
+		grey_listen_done(&cfg->lst);
 		close(s);
 		free(c);
 		return;
 	}
 	LIST_INSERT_HEAD(&cfg->conns, c, entry);
-	cfg->nconns++;
 	if ((c->deadline = evtimer_new(cfg->base, grey_cfg_deadline, c)) !=
 	    NULL)
 		evtimer_add(c->deadline, &tmo);
@@ -346,7 +483,7 @@ grey_cfg_accept(evutil_socket_t fd, short ev, void *arg)
 /* grey_cfg_start - accept connections on the listening socket fd */
 int
 grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
-    int timeout_secs, grey_cfg_fn fn, void *arg)
+    int timeout_secs, int any_port, grey_cfg_fn fn, void *arg)
 {
 	struct grey_cfg *cfg;
 
@@ -355,15 +492,15 @@ grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
 		return -1;
 	cfg->base = base;
 	cfg->timeout = timeout_secs > 0 ? timeout_secs : GREY_CFG_TIMEOUT;
+	cfg->any_port = any_port;
 	cfg->fn = fn;
 	cfg->arg = arg;
 	LIST_INIT(&cfg->conns);
 	evutil_make_socket_nonblocking(fd);
-	cfg->accept_ev = event_new(base, fd, EV_READ | EV_PERSIST,
-	    grey_cfg_accept, cfg);
-	cfg->resume_ev = evtimer_new(base, grey_cfg_resume, cfg);
-	if (cfg->accept_ev == NULL || cfg->resume_ev == NULL ||
-	    event_add(cfg->accept_ev, NULL) == -1) {
+	if (grey_listen_init(&cfg->lst, base, "config", GREY_CFG_CONNS) == -1 ||
+	    (cfg->lst.accept_ev = event_new(base, fd, EV_READ | EV_PERSIST,
+	    grey_cfg_accept, cfg)) == NULL ||
+	    event_add(cfg->lst.accept_ev, NULL) == -1) {
 		grey_cfg_free(cfg);
 		return -1;
 	}
@@ -379,11 +516,17 @@ grey_cfg_free(struct grey_cfg *cfg)
 		return;
 	while (!LIST_EMPTY(&cfg->conns))
 		grey_cfg_conn_free(LIST_FIRST(&cfg->conns));
-	if (cfg->accept_ev != NULL)
-		event_free(cfg->accept_ev);
-	if (cfg->resume_ev != NULL)
-		event_free(cfg->resume_ev);
+	if (cfg->lst.accept_ev != NULL)
+		event_free(cfg->lst.accept_ev);
+	grey_listen_free(&cfg->lst);
 	free(cfg);
+}
+
+/* grey_cfg_listen - the config port's listener counters (grey.h) */
+const struct grey_listen *
+grey_cfg_listen(const struct grey_cfg *cfg)
+{
+	return cfg != NULL ? &cfg->lst : NULL;
 }
 
 /* grey_cfg_counts - lists accepted and messages refused so far */

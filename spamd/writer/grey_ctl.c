@@ -61,6 +61,7 @@
 #define GREY_CTL_LINE_MAX	512	/* a request line, newline included */
 #define GREY_CTL_TIMEOUT_SECS	10	/* for the request and the answer */
 #define GREY_CTL_LOOKUPS_MAX	8	/* explain DNSBL lookups at once */
+#define GREY_CTL_CONNS		64	/* clients at once; more are closed */
 
 struct grey_ctl_conn;
 
@@ -69,7 +70,7 @@ struct grey_ctl {
 	struct grey		*g;
 	const struct grey_conf	*conf;
 	struct event_base	*base;
-	struct event		*accept_ev;
+	struct grey_listen	 lst;		/* cap, EMFILE pause */
 	struct bl_set		*bl;		/* last list per tag (config port) */
 	struct grey_sync	*gs;		/* DEL_* to peers; NULL off */
 	long			 requests, refused;
@@ -85,6 +86,7 @@ struct grey_ctl_conn {
 	struct grey_ctl		*gc;
 	struct bufferevent	*bev;
 	struct grey_dnsbl_query	*q;		/* explain waits for DNS */
+	struct event		*deadline;	/* the request line in 10 s */
 	int			 answered;
 	int			 refused;	/* peer not allowed: deny */
 };
@@ -174,8 +176,26 @@ grey_ctl_conn_free(struct grey_ctl_conn *c)
 		c->gc->nlookups--;
 	}
 	LIST_REMOVE(c, entry);
+	grey_listen_done(&c->gc->lst);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
 	bufferevent_free(c->bev);
 	free(c);
+}
+
+/* grey_ctl_deadline - the request line did not come in time: a byte
+ * now and then must not hold the connection (read timeouts would) */
+static void
+grey_ctl_deadline(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey_ctl_conn *c = arg;
+
+	(void)fd;
+	(void)ev;
+	grey_listen_timedout(&c->gc->lst, "local",
+	    evbuffer_get_length(bufferevent_get_input(c->bev)),
+	    GREY_CTL_TIMEOUT_SECS);
+	grey_ctl_conn_free(c);
 }
 
 /* grey_ctl_say - append one answer line */
@@ -513,6 +533,8 @@ grey_ctl_read(struct bufferevent *bev, void *arg)
 		grey_ctl_request(c, line);
 	free(line);
 	c->answered = 1;
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 	if (c->q != NULL) {
 		/* explain waits for DNS: keep reading to see the client go;
@@ -572,11 +594,18 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 	(void)ev;
 	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC))
 	    == -1) {
-		if (errno != EAGAIN && errno != EINTR)
+		/* EMFILE and friends pause accept for a second, logged once */
+		if (!grey_listen_accept_failed(&gc->lst, errno) &&
+		    errno != EAGAIN && errno != EINTR)
 			log_warn("event=ctl_accept");
 		return;
 	}
+	if (!grey_listen_admit(&gc->lst, "local")) {
+		close(fd);
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		grey_listen_done(&gc->lst);
 		close(fd);
 		return;
 	}
@@ -596,9 +625,13 @@ grey_ctl_accept(evutil_socket_t lfd, short ev, void *arg)
 	if (c->bev == NULL) {
 		close(fd);
 		LIST_REMOVE(c, entry);
+		grey_listen_done(&gc->lst);
 		free(c);
 		return;
 	}
+	if ((c->deadline = evtimer_new(gc->base, grey_ctl_deadline, c)) !=
+	    NULL)
+		evtimer_add(c->deadline, &tv);
 	bufferevent_setcb(c->bev, grey_ctl_read, grey_ctl_written,
 	    grey_ctl_event, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
@@ -637,9 +670,10 @@ grey_ctl_start(struct grey_ctl **out, struct grey *g, struct event_base *base,
 			    sizeof(gc->dnsbl_err));
 	}
 	evutil_make_socket_nonblocking(conf->ctl_fd);
-	gc->accept_ev = event_new(base, conf->ctl_fd, EV_READ | EV_PERSIST,
-	    grey_ctl_accept, gc);
-	if (gc->accept_ev == NULL || event_add(gc->accept_ev, NULL) == -1 ||
+	if (grey_listen_init(&gc->lst, base, "ctl", GREY_CTL_CONNS) == -1 ||
+	    (gc->lst.accept_ev = event_new(base, conf->ctl_fd, EV_READ |
+	    EV_PERSIST, grey_ctl_accept, gc)) == NULL ||
+	    event_add(gc->lst.accept_ev, NULL) == -1 ||
 	    (gc->bl = bl_set_new()) == NULL) {
 		log_warnx("event=writer_start error=\"control socket setup "
 		    "failed\"");
@@ -677,6 +711,13 @@ grey_ctl_dnsbl_text(struct grey_ctl *gc, const char *text, size_t len)
 	grey_dnsbl_load_text(gc->dnsbl, text, len);
 }
 
+/* grey_ctl_listen - the control socket's listener counters (grey.h) */
+const struct grey_listen *
+grey_ctl_listen(const struct grey_ctl *gc)
+{
+	return gc != NULL ? &gc->lst : NULL;
+}
+
 /* grey_ctl_free - stop listening (the socket stays open in main) */
 void
 grey_ctl_free(struct grey_ctl *gc)
@@ -685,10 +726,11 @@ grey_ctl_free(struct grey_ctl *gc)
 		return;
 	/* no new clients, then the clients (their lookups belong to the
 	 * checker), then the checker, which runs the loop once more */
-	if (gc->accept_ev != NULL)
-		event_free(gc->accept_ev);
+	if (gc->lst.accept_ev != NULL)
+		event_free(gc->lst.accept_ev);
 	while (!LIST_EMPTY(&gc->conns))
 		grey_ctl_conn_free(LIST_FIRST(&gc->conns));
+	grey_listen_free(&gc->lst);
 	grey_dnsbl_free(gc->dnsbl);
 	gc->dnsbl = NULL;
 	if (gc->bl != NULL)

@@ -10,13 +10,26 @@
  *                  traps, database records, firewall and sync counters.
  * HEAD works for both; other methods get 405, other paths 404.
  *
+ * Every connection has a whole deadline (GREY_HTTP_TIMEOUT from accept,
+ * then it is shut down: evhttp's own timeout is per read, so a byte every
+ * few seconds held it forever), at most GREY_HTTP_CONNS are open and
+ * GREY_HTTP_PER_PEER from one address (more are closed at once), and
+ * accept pauses a second when descriptors run out (grey_listen.c).
+ * evhttp 2.1 has no hook per connection but the bufferevent it asks us
+ * for (evhttp_set_bevcb): we keep a reference to each and see evhttp's
+ * free as its callbacks gone (bufferevent_free clears them); the socket
+ * is closed on our release (BEV_OPT_CLOSE_ON_FREE), so its number is
+ * never reused while we hold the bufferevent.
+ *
  * Last-Modified is the time this process first served the current set of
  * addresses (a digest of the address lines, so a change made by greyctl
  * in another process counts too); it starts at the first request.
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <stddef.h>
@@ -30,8 +43,10 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 #include <zlib.h>
@@ -41,13 +56,32 @@
 #include "spamd/writer/grey.h"
 #include "spamd/common/log.h"
 
-#define GREY_HTTP_TIMEOUT	10		/* seconds per request */
+#define GREY_HTTP_TIMEOUT	10		/* seconds per connection */
+#define GREY_HTTP_CONNS		64		/* connections at once */
+#define GREY_HTTP_PER_PEER	16		/* from one address */
+#define GREY_HTTP_SWEEP_SECS	1		/* release closed ones */
 #define GREY_HTTP_MAX_HEADERS	8192		/* bytes of request headers */
 #define GREY_HTTP_DBSTATS_SECS	5		/* gdb_stats is a full scan */
+
+struct grey_http;
+
+/* One connection evhttp serves, as far as we can see it. */
+struct grey_http_conn {
+	LIST_ENTRY(grey_http_conn) entry;
+	struct grey_http	*gh;
+	struct bufferevent	*bev;		/* our reference */
+	struct event		*timer;		/* admit, then deadline */
+	int			 admitted;
+	char			 peer[INET6_ADDRSTRLEN];
+};
 
 /* The endpoint. */
 struct grey_http {
 	struct grey		*g;
+	struct event_base	*base;
+	struct grey_listen	 lst;		/* cap, EMFILE pause */
+	struct event		*sweep_ev;
+	LIST_HEAD(, grey_http_conn) conns;
 	const struct grey_conf	*conf;
 	struct grey_sync	*gs;
 	struct evhttp		*http;
@@ -394,6 +428,42 @@ grey_http_metric(struct evbuffer *b, const char *name, const char *type,
 	    name, type);
 }
 
+static void grey_http_sweep(struct grey_http *);
+
+/* grey_http_listeners - the writer's listeners' counters for /metrics */
+static void
+grey_http_listeners(struct grey_http *gh, struct evbuffer *b)
+{
+	struct grey_listen_counts lc[3];
+	const char *name[3] = { "http", "config", "ctl" };
+	int i;
+
+	grey_listen_counts(&gh->lst, &lc[0]);
+	grey_listen_counts(grey_cfg_listen(grey_cfg_of(gh->g)), &lc[1]);
+	grey_listen_counts(grey_ctl_listen(grey_ctl_of(gh->g)), &lc[2]);
+	grey_http_metric(b, "spamd_listener_connections", "gauge",
+	    "Connections open now on the writer's listeners.");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(b, "spamd_listener_connections{listener="
+		    "\"%s\"} %ld\n", name[i], lc[i].open);
+	grey_http_metric(b, "spamd_listener_refused_total", "counter",
+	    "Connections closed at once: over the connection caps, not "
+	    "loopback (config).");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(b, "spamd_listener_refused_total{listener="
+		    "\"%s\"} %ld\n", name[i], lc[i].refused);
+	grey_http_metric(b, "spamd_listener_timeouts_total", "counter",
+	    "Connections closed at their whole-request deadline.");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(b, "spamd_listener_timeouts_total{listener="
+		    "\"%s\"} %ld\n", name[i], lc[i].timedout);
+	grey_http_metric(b, "spamd_listener_pauses_total", "counter",
+	    "One-second accept pauses for want of descriptors or memory.");
+	for (i = 0; i < 3; i++)
+		evbuffer_add_printf(b, "spamd_listener_pauses_total{listener="
+		    "\"%s\"} %ld\n", name[i], lc[i].paused);
+}
+
 /* grey_http_metrics - GET /metrics (Prometheus text format 0.0.4) */
 static void
 grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
@@ -600,6 +670,9 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	    gh->requests[GH_OK], gh->requests[GH_NOT_MODIFIED],
 	    gh->requests[GH_NOT_FOUND], gh->requests[GH_ERROR]);
 
+	grey_http_sweep(gh);
+	grey_http_listeners(gh, b);
+
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	grey_http_reply(gh, req, HTTP_OK, "OK", b, GH_OK);
@@ -629,6 +702,172 @@ grey_http_request(struct evhttp_request *req, void *arg)
 	else
 		grey_http_text(gh, req, HTTP_NOTFOUND, "Not Found",
 		    GH_NOT_FOUND);
+}
+
+/* grey_http_conn_alive - 1 while evhttp still holds c's bufferevent
+ * (bufferevent_free clears the callbacks; evhttp always sets an event
+ * callback) */
+static int
+grey_http_conn_alive(const struct grey_http_conn *c)
+{
+	bufferevent_event_cb ev = NULL;
+
+	bufferevent_getcb(c->bev, NULL, NULL, &ev, NULL);
+	return ev != NULL;
+}
+
+/* grey_http_conn_release - forget c: drop our reference (closing the
+ * socket if evhttp let it go) */
+static void
+grey_http_conn_release(struct grey_http_conn *c)
+{
+	LIST_REMOVE(c, entry);
+	if (c->admitted)
+		grey_listen_done(&c->gh->lst);
+	event_free(c->timer);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+/* grey_http_sweep - release the connections evhttp closed */
+static void
+grey_http_sweep(struct grey_http *gh)
+{
+	struct grey_http_conn *c, *next;
+
+	for (c = LIST_FIRST(&gh->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (!grey_http_conn_alive(c))
+			grey_http_conn_release(c);
+	}
+}
+
+/* grey_http_sweep_timer - release closed connections now and then */
+static void
+grey_http_sweep_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	grey_http_sweep(arg);
+}
+
+/* grey_http_conn_close - end c now: evhttp reads EOF and frees it */
+static void
+grey_http_conn_close(struct grey_http_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+/* grey_http_conn_admit - a new connection's first turn (evhttp has set
+ * its socket by now): within the caps, or closed at once */
+static void
+grey_http_conn_admit(struct grey_http_conn *c)
+{
+	struct grey_http *gh = c->gh;
+	struct grey_http_conn *o;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct timeval tv = { GREY_HTTP_TIMEOUT, 0 };
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int same = 0;
+
+	strlcpy(c->peer, "unknown", sizeof(c->peer));
+	if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->
+			    sin_addr, c->peer, sizeof(c->peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->
+			    sin6_addr, c->peer, sizeof(c->peer));
+	}
+	grey_http_sweep(gh);
+	LIST_FOREACH(o, &gh->conns, entry)
+		if (o->admitted && strcmp(o->peer, c->peer) == 0)
+			same++;
+	if (same >= GREY_HTTP_PER_PEER) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "%d connections from this address",
+		    same);
+		grey_listen_refuse(&gh->lst, c->peer, why);
+		grey_http_conn_close(c);
+		return;
+	}
+	if (!grey_listen_admit(&gh->lst, c->peer)) {
+		grey_http_conn_close(c);
+		return;
+	}
+	c->admitted = 1;
+	evtimer_add(c->timer, &tv);
+}
+
+/* grey_http_conn_timer - admit a new connection, or its deadline passed */
+static void
+grey_http_conn_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey_http_conn *c = arg;
+
+	(void)fd;
+	(void)ev;
+	if (!grey_http_conn_alive(c)) {
+		grey_http_conn_release(c);
+		return;
+	}
+	if (!c->admitted) {
+		grey_http_conn_admit(c);
+		return;
+	}
+	grey_listen_timedout(&c->gh->lst, c->peer, 0, GREY_HTTP_TIMEOUT);
+	grey_http_conn_close(c);
+}
+
+/* grey_http_bev - evhttp's new connection asks for its bufferevent: one
+ * we keep a reference to, admitted on the next loop turn */
+static struct bufferevent *
+grey_http_bev(struct event_base *base, void *arg)
+{
+	struct grey_http *gh = arg;
+	struct grey_http_conn *c;
+	struct bufferevent *bev;
+	struct timeval now = { 0, 0 };
+
+	grey_http_sweep(gh);
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
+	    NULL)
+		return NULL;	/* evhttp makes its own (unbounded) */
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->timer = evtimer_new(base, grey_http_conn_timer, c)) == NULL) {
+		free(c);
+		return bev;
+	}
+	c->gh = gh;
+	c->bev = bev;
+	bufferevent_incref(bev);
+	LIST_INSERT_HEAD(&gh->conns, c, entry);
+	evtimer_add(c->timer, &now);
+	return bev;
+}
+
+/* The endpoint for grey_http_accept_error: evhttp owns its listener's
+ * callback argument. One endpoint per writer process. */
+static struct grey_http *grey_http_the;
+
+/* grey_http_accept_error - evhttp's accept failed: pause on EMFILE */
+static void
+grey_http_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct grey_http *gh = grey_http_the;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	(void)lev;
+	(void)arg;
+	if (gh == NULL)
+		return;
+	if (!grey_listen_accept_failed(&gh->lst, err))
+		log_warnx("event=http_accept error=\"%s\"", strerror(err));
 }
 
 /* grey_http_split - "ADDR:PORT" or "[V6]:PORT" into addr and port */
@@ -713,20 +952,33 @@ grey_http_start(struct grey_http **out, struct grey *g,
     struct grey_sync *gs)
 {
 	struct grey_http *gh;
+	struct evhttp_bound_socket *bound;
+	struct timeval sweep = { GREY_HTTP_SWEEP_SECS, 0 };
 
 	*out = NULL;
 	if (conf->http_listen == NULL || conf->http_fd < 0)
 		return 0;
 	if ((gh = calloc(1, sizeof(*gh))) == NULL ||
-	    (gh->http = evhttp_new(base)) == NULL) {
+	    (gh->http = evhttp_new(base)) == NULL ||
+	    grey_listen_init(&gh->lst, base, "http", GREY_HTTP_CONNS) == -1 ||
+	    (gh->sweep_ev = event_new(base, -1, EV_PERSIST,
+	    grey_http_sweep_timer, gh)) == NULL) {
+		if (gh != NULL) {
+			if (gh->http != NULL)
+				evhttp_free(gh->http);
+			grey_listen_free(&gh->lst);
+		}
 		free(gh);
 		log_warnx("event=writer_start error=\"--http-listen: out of "
 		    "memory\"");
 		return -1;
 	}
 	gh->g = g;
+	gh->base = base;
 	gh->conf = conf;
 	gh->gs = gs;
+	LIST_INIT(&gh->conns);
+	evhttp_set_bevcb(gh->http, grey_http_bev, gh);
 	/* why: every method reaches grey_http_request, which answers 405
 	 * with Allow; evhttp's own refusal is a 501 */
 	evhttp_set_allowed_methods(gh->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
@@ -738,13 +990,19 @@ grey_http_start(struct grey_http **out, struct grey *g,
 	evhttp_set_max_body_size(gh->http, 0);
 	evhttp_set_gencb(gh->http, grey_http_request, gh);
 	/* the socket main opened; evhttp_free closes this process's copy */
-	if (evhttp_accept_socket_with_handle(gh->http, conf->http_fd) ==
-	    NULL) {
+	if ((bound = evhttp_accept_socket_with_handle(gh->http,
+	    conf->http_fd)) == NULL) {
 		log_warnx("event=writer_start error=\"--http-listen %s: "
 		    "cannot accept on the socket\"", conf->http_listen);
 		grey_http_free(gh);
 		return -1;
 	}
+	/* why our own error callback: evhttp's retries accept() at once,
+	 * forever, while descriptors are out */
+	gh->lst.lev = evhttp_bound_socket_get_listener(bound);
+	grey_http_the = gh;
+	evconnlistener_set_error_cb(gh->lst.lev, grey_http_accept_error);
+	evtimer_add(gh->sweep_ev, &sweep);
 	log_info("event=http_listen spec=%s", conf->http_listen);
 	*out = gh;
 	return 0;
@@ -756,7 +1014,15 @@ grey_http_free(struct grey_http *gh)
 {
 	if (gh == NULL)
 		return;
+	if (grey_http_the == gh)
+		grey_http_the = NULL;
 	if (gh->http != NULL)
 		evhttp_free(gh->http);
+	/* evhttp freed its connections: release ours */
+	while (!LIST_EMPTY(&gh->conns))
+		grey_http_conn_release(LIST_FIRST(&gh->conns));
+	if (gh->sweep_ev != NULL)
+		event_free(gh->sweep_ev);
+	grey_listen_free(&gh->lst);
 	free(gh);
 }

@@ -344,13 +344,38 @@ def rss_kib(pid):
     return 0
 
 
-def ask(addr, text, timeout=10):
+def resv_connect(addr, timeout=10):
+    """a TCP connection to (host, port) from a reserved source port
+    (1023 down to 600, as spamd-setup run by root); needs root"""
+    last = None
+    for port in range(1023, 599, -1):
+        s = socket.socket(socket.AF_INET6 if ":" in addr[0]
+                          else socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.settimeout(slow(timeout))
+        try:
+            s.bind(("::" if ":" in addr[0] else "0.0.0.0", port))
+            s.connect(addr)
+            return s
+        except OSError as e:
+            last = e
+            s.close()
+    raise last
+
+
+def ask(addr, text, timeout=10, resv=None):
     """send text and a newline to a TCP (host, port) or a Unix socket
-    path, shut the sending side, return the whole answer as text"""
+    path, shut the sending side, return the whole answer as text. resv:
+    from a reserved source port (the config port takes lists only from
+    those); None: when root, as spamd-setup"""
+    if resv is None:
+        resv = os.geteuid() == 0
     if isinstance(addr, str):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(slow(timeout))
         s.connect(addr)
+    elif resv:
+        s = resv_connect(addr, timeout)
     else:
         s = socket.create_connection(addr, slow(timeout))
     try:

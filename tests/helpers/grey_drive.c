@@ -121,6 +121,33 @@ drive_print_msg(int e, const struct msg *m)
 	fflush(stdout);
 }
 
+/* drive_ack - answer a config port load (MSG_BLACKLIST with an id) as an
+ * engine does: MSG_LIST_ACK, so the writer's client gets its "ok" */
+static void
+drive_ack(struct drive *d, int e, const struct msg *m)
+{
+	struct evbuffer *b;
+	struct bl_list *l;
+	char err[256];
+	const char *str[1] = { err };
+	long n = -1;
+
+	if (m->type != MSG_BLACKLIST || m->id == 0 || m->nstr != 1 ||
+	    (b = evbuffer_new()) == NULL)
+		return;
+	if ((l = bl_parse(m->str[0], m->len[0], err, sizeof(err))) != NULL) {
+		n = bl_list_size(l);
+		strlcpy(err, bl_list_tag(l), sizeof(err));
+		bl_list_free(l);
+	}
+	msg_put(b, MSG_LIST_ACK, m->id, n, 1, str, NULL);
+	while (evbuffer_get_length(b) > 0 && d->fd[e] >= 0)
+		if (evbuffer_write(b, d->fd[e]) <= 0 && errno != EINTR &&
+		    errno != EAGAIN)
+			break;
+	evbuffer_free(b);
+}
+
 /*
  * drive_pump - read and print messages until secs pass or a message
  * matching (type, id) arrives on engine want (id 0: any id). Returns 1
@@ -149,6 +176,7 @@ drive_pump(struct drive *d, double secs, int want, uint32_t type,
 				    (id == 0 || m.id == id);
 
 				drive_print_msg(i, &m);
+				drive_ack(d, i, &m);
 				msg_clear(&m);
 				if (hit)
 					return 1;
@@ -389,8 +417,11 @@ drive_cfg(struct drive *d, const char *line)
 		struct pollfd p = { s, POLLIN, 0 };
 		ssize_t r;
 
-		if (poll(&p, 1, 500) <= 0)
+		/* the answer waits for the engines' acks: play them */
+		if (poll(&p, 1, 50) <= 0) {
+			drive_pump(d, 0.05, -1, 0, 0);
 			continue;
+		}
 		if ((r = read(s, ans + n, sizeof(ans) - 1 - n)) <= 0)
 			break;
 		n += (size_t)r;
@@ -458,8 +489,10 @@ drive_cfgbig(struct drive *d, long n, double slow)
 		struct pollfd p = { s, POLLIN, 0 };
 		ssize_t r;
 
-		if (poll(&p, 1, 200) <= 0)
+		if (poll(&p, 1, 200) <= 0) {
+			drive_pump(d, 0.01, -1, 0, 0);
 			continue;
+		}
 		if ((r = read(s, ans + got, sizeof(ans) - 1 - got)) <= 0) {
 			if (slow > 0)
 				printf("cfgslow closed after %.1f\n",
@@ -693,6 +726,9 @@ main(int argc, char **argv)
 	c.reconcile_secs = 300;
 	c.cfg_fd = -1;
 	c.sup_fd = -1;	/* no master: stop when the engines go */
+	/* the writer's handling of lists is tested here, not who may send
+	 * them (tests/redteam/rt_listeners.py): any source port */
+	c.cfg_any_port = 1;
 	d.neng = 1;
 	while ((ch = getopt(argc, argv, "bvd:e:p:g:w:t:D:T:f:c:C:4:6:s:F:r:U"))
 	    != -1) {

@@ -319,8 +319,8 @@ def main():
             skip("IPv6 client on ::1", "no IPv6 loopback here")
 
         # a blacklist over the config port
-        with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
-            s.sendall(b'test;"Blocked %A";inet;1;127.0.0.9/32\n')
+        # from a reserved source port as root (spamd-setup's way)
+        fl.ask(("127.0.0.1", d.cport), 'test;"Blocked %A";inet;1;127.0.0.9/32')
         d.wait_log("list-loaded engine=0 tag=test", 10)
         out = tarpit_reply(d, "127.0.0.9")
         check("blacklist from the config port: 450 Blocked 127.0.0.9",
@@ -369,8 +369,8 @@ def main():
         # stutter: -S 2 -s 1; bytes counted in the first second
         d2 = Spamd("stutter", stutter=(2, 1))
         daemons.append(d2)
-        with socket.create_connection(("127.0.0.1", d2.cport), 5) as s:
-            s.sendall(b'slow;"Slow %A";inet;1;127.0.0.12/32\n')
+        # from a reserved source port as root (spamd-setup's way)
+        fl.ask(("127.0.0.1", d2.cport), 'slow;"Slow %A";inet;1;127.0.0.12/32')
         d2.wait_log("list-loaded engine=0 tag=slow", 10)
         grey = Raw("127.0.0.1", d2.port, "127.0.0.13", timeout=0.2)
         black = Raw("127.0.0.1", d2.port, "127.0.0.12", timeout=0.2)
@@ -459,8 +459,8 @@ def main():
               "code %s" % code)
         check("-b: no database written", not os.path.exists(
               os.path.join(d4.db, "grey.db")), "grey.db exists")
-        with socket.create_connection(("127.0.0.1", d4.cport), 5) as s:
-            s.sendall(b'bl;"Listed %A";inet;1;127.0.0.44/32\n')
+        # from a reserved source port as root (spamd-setup's way)
+        fl.ask(("127.0.0.1", d4.cport), 'bl;"Listed %A";inet;1;127.0.0.44/32')
         d4.wait_log("list-loaded engine=0 tag=bl", 10)
         out = tarpit_reply(d4, "127.0.0.44")
         check("-b: a listed client gets its list's 450",

@@ -255,8 +255,8 @@ def run_checks(tmp, cert, key):
               d.alive() and ehlo == ["250 " + HOSTNAME], repr(ehlo))
 
         # a blacklisted client: not offered, refused if it asks
-        with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
-            s.sendall(b'test;"Blocked %A";inet;1;127.0.0.29/32\n')
+        # from a reserved source port as root (spamd-setup's way)
+        fl.ask(("127.0.0.1", d.cport), 'test;"Blocked %A";inet;1;127.0.0.29/32')
         d.wait_log("event=list-loaded engine=0 tag=test", 10)
         c = Raw(d.port, "127.0.0.29")
         c.line()

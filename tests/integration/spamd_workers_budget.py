@@ -139,8 +139,8 @@ def blacklist_budget():
         if not d.wait_ready():
             R.notok("spamd -W 4 -B 4 starts", d.log_tail())
             return
-        with socket.create_connection(("127.0.0.1", d.cport), 5) as s:
-            s.sendall(b'btest;"Blocked %A";inet;1;127.0.2.0/24\n')
+        # from a reserved source port as root (spamd-setup's way)
+        fl.ask(("127.0.0.1", d.cport), 'btest;"Blocked %A";inet;1;127.0.2.0/24')
         if not d.wait_log("tag=btest", 10, count=W):
             R.notok("blacklist loaded in every engine", d.log_tail())
             return
