@@ -101,6 +101,10 @@ greyctl_sandbox(const struct greyctl *ctl, int flags)
 
 	if (ctl->sandbox == NULL)
 		return 0;
+	/* import loads the filter before the store opens: switch to the
+	 * store's owner now, the filter forbids it later */
+	if (greyctl_become_owner(ctl->dir) == -1)
+		return -1;
 	/* read before the filter, though getenv makes no call */
 	selftest = getenv("SPAMD_SANDBOX_SELFTEST");
 	if (sandbox_greyctl(ctl->seccomp, flags, err, sizeof(err)) == -1) {

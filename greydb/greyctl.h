@@ -53,6 +53,9 @@ void	greyctl_warnx(const char *fmt, ...)
 	    __attribute__((format(printf, 1, 2)));
 /* greyctl_safe - copy in for a message: non-printables as '?', cut */
 const char *greyctl_safe(const char *in, char *out, size_t outsz);
+/* greyctl_become_owner - as root on a store owned by another user
+ * (spamd's writer): become that owner; 0, or -1 with a message */
+int	greyctl_become_owner(const char *dir);
 /* greyctl_open - open the store in ctl->dir; messages name the dir */
 int	greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
 	    int group_commit, struct gdb **db);

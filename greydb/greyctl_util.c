@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,29 @@ greyctl_safe(const char *in, char *out, size_t outsz)
 	return out;
 }
 
+/*
+ * greyctl_become_owner - run as root on a store that belongs to another
+ * user (spamd's writer runs as that user): become the directory's owner
+ * before Berkeley DB opens or creates anything, so no log or region file
+ * is left that the writer cannot open. 0, or -1 with a message.
+ */
+int
+greyctl_become_owner(const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(dir, &st) == -1 || st.st_uid == 0)
+		return 0;
+	if (setgroups(1, &st.st_gid) == -1 ||
+	    setresgid(st.st_gid, st.st_gid, st.st_gid) == -1 ||
+	    setresuid(st.st_uid, st.st_uid, st.st_uid) == -1) {
+		greyctl_warnx("%s: cannot switch to its owner uid %u: %s", dir,
+		    (unsigned)st.st_uid, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* greyctl_open - open the store in ctl->dir; messages name the dir */
 int
 greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
@@ -109,6 +133,8 @@ greyctl_open(const struct greyctl *ctl, enum greyctl_mode mode,
 			return -1;
 		}
 	}
+	if (greyctl_become_owner(ctl->dir) == -1)
+		return -1;
 	memset(&o, 0, sizeof(o));
 	o.create = mode == GREYCTL_CREATE;
 	o.readonly = mode == GREYCTL_READ;

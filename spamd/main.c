@@ -17,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <dirent.h>
+#include <grp.h>
+#include <libgen.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -35,6 +39,7 @@
 #include "spamd/common/log.h"
 #include "spamd/engine/tls.h"
 #include "spamd/common/sandbox.h"
+#include "spamd/common/privsep.h"
 
 #define MAIN_MAX_WORKERS	64
 #define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides
@@ -766,6 +771,138 @@ main_ctl_path(struct main_opts *o)
 	}
 }
 
+/* main_user_access - whether uid:gid may access path with mode (as
+ * access(2) checks it), tried in a child that becomes the user: 0, or
+ * the errno it got */
+static int
+main_user_access(uid_t uid, gid_t gid, const char *path, int mode)
+{
+	pid_t pid;
+	int st;
+
+	if ((pid = fork()) == -1)
+		return errno;
+	if (pid == 0) {
+		if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+		    setresuid(uid, uid, uid) == -1)
+			_exit(EPERM);
+		_exit(access(path, mode) == 0 ? 0 : errno & 0x7f);
+	}
+	while (waitpid(pid, &st, 0) == -1)
+		if (errno != EINTR)
+			return errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : EPERM;
+}
+
+/* main_reach - exit with a message unless the writer's user may access
+ * path with mode; what names the option */
+static void
+main_reach(const struct passwd *pw, const char *what, const char *path,
+    int mode)
+{
+	int e;
+
+	if (path == NULL || (e = main_user_access(pw->pw_uid, pw->pw_gid,
+	    path, mode)) == 0)
+		return;
+	fprintf(stderr, "spamd: %s %s: the writer runs as %s and cannot %s "
+	    "it (%s); make it and every directory above it reachable by "
+	    "that user\n", what, path, pw->pw_name, mode & W_OK ? "write" :
+	    "read", strerror(e));
+	exit(1);
+}
+
+/*
+ * main_writer_prepare - (added) as root, before the writer drops to
+ * o->user: the database directory (made if missing) and the store's
+ * files in it belong to that user, and every path the writer opens is
+ * reachable by it; exits with a message naming the path otherwise. Why:
+ * the writer parses what peers, HTTP clients and DNS send, so it must
+ * not be root; Berkeley DB files a root process made would lock it out.
+ */
+static void
+main_writer_prepare(const struct main_opts *o)
+{
+	struct passwd *pw;
+	struct dirent *de;
+	struct stat st;
+	char dirbuf[PATH_MAX];
+	DIR *d;
+
+	if (geteuid() != 0)
+		return;
+	if ((pw = getpwnam(o->user)) == NULL) {
+		fprintf(stderr, "spamd: --user %s: no such user\n", o->user);
+		exit(1);
+	}
+	if (!o->blacklist_only) {
+		if (mkdir(o->dbdir, 0750) == -1 && errno != EEXIST) {
+			fprintf(stderr, "spamd: --db-dir %s: mkdir: %s\n",
+			    o->dbdir, strerror(errno));
+			exit(1);
+		}
+		if (stat(o->dbdir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "spamd: --db-dir %s: not a directory\n",
+			    o->dbdir);
+			exit(1);
+		}
+		if ((st.st_uid != pw->pw_uid || st.st_gid != pw->pw_gid) &&
+		    chown(o->dbdir, pw->pw_uid, pw->pw_gid) == -1) {
+			fprintf(stderr, "spamd: --db-dir %s: chown to %s: %s\n",
+			    o->dbdir, o->user, strerror(errno));
+			exit(1);
+		}
+		/* the store's files, e.g. left by a greyctl run as root */
+		if ((d = opendir(o->dbdir)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				if (fstatat(dirfd(d), de->d_name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0 &&
+				    S_ISREG(st.st_mode) &&
+				    st.st_uid != pw->pw_uid)
+					(void)fchownat(dirfd(d), de->d_name,
+					    pw->pw_uid, pw->pw_gid,
+					    AT_SYMLINK_NOFOLLOW);
+			closedir(d);
+		}
+		main_reach(pw, "--db-dir", o->dbdir, R_OK | W_OK | X_OK);
+	}
+	if (strcmp(o->fw_backend, "file") == 0 && o->fw_file != NULL) {
+		strlcpy(dirbuf, o->fw_file, sizeof(dirbuf));
+		main_reach(pw, "--fw-file's directory", dirname(dirbuf),
+		    W_OK | X_OK);
+	}
+	main_reach(pw, "--domains", o->domains != NULL &&
+	    access(o->domains, F_OK) == 0 ? o->domains : NULL, R_OK);
+	main_reach(pw, "--valid-rcpt", o->valid_rcpt, R_OK);
+	main_reach(pw, "--dnsbl-file", o->dnsbl_file, R_OK);
+}
+
+/* where main_writer_sigsys notes the writer's refused call */
+static struct engine_budget *main_sigsys_budget;
+
+/* main_writer_sigsys - the writer's filter refused call nr: note it for
+ * the master (runs in the writer's SIGSYS handler: one atomic store) */
+static void
+main_writer_sigsys(int nr)
+{
+	engine_budget_note_sigsys(main_sigsys_budget, ENGINE_BUDGET_WRITER,
+	    nr);
+}
+
+/* main_writer_caps - (added) the capabilities the writer keeps: none,
+ * or CAP_NET_ADMIN for a kernel firewall backend (netlink; for ipset
+ * and pfctl also ambient, so the command it runs has it) */
+static uint64_t
+main_writer_caps(const struct main_opts *o, int *ambient)
+{
+	*ambient = 0;
+	if (strcmp(o->fw_backend, "none") == 0 ||
+	    strcmp(o->fw_backend, "file") == 0)
+		return 0;
+	*ambient = strcmp(o->fw_backend, "nftables") != 0;
+	return 1ULL << CAP_NET_ADMIN;
+}
+
 /* main_ctl_socket - (added) open the control socket at o->ctl_path (off
  * when empty) into gc; exits (logged) on error */
 static void
@@ -975,7 +1112,7 @@ main_supervise(struct main_run *r, struct main_child *ch, int n,
     const sigset_t *set)
 {
 	int stopping = 0, status = 0, live = n, i, st, sig;
-	int asked = 0, writer_failed = 0;
+	int asked = 0, writer_failed = 0, sysnr;
 	time_t deadline = 0;
 	struct timespec ts = { 0, 200 * 1000 * 1000 };	/* restarts are due */
 	char whys[MAIN_MAX_WORKERS + 1][32];
@@ -1047,7 +1184,17 @@ main_supervise(struct main_run *r, struct main_child *ch, int n,
 				continue;
 			}
 			/* the writer gone means the daemon is broken: stop */
-			if (WIFSIGNALED(st))
+			sysnr = ch[i].engine < 0 ? engine_budget_take_sigsys(
+			    r->budget, ENGINE_BUDGET_WRITER) : -1;
+			if (WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS &&
+			    sysnr >= 0) {
+				char sname[64];
+
+				main_syscall_name(sysnr, sname, sizeof(sname));
+				log_warnx("event=child-died child=%s pid=%ld "
+				    "signal=%d syscall=%d syscall_name=%s", name,
+				    (long)pid, WTERMSIG(st), sysnr, sname);
+			} else if (WIFSIGNALED(st))
 				log_warnx("event=child-died child=%s pid=%ld "
 				    "signal=%d", name, (long)pid, WTERMSIG(st));
 			else
@@ -1309,6 +1456,7 @@ main(int argc, char **argv)
 
 	/* (added) greyctl's control socket: its path while errors still
 	 * reach stderr and before daemon() moves to / */
+	main_writer_prepare(&o);	/* (added) errors still on stderr */
 	main_ctl_path(&o);
 	if (!o.foreground && daemon(0, 0) == -1)
 		fatal("daemon");
@@ -1355,6 +1503,12 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
+	/* (added) the writer's own filter */
+	gc.seccomp_mode = o.seccomp_mode;
+	gc.seccomp_flags = strcmp(o.fw_backend, "ipset") == 0 ||
+	    strcmp(o.fw_backend, "pf") == 0 ? SANDBOX_W_EXEC : 0;
+	gc.sigsys_report = main_writer_sigsys;
+	main_sigsys_budget = budget;
 	gc.cfg_any_port = o.config_any_port;
 	/* the engines' settings; main_engine_spawn adds index and fds */
 	ec.nworkers = o.workers;
@@ -1410,6 +1564,13 @@ main_respawn:
 			close(sv[i][0]);
 			for (j = 0; j < o.nlisten; j++)
 				close(lfd[i][j]);
+		}
+		{
+			int amb;
+			uint64_t keep = main_writer_caps(&o, &amb);
+
+			/* (added) the writer is not root either */
+			privsep_writer(o.user, keep, amb);
 		}
 		exit(grey_main(wfds, o.workers, &gc));
 	}

@@ -35,6 +35,19 @@ for p in "$port" "$cport"; do
 	fi
 done
 mkdir -p "$db" || exit 1
+# As root, spamd's writer drops to an unprivileged user (nobody here, or
+# _spamd when the package made it), which must reach the database; a
+# home directory such as /root (0700) hides it: then the demo keeps its
+# database under /var/tmp instead, and says so.
+if [ "$(id -u)" = 0 ] && [ -z "$SPAMD_DB" ] &&
+   ! setpriv --reuid=nobody --regid=nogroup --clear-groups \
+       test -x "$(dirname "$db")" 2>/dev/null; then
+	rmdir "$db" 2>/dev/null
+	db=/var/tmp/spamd-demo-db
+	mkdir -p "$db" || exit 1
+	echo "run-demo: $(dirname "$(pwd)/x") is not reachable by the" \
+	    "unprivileged writer; database in $db instead"
+fi
 
 cat <<MSG
 spamd on 127.0.0.1:$port (database $db, foreground, Ctrl-C stops it).

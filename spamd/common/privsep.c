@@ -70,6 +70,60 @@ privsep_bound(uint64_t keep)
 	}
 }
 
+/* privsep_writer - become user, keep only keep (privsep.h) */
+void
+privsep_writer(const char *user, uint64_t keep, int ambient)
+{
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+	int i;
+
+	if (geteuid() != 0) {
+		log_info("event=privsep proc=writer mode=unprivileged uid=%u",
+		    (unsigned)geteuid());
+		return;
+	}
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx("event=privsep proc=writer op=getpwnam user=%s "
+		    "error=\"no such user (see --user)\"", user);
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0)
+		fatalx("event=privsep proc=writer user=%s error=\"user has "
+		    "uid 0\"", user);
+	privsep_bound(keep);
+	if (setgroups(1, &gid) == -1)
+		fatal("event=privsep proc=writer op=setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("event=privsep proc=writer op=setresgid gid=%u",
+		    (unsigned)gid);
+	/* keep the permitted set across the uid change, then cut it */
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
+		fatal("event=privsep proc=writer op=keepcaps");
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("event=privsep proc=writer op=setresuid uid=%u",
+		    (unsigned)uid);
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1)
+		fatal("event=privsep proc=writer op=keepcaps-off");
+	privsep_caps_set(keep, ambient ? keep : 0);
+	if (ambient)
+		for (i = 0; i < 64; i++)
+			if ((keep & (1ULL << i)) &&
+			    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, i, 0,
+			    0) == -1)
+				fatal("event=privsep proc=writer op=ambient "
+				    "cap=%d", i);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("event=privsep proc=writer op=prctl-no-new-privs");
+	if (getuid() == 0 || geteuid() == 0 || setuid(0) != -1)
+		fatalx("event=privsep proc=writer error=\"still root after "
+		    "setresuid\"");
+	log_info("event=privsep proc=writer mode=dropped user=%s uid=%u "
+	    "gid=%u caps=0x%llx ambient=%d", user, (unsigned)uid,
+	    (unsigned)gid, (unsigned long long)keep, ambient);
+}
+
 /* privsep_drop - chroot, become user, drop capabilities */
 void
 privsep_drop(const char *user, const char *dir)

@@ -16,6 +16,16 @@
  */
 void	privsep_drop(const char *user, const char *dir);
 
+/*
+ * privsep_writer - as root: become user (no chroot: the writer reads its
+ * store and files), keeping of all capabilities only keep (bit n = cap
+ * n; e.g. CAP_NET_ADMIN for netlink firewall updates), which also stays
+ * ambient when ambient is set (a backend that runs ipset or pfctl hands
+ * it on); bounding set cut to keep, no_new_privs. Not root: logs
+ * mode=unprivileged and changes nothing. Fatal on any failure.
+ */
+void	privsep_writer(const char *user, uint64_t keep, int ambient);
+
 /* privsep_bound - as root: clear the ambient set and drop every
  * capability from the bounding set but those in keep (bit n = cap n) */
 void	privsep_bound(uint64_t keep);

@@ -42,6 +42,21 @@ const char *sandbox_mode_name(int mode);
  */
 void	sandbox_engine(int mode, void (*report)(int nr));
 
+/* sandbox_writer flags */
+enum sandbox_w_flags {
+	SANDBOX_W_EXEC = 1	/* the firewall backend runs a command */
+};
+
+/*
+ * sandbox_writer - set no_new_privs and load the writer's allow-list
+ * filter in mode, once its store, firewall and listeners are set up. In
+ * kill mode with report set, a refused call is reported (from the
+ * SIGSYS handler) before the writer dies of SIGSYS. Logs event=sandbox
+ * proc=writer. 0, or -1 with a message in err.
+ */
+int	sandbox_writer(int mode, int flags, void (*report)(int nr), char *err,
+	    size_t errsz);
+
 /* sandbox_greyctl flags: what greyctl still does under the filter */
 enum sandbox_gc_flags {
 	SANDBOX_GC_OPEN = 1,	/* opens (maybe makes) the store: mkdir,

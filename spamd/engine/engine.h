@@ -213,11 +213,19 @@ void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
  * frees room may close in another engine.
  */
 #define ENGINE_BUDGET_SLOTS	64	/* the -W maximum */
+/* the sigsys note of the writer (engine_budget_note_sigsys): the slot
+ * after the engines' */
+#define ENGINE_BUDGET_WRITER	ENGINE_BUDGET_SLOTS
 #define ENGINE_BUDGET_RECHECK_MS 200
-/* --max-per-client across engines: a count-min table of 4 x 4096 counts
- * (64 KiB) per engine on the same mapping; see engine_budget.c */
+/* --max-per-client across engines: a count-min table of 4 x 65,536
+ * counts (1 MiB) per engine on the same mapping; see engine_budget.c.
+ * Why so wide: at most -c clients are counted at once, and two of them
+ * that share a bucket in every row share a cap; with 4,096 buckets,
+ * 1,375 clients of 8 connections each under --max-per-client 10 lost 30
+ * connections that way (fault_many_clients.py), with 65,536 the chance
+ * is about 1 in 5 million per client. */
 #define ENGINE_BUDGET_CLIENT_ROWS	4
-#define ENGINE_BUDGET_CLIENT_BUCKETS	4096
+#define ENGINE_BUDGET_CLIENT_BUCKETS	65536
 #define ENGINE_PREFIX6_DEFAULT		64	/* --per-client-prefix6 */
 struct engine_budget;
 /* engine_budget_new - the shared page for nslots engines (master, before

@@ -20,8 +20,9 @@
  *
  * --max-per-client (daemon-wide, not per engine): a fixed table of
  * ENGINE_BUDGET_CLIENT_ROWS x ENGINE_BUDGET_CLIENT_BUCKETS counts on the
- * same mapping, one table per engine slot. A client is its IPv4 /32 or its IPv6 prefix (/64 by default,
- * --per-client-prefix6), hashed with a seed drawn at start (so nobody
+ * same mapping, one table per engine slot (only the -W tables in use are
+ * ever touched, so only they take memory). A client is its IPv4 /32 or
+ * its IPv6 prefix (/64 by default, --per-client-prefix6), hashed with a seed drawn at start (so nobody
  * outside can aim at another client's buckets) to one bucket per row. A
  * connection adds one to each of its buckets in its engine's table first,
  * then is admitted only if the smallest bucket, summed over the engines'
@@ -68,7 +69,8 @@ struct engine_budget {
 	int			 per_client;	/* --max-per-client, 0 = off */
 	int			 prefix6;	/* --per-client-prefix6 */
 	uint64_t		 seed;		/* bucket hash key */
-	struct engine_budget_slot slot[ENGINE_BUDGET_SLOTS];
+	/* one more slot than engines: the writer's trapped call */
+	struct engine_budget_slot slot[ENGINE_BUDGET_SLOTS + 1];
 	/* each engine counts its own clients in its own table, so the
 	 * master can drop a dead engine's counts (engine_budget_release);
 	 * admission sums the live engines' tables */
@@ -109,7 +111,7 @@ engine_budget_reset(struct engine_budget *b)
 		return;
 	atomic_store(&b->conns, 0);
 	atomic_store(&b->black, 0);
-	for (i = 0; i < ENGINE_BUDGET_SLOTS; i++) {
+	for (i = 0; i <= ENGINE_BUDGET_SLOTS; i++) {
 		atomic_store(&b->slot[i].conns, 0);
 		atomic_store(&b->slot[i].black, 0);
 		atomic_store(&b->slot[i].sigsys, -1);
@@ -151,7 +153,7 @@ engine_budget_release(struct engine_budget *b, int slot)
 void
 engine_budget_note_sigsys(struct engine_budget *b, int slot, int nr)
 {
-	if (b != NULL && slot >= 0 && slot < ENGINE_BUDGET_SLOTS)
+	if (b != NULL && slot >= 0 && slot <= ENGINE_BUDGET_SLOTS)
 		atomic_store(&b->slot[slot].sigsys, nr);
 }
 
@@ -160,7 +162,7 @@ engine_budget_note_sigsys(struct engine_budget *b, int slot, int nr)
 int
 engine_budget_take_sigsys(struct engine_budget *b, int slot)
 {
-	if (b == NULL || slot < 0 || slot >= ENGINE_BUDGET_SLOTS)
+	if (b == NULL || slot < 0 || slot > ENGINE_BUDGET_SLOTS)
 		return -1;
 	return atomic_exchange(&b->slot[slot].sigsys, -1);
 }

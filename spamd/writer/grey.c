@@ -26,6 +26,7 @@
 #include <event2/util.h>
 
 #include "spamd/common/dnsbl.h"
+#include "spamd/common/sandbox.h"
 #include "spamd/writer/grey.h"
 #include "spamd/writer/grey_rcpt.h"
 #include "spamd/common/log.h"
@@ -1363,6 +1364,18 @@ grey_main(const int *fds, int nfds, const struct grey_conf *conf)
 	if (grey_setup(&g, fds, nfds) == -1) {
 		grey_teardown(&g);
 		return 1;
+	}
+	/* (added) last: store, firewall and listeners are set up */
+	{
+		char serr[256];
+
+		if (sandbox_writer(conf->seccomp_mode, conf->seccomp_flags,
+		    conf->sigsys_report, serr, sizeof(serr)) == -1) {
+			log_warnx("event=sandbox proc=writer error=\"%s\"",
+			    serr);
+			grey_teardown(&g);
+			return 1;
+		}
 	}
 	/* with no engine at all the writer serves the config port until
 	 * SIGTERM */

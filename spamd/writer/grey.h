@@ -73,6 +73,12 @@ struct grey_conf {
 	 * engine's socket arrives here (struct grey_sup_msg); -1 = none,
 	 * then the writer stops once every engine has gone */
 	int		sup_fd;
+	/* (added) --seccomp for the writer's own filter (sandbox.h), what
+	 * runs a command (ipset, pfctl: SANDBOX_W_EXEC), and where its
+	 * SIGSYS handler reports a refused call (NULL: nowhere) */
+	int		seccomp_mode;
+	int		seccomp_flags;
+	void		(*sigsys_report)(int nr);
 	/* (added) the engines' DNSBL options, for explain's own checker
 	 * (grey_dnsbl.c): --dnsbl specs, --dnsbl-timeout (0 = 5000),
 	 * --dns-server (NULL = resolv.conf); with dnsbl_file above */

@@ -98,6 +98,28 @@ def sanitizer_check(results, name, texts=(), paths=()):
     return results.check(name, not bad, " | ".join(bad[:3]))
 
 
+def writer_reach(path):
+    """As root, let spamd's writer (it drops to the spamd user, nobody on a
+    test machine) search path, a 0700 temporary directory: 0711, the
+    files in it stay unreadable to others"""
+    if os.geteuid() == 0:
+        os.chmod(path, 0o711)
+
+
+def writer_dir(tmp, name):
+    """tmp/name, a directory the writer may write (owned by nobody when
+    root: the file firewall backend writes and renames its file there);
+    made searchable as writer_reach does"""
+    writer_reach(tmp)
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    if os.geteuid() == 0:
+        import pwd
+        pw = pwd.getpwnam("nobody")
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    return d
+
+
 class Results:
     """The ok / not ok / skip lines of one script and its exit status."""
 
@@ -189,6 +211,7 @@ class Spamd:
                  nobody=True, logname="spamd.log", listen=("127.0.0.1",),
                  cports=None, stutter=(0, 0)):
         self.tmp = tmp or tempfile.mkdtemp(prefix="spamd-fault-%s." % name)
+        writer_reach(self.tmp)
         self.db = db or os.path.join(self.tmp, "db")
         self.listen = list(listen)
         self.port = pick_port(self.listen or "127.0.0.1", *ports)
@@ -473,7 +496,7 @@ def file_fw_spamd(tmp, ports, extra=(), logname="spamd.err",
     from the script's range, --fw file at tmp/white (as .fw), its own -W
     and -h defaults, not --user nobody; waits until it accepts and its
     writer has started (raises if need_writer and it has not)."""
-    fw = os.path.join(tmp, "white")
+    fw = os.path.join(writer_dir(tmp, "fw"), "white")
     d = Spamd(os.path.splitext(logname)[0], tmp=tmp, workers=None,
               hostname=None, nobody=False, ports=ports, config_port=True,
               logname=logname,

@@ -75,6 +75,9 @@ def killed_engine():
         R.check("the writer attaches engine 0's successor",
                 d.wait_log("event=engine_attach engine=1 ok=1", fl.slow(10)),
                 d.log_tail(4))
+        # the writer attaches at the fork; the engine logs its start
+        # once it is set up (later, under valgrind)
+        fl.wait_for(lambda: len(engine_pids(d, 0)) >= 2, fl.slow(10))
         new = engine_pids(d, 0)
         R.check("a new engine 0 started", len(new) == 2 and
                 new[-1] != old[-1], "engine 0 pids %s" % new)
