@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -107,6 +108,11 @@ struct main_opts {
 	const char	*ctl_socket;
 	char		 ctl_path[PATH_MAX];	/* made absolute */
 	int		 seccomp_mode;	/* (added) --seccomp (sandbox.h) */
+	/* (added) bounds on what one client can make us store */
+	int		 max_rcpt;		/* --max-rcpt */
+	int		 max_new_tuples;	/* --max-new-tuples */
+	long long	 min_free_mb;		/* --min-free N (MB) */
+	int		 min_free_pct;		/* --min-free N% */
 };
 
 /* One child process. */
@@ -130,6 +136,7 @@ enum {
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
 	OPT_CTL_SOCKET,
 	OPT_SECCOMP,
+	OPT_MAX_RCPT, OPT_MAX_NEW, OPT_MIN_FREE,
 };
 
 static const struct option main_longopts[] = {
@@ -177,6 +184,9 @@ static const struct option main_longopts[] = {
 	{ "dns-skip-white",	required_argument, NULL, OPT_DNS_SKIP_WHITE },
 	{ "ctl-socket",		required_argument, NULL, OPT_CTL_SOCKET },
 	{ "seccomp",		required_argument, NULL, OPT_SECCOMP },
+	{ "max-rcpt",		required_argument, NULL, OPT_MAX_RCPT },
+	{ "max-new-tuples",	required_argument, NULL, OPT_MAX_NEW },
+	{ "min-free",		required_argument, NULL, OPT_MIN_FREE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -194,7 +204,8 @@ main_usage(int status)
 "             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
 "             [--config-port PORT] [--commit-window MS] [--pass-seconds N]\n"
 "             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
-"             [--max-per-client N] [--user NAME] [--chroot DIR]\n"
+"             [--max-per-client N] [--max-rcpt N] [--max-new-tuples N]\n"
+"             [--min-free MB|PCT%%] [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
 "             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv|json]\n"
@@ -225,6 +236,41 @@ main_num(const char *flag, const char *arg, long long lo, long long hi)
 		exit(1);
 	}
 	return v;
+}
+
+/*
+ * main_min_free - (added) --min-free: "N" or "NMB" (MB, 0..1048576; 0 is
+ * off) or "N%" (of the filesystem's size, 0..99)
+ */
+static void
+main_min_free(struct main_opts *o, const char *arg)
+{
+	char buf[32];
+	size_t n;
+
+	if (strlcpy(buf, arg, sizeof(buf)) >= sizeof(buf))
+		goto bad;
+	n = strlen(buf);
+	if (n > 1 && buf[n - 1] == '%') {
+		buf[n - 1] = '\0';
+		o->min_free_pct = (int)main_num("--min-free (percent)", buf, 0,
+		    99);
+		o->min_free_mb = 0;
+		return;
+	}
+	if (n > 2 && strcasecmp(buf + n - 2, "MB") == 0)
+		buf[n - 2] = '\0';
+	else if (n > 1 && (buf[n - 1] == 'M' || buf[n - 1] == 'm'))
+		buf[n - 1] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		goto bad;
+	o->min_free_mb = main_num("--min-free (MB)", buf, 0, 1048576);
+	o->min_free_pct = 0;
+	return;
+bad:
+	fprintf(stderr, "spamd: --min-free %s: want MB (e.g. 64) or a "
+	    "percentage (e.g. 5%%)\n", arg);
+	exit(1);
 }
 
 /* main_dns_mode - (added) --rdns / --helo-check: off, log or tarpit */
@@ -382,6 +428,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->config_port = 8026;
 	o->commit_ms = 1000;
 	o->max_per_client = 10;
+	o->max_rcpt = SESSION_RCPT_DEFAULT;		/* (added) */
+	o->max_new_tuples = GREY_MAX_NEW_DEFAULT;	/* (added) */
+	o->min_free_mb = GREY_MIN_FREE_DEFAULT;		/* (added) */
 	o->user = "_spamd";
 	o->chroot_dir = "/var/empty";
 	/* (added) SPAMD_SECCOMP sets the default of --seccomp (debugging) */
@@ -561,6 +610,15 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			}
 			break;
 		case OPT_CTL_SOCKET: o->ctl_socket = optarg; break;
+		case OPT_MAX_RCPT:	/* (added) no "off": 1..100000 */
+			o->max_rcpt = (int)main_num("--max-rcpt", optarg, 1,
+			    SESSION_RCPT_LIMIT);
+			break;
+		case OPT_MAX_NEW:	/* (added) no "off" either */
+			o->max_new_tuples = (int)main_num("--max-new-tuples",
+			    optarg, 1, GREY_MAX_NEW_LIMIT);
+			break;
+		case OPT_MIN_FREE: main_min_free(o, optarg); break;
 		case OPT_HELP: main_usage(0);
 		default: main_usage(1);
 		}
@@ -1110,6 +1168,10 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
+	/* (added) bounds on new tuples */
+	gc.max_new_tuples = o.max_new_tuples;
+	gc.min_free_bytes = (int64_t)o.min_free_mb << 20;
+	gc.min_free_pct = o.min_free_pct;
 	/* (added) a restart comes back here with new socketpairs; this
 	 * process keeps the listeners and the config port open throughout,
 	 * so clients wait in the backlog until the new engines accept */
@@ -1169,6 +1231,7 @@ main_respawn:
 			ec.maxblack = o.maxblack;
 			ec.budget = budget;
 			ec.max_per_client = o.max_per_client;
+			ec.max_rcpt = o.max_rcpt;	/* (added) */
 			ec.stutter_secs = o.stutter_secs;
 			ec.stutter_delay = o.stutter_delay;
 			ec.rcvbuf = o.rcvbuf;
