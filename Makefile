@@ -9,8 +9,9 @@
 #   make install DESTDIR=... PREFIX=...
 #
 # Sources are picked up by folder so parts can grow without editing this
-# file: every greydb/*.c but greyctl*.c is libgreydb, every spamd/*.c but
-# the program entry points (main.c, setup_main.c) is libspamd, every
+# file: every greydb/*.c but greyctl*.c is libgreydb, every spamd/*/*.c
+# (engine/, writer/, setup/, common/) but the program entry points
+# (spamd/main.c, spamd/setup/setup_main.c) is libspamd, every
 # pf-sync/*.c but greylogd_main.c (build/greylogd) is libpfsync, and
 # each tests/unit/test_*.c, tests/helpers/*.c and bench/*.c is its own
 # program linked against all three libraries.
@@ -40,7 +41,7 @@ TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 GREYDB_SRC = $(filter-out greydb/greyctl%.c,$(wildcard greydb/*.c))
 GREYCTL_SRC = $(wildcard greydb/greyctl*.c)
-SPAMD_LIB_SRC = $(filter-out spamd/main.c spamd/setup_main.c,$(wildcard spamd/*.c))
+SPAMD_LIB_SRC = $(filter-out spamd/setup/setup_main.c,$(wildcard spamd/*/*.c))
 PFSYNC_SRC = $(filter-out pf-sync/greylogd_main.c,$(wildcard pf-sync/*.c))
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 HELPER_SRC = $(wildcard tests/helpers/*.c)
@@ -58,7 +59,7 @@ LINKLIBS  = -Wl,--start-group $(ALLLIBS) -Wl,--end-group $(LIBS)
 
 PROGS = $(if $(GREYCTL_SRC),$(BUILD)/greyctl) \
         $(if $(wildcard spamd/main.c),$(BUILD)/spamd) \
-        $(if $(wildcard spamd/setup_main.c),$(BUILD)/spamd-setup) \
+        $(if $(wildcard spamd/setup/setup_main.c),$(BUILD)/spamd-setup) \
         $(if $(wildcard pf-sync/greylogd_main.c),$(BUILD)/greylogd)
 UNIT_BINS   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 HELPER_BINS = $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRC))
@@ -89,8 +90,8 @@ $(BUILD)/greyctl: $(call obj,$(GREYCTL_SRC)) $(ALLLIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,$(GREYCTL_SRC)) $(LINKLIBS)
 $(BUILD)/spamd: $(call obj,spamd/main.c) $(ALLLIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,spamd/main.c) $(LINKLIBS)
-$(BUILD)/spamd-setup: $(call obj,spamd/setup_main.c) $(ALLLIBS)
-	$(CC) $(LDFLAGS) -o $@ $(call obj,spamd/setup_main.c) $(LINKLIBS)
+$(BUILD)/spamd-setup: $(call obj,spamd/setup/setup_main.c) $(ALLLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(call obj,spamd/setup/setup_main.c) $(LINKLIBS)
 $(BUILD)/greylogd: $(call obj,pf-sync/greylogd_main.c) $(ALLLIBS)
 	$(CC) $(LDFLAGS) -o $@ $(call obj,pf-sync/greylogd_main.c) $(LINKLIBS)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(ALLLIBS)

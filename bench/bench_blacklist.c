@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "spamd/blacklist.h"
+#include "spamd/common/blacklist.h"
 
 #define NLISTS		4
 #define NLOOKUPS	20000000UL

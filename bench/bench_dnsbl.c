@@ -23,8 +23,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "spamd/dnsbl.h"
-#include "spamd/log.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/common/log.h"
 
 #define BENCH_ENTRIES	100000
 #define BENCH_BATCH	1000

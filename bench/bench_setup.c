@@ -27,8 +27,8 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/setup.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/setup/setup.h"
 
 #define NLOOKUPS	5000000UL
 #define BASELINE_N	100000

@@ -28,8 +28,8 @@
 
 #include <event2/event.h>
 
-#include "spamd/grey_rcpt.h"
-#include "spamd/log.h"
+#include "spamd/writer/grey_rcpt.h"
+#include "spamd/common/log.h"
 
 #define BENCH_PROBES	20000	/* distinct addresses per reuse run */
 #define BENCH_BASELINE	4000	/* probes of the one-per-probe run */

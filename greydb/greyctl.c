@@ -23,7 +23,7 @@
  *   environment open makes the next opener run recovery, and the daemon
  *   then has to reopen its handle.
  * - Once the arguments are checked and the store is open, a seccomp
- *   filter (spamd/sandbox.c) keeps greyctl to the calls it still needs:
+ *   filter (spamd/common/sandbox.c) keeps greyctl to the calls it still needs:
  *   no network socket, no exec, no new process (--seccomp, as spamd's).
  */
 #include <errno.h>
@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
-#include "spamd/sandbox.h"
+#include "spamd/common/sandbox.h"
 
 /* getopt_long's value for --seccomp (no short form) */
 #define OPT_SECCOMP	256

@@ -1,6 +1,6 @@
 /*
  * greyctl_explain.c - greyctl's side of spamd's control socket
- * (<dir>/spamd.sock, see spamd/grey_ctl.c) and `greyctl explain ADDRESS`:
+ * (<dir>/spamd.sock, see spamd/writer/grey_ctl.c) and `greyctl explain ADDRESS`:
  * what the store and the running daemon know about one address, ending
  * with one sentence on why the host does or does not reach the real MX.
  * The daemon's answer includes the DNSBL zones (the writer asks them while
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
-#include "spamd/sandbox.h"
+#include "spamd/common/sandbox.h"
 
 #define EXPLAIN_ANSWER_MAX	65536	/* bytes of one daemon answer */
 #define EXPLAIN_TIMEOUT_SECS	10

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "greydb/greyctl.h"
-#include "spamd/sandbox.h"
+#include "spamd/common/sandbox.h"
 
 #define IMPORT_LINE_MAX	2048	/* a GREY line is at most ~900 bytes */
 #define IMPORT_FIELDS	10

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "spamd/common/verdict.h"
+
 #define GDB_DEFAULT_DIR   "/var/db/spamd"
 #define GDB_ADDR_MAX      46	/* INET6_ADDRSTRLEN: canonical IP text + NUL */
 #define GDB_HELO_MAX      256	/* stored HELO, NUL included (longer is cut) */
@@ -104,21 +106,8 @@ struct gdb_opts {
 
 struct gdb;
 
-/* Outcome of gdb_tuple_seen. */
-enum gdb_result {
-	GDB_R_NEW = 1,		/* first time this tuple was seen */
-	GDB_R_GREY,		/* seen again, passtime not reached yet */
-	GDB_R_PASSED,		/* passed now: the ip got a WHITE entry */
-	GDB_R_WHITE,		/* ip already WHITE (entry refreshed) */
-	GDB_R_TRAPPED,		/* ip is TRAPPED (never whitelisted) */
-	GDB_R_TRAP,		/* to is a spamtrap or outside allowed
-				 * domains: the ip was trapped now */
-	GDB_R_REFUSED,		/* (added) would be NEW, but new tuples
-				 * are refused (gdb_tuple.new_left spent,
-				 * or gdb_set_no_new_grey): nothing was
-				 * written; rec is what NEW would have
-				 * stored */
-};
+/* Outcome of gdb_tuple_seen: enum gdb_result, GDB_R_* in
+ * spamd/common/verdict.h (the engine reads them without this header). */
 
 /* gdb_open - open (and with opts->create make) the environment in dir */
 int	gdb_open(struct gdb **out, const char *dir, const struct gdb_opts *opts,

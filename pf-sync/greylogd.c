@@ -26,7 +26,7 @@
 #include "pf-sync/fw.h"
 #include "pf-sync/greylogd.h"
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define READ_BURST	64		/* datagrams read per wakeup */
 #define RECV_BUF	65536		/* one netlink read */

@@ -29,8 +29,8 @@
 #include "pf-sync/fw.h"
 #include "pf-sync/greylogd.h"
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
-#include "spamd/privsep.h"
+#include "spamd/common/log.h"
+#include "spamd/common/privsep.h"
 
 #define MAIN_MAX_TARGETS 32
 

@@ -132,6 +132,7 @@ enum psync_drop {
 	PSYNC_D_STALE,		/* counter behind the window, not a restart */
 	PSYNC_D_OWN,		/* one of our own packets */
 	PSYNC_D_TOOMANY,	/* more entries than the caller's array */
+	PSYNC_D_PEER,		/* source is not an accepted peer */
 	PSYNC_D_MAX
 };
 
@@ -198,33 +199,46 @@ void	psync_key_from_bytes(const void *data, size_t len,
 /* ---- replay window (sync_replay.c) ---- */
 
 /*
- * Per-peer (source address and port) replay protection. A peer is the
- * source address and port: OpenBSD's spamd and spamlogd on one host send
- * from one address with two independent random counters. The rule, for
- * a packet
- * that already passed the HMAC check, with c its counter and ts the
- * oldest and newest TLV timestamps in it (none for an END-only packet):
+ * Per-peer replay protection. A peer is the source address only, never
+ * the port: keyed by address and port, a captured packet resent from a
+ * new source port met an empty window and got in (a GREY replayed past
+ * the pass time whitelisted its tuple). Several senders on one address
+ * (our spamd and greylogd, OpenBSD's spamd and spamlogd: independent
+ * random counters) each get a window of their own, a "stream", told
+ * apart by counter: up to PSYNC_REPLAY_STREAMS per address. The rule,
+ * for a packet that already passed the HMAC check, with c its counter
+ * and ts the oldest and newest TLV timestamps in it (none for an
+ * END-only packet):
  * 1. age: if ts_min < now - max_age the packet is STALE (an old packet
- *    replayed after we restarted and forgot the peer). Off if max_age 0.
- * 2. a peer we have no state for is accepted: OpenBSD starts its counter
- *    at a random value, so the first packet sets the window.
- * 3. d = c - highest (mod 2^32, signed, serial-number arithmetic):
- *    d > 0: newer, accepted, the window slides;
- *    -64 < d <= 0: inside the 64-packet window: accepted once (UDP
- *    reorders), a second time is a REPLAY;
- *    d <= -64: behind the window. A peer that restarted picks a new
- *    random counter, so this is taken as a restart and the window reset
- *    when ts_min > the newest timestamp ever accepted from the peer (a
- *    replayed packet cannot be newer than what we already saw); else it
- *    is STALE. A restarted peer's packets of the same second as its last
- *    packet before the restart are therefore dropped until its clock
- *    moves on (one second at most).
- * The table holds at most max_peers peers; the least recently heard is
- * forgotten first.
- * Limits: UDP sources can be forged, and rule 2 accepts a new source, so
- * a captured packet replayed from a fresh source address or port gets in
- * once per source; rule 1 bounds that to packets younger than max_age.
+ *    replayed). Off if max_age 0.
+ * 2. an address we have no state for: accepted, its counter opens the
+ *    first window (OpenBSD starts its counter at a random value), unless
+ *    ts_min < the table's start time (psync_replay_since; we restarted:
+ *    a packet stamped before we started was captured and resent, e.g. a
+ *    TRAPPED that greyctl -d removed). A peer's clock running behind
+ *    ours costs its packets of those seconds after our start.
+ * 3. the packet belongs to the window whose highest counter is closest,
+ *    with d = c - highest (mod 2^32, signed, serial-number arithmetic)
+ *    and -65536 < d <= 65536: -64 < d <= 0: inside the window: accepted once (UDP
+ *    reorders), a second time is a REPLAY; -65536 < d <= -64: just
+ *    behind it: an old packet of that sender, STALE (unless ts_min is
+ *    newer than all the address sent: rule 4); 0 < d <= 65536:
+ *    the sender's next packet, accepted, the window slides.
+ * 4. near no window: another sender on this address, or one that
+ *    restarted with a new random counter: a new window is opened (the
+ *    least recently heard one is reused when all are taken) when
+ *    ts_min >= the newest timestamp ever accepted from the address (a
+ *    replayed packet is not newer than what we already saw, and the
+ *    packets of the last second are inside or just behind a window);
+ *    else (or with no timestamp) STALE. A packet in flight while a
+ *    sender on the same address sent a newer one is dropped with it.
+ * The table holds at most max_peers addresses; the least recently heard
+ * is forgotten first. Only packets from accepted sources (the -Y peers,
+ * --sync-accept, the multicast interface's subnets) reach this table.
+ * Limits: UDP sources can be forged; a peer forgotten (table full) is
+ * as after our restart, covered by rules 1 and 2.
  */
+#define PSYNC_REPLAY_STREAMS	4
 struct psync_replay;
 
 /* psync_replay_new - an empty table (max_peers 0 = 1024, max_age seconds,
@@ -240,7 +254,10 @@ void	psync_replay_free(struct psync_replay *r);
 enum psync_drop psync_replay_check(struct psync_replay *r,
 	    const struct sockaddr *peer, uint32_t counter, int have_ts,
 	    uint32_t ts_min, uint32_t ts_max, int64_t now);
-/* psync_replay_peers - peers currently tracked */
+/* psync_replay_since - an address we hold nothing of opens its first
+ * window only with ts_min >= since (our start; 0 = off) */
+void	psync_replay_since(struct psync_replay *r, int64_t since);
+/* psync_replay_peers - peers (addresses) currently tracked */
 size_t	psync_replay_peers(const struct psync_replay *r);
 
 /* ---- store (sync_apply.c) ---- */
@@ -299,6 +316,9 @@ struct psync_opts {
 	uint16_t	 port;		/* 0 = 8025, for -y and default -Y */
 	int		 deletions;	/* accept DEL types (off by default) */
 	int64_t		 max_age;	/* replay age limit, s (0 = 3600) */
+	int		 any_source;	/* 1: accept packets from any source
+					 * (test helpers); 0: only -Y peers,
+					 * psync_accept, multicast subnets */
 	psync_recv_fn	 recv;		/* may be NULL (send only) */
 	void		*arg;
 };
@@ -321,6 +341,13 @@ int	psync_listen(struct psync *ps, const char *spec, struct psync_err *err);
  */
 int	psync_add_target(struct psync *ps, const char *spec, int deletions,
 	    struct psync_err *err);
+/*
+ * psync_accept - accept packets from spec too: an IPv4/IPv6 address or
+ * address/prefix-length. Without it only the -Y unicast peers' addresses
+ * (as resolved when added) and, with -y interface (multicast), the
+ * subnets of that interface's IPv4 addresses are accepted.
+ */
+int	psync_accept(struct psync *ps, const char *spec, struct psync_err *err);
 /* psync_send_grey - send a GREY (or GREY6) tuple to every target */
 int	psync_send_grey(struct psync *ps, const char *ip, const char *helo,
 	    const char *from, const char *to, int64_t now);

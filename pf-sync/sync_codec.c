@@ -41,6 +41,7 @@ static const char *const drop_names[PSYNC_D_MAX] = {
 	[PSYNC_D_STALE] = "stale",
 	[PSYNC_D_OWN] = "own",
 	[PSYNC_D_TOOMANY] = "too_many",
+	[PSYNC_D_PEER] = "peer",
 };
 
 /* psync_drop_name - short name of a drop reason */

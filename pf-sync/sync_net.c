@@ -11,6 +11,17 @@
  * are bound to. The port matters so that two instances on one host (and
  * tests on loopback) can talk, while our own multicast, looped back to
  * us, is still recognised.
+ *
+ * Sources: a packet is read only from an accepted source (before the HMAC
+ * is even computed): the addresses a -Y host resolved to when it was
+ * added, the --sync-accept addresses and prefixes (psync_accept), and,
+ * with -y interface (multicast), the subnets of that interface's IPv4
+ * addresses at start: the group is joined on one link and sent with TTL
+ * 1 by default, so its members are the hosts on that link; a member's
+ * source is in the link's subnet. Anything else is dropped as "peer",
+ * counted and logged at most once every PEER_LOG_SECS with the source.
+ * Why: the key is shared by every peer and a captured packet stays valid
+ * under it; only a known sender may start or move a replay window.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +31,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,12 +43,21 @@
 #include <event2/event.h>
 
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define MAX_ENTRIES	((PSYNC_PKT_MAX - PSYNC_HDR_LEN) / 16 + 1)
 #define MAX_PORTS	16
 #define READ_BURST	64	/* datagrams read per wakeup */
 #define OWN_REFRESH	60	/* seconds between getifaddrs calls */
+#define MAX_ACCEPT	256	/* accepted sources (peers, prefixes) */
+#define PEER_LOG_SECS	10	/* one "peer" drop line per this time */
+
+/* One accepted source: family, address, prefix length. */
+struct psync_src {
+	int		 family;
+	uint8_t		 a[16];
+	int		 bits;
+};
 
 struct psync_target {
 	TAILQ_ENTRY(psync_target) entry;
@@ -71,6 +92,11 @@ struct psync {
 	struct sockaddr_storage	*own;
 	size_t			 nown;
 	int64_t			 own_at;
+	int			 any_source;
+	struct psync_src	 accept[MAX_ACCEPT];
+	size_t			 naccept;
+	int64_t			 peer_log_at;	/* last "peer" drop line */
+	uint64_t		 peer_log_skipped;
 	uint8_t			 rbuf[PSYNC_PKT_MAX + 1];
 	struct psync_entry	 ents[MAX_ENTRIES];
 };
@@ -236,6 +262,171 @@ drop(struct psync *ps, const struct sockaddr *from, enum psync_drop reason,
 		    psync_drop_name(reason), msg);
 }
 
+/* src_add - accept packets from family/a/bits; 0, or -1 when full */
+static int
+src_add(struct psync *ps, int family, const void *a, int bits)
+{
+	struct psync_src *s;
+	size_t i, len = family == AF_INET6 ? 16 : 4;
+
+	for (i = 0; i < ps->naccept; i++)
+		if (ps->accept[i].family == family &&
+		    ps->accept[i].bits == bits &&
+		    memcmp(ps->accept[i].a, a, len) == 0)
+			return 0;
+	if (ps->naccept >= MAX_ACCEPT)
+		return -1;
+	s = &ps->accept[ps->naccept++];
+	memset(s, 0, sizeof(*s));
+	s->family = family;
+	memcpy(s->a, a, len);
+	s->bits = bits;
+	return 0;
+}
+
+/* src_add_sa - accept packets from one host's socket address */
+static void
+src_add_sa(struct psync *ps, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		(void)src_add(ps, AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, 32);
+	else if (sa->sa_family == AF_INET6)
+		(void)src_add(ps, AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, 128);
+}
+
+/* src_ok - 1 if from is an accepted source */
+static int
+src_ok(const struct psync *ps, const struct sockaddr *from)
+{
+	const uint8_t *a;
+	const struct psync_src *s;
+	size_t i;
+	int bits;
+
+	if (ps->any_source)
+		return 1;
+	if (from->sa_family == AF_INET)
+		a = (const uint8_t *)&((const struct sockaddr_in *)
+		    (const void *)from)->sin_addr;
+	else if (from->sa_family == AF_INET6)
+		a = (const uint8_t *)&((const struct sockaddr_in6 *)
+		    (const void *)from)->sin6_addr;
+	else
+		return 0;
+	for (i = 0; i < ps->naccept; i++) {
+		s = &ps->accept[i];
+		if (s->family != from->sa_family)
+			continue;
+		bits = s->bits;
+		if (memcmp(s->a, a, (size_t)bits / 8) != 0)
+			continue;
+		if (bits % 8 != 0 && ((s->a[bits / 8] ^ a[bits / 8]) &
+		    (uint8_t)(0xff << (8 - bits % 8))) != 0)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+/* drop_peer - count a packet from a source that is not a peer; log one
+ * line with the source at most every PEER_LOG_SECS */
+static void
+drop_peer(struct psync *ps, const struct sockaddr *from, int64_t now)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	ps->c.dropped[PSYNC_D_PEER]++;
+	if (ps->peer_log_at != 0 && now - ps->peer_log_at < PEER_LOG_SECS) {
+		ps->peer_log_skipped++;
+		return;
+	}
+	log_warnx("event=sync_drop reason=peer peer=%s port=%u "
+	    "not_logged=%llu msg=\"source is not a -Y peer nor "
+	    "--sync-accept\"", sa_text(from, a, sizeof(a)),
+	    ntohs(sa_port(from)), (unsigned long long)ps->peer_log_skipped);
+	ps->peer_log_at = now;
+	ps->peer_log_skipped = 0;
+}
+
+/* psync_accept - accept packets from an address or address/prefix */
+int
+psync_accept(struct psync *ps, const char *spec, struct psync_err *err)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	uint8_t a[16];
+	const char *slash, *errstr = NULL;
+	int family, bits;
+
+	slash = strchr(spec, '/');
+	if ((size_t)(slash != NULL ? slash - spec : (ptrdiff_t)strlen(spec)) >=
+	    sizeof(host)) {
+		neterr(err, "sync: --sync-accept %s: not an address", spec);
+		return -1;
+	}
+	strlcpy(host, spec, slash != NULL ? (size_t)(slash - spec) + 1 :
+	    sizeof(host));
+	if (inet_pton(AF_INET, host, a) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, host, a) == 1)
+		family = AF_INET6;
+	else {
+		neterr(err, "sync: --sync-accept %s: not an IPv4/IPv6 address"
+		    "[/len]", spec);
+		return -1;
+	}
+	bits = family == AF_INET ? 32 : 128;
+	if (slash != NULL)
+		bits = (int)strtonum(slash + 1, 0, bits, &errstr);
+	if (errstr != NULL) {
+		neterr(err, "sync: --sync-accept %s: prefix length %s", spec,
+		    errstr);
+		return -1;
+	}
+	if (src_add(ps, family, a, bits) == -1) {
+		neterr(err, "sync: --sync-accept %s: more than %d sources",
+		    spec, MAX_ACCEPT);
+		return -1;
+	}
+	log_info("event=sync_accept source=%s", spec);
+	return 0;
+}
+
+/* src_add_iface - accept the subnets of interface ifindex's IPv4
+ * addresses (the members of a multicast group joined there) */
+static void
+src_add_iface(struct psync *ps, unsigned ifindex)
+{
+	struct ifaddrs *ifa, *i;
+	const struct sockaddr_in *a, *m;
+	uint8_t net[4];
+	uint32_t mask;
+	int bits, k;
+	char buf[INET_ADDRSTRLEN];
+
+	if (getifaddrs(&ifa) == -1)
+		return;
+	for (i = ifa; i != NULL; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
+		    i->ifa_netmask == NULL || i->ifa_name == NULL ||
+		    if_nametoindex(i->ifa_name) != ifindex)
+			continue;
+		a = (const void *)i->ifa_addr;
+		m = (const void *)i->ifa_netmask;
+		mask = ntohl(m->sin_addr.s_addr);
+		for (bits = 0, k = 31; k >= 0 && (mask >> k & 1); k--)
+			bits++;
+		mask = htonl(mask) & a->sin_addr.s_addr;
+		memcpy(net, &mask, 4);
+		(void)src_add(ps, AF_INET, net, bits);
+		log_info("event=sync_accept source=%s/%d iface=%s",
+		    inet_ntop(AF_INET, net, buf, sizeof(buf)), bits,
+		    i->ifa_name);
+	}
+	freeifaddrs(ifa);
+}
+
 /* handle - check and deliver one received datagram */
 static void
 handle(struct psync *ps, const uint8_t *pkt, size_t len,
@@ -249,6 +440,10 @@ handle(struct psync *ps, const uint8_t *pkt, size_t len,
 	ps->c.received++;
 	if (is_own(ps, from, now)) {
 		drop(ps, from, PSYNC_D_OWN, "own packet");
+		return;
+	}
+	if (!src_ok(ps, from)) {
+		drop_peer(ps, from, now);
 		return;
 	}
 	n = psync_decode(pkt, len, ps->key, ps->keylen, ps->deletions,
@@ -340,6 +535,7 @@ psync_new(struct event_base *base, const struct psync_opts *o,
 	}
 	ps->port = o->port != 0 ? o->port : PSYNC_PORT;
 	ps->deletions = o->deletions;
+	ps->any_source = o->any_source;
 	ps->recv = o->recv;
 	ps->arg = o->arg;
 	ps->lfd = ps->sfd4 = ps->sfd6 = -1;
@@ -353,6 +549,7 @@ psync_new(struct event_base *base, const struct psync_opts *o,
 		free(ps);
 		return NULL;
 	}
+	psync_replay_since(ps->replay, (int64_t)time(NULL));
 	if (ps->keylen == 0)
 		log_warnx("event=sync_nokey msg=\"sync runs without "
 		    "authentication\"");
@@ -495,6 +692,7 @@ psync_listen(struct psync *ps, const char *spec, struct psync_err *err)
 		}
 		ps->mcast_ifindex = ifindex;
 		ps->mcast_ttl = ttl;
+		src_add_iface(ps, ifindex);
 	}
 	ps->lev = event_new(ps->base, fd, EV_READ | EV_PERSIST, on_read, ps);
 	if (ps->lev == NULL || event_add(ps->lev, NULL) == -1) {
@@ -583,7 +781,7 @@ psync_add_target(struct psync *ps, const char *spec, int deletions,
     struct psync_err *err)
 {
 	struct psync_target *t;
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo hints, *res = NULL, *ai;
 	struct sockaddr_in *sin;
 	char host[256], port[16];
 	const char *errstr = NULL;
@@ -647,6 +845,9 @@ psync_add_target(struct psync *ps, const char *spec, int deletions,
 	}
 	memcpy(&t->ss, res->ai_addr, res->ai_addrlen);
 	t->sslen = res->ai_addrlen;
+	/* every address the name has now: the peer may send from any */
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		src_add_sa(ps, ai->ai_addr);
 	freeaddrinfo(res);
 	if ((t->fd = send_fd(ps, t->ss.ss_family, err)) == -1) {
 		free(t);

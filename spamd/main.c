@@ -27,13 +27,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "spamd/dnsbl.h"
-#include "spamd/engine.h"
-#include "spamd/grey.h"
-#include "spamd/grey_rcpt.h"
-#include "spamd/log.h"
-#include "spamd/tls.h"
-#include "spamd/sandbox.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/engine/engine.h"
+#include "spamd/writer/grey.h"
+#include "spamd/writer/grey_rcpt.h"
+#include "spamd/common/log.h"
+#include "spamd/engine/tls.h"
+#include "spamd/common/sandbox.h"
 
 #define MAIN_MAX_WORKERS	64
 #define MAIN_FD_RESERVE		16	/* descriptors an engine needs besides
@@ -72,6 +72,7 @@ struct main_opts {
 	int		 config_port;
 	int		 commit_ms;
 	int		 max_per_client;
+	int		 prefix6;	/* --per-client-prefix6 */
 	const char	*user;
 	int		 user_given;
 	const char	*chroot_dir;
@@ -89,6 +90,8 @@ struct main_opts {
 	int		 sync_port;
 	const char	*sync_key;
 	int		 sync_no_auth, sync_white, sync_deletions;
+	const char	*sync_accept[GREY_SYNC_MAX_TARGETS];	/* more peers */
+	int		 nsync_accept;
 	const char	*http_listen;
 	/* (added) invalid recipients (grey_rcpt.h) */
 	const char	*valid_rcpt;
@@ -135,7 +138,7 @@ enum {
 	OPT_DNSBL, OPT_DNSBL_FILE, OPT_DNSBL_TIMEOUT, OPT_DNS_SERVER,
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
 	OPT_CTL_SOCKET,
-	OPT_SECCOMP,
+	OPT_SECCOMP, OPT_PREFIX6, OPT_SYNC_ACCEPT,
 	OPT_MAX_RCPT, OPT_MAX_NEW, OPT_MIN_FREE,
 };
 
@@ -151,6 +154,8 @@ static const struct option main_longopts[] = {
 	{ "white-seconds",	required_argument, NULL, OPT_WHITE },
 	{ "trap-seconds",	required_argument, NULL, OPT_TRAP },
 	{ "max-per-client",	required_argument, NULL, OPT_PERCLIENT },
+	{ "per-client-prefix6",	required_argument, NULL, OPT_PREFIX6 },
+	{ "sync-accept",	required_argument, NULL, OPT_SYNC_ACCEPT },
 	{ "user",		required_argument, NULL, OPT_USER },
 	{ "chroot",		required_argument, NULL, OPT_CHROOT },
 	{ "fw",			required_argument, NULL, OPT_FW },
@@ -204,14 +209,16 @@ main_usage(int status)
 "             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
 "             [--config-port PORT] [--commit-window MS] [--pass-seconds N]\n"
 "             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
-"             [--max-per-client N] [--max-rcpt N] [--max-new-tuples N]\n"
-"             [--min-free MB|PCT%%] [--user NAME] [--chroot DIR]\n"
+"             [--max-per-client N] [--per-client-prefix6 LEN]\n"
+"             [--max-rcpt N] [--max-new-tuples N] [--min-free MB|PCT%%]\n"
+"             [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
 "             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv|json]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
-"             [--sync-deletions] [--http-listen ADDR:PORT]\n"
+"             [--sync-deletions] [--sync-accept ADDR[/LEN]]...\n"
+"             [--http-listen ADDR:PORT]\n"
 "             [--valid-rcpt FILE] [--verify-mx HOST[:PORT]]\n"
 "             [--verify-cache-valid SECS] [--verify-cache-invalid SECS]\n"
 "             [--verify-rate N] [--invalid-trap N]\n"
@@ -428,6 +435,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->config_port = 8026;
 	o->commit_ms = 1000;
 	o->max_per_client = 10;
+	o->prefix6 = ENGINE_PREFIX6_DEFAULT;
 	o->max_rcpt = SESSION_RCPT_DEFAULT;		/* (added) */
 	o->max_new_tuples = GREY_MAX_NEW_DEFAULT;	/* (added) */
 	o->min_free_mb = GREY_MIN_FREE_DEFAULT;		/* (added) */
@@ -514,6 +522,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			o->max_per_client = (int)main_num("--max-per-client",
 			    optarg, 0, 10000000);
 			break;
+		case OPT_PREFIX6:
+			o->prefix6 = (int)main_num("--per-client-prefix6",
+			    optarg, 48, 128);
+			break;
 		case OPT_USER:
 			o->user = optarg;
 			o->user_given = 1;
@@ -555,6 +567,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case OPT_SYNC_NOAUTH: o->sync_no_auth = 1; break;
 		case OPT_SYNC_WHITE: o->sync_white = 1; break;
 		case OPT_SYNC_DEL: o->sync_deletions = 1; break;
+		case OPT_SYNC_ACCEPT:
+			main_add("--sync-accept", o->sync_accept,
+			    &o->nsync_accept, GREY_SYNC_MAX_TARGETS, optarg);
+			break;
 		case OPT_HTTP: o->http_listen = optarg; break;
 		case OPT_VALID_RCPT: o->valid_rcpt = optarg; break;
 		case OPT_VERIFY_MX: o->verify_mx = optarg; break;
@@ -964,6 +980,8 @@ main(int argc, char **argv)
 	if ((budget = engine_budget_new(o.workers, o.maxcon,
 	    o.maxblack)) == NULL)
 		fatal("engine_budget_new");
+	/* (added) --max-per-client counted daemon-wide on the same page */
+	engine_budget_clients(budget, o.max_per_client, o.prefix6);
 
 	/* (added) sync options and key, while errors still reach stderr */
 	memset(&gc, 0, sizeof(gc));
@@ -976,6 +994,9 @@ main(int argc, char **argv)
 	gc.sync_no_auth = o.sync_no_auth;
 	gc.sync_white = o.sync_white;
 	gc.sync_deletions = o.sync_deletions;
+	for (i = 0; i < o.nsync_accept; i++)
+		gc.sync_accept[i] = o.sync_accept[i];
+	gc.nsync_accept = o.nsync_accept;
 	gc.http_listen = o.http_listen;
 	gc.valid_rcpt_file = o.valid_rcpt;
 	gc.verify_mx = o.verify_mx;

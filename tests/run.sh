@@ -29,7 +29,14 @@
 # namespaces) are scripts that print TAP-like lines of their own:
 #   ok - name          not ok - name: why          skip - name: why
 # A script that exits non-zero without printing a "not ok" counts as one
-# failure. The last line is "check: N passed, N failed, N skipped".
+# failure. The last lines are "checks: N distinct, ..." (each check once,
+# whichever passes ran it, and how many results each pass gave) and
+# "check: N passed, N failed, N skipped".
+#
+# On CI (CI=true; SPAMD_STRICT_SKIPS=1 does the same anywhere) a skip
+# counts only when its line matches a reason in tests/skips.allowed;
+# any other skip is a failure: a namespace, a package or a daemon that
+# is missing there is a broken test machine or a broken test.
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 mode=${1:-all}
@@ -38,6 +45,19 @@ export CMOCKA_MESSAGE_OUTPUT=TAP
 log=$(mktemp -d /tmp/spamd-check.XXXXXX)
 pass=0 fail=0 skip=0
 failed_names="" vgroot=""
+strict=0
+if [ "${CI:-}" = true ] || [ "${SPAMD_STRICT_SKIPS:-0}" = 1 ]; then strict=1; fi
+grep -v -E '^(#|$)' "$top/tests/skips.allowed" >"$log/skips.re"
+: >"$log/results"
+
+# pass_of NAME - which pass a tally label belongs to (for the checks line)
+pass_of() {
+	case "$1" in
+	unit/*) echo unit ;; asan/*) echo asan ;; valgrind/*) echo valgrind ;;
+	asan-*) echo asan-scripts ;; valgrind-*) echo valgrind-scripts ;;
+	*) echo scripts ;;
+	esac
+}
 
 # tally FILE NAME - add a result file's ok / not ok / skip lines to the counts
 tally() {
@@ -46,6 +66,22 @@ tally() {
 	if [ "$2" != 0 ] && [ "$f" = 0 ]; then
 		f=1; echo "not ok - $3 exited with status $2" >>"$1"
 	fi
+	if [ "$strict" = 1 ] && [ "$s" != 0 ]; then
+		grep '^skip ' "$1" | grep -v -E -f "$log/skips.re" |
+		    sed 's/^skip - /not ok - skip not allowed on CI (tests\/skips.allowed): /' >"$1.bad"
+		b=$(grep -c . "$1.bad")
+		if [ "$b" != 0 ]; then
+			grep '^skip ' "$1" | grep -E -f "$log/skips.re" >"$1.keep"
+			grep -v '^skip ' "$1" >"$1.rest"
+			cat "$1.rest" "$1.keep" "$1.bad" >"$1"
+			s=$((s - b)); f=$((f + b))
+		fi
+	fi
+	# one line a result: the pass, the label without its pass, the name
+	# (the check's text without its number or its why)
+	k=$(echo "$3" | sed -E 's,^(unit|asan|valgrind)/,,; s,^(asan|valgrind)-,,')
+	grep -E '^(ok|not ok) ' "$1" | sed -E 's/^(not )?ok ([0-9]+ )?- //; s/: .*//' |
+	    sed "s|^|$(pass_of "$3")	$k	|" >>"$log/results"
 	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
 	[ "$f" != 0 ] && failed_names="$failed_names $3"
 	printf '%-44s %4d ok %3d failed %3d skipped\n' "$3" "$p" "$f" "$s"
@@ -322,5 +358,10 @@ esac
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
 echo "logs in $log"
+# the distinct checks (label and name, whichever pass ran them) and the
+# results each pass gave
+d=$(cut -f2,3 "$log/results" | sort -u | grep -c .)
+per=$(cut -f1 "$log/results" | sort | uniq -c | awk '{printf "%s%s %d", NR > 1 ? ", " : "", $2, $1}')
+echo "checks: $d distinct; results per pass: ${per:-none}"
 echo "check: $pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]

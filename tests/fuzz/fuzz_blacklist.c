@@ -2,14 +2,14 @@
  * fuzz_blacklist.c - libFuzzer target: blacklist control messages as the
  * config port receives them, then lookups and reply expansion on what
  * parsed, so a message that loads can never break a connection later.
- * fuzz-sources: spamd/blacklist.c spamd/bltemplate.c
+ * fuzz-sources: spamd/common/blacklist.c spamd/common/bltemplate.c
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "spamd/blacklist.h"
+#include "spamd/common/blacklist.h"
 
 static struct bl_set *fuzz_set;
 

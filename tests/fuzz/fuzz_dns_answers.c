@@ -1,7 +1,7 @@
 /*
  * fuzz_dns_answers.c - libFuzzer target: DNS answers as a hostile or
  * broken name server sends them, through evdns into the DNSBL and
- * reverse-DNS and HELO checks (spamd/dnsbl.c, spamd/rdns.c), plus the
+ * reverse-DNS and HELO checks (spamd/common/dnsbl.c, spamd/common/rdns.c), plus the
  * HELO syntax check on client bytes. A UDP socket on 127.0.0.1 plays the one name
  * server the checker asks; every query it receives is answered from the
  * next slice of the input (rcode, then either records built here - type,
@@ -9,7 +9,7 @@
  * Whatever the answers, each check's callback must run exactly once with
  * sane results (or be cancelled), and every listed zone's message must
  * expand.
- * fuzz-sources: spamd/dnsbl.c spamd/dnsbl_conf.c spamd/rdns.c spamd/blacklist.c spamd/bltemplate.c spamd/log.c
+ * fuzz-sources: spamd/common/dnsbl.c spamd/common/dnsbl_conf.c spamd/common/rdns.c spamd/common/blacklist.c spamd/common/bltemplate.c spamd/common/log.c
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +25,9 @@
 
 #include <event2/event.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/dnsbl.h"
-#include "spamd/log.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/common/log.h"
 
 /* The fake name server and the checker, made once. */
 struct fuzz_dns {

@@ -4,7 +4,7 @@
  * dnsbl_spec_parse, the whole text through dnsbl_conf_read_text and
  * dnsbl_load_text into a live checker; every accepted message must expand,
  * and every accepted zone must give query names that fit.
- * fuzz-sources: spamd/dnsbl.c spamd/dnsbl_conf.c spamd/rdns.c spamd/blacklist.c spamd/bltemplate.c spamd/log.c
+ * fuzz-sources: spamd/common/dnsbl.c spamd/common/dnsbl_conf.c spamd/common/rdns.c spamd/common/blacklist.c spamd/common/bltemplate.c spamd/common/log.c
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,9 +15,9 @@
 
 #include <event2/event.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/dnsbl.h"
-#include "spamd/log.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/common/log.h"
 
 static struct event_base *fuzz_base;
 static struct dnsbl *fuzz_d;

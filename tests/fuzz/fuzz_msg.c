@@ -1,7 +1,7 @@
 /*
  * fuzz_msg.c - libFuzzer target: the engine <-> writer frame decoder fed
  * arbitrary bytes in arbitrary chunks, as a broken or hostile peer would.
- * fuzz-sources: spamd/msg.c
+ * fuzz-sources: spamd/common/msg.c
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 
 #include <event2/buffer.h>
 
-#include "spamd/msg.h"
+#include "spamd/common/msg.h"
 
 /* LLVMFuzzerTestOneInput - feed data in chunks sized by its first byte */
 int

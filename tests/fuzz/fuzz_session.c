@@ -1,13 +1,13 @@
 /*
  * fuzz_session.c - libFuzzer target: the real SMTP state machine
- * (spamd/session.c) fed arbitrary client bytes in arbitrary chunks, in
+ * (spamd/engine/session.c) fed arbitrary client bytes in arbitrary chunks, in
  * each client class (greylisted, greylisted with -b, blacklisted, trapped
  * mid-dialogue), with the output drained in arbitrary pieces as the
  * engine's stutter would. Checks the session's own promises: consumption
  * never exceeds what was offered, a full line buffer always makes
  * progress, tuple strings are bounded and hold no NUL/CR/LF, and every
  * reply is CRLF-terminated.
- * fuzz-sources: spamd/session.c spamd/blacklist.c spamd/bltemplate.c spamd/log.c
+ * fuzz-sources: spamd/engine/session.c spamd/common/blacklist.c spamd/common/bltemplate.c spamd/common/log.c
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -16,9 +16,9 @@
 #include <string.h>
 #include <arpa/inet.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/log.h"
-#include "spamd/session.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/log.h"
+#include "spamd/engine/session.h"
 
 /* A blacklist every probe address is on, loaded once. */
 static struct bl_set *fuzz_bl;

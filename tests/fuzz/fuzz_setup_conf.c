@@ -3,13 +3,13 @@
  * reads it (getcap records, continuation lines, tc= chains, escapes), then
  * each black list's message through the control-message escaping, as
  * spamd-setup does before sending.
- * fuzz-sources: spamd/setup_conf.c spamd/setup_cidr.c spamd/setup_fetch.c spamd/setup_list.c spamd/bltemplate.c spamd/blacklist.c spamd/log.c
+ * fuzz-sources: spamd/setup/setup_conf.c spamd/setup/setup_cidr.c spamd/setup/setup_fetch.c spamd/setup/setup_list.c spamd/common/bltemplate.c spamd/common/blacklist.c spamd/common/log.c
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "spamd/setup.h"
+#include "spamd/setup/setup.h"
 
 /* LLVMFuzzerTestOneInput - parse one spamd.conf and check what it gave */
 int

@@ -3,7 +3,7 @@
  * them (plain or gzip, any bytes), through the whole pipeline: parse,
  * collapse, subtract a white list, count CIDR blocks and build the
  * control message, which the engine's parser must then accept.
- * fuzz-sources: spamd/setup_list.c spamd/setup_cidr.c spamd/blacklist.c spamd/bltemplate.c spamd/log.c
+ * fuzz-sources: spamd/setup/setup_list.c spamd/setup/setup_cidr.c spamd/common/blacklist.c spamd/common/bltemplate.c spamd/common/log.c
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +11,9 @@
 
 #include <zlib.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/log.h"
-#include "spamd/setup.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/log.h"
+#include "spamd/setup/setup.h"
 
 #define FUZZ_CAP	(1u << 20)	/* inflated bytes taken */
 

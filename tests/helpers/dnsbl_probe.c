@@ -25,9 +25,9 @@
 
 #include <event2/event.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/dnsbl.h"
-#include "spamd/log.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/dnsbl.h"
+#include "spamd/common/log.h"
 
 #define PROBE_MAX	64	/* of each kind */
 

@@ -48,6 +48,56 @@ def slow(secs):
     return secs * SLOW
 
 
+def asan_build(path=None):
+    """True when path (default: spamd of BUILD) is an ELF built with
+    AddressSanitizer+UBSan (tests/run.sh's sanitize pass); False for the
+    plain build and for run.sh's valgrind wrapper scripts."""
+    try:
+        with open(path or SPAMD, "rb") as f:
+            data = f.read()
+        return data[:4] == b"\x7fELF" and b"__asan_init" in data
+    except OSError:
+        return False
+
+
+def under_valgrind(path=None):
+    """True when path (default: spamd of BUILD) is run.sh's valgrind
+    wrapper script"""
+    try:
+        with open(path or SPAMD, "rb") as f:
+            data = f.read(4096)
+        return data.startswith(b"#!") and b"valgrind" in data
+    except OSError:
+        return False
+
+
+# what a sanitizer report starts with (ASan, LSan, UBSan)
+# (LeakSanitizer's "has encountered a fatal error" in the chrooted
+# engine, which cannot read /proc, is a known limit, not a report)
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer: detected",
+                   "runtime error:")
+
+
+def sanitizer_check(results, name, texts=(), paths=()):
+    """One check that no sanitizer report is in texts (log text) or in
+    the files paths, printed only where a sanitizer runs (the ASan
+    build): in the plain and valgrind passes such a check could not fail
+    and would only inflate the count (valgrind's own scan is run.sh's).
+    Returns True when clean or not applicable."""
+    if not asan_build():
+        return True
+    texts = list(texts)
+    for p in paths:
+        try:
+            with open(p, errors="replace") as f:
+                texts.append(f.read())
+        except OSError as e:
+            return results.check(name, False, "cannot read %s: %s" % (p, e))
+    bad = [ln for t in texts for ln in t.splitlines()
+           if any(m in ln for m in SANITIZER_MARKS)]
+    return results.check(name, not bad, " | ".join(bad[:3]))
+
+
 class Results:
     """The ok / not ok / skip lines of one script and its exit status."""
 

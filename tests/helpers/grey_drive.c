@@ -58,10 +58,10 @@
 #include <event2/buffer.h>
 
 #include "greydb/greydb.h"
-#include "spamd/blacklist.h"
-#include "spamd/grey.h"
-#include "spamd/log.h"
-#include "spamd/msg.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/writer/grey.h"
+#include "spamd/common/log.h"
+#include "spamd/common/msg.h"
 
 #define DRIVE_MAX_ENG	8
 #define DRIVE_WAIT	20.0	/* seconds to wait for a result */

@@ -29,7 +29,7 @@
 #include <event2/event.h>
 
 #include "pf-sync/sync.h"
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define MAX_ARGS 64
 
@@ -340,6 +340,7 @@ main(int argc, char *argv[])
 	if ((base = event_base_new()) == NULL)
 		return 1;
 	o.key = key;
+	o.any_source = 1;	/* a test endpoint: any sender (sync_peers.py) */
 	o.recv = on_entry;
 	o.arg = &pd;
 	if (dbdir != NULL && gdb_open(&pd.db, dbdir, &go, &gerr) == -1) {

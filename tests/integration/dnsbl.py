@@ -7,7 +7,7 @@ socket, the real DNS wire format over UDP on 127.0.0.1, a port in
 17000-17999): a test DNSBL zone, PTR/A/AAAA records for 127.0.0.x and ::1,
 NXDOMAIN with an SOA minimum, and a zone (slow.test) it never answers.
 The client is build/tests/helpers/dnsbl_probe, a thin CLI over the
-spamd/dnsbl.h API the engine uses.
+spamd/common/dnsbl.h API the engine uses.
 
 Prints one line per check: ok - name / not ok - name: why / skip - ...
 

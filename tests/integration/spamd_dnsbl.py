@@ -564,16 +564,8 @@ def main():
         # LeakSanitizer cannot read /proc inside the engine's chroot (run
         # as root: nobody, not dumpable): that one "fatal error" line is a
         # known limit, not a report (as in spamd_dialogue.py)
-        bad = []
-        for path, text in saved.items():
-            for ln in text.splitlines():
-                if "runtime error" in ln or ("ERROR: " in ln and
-                                             "Sanitizer" in ln) or \
-                        "LeakSanitizer: detected" in ln:
-                    bad.append("%s: %s" % (os.path.basename(
-                        os.path.dirname(path)), ln.strip()[:160]))
-        check("no sanitizer report in the daemons' logs", not bad,
-              " | ".join(bad[:3]))
+        fl.sanitizer_check(R, "no sanitizer report in the daemons' logs",
+                           list(saved.values()))
     finally:
         for d in DAEMONS:
             try:

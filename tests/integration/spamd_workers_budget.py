@@ -207,12 +207,9 @@ def main():
                 "%d of %d served: %s" % (len(got), C, d.log_tail(3)))
         eng = engines_of(d, {src(i) for i in range(1, C + 1)})
         per = [sum(1 for e in eng.values() if e == k) for k in range(W)]
-        if max(per) > C // W:
-            R.ok("the kernel spread them unevenly (%s), one engine holds "
-                 "more than -c/-W = %d" % (per, C // W))
-        else:
-            R.skip("uneven spread", "the accepted ones are spread evenly this "
-                   "time: %s" % per)
+        # how the kernel spread them is an observation, not a check (it
+        # could not fail): the budget checks below hold for any spread
+        print("# spread over the engines: %s (-c/-W = %d)" % (per, C // W))
 
         # 2. the 41st: a TCP connection, no banner, no 4xx
         extra = connect(d.port, C + 1)
@@ -242,12 +239,9 @@ def main():
                 "%d of 5 served: %s" % (len(got), d.log_tail(3)))
         socks += new
         neng = engines_of(d, {src(i) for i in range(C + 1, C + 6)})
-        if any(e != x for e in neng.values()):
-            R.ok("some came in through another engine than %d: %s" %
-                 (x, sorted(neng.values())))
-        else:
-            R.skip("resume in another engine", "all 5 landed on engine "
-                   "%d" % x)
+        # where they landed is the kernel's choice: noted, not checked
+        print("# the 5 landed on engines %s (engine %d had the closes)" %
+              (sorted(neng.values()), x))
         late = connect(d.port, C + 6)
         socks.append(late)
         R.check("back at %d: client %d waits again" % (C, C + 6),
@@ -293,10 +287,7 @@ def main():
         R.check("spamd exits 0 on SIGTERM", rc == 0, "status %r" % rc)
         # LeakSanitizer cannot read /proc inside the engines' chroot: its
         # "fatal error" there is a known limit, not a report
-        bad = [ln.strip()[:160] for ln in d.logtext().splitlines()
-               if "runtime error" in ln or ("ERROR: " in ln and
-                                            "Sanitizer" in ln)]
-        R.check("no sanitizer report", bad == [], " | ".join(bad[:3]))
+        fl.sanitizer_check(R, "no sanitizer report", [d.logtext()])
     finally:
         close_all(socks)
         d.cleanup()

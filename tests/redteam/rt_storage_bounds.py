@@ -476,18 +476,17 @@ def main():
         return 1
     rcpt_flood()
     client_cap()
-    if os.geteuid() == 0 and shutil.which("ip") is not None:
-        v6_cap()
+    if os.geteuid() != 0:
+        R.skip("IPv6 /64 cap", "needs root (ip netns)")
+    elif shutil.which("ip") is None:
+        R.notok("IPv6 /64 cap", "ip (iproute2) not installed: make deps")
     else:
-        R.skip("IPv6 /64 cap", "needs root and ip netns")
+        v6_cap()
     # both ways when root: the default on a small tmpfs, and the option
     if os.geteuid() == 0:
         disk_guard(True)
     disk_guard(False)
-    bad = [ln for t in LOGS for ln in t.splitlines()
-           if "AddressSanitizer" in ln or "runtime error" in ln]
-    R.check("no sanitizer report in the daemons' logs", not bad,
-            bad[0][:200] if bad else "")
+    fl.sanitizer_check(R, "no sanitizer report in the daemons' logs", LOGS)
     return R.status()
 
 

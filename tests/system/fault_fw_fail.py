@@ -114,18 +114,19 @@ def main():
     if os.geteuid() != 0:
         R.skip("fw failure", "needs root")
         return 0
+    # as root, with tests/deps.sh's packages, all of this must be here
     if shutil.which("nft") is None or shutil.which("ip") is None:
-        R.skip("fw failure", "nft or ip not installed")
-        return 0
+        R.notok("fw failure", "nft or ip not installed (tests/deps.sh)")
+        return 1
     if not os.access(F.SPAMD, os.X_OK):
-        R.skip("fw failure", "%s not built" % F.SPAMD)
-        return 0
+        R.notok("fw failure", "%s not built" % F.SPAMD)
+        return 1
     ns = "faultfw%d" % os.getpid()
     r = subprocess.run(["ip", "netns", "add", ns], capture_output=True,
                        text=True, timeout=30)
     if r.returncode != 0:
-        R.skip("fw failure", "ip netns add: %s" % r.stderr.strip())
-        return 0
+        R.notok("fw failure", "ip netns add: %s" % r.stderr.strip())
+        return 1
     try:
         p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
                             os.path.abspath(__file__), "--inner"],

@@ -94,7 +94,8 @@ def main():
         os.chmod(kfile, 0o600)
         key = hashlib.sha1(tmpkey).hexdigest()
         sp = F.Spamd("sync", tmp=kdir, verbose=False,
-                     extra=["-y", "127.0.0.1", "--sync-port", str(sync_port),
+                     extra=["-y", "127.0.0.1", "--sync-accept", "127.19.0.1",
+                            "--sync-port", str(sync_port),
                             "--sync-key", kfile])
         run(sp, key, sync_port)
     finally:

@@ -15,7 +15,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
-#include "spamd/blacklist.h"
+#include "spamd/common/blacklist.h"
 
 /* parse - bl_parse on an exact-size copy of s (len bytes, no NUL) */
 static struct bl_list *

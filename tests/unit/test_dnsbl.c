@@ -24,8 +24,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/dnsbl.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/common/dnsbl.h"
 
 /* --- zone specs ------------------------------------------------------- */
 

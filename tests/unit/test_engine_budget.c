@@ -1,6 +1,6 @@
 /*
  * test_engine_budget.c - the -c/-B budget shared by the engines
- * (spamd/engine_budget.c): scripts of take/put/black steps from several
+ * (spamd/engine/engine_budget.c): scripts of take/put/black steps from several
  * slots against the daemon-wide counts, the reset, and two processes
  * sharing one page as the forked engines do.
  */
@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "spamd/engine.h"
+#include "spamd/engine/engine.h"
 
 enum op { TAKE, PUT, BLACK, UNBLACK, RESET, END };
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "spamd/grey.h"
+#include "spamd/writer/grey.h"
 
 #define T0	1800000000LL
 #define WIN	3600

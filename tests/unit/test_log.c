@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "spamd/log.h"
+#include "spamd/common/log.h"
 
 #define HEAD "{\"ts\":\"T\",\"prog\":\"spamd\",\"pid\":42,\"level\":\"info\""
 

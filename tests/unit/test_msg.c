@@ -1,5 +1,5 @@
 /*
- * test_msg.c - the engine <-> writer framing (spamd/msg.c): round trips,
+ * test_msg.c - the engine <-> writer framing (spamd/common/msg.c): round trips,
  * delivery one byte at a time, and every kind of malformed frame, which
  * must be refused with a message naming what is wrong and never read past
  * what was received.
@@ -15,7 +15,7 @@
 
 #include <event2/buffer.h>
 
-#include "spamd/msg.h"
+#include "spamd/common/msg.h"
 
 /* be32 - store v big-endian at p */
 static void

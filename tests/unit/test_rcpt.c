@@ -1,6 +1,6 @@
 /*
- * test_rcpt.c - trapping hosts that mail invalid users (spamd/grey_rcpt.c,
- * the cache of spamd/grey_verify.c): the valid-recipients file (good and
+ * test_rcpt.c - trapping hosts that mail invalid users (spamd/writer/grey_rcpt.c,
+ * the cache of spamd/writer/grey_verify.c): the valid-recipients file (good and
  * bad lines, file:line), the lookup table (case, <>, @domain, domains
  * the file does not name), the threshold (one typo, two distinct, the
  * same twice, the window, WHITE hosts), reload on error, cache expiry,
@@ -27,7 +27,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "spamd/grey_rcpt.h"
+#include "spamd/writer/grey_rcpt.h"
 
 /* ---- parsing ---- */
 

@@ -1,5 +1,5 @@
 /*
- * test_session_tls.c - STARTTLS in the SMTP dialogue (spamd/session.c):
+ * test_session_tls.c - STARTTLS in the SMTP dialogue (spamd/engine/session.c):
  * what EHLO offers and what STARTTLS answers, by client class, by
  * whether the engine has -C/-K, and before/after TLS; the flags the
  * engine acts on (SESSION_F_STARTTLS, SESSION_F_TLS) and the reset of
@@ -16,8 +16,8 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/session.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/engine/session.h"
 
 #define HOST	"mx.example"
 #define T0	((time_t)1795992134)

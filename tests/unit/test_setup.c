@@ -21,8 +21,8 @@
 #include <zlib.h>
 #include <cmocka.h>
 
-#include "spamd/blacklist.h"
-#include "spamd/setup.h"
+#include "spamd/common/blacklist.h"
+#include "spamd/setup/setup.h"
 
 /* --- helpers --------------------------------------------------------- */
 

@@ -16,7 +16,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
-#include "spamd/setup_spf.h"
+#include "spamd/setup/setup_spf.h"
 
 /* render - the terms of a record as one line: "kind qual what | ..." */
 static void

@@ -781,7 +781,8 @@ test_key(void **state)
 
 /* Replay rows: a sequence of packets from peers and the verdicts. */
 struct rp_step {
-	int		 port;		/* peer 192.0.2.1:port */
+	int		 host;		/* peer 192.0.2.host */
+	int		 port;		/* its source port */
 	uint32_t	 counter;
 	int		 have_ts;
 	uint32_t	 ts;
@@ -790,25 +791,49 @@ struct rp_step {
 };
 
 static const struct rp_step rp_steps[] = {
-	{ 8025, 1000, 1, T0, T0, PSYNC_D_NONE },	/* new peer */
-	{ 8025, 1000, 1, T0, T0, PSYNC_D_REPLAY },	/* same counter */
-	{ 8025, 1001, 1, T0, T0, PSYNC_D_NONE },
-	{ 8025, 1005, 1, T0 + 1, T0 + 1, PSYNC_D_NONE },
-	{ 8025, 1003, 1, T0, T0 + 1, PSYNC_D_NONE },	/* reordered */
-	{ 8025, 1003, 1, T0, T0 + 1, PSYNC_D_REPLAY },
-	{ 8025, 1001, 1, T0, T0 + 1, PSYNC_D_REPLAY },
-	{ 9000, 1001, 1, T0, T0 + 1, PSYNC_D_NONE },	/* other port/peer */
-	{ 8025, 900, 1, T0, T0 + 2, PSYNC_D_STALE },	/* behind, old ts */
-	{ 8025, 900, 1, T0 + 1, T0 + 2, PSYNC_D_STALE },	/* same second */
-	{ 8025, 900, 0, 0, T0 + 2, PSYNC_D_STALE },	/* behind, no ts */
-	{ 8025, 17, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },	/* restart */
-	{ 8025, 18, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },
-	{ 8025, 1005, 1, T0 + 1, T0 + 5, PSYNC_D_NONE },	/* see below */
-	{ 7000, 0xffffffff, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },
-	{ 7000, 0, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },	/* wraps */
-	{ 7000, 0xffffffff, 1, T0 + 5, T0 + 5, PSYNC_D_REPLAY },
-	{ 6000, 5, 1, T0 - 7200, T0 + 5, PSYNC_D_STALE },	/* too old */
+	{ 1, 8025, 1000, 1, T0, T0, PSYNC_D_NONE },	/* new peer */
+	{ 1, 8025, 1000, 1, T0, T0, PSYNC_D_REPLAY },	/* same counter */
+	{ 1, 8025, 1001, 1, T0, T0, PSYNC_D_NONE },
+	{ 1, 8025, 1005, 1, T0 + 1, T0 + 1, PSYNC_D_NONE },
+	{ 1, 8025, 1003, 1, T0, T0 + 1, PSYNC_D_NONE },	/* reordered */
+	{ 1, 8025, 1003, 1, T0, T0 + 1, PSYNC_D_REPLAY },
+	{ 1, 8025, 1001, 1, T0, T0 + 1, PSYNC_D_REPLAY },
+	/* the attack: the same packets from another source port */
+	{ 1, 9000, 1001, 1, T0, T0 + 1, PSYNC_D_REPLAY },
+	{ 1, 9000, 1005, 1, T0 + 1, T0 + 1, PSYNC_D_REPLAY },
+	{ 1, 8025, 900, 1, T0, T0 + 2, PSYNC_D_STALE },	/* behind, old ts */
+	{ 1, 8025, 900, 1, T0 + 1, T0 + 2, PSYNC_D_STALE }, /* same second */
+	{ 1, 8025, 900, 0, 0, T0 + 2, PSYNC_D_STALE },	/* behind, no ts */
+	/* a second sender on the address (greylogd next to spamd) */
+	{ 1, 9000, 5000000, 1, T0, T0 + 2, PSYNC_D_STALE },	/* older */
+	{ 1, 9000, 5000000, 1, T0 + 1, T0 + 2, PSYNC_D_NONE },
+	{ 1, 8025, 1006, 1, T0 + 1, T0 + 2, PSYNC_D_NONE },	/* first */
+	{ 1, 9000, 5000001, 1, T0 + 1, T0 + 2, PSYNC_D_NONE },
+	{ 1, 9000, 5000000, 1, T0 + 1, T0 + 2, PSYNC_D_REPLAY },
+	{ 1, 1234, 5000000, 1, T0 + 1, T0 + 2, PSYNC_D_REPLAY },
+	{ 1, 8025, 17, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },	/* restart */
+	{ 1, 8025, 18, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },
+	/* a pre-restart packet: its window is still held */
+	{ 1, 8025, 1005, 1, T0 + 1, T0 + 5, PSYNC_D_REPLAY },
+	{ 7, 7000, 0xffffffff, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },
+	{ 7, 7000, 0, 1, T0 + 5, T0 + 5, PSYNC_D_NONE },	/* wraps */
+	{ 7, 7000, 0xffffffff, 1, T0 + 5, T0 + 5, PSYNC_D_REPLAY },
+	{ 6, 6000, 5, 1, T0 - 7200, T0 + 5, PSYNC_D_STALE },	/* too old */
 };
+
+/* rp_sa - 192.0.2.host:port into sin */
+static struct sockaddr *
+rp_sa(struct sockaddr_in *sin, int host, int port)
+{
+	char ip[32];
+
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	snprintf(ip, sizeof(ip), "192.0.2.%d", host);
+	inet_pton(AF_INET, ip, &sin->sin_addr);
+	sin->sin_port = htons(port);
+	return (struct sockaddr *)sin;
+}
 
 /* test_replay - the window rules step by step */
 static void
@@ -821,36 +846,76 @@ test_replay(void **state)
 
 	(void)state;
 	assert_non_null(r);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
 	for (i = 0; i < sizeof(rp_steps) / sizeof(rp_steps[0]); i++) {
 		const struct rp_step *s = &rp_steps[i];
 
-		sin.sin_port = htons(s->port);
-		d = psync_replay_check(r, (struct sockaddr *)&sin, s->counter,
-		    s->have_ts, s->ts, s->ts, s->now);
-		/*
-		 * Step 13 (1005 after a restart at 17): an old pre-restart
-		 * counter ahead of the new one is accepted: the documented
-		 * limit, bounded by the age check.
-		 */
+		d = psync_replay_check(r, rp_sa(&sin, s->host, s->port),
+		    s->counter, s->have_ts, s->ts, s->ts, s->now);
 		if (d != s->want)
-			fail_msg("step %zu (port %d counter %u): got %s want %s",
-			    i, s->port, s->counter, psync_drop_name(d),
-			    psync_drop_name(s->want));
+			fail_msg("step %zu (192.0.2.%d:%d counter %u): got %s "
+			    "want %s", i, s->host, s->port, s->counter,
+			    psync_drop_name(d), psync_drop_name(s->want));
 	}
-	assert_int_equal(psync_replay_peers(r), 3);
+	/* keyed by address: 192.0.2.1 (three streams) and .7 */
+	assert_int_equal(psync_replay_peers(r), 2);
 	psync_replay_free(r);
 
 	/* A full table forgets the peer heard least recently. */
 	r = psync_replay_new(2, 0);
-	for (i = 0; i < 3; i++) {
-		sin.sin_port = htons(1000 + i);
-		assert_int_equal(psync_replay_check(r, (struct sockaddr *)&sin,
-		    5, 1, T0, T0, T0 + i), PSYNC_D_NONE);
-	}
+	for (i = 0; i < 3; i++)
+		assert_int_equal(psync_replay_check(r, rp_sa(&sin, 10 + (int)i,
+		    1000), 5, 1, T0, T0, T0 + (int64_t)i), PSYNC_D_NONE);
 	assert_int_equal(psync_replay_peers(r), 2);
+	psync_replay_free(r);
+}
+
+/* test_replay_restart - after our restart (empty table) a packet stamped
+ * before the start is a replay (a TRAPPED that greyctl -d removed) */
+static void
+test_replay_restart(void **state)
+{
+	struct psync_replay *r = psync_replay_new(0, 3600);
+	struct sockaddr_in sin;
+
+	(void)state;
+	psync_replay_since(r, T0 + 100);
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8025), 42, 1,
+	    T0 + 99, T0 + 99, T0 + 101), PSYNC_D_STALE);
+	assert_int_equal(psync_replay_peers(r), 0);
+	/* an END-only packet carries nothing to replay */
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 2, 8025), 42, 0,
+	    0, 0, T0 + 101), PSYNC_D_NONE);
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8025), 43, 1,
+	    T0 + 100, T0 + 100, T0 + 101), PSYNC_D_NONE);
+	/* from then on the window rules: the old one is behind it */
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8026), 42, 1,
+	    T0 + 99, T0 + 99, T0 + 101), PSYNC_D_NONE);
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8027), 42, 1,
+	    T0 + 99, T0 + 99, T0 + 101), PSYNC_D_REPLAY);
+	psync_replay_free(r);
+}
+
+/* test_replay_streams - at most PSYNC_REPLAY_STREAMS senders per address;
+ * a fifth sender reuses the least recently heard window, and a packet of
+ * the forgotten sender must then be newer than all the address sent */
+static void
+test_replay_streams(void **state)
+{
+	struct psync_replay *r = psync_replay_new(0, 3600);
+	struct sockaddr_in sin;
+	uint32_t i;
+
+	(void)state;
+	for (i = 0; i <= PSYNC_REPLAY_STREAMS; i++)
+		assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8025),
+		    i * 100000000u, 1, T0 + i, T0 + i, T0 + i), PSYNC_D_NONE);
+	/* stream 1 is still held: its packet is a replay */
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8025),
+	    100000000u, 1, T0 + 1, T0 + 1, T0 + 9), PSYNC_D_REPLAY);
+	/* stream 0 was forgotten: its old packet is not new enough */
+	assert_int_equal(psync_replay_check(r, rp_sa(&sin, 1, 8025), 0, 1,
+	    T0, T0, T0 + 9), PSYNC_D_STALE);
+	assert_int_equal(psync_replay_peers(r), 1);
 	psync_replay_free(r);
 }
 
@@ -1050,6 +1115,8 @@ main(void)
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_specs),
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_restart),
+		cmocka_unit_test(test_replay_streams),
 		cmocka_unit_test_setup_teardown(test_apply, setup_db,
 		    teardown_db),
 	};

@@ -22,6 +22,14 @@ E2E_FAILED=0
 e2e_ok() { echo "ok - $*"; }
 e2e_fail() { echo "not ok - $*"; E2E_FAILED=1; }
 e2e_skip() { echo "skip - $*"; }
+. "$TOP/tests/helpers/sanscan.sh"
+# e2e_san NAME FILE... - san_scan's line (ASan build only), counted
+e2e_san() {
+	_r=$(san_scan "$@")
+	[ -n "$_r" ] && echo "$_r"
+	case "$_r" in "not ok"*) E2E_FAILED=1 ;; esac
+	return 0
+}
 
 # e2e_cleanup - stop what we started, delete namespaces and the temp dir
 e2e_cleanup() {

@@ -1,0 +1,772 @@
+/*
+ * setup_main.c - spamd-setup: load the black and white lists named in
+ * spamd.conf into the running engine (and, with -b, the firewall).
+ *
+ *   spamd-setup [-bDdn] [-f conf] [-R minutes] [-p port] [-s statefile]
+ *               [--host addr] [--fw-backend name] [--fw-path file]
+ *               [--fw-table name] [--fw-family name] [--fw-create]
+ *               [--max-size bytes] [--timeout seconds]
+ *   spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] [domain ...]
+ *
+ * One run: read spamd.conf, fetch every list of all: in order, cut each
+ * white list out of the black lists before it, collapse each black list to
+ * the fewest CIDR blocks and send it to the config port (one connection a
+ * list). A list that cannot be fetched is not sent, so the engine keeps
+ * the version it has; a black list before a white list that failed is not
+ * sent either (it could block what the white list protects). Lists loaded
+ * last time but gone from spamd.conf are cleared ("tag;"): their tags are
+ * kept in the state file (-s, default /var/db/spamd/spamd-setup.state, one
+ * tag a line). -D stays running, reloading on SIGHUP and every -R minutes.
+ *
+ * --spf-walk prints the networks the domains' SPF records authorise as a
+ * list file instead (setup_spf.c does the walk).
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "pf-sync/fw.h"
+#include "spamd/common/log.h"
+#include "spamd/setup/setup.h"
+#include "spamd/setup/setup_spf.h"
+
+#define SETUP_RELOAD_DEFAULT	60	/* minutes between -D reloads */
+#define SETUP_SEND_TIMEOUT	120	/* seconds for the engine to answer */
+#define SETUP_WARN_MAX		20	/* bad lines shown per list */
+
+/* Everything the command line sets. */
+struct setup_opts {
+	const char		*conf;
+	const char		*state;
+	const char		*host;
+	int			 port;
+	int			 debug;
+	int			 dryrun;
+	int			 daemon;
+	int			 firewall;
+	long			 reload;	/* minutes */
+	struct setup_fetchopt	 fetch;
+	struct fw_conf		 fw;
+	int			 spf;		/* --spf-walk */
+	int			 family;	/* -4 / -6: 4 or 6, 0 both */
+	const char		*dns_server;	/* --dns-server addr:port */
+};
+
+/* One list during a run: its addresses and whether it is usable. */
+struct setup_item {
+	struct setup_addrs	 a;
+	int			 ok;
+	long			 entries;
+};
+
+/* Bad-line reporting for one list: the first few, then a count. */
+struct setup_warnstate {
+	long	shown;
+};
+
+/* setup_usage - print the synopsis and exit */
+static void __attribute__((noreturn))
+setup_usage(int code)
+{
+	fprintf(code == 0 ? stdout : stderr,
+	    "usage: spamd-setup [-bDdn] [-f conf] [-R minutes] [-p port] "
+	    "[-s statefile]\n"
+	    "                   [--host addr] [--fw-backend name] "
+	    "[--fw-path file]\n"
+	    "                   [--fw-table name] [--fw-family name] "
+	    "[--fw-create]\n"
+	    "                   [--max-size bytes] [--timeout seconds]\n"
+	    "       spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] "
+	    "[domain ...]\n"
+	    "  (--fw and --fw-file are accepted for --fw-backend and "
+	    "--fw-path, as spamd spells them)\n"
+	    "  -b  also load the black lists into the firewall's black sets\n"
+	    "  -D  stay running: reload on SIGHUP and every -R minutes "
+	    "(default %d)\n"
+	    "  -d  debug output (and stay in the foreground with -D)\n"
+	    "  -n  print the control lines instead of sending them\n"
+	    "  -f  spamd.conf (default %s)\n"
+	    "  -p  engine config port (default %d) on --host "
+	    "(default 127.0.0.1)\n"
+	    "  -s  state file with the tags loaded last time (default %s)\n"
+	    "  --spf-walk  print the networks of the domains' SPF records "
+	    "(domains from\n"
+	    "              stdin, one a line, when none are given); -4/-6: "
+	    "one family\n",
+	    SETUP_RELOAD_DEFAULT, SETUP_CONF_DEFAULT, SETUP_PORT_DEFAULT,
+	    SETUP_STATE_DEFAULT);
+	exit(code);
+}
+
+/* setup_warn - report a bad list line, at most SETUP_WARN_MAX per list */
+static void
+setup_warn(void *arg, const char *text)
+{
+	struct setup_warnstate *w = arg;
+
+	if (w->shown++ < SETUP_WARN_MAX)
+		log_warnx("%s (line skipped)", text);
+}
+
+/* setup_state_read - the tags of the state file (missing file: none) */
+static int
+setup_state_read(const char *path, char ***tags, size_t *n)
+{
+	struct setup_buf b = { 0 };
+	char err[256], *line, *save, **t;
+
+	*tags = NULL;
+	*n = 0;
+	if (access(path, F_OK) == -1 && errno == ENOENT)
+		return 0;
+	if (setup_read_file(path, 1024 * 1024, &b, err, sizeof(err)) == -1) {
+		log_warnx("state file %s", err);
+		return -1;
+	}
+	for (line = strtok_r(b.p, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (strlen(line) >= BL_TAG_MAX || strpbrk(line, " \t;\"") != NULL)
+			continue;	/* not a tag we could have written */
+		if ((t = reallocarray(*tags, *n + 1, sizeof(*t))) == NULL ||
+		    (t[*n] = strdup(line)) == NULL) {
+			if (t != NULL)
+				*tags = t;
+			setup_buf_free(&b);
+			return -1;
+		}
+		*tags = t;
+		(*n)++;
+	}
+	setup_buf_free(&b);
+	return 0;
+}
+
+/* setup_state_write - replace the state file with these tags */
+static int
+setup_state_write(const char *path, char **tags, size_t n)
+{
+	char tmp[4096];
+	FILE *f;
+	size_t i;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	/* why: the default lives in spamd's database directory, which may
+	 * not exist yet on a fresh system; make the last level only */
+	if (strrchr(tmp, '/') != NULL && strrchr(tmp, '/') != tmp) {
+		*strrchr(tmp, '/') = '\0';
+		if (mkdir(tmp, 0755) == -1 && errno != EEXIST)
+			log_warn("state directory %s", tmp);
+	}
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) == -1) {
+		log_warn("state file %s: cannot write", path);
+		return -1;
+	}
+	if ((f = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	fprintf(f, "# spamd-setup: lists loaded into the engine; "
+	    "a tag here and not in spamd.conf is cleared next run\n");
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s\n", tags[i]);
+	if (fflush(f) != 0 || fsync(fileno(f)) == -1) {
+		log_warn("state file %s: write", tmp);
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	fclose(f);
+	if (rename(tmp, path) == -1) {
+		log_warn("state file %s: rename", path);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* setup_tags_add - append a copy of tag unless present */
+static int
+setup_tags_add(char ***tags, size_t *n, const char *tag)
+{
+	char **t;
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp((*tags)[i], tag) == 0)
+			return 0;
+	if ((t = reallocarray(*tags, *n + 1, sizeof(*t))) == NULL)
+		return -1;
+	*tags = t;
+	if ((t[*n] = strdup(tag)) == NULL)
+		return -1;
+	(*n)++;
+	return 0;
+}
+
+/* setup_tags_free - free a tag array */
+static void
+setup_tags_free(char **tags, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(tags[i]);
+	free(tags);
+}
+
+/* setup_deliver - print (-n) or send one control line; 0 when loaded */
+static int
+setup_deliver(const struct setup_opts *o, const char *tag, const char *line,
+    size_t len, long cidrs)
+{
+	char answer[512], err[768];
+
+	if (o->dryrun) {
+		fwrite(line, 1, len, stdout);
+		return 0;
+	}
+	if (setup_send(o->host, o->port, line, len, SETUP_SEND_TIMEOUT, answer,
+	    sizeof(answer), err, sizeof(err)) == -1) {
+		log_warnx("list=%s event=send-failed error=\"%s\" (the engine "
+		    "keeps its previous version)", tag, err);
+		return -1;
+	}
+	log_debug("list=%s event=loaded cidrs=%ld answer=\"%s\"", tag, cidrs,
+	    answer[0] != '\0' ? answer : "(none)");
+	return 0;
+}
+
+/* An array of canonical firewall strings being built. */
+struct setup_fwset {
+	char	**s;
+	size_t	  n, cap;
+};
+
+/* setup_fw_collect - add one CIDR (canonical form) to a fwset */
+static int
+setup_fw_collect(void *arg, int af, const char *cidr)
+{
+	struct setup_fwset *w = arg;
+	char canon[FW_IP_MAX], **p;
+	int v6;
+
+	if (fw_ip_parse(cidr, canon, &v6) == -1)
+		return -1;
+	if (w->n == w->cap) {
+		w->cap = w->cap == 0 ? 1024 : w->cap * 2;
+		if ((p = reallocarray(w->s, w->cap, sizeof(*p))) == NULL)
+			return -1;
+		w->s = p;
+	}
+	if ((w->s[w->n] = strdup(canon)) == NULL)
+		return -1;
+	w->n++;
+	return 0;
+}
+
+/* setup_strcmp - qsort/bsearch order of string pointers */
+static int
+setup_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The walk over a firewall set's current elements. */
+struct setup_fwwalk {
+	struct fw		*fw;
+	const struct setup_fwset *want;
+	long			 removed;
+};
+
+/* setup_fw_stale - queue the removal of an element not wanted any more */
+static int
+setup_fw_stale(const char *ip, int64_t expires, void *arg)
+{
+	struct setup_fwwalk *w = arg;
+	const char *key = ip;
+
+	if (w->want->n > 0 && bsearch(&key, w->want->s, w->want->n,
+	    sizeof(char *), setup_strcmp) != NULL)
+		return 0;
+	if (fw_del(w->fw, FW_BLACK, ip) == 0)
+		w->removed++;
+	return 0;
+}
+
+/*
+ * setup_firewall - make the firewall's black sets hold the union of the
+ * black lists (-b). Stale elements are removed only when every black list
+ * was fetched, since a failed list's previous blocks must stay.
+ */
+static int
+setup_firewall(const struct setup_opts *o, const struct setup_conf *c,
+    struct setup_item *it, int complete)
+{
+	struct setup_fwset want = { 0 };
+	struct setup_fwwalk walk;
+	struct fw *fw = NULL;
+	char err[512];
+	size_t i;
+	int ret = -1;
+
+	for (i = 0; i < c->n; i++)
+		if (!c->list[i].white && it[i].ok &&
+		    setup_cidr_each(&it[i].a, setup_fw_collect, &want) != 0) {
+			log_warnx("firewall: out of memory or bad block");
+			goto out;
+		}
+	if (want.n > 0)
+		qsort(want.s, want.n, sizeof(*want.s), setup_strcmp);
+	if (o->dryrun) {
+		for (i = 0; i < want.n; i++)
+			printf("# firewall black: %s\n", want.s[i]);
+		ret = 0;
+		goto out;
+	}
+	if (fw_open(&fw, &o->fw, err, sizeof(err)) == -1) {
+		log_warnx("firewall: %s", err);
+		goto out;
+	}
+	walk.fw = fw;
+	walk.want = &want;
+	walk.removed = 0;
+	if (complete) {
+		if (fw_list(fw, FW_BLACK, 0, setup_fw_stale, &walk, err,
+		    sizeof(err)) == -1 || fw_list(fw, FW_BLACK, 1,
+		    setup_fw_stale, &walk, err, sizeof(err)) == -1) {
+			log_warnx("firewall: listing the black sets: %s", err);
+			goto out;
+		}
+	}
+	for (i = 0; i < want.n; i++)
+		if (fw_add(fw, FW_BLACK, want.s[i], 0, time(NULL)) == -1) {
+			log_warnx("firewall: cannot queue %s", want.s[i]);
+			goto out;
+		}
+	if (fw_flush(fw, err, sizeof(err)) == -1) {
+		log_warnx("firewall: %s", err);
+		goto out;
+	}
+	log_debug("firewall=%s event=black-loaded blocks=%zu removed=%ld",
+	    fw_backend_name(fw), want.n, walk.removed);
+	ret = 0;
+out:
+	fw_close(fw);
+	for (i = 0; i < want.n; i++)
+		free(want.s[i]);
+	free(want.s);
+	return ret;
+}
+
+/* setup_fetch_all - fetch, parse and collapse every list of the conf */
+static int
+setup_fetch_all(const struct setup_opts *o, const struct setup_conf *c,
+    struct setup_item *it)
+{
+	struct setup_buf data = { 0 };
+	struct setup_warnstate ws;
+	char err[1024];
+	size_t i;
+	long nbad;
+	int fails = 0;
+
+	for (i = 0; i < c->n; i++) {
+		const struct setup_lconf *l = &c->list[i];
+
+		memset(&data, 0, sizeof(data));
+		log_debug("list=%s event=fetch method=%s file=\"%s\"", l->name,
+		    setup_method_name(l->method), l->file);
+		if (setup_fetch(l, &o->fetch, &data, err, sizeof(err)) == -1) {
+			log_warnx("list=%s event=fetch-failed (%s) error=\"%s\" "
+			    "(previous version kept)", l->name, l->where, err);
+			setup_buf_free(&data);
+			fails++;
+			continue;
+		}
+		ws.shown = 0;
+		if (setup_list_parse(data.p != NULL ? data.p : "", data.len,
+		    l->file, &it[i].a, setup_warn, &ws, &nbad) == -1) {
+			log_warnx("list=%s event=parse-failed error=\"out of "
+			    "memory\"", l->name);
+			setup_buf_free(&data);
+			setup_addrs_free(&it[i].a);
+			fails++;
+			continue;
+		}
+		setup_buf_free(&data);
+		if (ws.shown > SETUP_WARN_MAX)
+			log_warnx("list=%s: %ld more bad lines not shown",
+			    l->name, ws.shown - SETUP_WARN_MAX);
+		it[i].entries = (long)(it[i].a.n4 + it[i].a.n6);
+		setup_collapse(&it[i].a);
+		it[i].ok = 1;
+		log_debug("list=%s event=parsed entries=%ld bad=%ld ranges=%zu",
+		    l->name, it[i].entries, nbad, it[i].a.n4 + it[i].a.n6);
+	}
+	return fails;
+}
+
+/* setup_run - one full load; returns the number of failures */
+static int
+setup_run(const struct setup_opts *o)
+{
+	struct setup_conf c;
+	struct setup_item *it = NULL;
+	struct setup_buf line = { 0 };
+	char err[1024], **prev = NULL, **now = NULL;
+	size_t i, j, nprev = 0, nnow = 0;
+	int fails = 0, complete = 1;
+	long n4, n6;
+
+	if (setup_conf_load(o->conf, &c, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		return 1;
+	}
+	if (c.n > 0 && (it = calloc(c.n, sizeof(*it))) == NULL) {
+		log_warnx("out of memory");
+		setup_conf_free(&c);
+		return 1;
+	}
+	fails += setup_fetch_all(o, &c, it);
+	/* each black list minus the white lists that follow it */
+	for (i = 0; i < c.n; i++) {
+		if (c.list[i].white || !it[i].ok)
+			continue;
+		for (j = i + 1; j < c.n; j++) {
+			if (!c.list[j].white)
+				continue;
+			if (!it[j].ok) {
+				log_warnx("list=%s event=skipped reason=\"white "
+				    "list %s after it failed\" (previous "
+				    "version kept)", c.list[i].name,
+				    c.list[j].name);
+				it[i].ok = 0;
+				fails++;
+				break;
+			}
+			if (setup_subtract(&it[i].a, &it[j].a) == -1) {
+				log_warnx("list=%s: out of memory", c.list[i].name);
+				it[i].ok = 0;
+				fails++;
+				break;
+			}
+		}
+	}
+	if (!o->dryrun || access(o->state, R_OK) == 0)
+		setup_state_read(o->state, &prev, &nprev);
+	for (i = 0; i < c.n; i++) {
+		const struct setup_lconf *l = &c.list[i];
+		int was = 0;
+
+		if (l->white)
+			continue;
+		for (j = 0; j < nprev; j++)
+			if (strcmp(prev[j], l->name) == 0)
+				was = 1;
+		if (!it[i].ok) {
+			complete = 0;
+			if (was)	/* still loaded from last time */
+				setup_tags_add(&now, &nnow, l->name);
+			continue;
+		}
+		line.len = 0;
+		if (setup_message(l->name, l->msg, &it[i].a, &line, err,
+		    sizeof(err)) == -1) {
+			log_warnx("list=%s (%s) event=refused error=\"%s\" "
+			    "(previous version kept)", l->name, l->where, err);
+			it[i].ok = 0;
+			complete = 0;
+			fails++;
+			if (was)
+				setup_tags_add(&now, &nnow, l->name);
+			continue;
+		}
+		setup_cidr_count(&it[i].a, &n4, &n6, err, sizeof(err));
+		if (setup_deliver(o, l->name, line.p, line.len, n4 + n6) == -1) {
+			fails++;
+			/* why: a failed send may still have been applied;
+			 * keep the tag so a later run can clear it */
+			setup_tags_add(&now, &nnow, l->name);
+			continue;
+		}
+		setup_tags_add(&now, &nnow, l->name);
+	}
+	/* lists loaded last time and gone from spamd.conf: clear them */
+	for (j = 0; j < nprev; j++) {
+		char clear[BL_TAG_MAX + 2];
+		int still = 0;
+
+		for (i = 0; i < c.n; i++)
+			if (!c.list[i].white && strcmp(prev[j], c.list[i].name) == 0)
+				still = 1;
+		if (still)
+			continue;
+		snprintf(clear, sizeof(clear), "%s;\n", prev[j]);
+		if (setup_deliver(o, prev[j], clear, strlen(clear), 0) == -1) {
+			fails++;
+			setup_tags_add(&now, &nnow, prev[j]);
+		} else
+			log_info("list=%s event=cleared reason=\"gone from "
+			    "%s\"", prev[j], o->conf);
+	}
+	if (o->firewall && setup_firewall(o, &c, it, complete) == -1)
+		fails++;
+	if (!o->dryrun && setup_state_write(o->state, now, nnow) == -1)
+		fails++;
+	setup_buf_free(&line);
+	for (i = 0; i < c.n; i++)
+		setup_addrs_free(&it[i].a);
+	free(it);
+	setup_tags_free(prev, nprev);
+	setup_tags_free(now, nnow);
+	setup_conf_free(&c);
+	return fails;
+}
+
+/* setup_number - a number option in [lo, hi] or exit with its name */
+static long long
+setup_number(const char *flag, const char *s, long long lo, long long hi)
+{
+	const char *errstr;
+	long long v = strtonum(s, lo, hi, &errstr);
+
+	if (errstr != NULL) {
+		fprintf(stderr, "spamd-setup: %s %s: %s (%lld..%lld)\n", flag,
+		    s, errstr, lo, hi);
+		exit(2);
+	}
+	return v;
+}
+
+/* setup_daemon - -D: run, then wait for SIGHUP or the next -R period */
+static int
+setup_daemon(const struct setup_opts *o)
+{
+	struct timespec ts;
+	sigset_t set;
+	int sig, fails;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	/* why: signals are taken synchronously with sigtimedwait, so a
+	 * SIGHUP during a load is not lost and needs no handler */
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (!o->debug && daemon(0, 0) == -1)
+		fatal("daemon");
+	log_info("event=start conf=%s reload_minutes=%ld", o->conf, o->reload);
+	for (;;) {
+		fails = setup_run(o);
+		log_info("event=reload failures=%d", fails);
+		ts.tv_sec = o->reload * 60;
+		ts.tv_nsec = 0;
+		for (;;) {
+			sig = sigtimedwait(&set, NULL, &ts);
+			if (sig == -1 && errno == EINTR)
+				continue;
+			break;
+		}
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("event=stop signal=%d", sig);
+			return 0;
+		}
+	}
+}
+
+/* setup_spf_warn - a skipped SPF term, on stderr */
+static void
+setup_spf_warn(void *arg, const char *text)
+{
+	fprintf(stderr, "spamd-setup: spf %s\n", text);
+}
+
+/* setup_spf_print - one network of the --spf-walk output */
+static int
+setup_spf_print(void *arg, int af, const char *cidr)
+{
+	return puts(cidr) == EOF ? -1 : 0;
+}
+
+/* setup_spf_one - walk one domain into all; 0 ok, 1 failed (reported) */
+static int
+setup_spf_one(struct setup_spf *s, const char *domain,
+    struct setup_addrs *all)
+{
+	char err[1024];
+
+	if (setup_spf_walk(s, domain, all, err, sizeof(err)) == -1) {
+		fprintf(stderr, "spamd-setup: spf %s: %s\n", domain, err);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * setup_spf_main - --spf-walk: walk the domains of argv (or of stdin, one
+ * a line) and print their networks as a list file. A failed domain is
+ * reported and left out; the others are still printed and the exit
+ * status is 1.
+ */
+static int
+setup_spf_main(const struct setup_opts *o, int argc, char **argv)
+{
+	struct setup_spf_opt so = { 0 };
+	struct setup_addrs all = { 0 };
+	struct setup_spf *s;
+	char err[512], *line = NULL, *p, *e;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0, n4, n6;
+	int i, fails = 0;
+
+	so.family = o->family;
+	so.server = o->dns_server;
+	so.timeout = 3;
+	so.tries = 2;
+	so.warn = setup_spf_warn;
+	if ((s = setup_spf_open(&so, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "spamd-setup: spf: %s\n", err);
+		return 1;
+	}
+	for (i = 0; i < argc; i++)
+		fails += setup_spf_one(s, argv[i], &all);
+	while (argc == 0 && (n = getline(&line, &cap, stdin)) != -1) {
+		lineno++;
+		if ((p = memchr(line, '#', (size_t)n)) != NULL)
+			*p = '\0';
+		for (p = line; *p == ' ' || *p == '\t'; p++)
+			;
+		for (e = p + strlen(p); e > p && strchr(" \t\r\n", e[-1]) !=
+		    NULL; e--)
+			;
+		*e = '\0';
+		if (*p == '\0')
+			continue;
+		if (strpbrk(p, " \t") != NULL) {
+			fprintf(stderr, "spamd-setup: spf stdin:%ld: one domain "
+			    "a line\n", lineno);
+			fails++;
+			continue;
+		}
+		fails += setup_spf_one(s, p, &all);
+	}
+	free(line);
+	setup_spf_close(s);
+	setup_collapse(&all);
+	/* why: an SPF /0 is refused by the parser, but two halves could
+	 * still cover everything; such a list must not load */
+	if (setup_cidr_count(&all, &n4, &n6, err, sizeof(err)) == -1) {
+		fprintf(stderr, "spamd-setup: spf: %s\n", err);
+		setup_addrs_free(&all);
+		return 1;
+	}
+	if (setup_cidr_each(&all, setup_spf_print, NULL) != 0 ||
+	    fflush(stdout) == EOF) {
+		fprintf(stderr, "spamd-setup: spf: cannot write the list\n");
+		fails++;
+	}
+	setup_addrs_free(&all);
+	return fails == 0 ? 0 : 1;
+}
+
+/* main - parse the flags, then one run or the -D loop */
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "host",	required_argument, NULL, 'H' },
+		{ "port",	required_argument, NULL, 'p' },
+		{ "fw-backend",	required_argument, NULL, 'B' },
+		{ "fw",		required_argument, NULL, 'B' },	/* as spamd */
+		{ "fw-path",	required_argument, NULL, 'P' },
+		{ "fw-file",	required_argument, NULL, 'P' },	/* as spamd */
+		{ "fw-table",	required_argument, NULL, 'T' },
+		{ "fw-family",	required_argument, NULL, 'F' },
+		{ "fw-create",	no_argument,	   NULL, 'C' },
+		{ "max-size",	required_argument, NULL, 'M' },
+		{ "timeout",	required_argument, NULL, 't' },
+		{ "spf-walk",	no_argument,	   NULL, 'W' },
+		{ "dns-server",	required_argument, NULL, 'N' },
+		{ "help",	no_argument,	   NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct setup_opts o;
+	int ch, fails;
+
+	memset(&o, 0, sizeof(o));
+	o.conf = SETUP_CONF_DEFAULT;
+	o.state = SETUP_STATE_DEFAULT;
+	o.host = "127.0.0.1";
+	o.port = SETUP_PORT_DEFAULT;
+	o.reload = SETUP_RELOAD_DEFAULT;
+	o.fetch.maxsize = SETUP_MAXSIZE_DEFAULT;
+	o.fetch.timeout = SETUP_TIMEOUT_DEFAULT;
+	o.fw.backend = "nftables";
+	o.fw.use_black_set = 1;
+	while ((ch = getopt_long(argc, argv, "46bDdnf:R:p:s:h", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'b': o.firewall = 1; break;
+		case 'D': o.daemon = 1; break;
+		case 'd': o.debug = 1; break;
+		case 'n': o.dryrun = 1; break;
+		case 'f': o.conf = optarg; break;
+		case 's': o.state = optarg; break;
+		case 'H': o.host = optarg; break;
+		case 'B': o.fw.backend = optarg; break;
+		case 'P': o.fw.path = optarg; break;
+		case 'T': o.fw.table = optarg; break;
+		case 'F': o.fw.family = optarg; break;
+		case 'C': o.fw.create = 1; break;
+		case 'W': o.spf = 1; break;
+		case 'N': o.dns_server = optarg; break;
+		case '4': o.family = 4; break;
+		case '6': o.family = 6; break;
+		case 'R':
+			o.reload = (long)setup_number("-R", optarg, 1, 525600);
+			break;
+		case 'p':
+			o.port = (int)setup_number("-p", optarg, 1, 65535);
+			break;
+		case 'M':
+			o.fetch.maxsize = (size_t)setup_number("--max-size",
+			    optarg, 1024, 4LL * 1024 * 1024 * 1024 - 1);
+			break;
+		case 't':
+			o.fetch.timeout = (long)setup_number("--timeout",
+			    optarg, 1, 86400);
+			break;
+		case 'h': setup_usage(0);
+		default: setup_usage(2);
+		}
+	}
+	if (o.spf)
+		return setup_spf_main(&o, argc - optind, argv + optind);
+	if (optind != argc || o.family != 0 || o.dns_server != NULL)
+		setup_usage(2);
+	log_init("spamd-setup", !o.daemon || o.debug, o.debug);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		fatalx("curl_global_init failed");
+	if (o.daemon && !o.dryrun)
+		fails = setup_daemon(&o);
+	else
+		fails = setup_run(&o);
+	curl_global_cleanup();
+	return fails == 0 ? 0 : 1;
+}
