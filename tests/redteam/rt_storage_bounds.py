@@ -476,10 +476,12 @@ def main():
         return 1
     rcpt_flood()
     client_cap()
-    if os.geteuid() == 0 and shutil.which("ip") is not None:
-        v6_cap()
+    if os.geteuid() != 0:
+        R.skip("IPv6 /64 cap", "needs root (ip netns)")
+    elif shutil.which("ip") is None:
+        R.notok("IPv6 /64 cap", "ip (iproute2) not installed: make deps")
     else:
-        R.skip("IPv6 /64 cap", "needs root and ip netns")
+        v6_cap()
     # both ways when root: the default on a small tmpfs, and the option
     if os.geteuid() == 0:
         disk_guard(True)
