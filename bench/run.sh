@@ -2,7 +2,9 @@
 # run.sh - run every benchmark and print its figures (never pass/fail).
 # Each bench/bench_*.c program prints its own figures and the ratio against
 # a baseline it runs in the same process; bench/*.sh scripts (root, network
-# namespaces) do the same for the daemon and the firewall.
+# namespaces) do the same for the daemon and the firewall (among them
+# bench_rcpt_flood.sh: what one client's 50,000 RCPTs store with the caps
+# off and with the defaults).
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 export TOP="$top" BUILD="${BUILD:-$top/build}"

@@ -27,6 +27,7 @@ struct gdb {
 	pthread_mutex_t	 wd_mu;
 	pthread_cond_t	 wd_cv;
 	int		 wd_running, wd_stop;
+	int		 no_new_grey;	/* (added) gdb_set_no_new_grey */
 };
 
 /* Work done inside one transaction; returns 0, a Berkeley DB code or

@@ -139,6 +139,18 @@ int	gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
  */
 struct gdb_tuple {
 	const char	*ip, *helo, *from, *to;
+	/*
+	 * (added) NULL, or how many new GREY records this tuple may still
+	 * create, shared (the same pointer) by the tuples of one client in
+	 * a batch: a tuple that would be NEW while *new_left <= 0 writes
+	 * nothing and gets GDB_R_REFUSED; one that is stored takes one.
+	 * Everything else (a tuple seen again, a pass, a trap, WHITE,
+	 * TRAPPED) is never limited. When the call returns 0 the counts
+	 * are what the committed transaction used (a transaction retried
+	 * after a deadlock starts again from the counts given); on error
+	 * they are as given.
+	 */
+	int		*new_left;
 	enum gdb_result	 res;
 	struct gdb_rec	 rec;
 	int		 bad;
@@ -168,6 +180,16 @@ int	gdb_tuple_seen_many(struct gdb *db, struct gdb_tuple *tv, size_t n,
  * allows it and its subdomains, "@example.com" exactly that domain; a
  * recipient without '@' is allowed.
  */
+
+/*
+ * gdb_set_no_new_grey - (added) on = 1: from now on this handle's
+ * gdb_tuple_seen and gdb_tuple_seen_many create no new GREY record (a
+ * tuple that would be NEW gets GDB_R_REFUSED and nothing is written);
+ * tuples seen again, passes, traps, WHITE, TRAPPED, gdb_put and
+ * deletions go on. The daemon's writer turns it on while the disk is
+ * low. Per handle, not stored: other processes do not see it.
+ */
+void	gdb_set_no_new_grey(struct gdb *db, int on);
 
 /* gdb_trap - mark ip TRAPPED until expire (GREY tuples of ip stay; WHITE
  * of ip is removed) */

@@ -26,6 +26,8 @@ struct seen_ctx {
 	int64_t			 now;
 	const struct gdb_times	*t;
 	int			 trap;		/* to outside allowed domains */
+	int			*new_left;	/* (added) gdb_tuple.new_left */
+	int			 no_new;	/* (added) db->no_new_grey */
 	enum gdb_result		 res;
 	struct gdb_rec		 out;
 };
@@ -160,8 +162,16 @@ seen_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 		nw.expire = now + t->greyexp;
 		nw.bcount = 1;
 		nw.pcount = 0;
-		c->res = GDB_R_NEW;
 		c->out = nw;
+		/* (added) the caller's bound on new tuples: nothing written
+		 * (an expired record left in place goes with the expiry) */
+		if (c->no_new || (c->new_left != NULL && *c->new_left <= 0)) {
+			c->res = GDB_R_REFUSED;
+			return 0;
+		}
+		if (c->new_left != NULL)
+			(*c->new_left)--;
+		c->res = GDB_R_NEW;
 		return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
 	}
 	nw = old;
@@ -212,6 +222,7 @@ gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
 	c.now = now;
 	c.t = t;
 	c.trap = !gdb_domain_allowed(db, c.tuple.to);
+	c.no_new = db->no_new_grey;
 	if (gdb_txn_run(db, "tuple", seen_txn, &c, err) == -1)
 		return -1;
 	if (res != NULL)
@@ -224,7 +235,19 @@ gdb_tuple_seen(struct gdb *db, const char *ip, const char *helo,
 struct many_ctx {
 	struct seen_ctx	*c;
 	size_t		 n;
+	int		*given;		/* (added) *new_left as given */
 };
+
+/* many_restore - (added) every *new_left back to what the caller gave */
+static void
+many_restore(struct many_ctx *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->c[i].new_left != NULL)
+			*m->c[i].new_left = m->given[i];
+}
 
 /* many_txn - the rules for a batch of tuples, inside one transaction */
 static int
@@ -234,6 +257,8 @@ many_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 	size_t i;
 	int ret;
 
+	/* (added) a retry after a deadlock starts from the counts given */
+	many_restore(m);
 	for (i = 0; i < m->n; i++) {
 		if (m->c[i].tuple.type != GDB_GREY)
 			continue;	/* a bad tuple, reported by the caller */
@@ -260,13 +285,21 @@ gdb_tuple_seen_many(struct gdb *db, struct gdb_tuple *tv, size_t n,
 		    n, GDB_BATCH_MAX);
 		return -1;
 	}
-	if ((c = calloc(n, sizeof(*c))) == NULL) {
+	if ((c = calloc(n, sizeof(*c))) == NULL ||
+	    (m.given = calloc(n, sizeof(*m.given))) == NULL) {
+		free(c);
 		gdb_seterr(err, "%s: out of memory for a batch", db->dir);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
 		tv[i].bad = 0;
 		tv[i].res = 0;
+		/* (added) saved before any attempt: the same pointer in
+		 * several tuples saves the same count */
+		c[i].new_left = tv[i].new_left;
+		if (tv[i].new_left != NULL)
+			m.given[i] = *tv[i].new_left;
+		c[i].no_new = db->no_new_grey;
 		if (gdb_addr_canon(tv[i].ip != NULL ? tv[i].ip : "",
 		    c[i].tuple.ip) == -1) {
 			tv[i].bad = 1;
@@ -284,16 +317,26 @@ gdb_tuple_seen_many(struct gdb *db, struct gdb_tuple *tv, size_t n,
 	}
 	m.c = c;
 	m.n = n;
-	if (gdb_txn_run(db, "tuple batch", many_txn, &m, err) == -1)
+	if (gdb_txn_run(db, "tuple batch", many_txn, &m, err) == -1) {
+		many_restore(&m);	/* (added) nothing was used */
 		rv = -1;
+	}
 	for (i = 0; rv == 0 && i < n; i++) {
 		if (tv[i].bad)
 			continue;
 		tv[i].res = c[i].res;
 		tv[i].rec = c[i].out;
 	}
+	free(m.given);
 	free(c);
 	return rv;
+}
+
+/* gdb_set_no_new_grey - (added) refuse new GREY records on this handle */
+void
+gdb_set_no_new_grey(struct gdb *db, int on)
+{
+	db->no_new_grey = on != 0;
 }
 
 struct ipcmd_ctx {

@@ -269,6 +269,9 @@ enum psync_applied {
 	PSYNC_A_KEPT,		/* we already hold a longer expiry */
 	PSYNC_A_TRAPPED,	/* WHITE for an ip that is TRAPPED here */
 	PSYNC_A_ABSENT,		/* DEL of an entry we do not have */
+	PSYNC_A_REFUSED,	/* (added) GREY that would be a new tuple
+				 * while the store refuses new ones
+				 * (gdb_set_no_new_grey: the disk is low) */
 };
 
 /*

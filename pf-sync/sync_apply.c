@@ -57,6 +57,8 @@ psync_apply(struct gdb *db, const struct psync_entry *e, int64_t now,
 		if (gdb_tuple_seen(db, ip, e->helo, e->from, e->to, now, t,
 		    &gr, NULL, err) == -1)
 			return -1;
+		if (gr == GDB_R_REFUSED)	/* (added) nothing written */
+			out = PSYNC_A_REFUSED;
 		break;
 	case PSYNC_WHITE:
 	case PSYNC_TRAPPED:

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <dirent.h>
 #include <grp.h>
@@ -124,6 +125,11 @@ struct main_opts {
 	const char	*ctl_socket;
 	char		 ctl_path[PATH_MAX];	/* made absolute */
 	int		 seccomp_mode;	/* (added) --seccomp (sandbox.h) */
+	/* (added) bounds on what one client can make us store */
+	int		 max_rcpt;		/* --max-rcpt */
+	int		 max_new_tuples;	/* --max-new-tuples */
+	long long	 min_free_mb;		/* --min-free N (MB) */
+	int		 min_free_pct;		/* --min-free N% */
 };
 
 /* One child process. */
@@ -166,6 +172,7 @@ enum {
 	OPT_CTL_SOCKET,
 	OPT_SECCOMP, OPT_PREFIX6, OPT_SYNC_ACCEPT,
 	OPT_CONFIG_ANY_PORT,
+	OPT_MAX_RCPT, OPT_MAX_NEW, OPT_MIN_FREE,
 };
 
 static const struct option main_longopts[] = {
@@ -216,6 +223,9 @@ static const struct option main_longopts[] = {
 	{ "dns-skip-white",	required_argument, NULL, OPT_DNS_SKIP_WHITE },
 	{ "ctl-socket",		required_argument, NULL, OPT_CTL_SOCKET },
 	{ "seccomp",		required_argument, NULL, OPT_SECCOMP },
+	{ "max-rcpt",		required_argument, NULL, OPT_MAX_RCPT },
+	{ "max-new-tuples",	required_argument, NULL, OPT_MAX_NEW },
+	{ "min-free",		required_argument, NULL, OPT_MIN_FREE },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -235,6 +245,7 @@ main_usage(int status)
 "             [--commit-window MS] [--pass-seconds N]\n"
 "             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
 "             [--max-per-client N] [--per-client-prefix6 LEN]\n"
+"             [--max-rcpt N] [--max-new-tuples N] [--min-free MB|PCT%%]\n"
 "             [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
@@ -267,6 +278,41 @@ main_num(const char *flag, const char *arg, long long lo, long long hi)
 		exit(1);
 	}
 	return v;
+}
+
+/*
+ * main_min_free - (added) --min-free: "N" or "NMB" (MB, 0..1048576; 0 is
+ * off) or "N%" (of the filesystem's size, 0..99)
+ */
+static void
+main_min_free(struct main_opts *o, const char *arg)
+{
+	char buf[32];
+	size_t n;
+
+	if (strlcpy(buf, arg, sizeof(buf)) >= sizeof(buf))
+		goto bad;
+	n = strlen(buf);
+	if (n > 1 && buf[n - 1] == '%') {
+		buf[n - 1] = '\0';
+		o->min_free_pct = (int)main_num("--min-free (percent)", buf, 0,
+		    99);
+		o->min_free_mb = 0;
+		return;
+	}
+	if (n > 2 && strcasecmp(buf + n - 2, "MB") == 0)
+		buf[n - 2] = '\0';
+	else if (n > 1 && (buf[n - 1] == 'M' || buf[n - 1] == 'm'))
+		buf[n - 1] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		goto bad;
+	o->min_free_mb = main_num("--min-free (MB)", buf, 0, 1048576);
+	o->min_free_pct = 0;
+	return;
+bad:
+	fprintf(stderr, "spamd: --min-free %s: want MB (e.g. 64) or a "
+	    "percentage (e.g. 5%%)\n", arg);
+	exit(1);
 }
 
 /* main_dns_mode - (added) --rdns / --helo-check: off, log or tarpit */
@@ -425,6 +471,9 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->commit_ms = 1000;
 	o->max_per_client = 10;
 	o->prefix6 = ENGINE_PREFIX6_DEFAULT;
+	o->max_rcpt = SESSION_RCPT_DEFAULT;		/* (added) */
+	o->max_new_tuples = GREY_MAX_NEW_DEFAULT;	/* (added) */
+	o->min_free_mb = GREY_MIN_FREE_DEFAULT;		/* (added) */
 	o->user = "_spamd";
 	o->chroot_dir = "/var/empty";
 	/* (added) SPAMD_SECCOMP sets the default of --seccomp (debugging) */
@@ -613,6 +662,15 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			}
 			break;
 		case OPT_CTL_SOCKET: o->ctl_socket = optarg; break;
+		case OPT_MAX_RCPT:	/* (added) no "off": 1..100000 */
+			o->max_rcpt = (int)main_num("--max-rcpt", optarg, 1,
+			    SESSION_RCPT_LIMIT);
+			break;
+		case OPT_MAX_NEW:	/* (added) no "off" either */
+			o->max_new_tuples = (int)main_num("--max-new-tuples",
+			    optarg, 1, GREY_MAX_NEW_LIMIT);
+			break;
+		case OPT_MIN_FREE: main_min_free(o, optarg); break;
 		case OPT_HELP: main_usage(0);
 		default: main_usage(1);
 		}
@@ -1503,6 +1561,10 @@ main(int argc, char **argv)
 	gc.group_v6 = o.group_v6;
 	gc.blacklist_only = o.blacklist_only;
 	gc.cfg_fd = cfg_fd;
+	/* (added) bounds on new tuples */
+	gc.max_new_tuples = o.max_new_tuples;
+	gc.min_free_bytes = (int64_t)o.min_free_mb << 20;
+	gc.min_free_pct = o.min_free_pct;
 	/* (added) the writer's own filter */
 	gc.seccomp_mode = o.seccomp_mode;
 	gc.seccomp_flags = strcmp(o.fw_backend, "ipset") == 0 ||
@@ -1515,18 +1577,19 @@ main(int argc, char **argv)
 	ec.nlisten = o.nlisten;
 	/* (added) -c and -B are daemon-wide in budget */
 	ec.maxcon = engine_cap;
-			ec.maxblack = o.maxblack;
-			ec.budget = budget;
-			ec.max_per_client = o.max_per_client;
-			ec.stutter_secs = o.stutter_secs;
-			ec.stutter_delay = o.stutter_delay;
-			ec.rcvbuf = o.rcvbuf;
-			ec.hostname = o.hostname;
-			ec.banner = o.banner;
-			ec.bl_code = o.bl_code;
-			ec.blacklist_only = o.blacklist_only;
-			ec.user = o.user;
-			ec.chroot_dir = o.chroot_dir;
+	ec.maxblack = o.maxblack;
+	ec.budget = budget;
+	ec.max_per_client = o.max_per_client;
+	ec.max_rcpt = o.max_rcpt;	/* (added) */
+	ec.stutter_secs = o.stutter_secs;
+	ec.stutter_delay = o.stutter_delay;
+	ec.rcvbuf = o.rcvbuf;
+	ec.hostname = o.hostname;
+	ec.banner = o.banner;
+	ec.bl_code = o.bl_code;
+	ec.blacklist_only = o.blacklist_only;
+	ec.user = o.user;
+	ec.chroot_dir = o.chroot_dir;
 	ec.seccomp_mode = o.seccomp_mode;	/* (added) */
 	/* (added) fresh engine counters for /metrics */
 	ec.stats_secs = o.http_listen != NULL ? 1 : 0;

@@ -18,6 +18,12 @@ enum gdb_result {
 	GDB_R_TRAPPED,		/* ip is TRAPPED (never whitelisted) */
 	GDB_R_TRAP,		/* to is a spamtrap or outside allowed
 				 * domains: the ip was trapped now */
+	GDB_R_REFUSED,		/* (added) would be NEW, but new tuples
+				 * are refused (gdb_tuple.new_left spent,
+				 * or gdb_set_no_new_grey): nothing was
+				 * written; rec is what NEW would have
+				 * stored. The writer never sends it to
+				 * an engine: the engine hears GDB_R_NEW */
 };
 
 #endif /* SPAMD_VERDICT_H */

@@ -369,7 +369,8 @@ engine_park(struct conn *c)
 {
 	struct engine *e = c->eng;
 
-	if (c->s.cls != SESSION_GREY ||
+	/* (added) an RCPT past --max-rcpt sends the writer nothing */
+	if (c->s.cls != SESSION_GREY || session_rcpt_full(&c->s) ||
 	    !session_cmd_is(c->ibuf, c->ilen, "RCPT") ||
 	    evbuffer_get_length(bufferevent_get_output(e->wbev)) <=
 	    ENGINE_WRITER_HIGH)
@@ -732,6 +733,22 @@ engine_helo(void *arg, struct session *s)
 	engine_dns_helo(e->dns, (struct conn *)s);
 }
 
+/* engine_rcpt_refused - session op (added): an RCPT past --max-rcpt got
+ * 452; counted, and logged once a connection */
+static void
+engine_rcpt_refused(void *arg, struct session *s, int first)
+{
+	struct engine *e = arg;
+	char ip[64];
+
+	e->st.rcpt_refused++;
+	if (first)
+		log_info("event=rcpt_cap id=%llu ip=%s max=%u",
+		    (unsigned long long)s->id, session_ip(s, ip, sizeof(ip)),
+		    s->conf->max_rcpt > 0 ? s->conf->max_rcpt :
+		    SESSION_RCPT_DEFAULT);
+}
+
 /* engine_tarpit - switch a greylisted session to the tarpit as cls */
 void
 engine_tarpit(struct conn *c, enum session_class cls)
@@ -900,7 +917,7 @@ engine_stats_line(struct engine *e, int logit)
 	snprintf(line, sizeof(line), "engine=%d conns=%d black_conns=%d "
 	    "accepted=%llu closed=%llu grey=%llu black=%llu trapped=%llu "
 	    "trapped_live=%llu tuples=%llu tuples_dropped=%llu "
-	    "tuples_waited=%llu results=%llu "
+	    "tuples_waited=%llu rcpt_refused=%llu results=%llu "
 	    "per_client_refused=%llu accept_errors=%llu idle_closed=%llu "
 	    "bytes_out=%llu lists=%d prefixes=%ld lists_loaded=%llu "
 	    "list_errors=%llu tarpit_secs=%llu", e->conf->index, e->nconn,
@@ -913,6 +930,7 @@ engine_stats_line(struct engine *e, int logit)
 	    (unsigned long long)e->st.tuples,
 	    (unsigned long long)e->st.tuples_dropped,
 	    (unsigned long long)e->st.tuples_waited,
+	    (unsigned long long)e->st.rcpt_refused,
 	    (unsigned long long)e->st.results,
 	    (unsigned long long)e->st.per_client_refused,
 	    (unsigned long long)e->st.accept_errors,
@@ -1021,10 +1039,12 @@ engine_main(const struct engine_conf *conf)
 	e->ops.tuple = engine_tuple;
 	e->ops.lookup = engine_lookup;
 	e->ops.helo = engine_helo;	/* (added) HELO check */
+	e->ops.rcpt_refused = engine_rcpt_refused;	/* (added) --max-rcpt */
 	e->sconf.hostname = conf->hostname;
 	e->sconf.banner = conf->banner;
 	e->sconf.bl_code = conf->bl_code;
 	e->sconf.blacklist_only = conf->blacklist_only;
+	e->sconf.max_rcpt = (uint32_t)conf->max_rcpt;	/* (added) */
 	e->sconf.ops = &e->ops;
 	e->sconf.arg = e;
 	e->sconf.tls_offer = conf->tls_ctx != NULL;	/* (added) STARTTLS */

@@ -47,6 +47,9 @@ struct engine_conf {
 					 * itself is in budget */
 	int		 maxblack;	/* -B (daemon-wide with budget) */
 	int		 max_per_client;/* --max-per-client; 0 = no cap */
+	int		 max_rcpt;	/* (added) --max-rcpt: RCPTs recorded
+					 * per greylisted connection (session.h
+					 * SESSION_RCPT_DEFAULT when 0) */
 	int		 stutter_secs;	/* -S: greylisted stutter period */
 	int		 stutter_delay;	/* -s: seconds per byte; 0 = none */
 	int		 rcvbuf;	/* -w: SO_RCVBUF of tarpitted sockets */
@@ -92,6 +95,7 @@ struct engine_stats {
 	uint64_t	 tuples;
 	uint64_t	 tuples_dropped;	/* writer queue full */
 	uint64_t	 tuples_waited;		/* RCPTs parked by back-pressure */
+	uint64_t	 rcpt_refused;		/* (added) 452: past --max-rcpt */
 	uint64_t	 results;
 	uint64_t	 per_client_refused;
 	uint64_t	 accept_errors;		/* EMFILE and friends */

@@ -33,6 +33,8 @@ static const char reply_tls_mail[] =
     "503 5.5.1 Error: MAIL transaction in progress\r\n";
 static const char reply_tls_syntax[] =
     "501 5.5.4 Syntax: STARTTLS takes no parameters\r\n";
+/* (added) past --max-rcpt (RFC 5321 4.5.3.1.10: 452, not 5xx) */
+static const char reply_rcpt_cap[] = "452 4.5.3 Too many recipients\r\n";
 static const char reply_idle[] =
     "421 4.4.2 Idle timeout, closing connection\r\n";
 
@@ -243,6 +245,18 @@ int
 session_want_close(const struct session *s)
 {
 	return (s->flags & SESSION_F_CLOSE) && s->out == NULL;
+}
+
+/* session_rcpt_full - the next RCPT is past --max-rcpt (a greylisted
+ * client whose tuples are recorded: not with -b) */
+int
+session_rcpt_full(const struct session *s)
+{
+	uint32_t max = s->conf->max_rcpt > 0 ? s->conf->max_rcpt :
+	    SESSION_RCPT_DEFAULT;
+
+	return s->cls == SESSION_GREY && !s->conf->blacklist_only &&
+	    s->nrcpt >= max;
 }
 
 /* session_trap - the client mailed a spamtrap: tarpit it from now on */
@@ -462,6 +476,22 @@ session_rcpt(struct session *s, const char *arg, size_t len)
 	}
 	if (session_path(arg, len, "TO:", &p, &plen) == -1) {
 		session_bad(s, reply_syntax);
+		return;
+	}
+	/*
+	 * (added) --max-rcpt: a greylisted client has its tuples recorded
+	 * for the first max_rcpt RCPTs of the connection only; the rest get
+	 * 452 (the client delivers to those accepted and may try the others
+	 * later, RFC 5321 3.3) and record nothing. The state stays: DATA
+	 * after a transaction with accepted RCPTs still gets its 451.
+	 */
+	if (session_rcpt_full(s)) {
+		int first = !(s->flags & SESSION_F_RCPTCAP);
+
+		s->flags |= SESSION_F_RCPTCAP;
+		session_reply(s, reply_rcpt_cap);
+		if (s->conf->ops != NULL && s->conf->ops->rcpt_refused != NULL)
+			s->conf->ops->rcpt_refused(s->conf->arg, s, first);
 		return;
 	}
 	if (plen > sizeof(to) - 1)

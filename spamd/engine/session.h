@@ -25,6 +25,14 @@
 #define SESSION_REPLY_MAX	16384	/* the blacklisted reply is cut here */
 #define SESSION_ARG_MAX		256	/* helo/from kept, NUL included */
 #define SESSION_DATA_MAX	(1u << 20) /* tarpit: message bytes taken */
+/*
+ * (added) RCPTs a greylisted client may have recorded in one connection
+ * (every transaction of it: RSET and a new MAIL do not start over); past
+ * it each RCPT gets 452 4.5.3 and records nothing. --max-rcpt, 1..100000;
+ * 0 in session_conf means this default.
+ */
+#define SESSION_RCPT_DEFAULT	100
+#define SESSION_RCPT_LIMIT	100000	/* the most --max-rcpt allows */
 #define SESSION_TRAP_MSG	"Your address %A has mailed to spamtraps here\\n"
 /* the writer's list of trapped addresses (grey.h GREY_TRAPLIST_TAG) */
 #define SESSION_TRAP_TAG	"spamd-greytrap"
@@ -61,6 +69,9 @@ struct session_ops {
 	int	(*lookup)(void *arg, struct session *s, struct bl_match *m);
 	/* (added) HELO/EHLO took a name, now in s->helo; may be NULL */
 	void	(*helo)(void *arg, struct session *s);
+	/* (added) an RCPT past max_rcpt got 452 and recorded nothing;
+	 * first = 1 for the first of the connection; may be NULL */
+	void	(*rcpt_refused)(void *arg, struct session *s, int first);
 };
 
 /* Shared by every session of an engine; outlives them. */
@@ -69,6 +80,12 @@ struct session_conf {
 	const char	*banner;	/* -n */
 	int		 bl_code;	/* -4 / -5: 450 or 550 */
 	int		 blacklist_only;/* -b: record no tuples */
+	/* (added) --max-rcpt: RCPTs a greylisted client gets 250 for in one
+	 * connection, 0 = SESSION_RCPT_DEFAULT. It bounds what is recorded,
+	 * so blacklisted and trapped clients (and every client with -b) are
+	 * not capped: they record nothing, and every reply of the tarpit
+	 * costs them time, not us storage */
+	uint32_t	 max_rcpt;
 	const struct session_ops *ops;
 	void		*arg;		/* for ops */
 	/* filled by session_conf_init */
@@ -92,6 +109,7 @@ struct session_conf {
 #define SESSION_F_STARTTLS 0x40	/* 220 to STARTTLS queued: the owner starts
 				 * the handshake once it is written, drops
 				 * buffered input and clears this flag */
+#define SESSION_F_RCPTCAP 0x80	/* (added) an RCPT got 452: past max_rcpt */
 
 /*
  * One connection. Kept small on purpose (about 100 bytes plus what the
@@ -106,7 +124,8 @@ struct session {
 	uint8_t		 cls;		/* enum session_class */
 	uint8_t		 nbad;		/* bad commands so far */
 	uint8_t		 flags;		/* SESSION_F_* */
-	uint32_t	 nrcpt;		/* tuples recorded */
+	uint32_t	 nrcpt;		/* RCPTs answered 250 (a greylisted
+					 * client's: tuples recorded) */
 	uint32_t	 datalen;	/* message bytes swallowed in DATA */
 	char		*helo;		/* malloc'd, NULL until HELO */
 	char		*from;		/* malloc'd, NULL until MAIL */
@@ -150,6 +169,10 @@ void	session_output_done(struct session *s, size_t n);
 /* session_want_close - 1 when the session is over and its output written */
 int	session_want_close(const struct session *s);
 
+/* session_rcpt_full - (added) 1 when the next RCPT gets 452 (a
+ * greylisted client past max_rcpt, not with -b): it records nothing, so
+ * the owner need not wait for the writer before running it */
+int	session_rcpt_full(const struct session *s);
 /* session_trap - the writer says the client mailed a spamtrap: tarpit it */
 void	session_trap(struct session *s);
 /* session_idle - the idle limit passed: queue 421 and close */

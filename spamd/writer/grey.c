@@ -9,6 +9,7 @@
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -48,6 +49,7 @@ struct grey_counts {
 	long	db_errors, reopens, bad_frames, expired, traplists;
 	long	flushes;
 	long	engine_restarts, engine_sigsys;	/* (added) */
+	long	refused_cap, refused_disk;	/* (added) new tuples refused */
 };
 
 /* (added) A list the config port loaded, kept to send to an engine that
@@ -87,6 +89,13 @@ struct grey {
 	size_t			 nlists;
 	char			*dnsbl_text;	/* (added) last reloaded zones */
 	size_t			 dnsbl_len;
+	/* (added) bounds on new tuples (grey.h) */
+	struct grey_cap		*cap;		/* per client; NULL with -b */
+	struct event		*disk_ev;	/* the free-space check */
+	double			 disk_checked;	/* monotonic, 0 = never */
+	int			 disk_low;	/* refusing new tuples */
+	int			 disk_err;	/* statvfs failed last time */
+	long long		 disk_free, disk_min; /* bytes, -1 unknown */
 };
 
 static void grey_engine_close(struct grey_engine *e, const char *why);
@@ -128,7 +137,69 @@ grey_open_db(struct grey *g, struct gdb_err *err)
 		g->db = NULL;
 		return -1;
 	}
+	/* (added) a reopened store keeps refusing while the disk is low */
+	gdb_set_no_new_grey(g->db, g->disk_low);
 	return 0;
+}
+
+/*
+ * grey_disk_check - (added) --min-free: the free space of the database's
+ * filesystem (what an unprivileged writer may use, f_bavail), at most
+ * once a second; below the minimum the store refuses new tuples
+ * (gdb_set_no_new_grey). Each change of state is logged; a failed
+ * statvfs keeps the state and is logged once.
+ */
+static void
+grey_disk_check(struct grey *g)
+{
+	const struct grey_conf *c = g->conf;
+	struct statvfs sv;
+	unsigned long long avail, total, min;
+	double t;
+	int low;
+
+	if (c->blacklist_only || (c->min_free_bytes <= 0 &&
+	    c->min_free_pct <= 0))
+		return;
+	t = grey_mono();
+	if (g->disk_checked > 0 && t - g->disk_checked < 1.0)
+		return;
+	g->disk_checked = t;
+	if (statvfs(c->dbdir, &sv) == -1) {
+		if (!g->disk_err)
+			log_warnx("event=disk_check dir=%s error=\"%s\"",
+			    c->dbdir, strerror(errno));
+		g->disk_err = 1;
+		return;
+	}
+	g->disk_err = 0;
+	avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	total = (unsigned long long)sv.f_blocks * sv.f_frsize;
+	min = c->min_free_pct > 0 ? total / 100 * (unsigned)c->min_free_pct :
+	    (unsigned long long)c->min_free_bytes;
+	g->disk_free = (long long)avail;
+	g->disk_min = (long long)min;
+	low = avail < min;
+	if (low == g->disk_low)
+		return;
+	g->disk_low = low;
+	if (g->db != NULL)
+		gdb_set_no_new_grey(g->db, low);
+	if (low)
+		log_warnx("event=disk_low dir=%s free=%lluMB min=%lluMB "
+		    "action=refuse-new-tuples", c->dbdir, avail >> 20,
+		    min >> 20);
+	else
+		log_info("event=disk_ok dir=%s free=%lluMB min=%lluMB",
+		    c->dbdir, avail >> 20, min >> 20);
+}
+
+/* grey_disk_timer - (added) the free-space check once a second, so the
+ * state (and /metrics) follow the disk when no tuple comes */
+static void
+grey_disk_timer(evutil_socket_t fd, short ev, void *arg)
+{
+	grey_disk_check(arg);
 }
 
 /*
@@ -451,6 +522,75 @@ grey_lowmx(struct grey *g, const char *ip, const char *keyip,
 	return 1;
 }
 
+/* grey_max_new - (added) --max-new-tuples */
+static int
+grey_max_new(const struct grey *g)
+{
+	return g->conf->max_new_tuples > 0 ? g->conf->max_new_tuples :
+	    GREY_MAX_NEW_DEFAULT;
+}
+
+/*
+ * grey_cap_note - (added) one client's tuples of a batch stored new ones
+ * and had refused ones refused by its cap: count them in its slot, and
+ * log the first refusal of its window (the rest are only counted)
+ */
+static void
+grey_cap_note(struct grey *g, struct grey_cap_slot *slot, const char *ip,
+    int stored, int refused)
+{
+	char pfx[64];
+
+	if (grey_cap_used(g->cap, slot, stored, refused))
+		log_warnx("event=client_cap ip=%s prefix=%s max=%d "
+		    "window_secs=%d action=refuse-new-tuples", ip,
+		    grey_cap_prefix(slot, pfx, sizeof(pfx)), grey_max_new(g),
+		    GREY_CAP_WINDOW);
+}
+
+/*
+ * grey_seen_one - (added) gdb_tuple_seen for one tuple stored under keyip
+ * (the client's ip, or its network with grouping), bounded by the cap of
+ * the client's own ip; as a batch of one, the store's way of taking a
+ * bound
+ */
+static int
+grey_seen_one(struct grey *g, const char *ip, const char *keyip,
+    const char *helo, const char *from, const char *to, int64_t now,
+    enum gdb_result *res, struct gdb_rec *rec, struct gdb_err *err)
+{
+	struct gdb_tuple tv;
+	struct grey_cap_slot *slot = NULL;
+	int left = 0, given = 0;
+
+	memset(&tv, 0, sizeof(tv));
+	tv.ip = keyip;
+	tv.helo = helo;
+	tv.from = from;
+	tv.to = to;
+	/* while the disk is low the store refuses every new tuple */
+	if (g->cap != NULL && !g->disk_low) {
+		grey_cap_batch(g->cap);
+		slot = grey_cap_get(g->cap, ip, now);
+		given = left = grey_cap_left(g->cap, slot);
+		tv.new_left = &left;
+	}
+	if (gdb_tuple_seen_many(g->db, &tv, 1, now, &g->conf->times, err)
+	    == -1)
+		return -1;
+	if (tv.bad) {
+		snprintf(err->msg, sizeof(err->msg), "%.60s: not an IPv4 or "
+		    "IPv6 address", keyip);
+		return -1;
+	}
+	*res = tv.res;
+	*rec = tv.rec;
+	if (tv.new_left != NULL)
+		grey_cap_note(g, slot, ip, given - left,
+		    tv.res == GDB_R_REFUSED);
+	return 0;
+}
+
 /*
  * grey_decide - apply the rules to one tuple of client ip (canonical);
  * *lowmx set to 1 when -M trapped it. -1 with err on a store error.
@@ -491,8 +631,8 @@ grey_decide(struct grey *g, const char *ip, const char *helo,
 			return rc == 1 ? 0 : -1;
 		}
 	}
-	if (gdb_tuple_seen(g->db, keyip, helo, from, to, now, t, res, rec,
-	    err) == -1)
+	if (grey_seen_one(g, ip, keyip, helo, from, to, now, res, rec, err)
+	    == -1)
 		return -1;
 	if (!grouped)
 		return 0;
@@ -583,7 +723,8 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 	 * (most of them) log only with -v, WHITE and TRAPPED never */
 	eh[0] = ef[0] = et[0] = '\0';
 	if (res == GDB_R_PASSED || res == GDB_R_TRAP ||
-	    ((res == GDB_R_NEW || res == GDB_R_GREY) && log_verbose() > 0)) {
+	    ((res == GDB_R_NEW || res == GDB_R_GREY || res == GDB_R_REFUSED) &&
+	    log_verbose() > 0)) {
 		grey_esc(m->str[1], eh, sizeof(eh));
 		grey_esc(m->str[2], ef, sizeof(ef));
 		grey_esc(m->str[3], et, sizeof(et));
@@ -594,6 +735,18 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 		log_debug("event=new ip=%s helo=%s from=%s to=%s", ip, eh, ef,
 		    et);
 		break;
+	case GDB_R_REFUSED:
+		/* (added) not stored: tell no peer, answer as NEW below */
+		if (g->disk_low)
+			g->n.refused_disk++;
+		else
+			g->n.refused_cap++;
+		log_debug("event=refused ip=%s reason=%s helo=%s from=%s "
+		    "to=%s", ip, g->disk_low ? "disk" : "client-cap", eh, ef,
+		    et);
+		grey_rcpt_tuple(g->rcpt, ip, m->str[3], GDB_R_NEW, now);
+		grey_tuple_reply(e, m, ip, GDB_R_NEW);
+		return;
 	case GDB_R_GREY:
 		g->n.grey++;
 		log_debug("event=grey ip=%s helo=%s from=%s to=%s", ip, eh, ef,
@@ -695,7 +848,8 @@ grey_tuple(struct grey_engine *e, const struct msg *m)
  * (gdb_tuple_seen_many: one commit instead of n is what lets one writer
  * keep up with many engines); the others, and a batch the store refused,
  * go one by one. Order is kept: a single tuple runs after the batch
- * before it.
+ * before it. (added) The tuples of one client in a batch share its
+ * --max-new-tuples budget (one counter the store draws from in order).
  */
 static void
 grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
@@ -704,9 +858,19 @@ grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 	struct gdb_tuple tv[GDB_BATCH_MAX];
 	char ips[GDB_BATCH_MAX][GDB_ADDR_MAX], net[GDB_ADDR_MAX];
 	size_t idx[GDB_BATCH_MAX], nb = 0, i, j;
+	/* (added) per client of the batch, at the index of its first
+	 * tuple: its slot, its budget and what it was given */
+	struct grey_cap_slot *slot[GDB_BATCH_MAX];
+	int left[GDB_BATCH_MAX], given[GDB_BATCH_MAX];
+	int refused[GDB_BATCH_MAX];
 	struct gdb_err err = { 0 };
 	int64_t now = time(NULL);
+	int capped;
 
+	grey_disk_check(g);	/* (added) at most once a second */
+	capped = g->cap != NULL && !g->disk_low;
+	if (capped)
+		grey_cap_batch(g->cap);
 	for (i = 0; i <= n; i++) {
 		const char *ip = NULL;	/* canonical: a sound tuple */
 		int plain = 0;
@@ -722,18 +886,46 @@ grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 			tv[nb] = (struct gdb_tuple){ .ip = ips[nb],
 			    .helo = m[i].str[1], .from = m[i].str[2],
 			    .to = m[i].str[3] };
+			if (capped) {
+				slot[nb] = grey_cap_get(g->cap, ip, now);
+				/* the client's budget: its first tuple's */
+				for (j = 0; j < nb; j++)
+					if (slot[j] == slot[nb] &&
+					    slot[nb] != NULL &&
+					    tv[j].new_left == &left[j])
+						break;
+				if (j < nb)
+					tv[nb].new_left = &left[j];
+				else {
+					left[nb] = given[nb] = grey_cap_left(
+					    g->cap, slot[nb]);
+					tv[nb].new_left = &left[nb];
+				}
+				refused[nb] = 0;
+			}
 			idx[nb++] = i;
 			continue;
 		}
 		/* the batch so far goes first */
 		if (nb > 0 && gdb_tuple_seen_many(g->db, tv, nb, now,
 		    &g->conf->times, &err) == 0) {
+			if (capped) {
+				for (j = 0; j < nb; j++)
+					if (tv[j].res == GDB_R_REFUSED)
+						refused[tv[j].new_left -
+						    left]++;
+				for (j = 0; j < nb; j++)
+					if (tv[j].new_left == &left[j])
+						grey_cap_note(g, slot[j],
+						    ips[j], given[j] - left[j],
+						    refused[j]);
+			}
 			for (j = 0; j < nb; j++)
 				grey_tuple_done(e, &m[idx[j]], ips[j],
 				    tv[j].res, &tv[j].rec, 0, now);
 		} else if (nb > 0) {
 			/* e.g. a deadlock retried out: one by one, each
-			 * with its own error handling */
+			 * with its own error handling (and budget) */
 			log_warnx("event=batch_failed tuples=%zu error=\"%s\"",
 			    nb, err.msg);
 			for (j = 0; j < nb; j++) {
@@ -742,6 +934,8 @@ grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 			}
 		}
 		nb = 0;
+		if (capped)
+			grey_cap_batch(g->cap);
 		/* ips[] stays as it is until the next tuple: ip is valid */
 		if (ip != NULL) {
 			g->n.tuples++;	/* as grey_tuple_check */
@@ -1050,20 +1244,28 @@ static void
 grey_counters(struct grey *g)
 {
 	long fw_ops = 0, fw_err = 0, cfg_ok = 0, cfg_err = 0;
+	long cap_live, cap_hits, cap_evicted;
 	int i;
 
 	grey_fw_counts(g->fw, &fw_ops, &fw_err);
 	grey_cfg_counts(g->cfg, &cfg_ok, &cfg_err);
+	grey_cap_counts(g->cap, time(NULL), &cap_live, &cap_hits,
+	    &cap_evicted);
 	log_info("event=counters proc=writer tuples=%ld new=%ld grey=%ld "
 	    "passes=%ld white=%ld trapped=%ld traps=%ld db_errors=%ld "
 	    "reopens=%ld flushes=%ld expired=%ld traplists=%ld "
 	    "bad_frames=%ld fw_ops=%ld fw_errors=%ld config_loads=%ld "
 	    "config_errors=%ld engines=%d engine_restarts=%ld "
-	    "engine_sigsys=%ld", g->n.tuples, g->n.new, g->n.grey,
+	    "engine_sigsys=%ld refused_cap=%ld refused_disk=%ld "
+	    "disk_low=%d disk_free_mb=%lld cap_clients=%ld cap_hits=%ld "
+	    "cap_evicted=%ld", g->n.tuples, g->n.new, g->n.grey,
 	    g->n.passes, g->n.white, g->n.trapped, g->n.traps, g->n.db_errors,
 	    g->n.reopens, g->n.flushes, g->n.expired, g->n.traplists,
 	    g->n.bad_frames, fw_ops, fw_err, cfg_ok, cfg_err, g->nopen,
-	    g->n.engine_restarts, g->n.engine_sigsys);
+	    g->n.engine_restarts, g->n.engine_sigsys,
+	    g->n.refused_cap, g->n.refused_disk, g->disk_low,
+	    g->disk_free < 0 ? -1LL : g->disk_free >> 20, cap_live, cap_hits,
+	    cap_evicted);
 	for (i = 0; i < g->neng; i++) {
 		if (g->eng[i].stats == NULL)
 			continue;
@@ -1214,7 +1416,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	const struct grey_conf *c = g->conf;
 	static const int sigs[5] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0 };
 	struct gdb_err err = { 0 };
-	char fwerr[512];
+	char fwerr[512], minfree[32];
 	struct timeval tv;
 	int i;
 
@@ -1231,6 +1433,16 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	if (!c->blacklist_only && grey_open_db(g, &err) == -1) {
 		/* gdb names the path (and file:line for the domains file) */
 		log_warnx("event=writer_start error=\"%s\"", err.msg);
+		return -1;
+	}
+	/* (added) the free space (the directory exists now) */
+	g->disk_free = g->disk_min = -1;
+	grey_disk_check(g);
+	/* (added) --max-new-tuples: one fixed table, whatever comes */
+	if (!c->blacklist_only && (g->cap = grey_cap_new(grey_max_new(g),
+	    GREY_CAP_WINDOW, GREY_CAP_SLOTS)) == NULL) {
+		log_warnx("event=writer_start error=\"out of memory for the "
+		    "client table\"");
 		return -1;
 	}
 	if (!c->blacklist_only && c->fw_enabled) {
@@ -1276,8 +1488,15 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	g->expire_ev = event_new(g->base, -1, EV_PERSIST, grey_expire_timer,
 	    g);
 	g->trap_ev = evtimer_new(g->base, grey_trap_timer, g);
-	if (g->flush_ev == NULL || g->expire_ev == NULL || g->trap_ev == NULL)
+	g->disk_ev = event_new(g->base, -1, EV_PERSIST, grey_disk_timer, g);
+	if (g->flush_ev == NULL || g->expire_ev == NULL || g->trap_ev == NULL ||
+	    g->disk_ev == NULL)
 		return -1;
+	if (!c->blacklist_only && (c->min_free_bytes > 0 ||
+	    c->min_free_pct > 0)) {
+		tv = grey_tv_ms(1000);
+		event_add(g->disk_ev, &tv);
+	}
 	tv = grey_tv_ms(c->flush_ms > 0 ? c->flush_ms : 1000);
 	event_add(g->flush_ev, &tv);
 	tv = grey_tv_ms(1000L * (c->scan_secs > 0 ? c->scan_secs : 60));
@@ -1293,10 +1512,19 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	/* (added) greyctl's control socket, off unless main opened it */
 	if (grey_ctl_start(&g->ctl, g, g->base, c, g->sync) == -1)
 		return -1;
+	if (c->min_free_pct > 0)
+		snprintf(minfree, sizeof(minfree), "%d%%", c->min_free_pct);
+	else if (c->min_free_bytes > 0)
+		snprintf(minfree, sizeof(minfree), "%lldMB",
+		    (long long)(c->min_free_bytes >> 20));
+	else
+		strlcpy(minfree, "off", sizeof(minfree));
 	log_info("event=writer_start engines=%d db=%s fw=%s config_port=%s "
-	    "group_v4=%d group_v6=%d", nfds, g->db ? c->dbdir : "none",
+	    "group_v4=%d group_v6=%d max_new_tuples=%d min_free=%s", nfds,
+	    g->db ? c->dbdir : "none",
 	    g->fw ? c->fw.backend ? c->fw.backend : "nftables" : "none",
-	    g->cfg ? "on" : "off", c->group_v4, c->group_v6);
+	    g->cfg ? "on" : "off", c->group_v4, c->group_v6, grey_max_new(g),
+	    minfree);
 	return 0;
 }
 
@@ -1349,6 +1577,9 @@ grey_teardown(struct grey *g)
 		event_free(g->reconcile_ev);
 	if (g->trap_ev != NULL)
 		event_free(g->trap_ev);
+	if (g->disk_ev != NULL)
+		event_free(g->disk_ev);
+	grey_cap_free(g->cap);
 	if (g->base != NULL)
 		event_base_free(g->base);
 }
@@ -1410,6 +1641,14 @@ grey_stats_get(struct grey *g, struct grey_stats *st)
 	st->engines_open = g->nopen;
 	st->engine_restarts = g->n.engine_restarts;
 	st->engine_sigsys = g->n.engine_sigsys;
+	/* (added) bounds on new tuples */
+	st->refused_cap = g->n.refused_cap;
+	st->refused_disk = g->n.refused_disk;
+	grey_cap_counts(g->cap, time(NULL), &st->cap_live, &st->cap_hits,
+	    &st->cap_evicted);
+	st->disk_low = g->disk_low;
+	st->disk_free = g->disk_free;
+	st->disk_min = g->disk_min;
 }
 
 /* grey_cfg_of - the config port, NULL when off (grey.h) */
@@ -1424,6 +1663,13 @@ struct grey_ctl *
 grey_ctl_of(struct grey *g)
 {
 	return g->ctl;
+}
+
+/* grey_refused_sync - (added) a peer's new tuple refused: disk low */
+void
+grey_refused_sync(struct grey *g)
+{
+	g->n.refused_disk++;
 }
 
 /* grey_engine_stats - engine i's last MSG_STATS text, or NULL */

@@ -86,7 +86,42 @@ struct grey_conf {
 	int		ndnsbl;
 	int		dnsbl_timeout_ms;
 	const char	*dns_server;
+	/* (added) bounds on what clients make us store (grey_cap.c and
+	 * "Bounds on new tuples" below) */
+	int		max_new_tuples;	/* --max-new-tuples: new GREY tuples
+					 * per client address (/32, IPv6 /64)
+					 * per GREY_CAP_WINDOW; 0 = default */
+	int64_t		min_free_bytes;	/* --min-free N (MB), as bytes */
+	int		min_free_pct;	/* --min-free N%; both 0 = off */
 };
+
+/*
+ * Bounds on new tuples (added). A new GREY tuple is the one thing a
+ * client makes the store grow by, so two guards refuse it, and nothing
+ * else:
+ * - per client: at most max_new_tuples new tuples per IPv4 address or
+ *   IPv6 /64 per GREY_CAP_WINDOW seconds (counted in grey_cap.c's fixed
+ *   table); past it a tuple that would be new is not stored. A tuple
+ *   already stored still counts (bcount) and passes; WHITE, TRAPPED,
+ *   traps (spamtraps, -M, invalid recipients) and deletions go on. The
+ *   first refusal of an address's window is logged (event=client_cap),
+ *   the others only counted.
+ * - disk: while the database's filesystem has less free space than
+ *   min_free_bytes (or min_free_pct of its size), checked with statvfs
+ *   at most once a second, no new tuple is stored at all (local or from
+ *   a sync peer: gdb_set_no_new_grey); the rest goes on. Each change is
+ *   logged (event=disk_low / event=disk_ok).
+ * The engine hears GDB_R_NEW for a refused tuple: the client is
+ * answered as any greylisted one (451 at DATA) and learns nothing. A
+ * refused tuple is not sent to sync peers; the invalid-recipient check
+ * (grey_rcpt.h) still sees it.
+ */
+#define GREY_MAX_NEW_DEFAULT	200	/* --max-new-tuples */
+#define GREY_MAX_NEW_LIMIT	10000000 /* the most it allows */
+#define GREY_MIN_FREE_DEFAULT	64	/* --min-free, MB */
+#define GREY_CAP_WINDOW		3600	/* seconds */
+#define GREY_CAP_SLOTS		65536	/* addresses counted at once */
+#define GREY_CAP_WAYS		8	/* slots of a hash set */
 
 /*
  * What the writer answers (added). MSG_RESULT's num is an enum gdb_result;
@@ -123,6 +158,44 @@ int	grey_main(const int *fds, int nfds, const struct grey_conf *conf);
  */
 struct event_base;
 struct gdb_rec;
+
+/*
+ * The count of new tuples per client (grey_cap.c). A slot counts one
+ * IPv4 address or IPv6 /64 for a window from its first new tuple; slots
+ * taken since the last grey_cap_batch are never evicted, so pointers to
+ * them stay valid for one batch.
+ */
+struct grey_cap;
+struct grey_cap_slot;
+/* grey_cap_new - max new tuples per window_secs, nslots slots (rounded
+ * down to a power of two sets of GREY_CAP_WAYS); NULL on bad arguments
+ * or out of memory */
+struct grey_cap *grey_cap_new(int max, int window_secs, unsigned nslots);
+/* grey_cap_free - free the table; NULL is ignored */
+void	grey_cap_free(struct grey_cap *c);
+/* grey_cap_batch - start a batch of lookups */
+void	grey_cap_batch(struct grey_cap *c);
+/* grey_cap_get - the slot counting ip (canonical text) at now: its own,
+ * restarted when its window is over; else an empty slot of its set, one
+ * whose window is over, one that counts nothing, or the one whose window
+ * started first (its count forgotten: evicted). NULL when ip does not
+ * parse or every slot of its set was taken in this batch (the caller
+ * stores nothing new) */
+struct grey_cap_slot *grey_cap_get(struct grey_cap *c, const char *ip,
+	    int64_t now);
+/* grey_cap_left - new tuples s may still store (0 for NULL) */
+int	grey_cap_left(const struct grey_cap *c, const struct grey_cap_slot *s);
+/* grey_cap_used - stored new tuples were written for s, refused were
+ * not; 1 for the first refusal of s's window (log it), else 0 */
+int	grey_cap_used(struct grey_cap *c, struct grey_cap_slot *s,
+	    int stored, int refused);
+/* grey_cap_prefix - what s counts as text ("a.b.c.d/32", "x:y::/64") */
+const char *grey_cap_prefix(const struct grey_cap_slot *s, char *buf,
+	    size_t bufsz);
+/* grey_cap_counts - addresses with new tuples in their live window,
+ * windows that hit the cap, such windows evicted; all 0 for NULL */
+void	grey_cap_counts(const struct grey_cap *c, int64_t now, long *live,
+	    long *capped, long *evicted);
 
 /* grey_traplist_build - the MSG_TRAPLIST control message for the live
  * TRAPPED records of db (malloc'd, *len set); NULL with err on failure */
@@ -255,6 +328,11 @@ struct grey_stats {
 	int	engines, engines_open;
 	long	engine_restarts;	/* engines replaced after a death */
 	long	engine_sigsys;		/* of those, killed by their filter */
+	/* (added) bounds on new tuples */
+	long	refused_cap, refused_disk;	/* new tuples not stored */
+	long	cap_live, cap_hits, cap_evicted; /* grey_cap_counts */
+	int	disk_low;			/* 1 while refusing */
+	long long disk_free, disk_min;		/* bytes; -1 = unknown/off */
 };
 /* grey_stats_get - copy the writer's counters */
 void	grey_stats_get(struct grey *g, struct grey_stats *st);
@@ -267,6 +345,9 @@ struct gdb *grey_db(struct grey *g);
 void	grey_db_error(struct grey *g, const char *op, struct gdb_err *err);
 /* grey_fw_of - the firewall, NULL when off (grey_fw_* accept NULL) */
 struct grey_fw *grey_fw_of(struct grey *g);
+/* grey_refused_sync - (added) a sync peer's new tuple was refused (the
+ * disk is low): counted with the local ones */
+void	grey_refused_sync(struct grey *g);
 /* grey_changed - the store was written (commit soon); trapped = 1 when
  * the trapped set changed (send the engines a new trapped list) */
 void	grey_changed(struct grey *g, int trapped);

@@ -430,12 +430,16 @@ grey_ctl_stats(struct grey_ctl_conn *c)
 	    "white=%ld trapped=%ld traps=%ld db_errors=%ld reopens=%ld "
 	    "flushes=%ld expired=%ld traplists=%ld bad_frames=%ld "
 	    "fw_ops=%ld fw_errors=%ld config_loads=%ld config_errors=%ld "
-	    "engines=%d engines_open=%d ctl_requests=%ld ctl_refused=%ld",
+	    "engines=%d engines_open=%d ctl_requests=%ld ctl_refused=%ld "
+	    "refused_cap=%ld refused_disk=%ld disk_low=%d disk_free_mb=%lld "
+	    "cap_clients=%ld cap_hits=%ld cap_evicted=%ld",
 	    st.tuples, st.new, st.grey, st.passes, st.white, st.trapped,
 	    st.traps, st.db_errors, st.reopens, st.flushes, st.expired,
 	    st.traplists, st.bad_frames, st.fw_ops, st.fw_errors,
 	    st.cfg_loads, st.cfg_errors, st.engines, st.engines_open,
-	    c->gc->requests, c->gc->refused);
+	    c->gc->requests, c->gc->refused, st.refused_cap, st.refused_disk,
+	    st.disk_low, st.disk_free < 0 ? -1LL : st.disk_free >> 20,
+	    st.cap_live, st.cap_hits, st.cap_evicted);
 	for (i = 0; i < st.engines; i++) {
 		char buf[1024];
 

@@ -343,7 +343,8 @@ done:
 struct grey_http_eng {
 	unsigned long long conns, black_conns, accepted, closed, grey, black,
 	    trapped, trapped_live, tuples, tuples_dropped, per_client_refused,
-	    accept_errors, idle_closed, bytes_out, tarpit_secs, dnsbl_conns;
+	    accept_errors, idle_closed, bytes_out, tarpit_secs, dnsbl_conns,
+	    rcpt_refused;
 	int reporting;
 	/* DNSBL counters by zone, summed over the engines */
 	struct {
@@ -396,6 +397,7 @@ grey_http_eng_add(struct grey_http_eng *s, const char *text)
 		K(black), K(trapped), K(trapped_live), K(tuples),
 		K(tuples_dropped), K(per_client_refused), K(accept_errors),
 		K(idle_closed), K(bytes_out), K(tarpit_secs), K(dnsbl_conns),
+		K(rcpt_refused),
 #undef K
 	};
 	char buf[8192], *tok, *save = NULL, *eq;
@@ -585,6 +587,45 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	grey_http_metric(b, "spamd_traps_total", "counter",
 	    "Hosts trapped (spamtrap, allowed domains, -M).");
 	evbuffer_add_printf(b, "spamd_traps_total %ld\n", st.traps);
+	/* (added) bounds on what one client can make us store */
+	grey_http_metric(b, "spamd_rcpt_refused_total", "counter",
+	    "RCPTs answered 452 past --max-rcpt (no tuple recorded).");
+	evbuffer_add_printf(b, "spamd_rcpt_refused_total %llu\n",
+	    e.rcpt_refused);
+	grey_http_metric(b, "spamd_tuples_refused_total", "counter",
+	    "New tuples not stored: the client's --max-new-tuples was "
+	    "spent, or the disk was below --min-free.");
+	evbuffer_add_printf(b, "spamd_tuples_refused_total{reason="
+	    "\"client-cap\"} %ld\nspamd_tuples_refused_total{reason="
+	    "\"disk\"} %ld\n", st.refused_cap, st.refused_disk);
+	grey_http_metric(b, "spamd_client_cap_addresses", "gauge",
+	    "Client addresses (IPv4, IPv6 /64) counted in the current "
+	    "--max-new-tuples window.");
+	evbuffer_add_printf(b, "spamd_client_cap_addresses %ld\n",
+	    st.cap_live);
+	grey_http_metric(b, "spamd_client_cap_hits_total", "counter",
+	    "Windows in which an address reached --max-new-tuples.");
+	evbuffer_add_printf(b, "spamd_client_cap_hits_total %ld\n",
+	    st.cap_hits);
+	grey_http_metric(b, "spamd_client_cap_evictions_total", "counter",
+	    "Counted addresses forgotten to make room in the fixed table.");
+	evbuffer_add_printf(b, "spamd_client_cap_evictions_total %ld\n",
+	    st.cap_evicted);
+	grey_http_metric(b, "spamd_disk_low", "gauge",
+	    "1 while the database's filesystem is below --min-free (new "
+	    "tuples refused).");
+	evbuffer_add_printf(b, "spamd_disk_low %d\n", st.disk_low);
+	if (st.disk_free >= 0) {
+		grey_http_metric(b, "spamd_disk_free_bytes", "gauge",
+		    "Free space of the database's filesystem at the last "
+		    "check.");
+		evbuffer_add_printf(b, "spamd_disk_free_bytes %lld\n",
+		    st.disk_free);
+		grey_http_metric(b, "spamd_disk_min_free_bytes", "gauge",
+		    "--min-free as bytes.");
+		evbuffer_add_printf(b, "spamd_disk_min_free_bytes %lld\n",
+		    st.disk_min);
+	}
 
 	if (db != NULL && (!gh->dbst_ok ||
 	    now - gh->dbst_at >= GREY_HTTP_DBSTATS_SECS)) {

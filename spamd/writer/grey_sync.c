@@ -153,6 +153,8 @@ grey_sync_recv(const struct psync_entry *e, const struct sockaddr *from,
 		return -1;
 	}
 	psync_entry_ip(e, ip, sizeof(ip));
+	if (res == PSYNC_A_REFUSED)	/* (added) the disk is low */
+		grey_refused_sync(g);
 	if (res != PSYNC_A_APPLIED) {
 		log_debug("event=sync_recv kind=%s ip=%s outcome=%d",
 		    psync_kind_name(e->kind), ip, (int)res);

@@ -109,6 +109,8 @@ result_name(enum psync_applied r, enum gdb_result g)
 		return "trapped";
 	case PSYNC_A_ABSENT:
 		return "absent";
+	case PSYNC_A_REFUSED:
+		return "refused";
 	}
 	return "?";
 }

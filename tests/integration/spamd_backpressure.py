@@ -72,8 +72,15 @@ def main():
     if not os.path.exists(fl.SPAMD):
         R.skip("backpressure", "build/spamd not built")
         return 0
+    # the caps at their highest: this measures back-pressure, and its 30
+    # clients all come from 127.0.0.1 with 1,000 RCPTs each, past the
+    # default --max-rcpt (100 a connection) and --max-new-tuples (200
+    # an hour for one address)
     d = fl.Spamd("bp", verbose=False, extra=["-c", "200",
-                                              "--max-per-client", "0"])
+                                              "--max-per-client", "0",
+                                              "--max-rcpt", "100000",
+                                              "--max-new-tuples",
+                                              "10000000"])
     try:
         if not d.wait_ready():
             R.notok("backpressure: spamd starts", d.logtext()[-300:])

@@ -1011,6 +1011,143 @@ test_batch_matches_single(void **state)
 	assert_non_null(strstr(err.msg, "batch"));
 }
 
+/* count_grey - GREY records in the store */
+static int
+count_grey_cb(const struct gdb_rec *rec, void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+count_grey(struct gdb *db)
+{
+	struct gdb_err err;
+	int n = 0;
+
+	assert_int_equal(gdb_walk(db, GDB_GREY, count_grey_cb, &n, &err), 0);
+	return n;
+}
+
+/*
+ * test_new_left - (added) gdb_tuple.new_left bounds the NEW tuples of a
+ * client in a batch, shared by its tuples, in order; a tuple seen again,
+ * a pass and a trap are never refused; a refused tuple writes nothing
+ */
+static void
+test_new_left(void **state)
+{
+	struct fix *f = *state;
+	struct gdb_tuple tv[8];
+	struct gdb_rec rec;
+	struct gdb_err err;
+	int a = 2, b = 0;
+
+	assert_int_equal(gdb_spamtrap_add(f->db, "trap@example.com", &err), 0);
+	tv[0] = (struct gdb_tuple){ "10.2.0.1", "h", "s@x", "1@example.com",
+	    &a, 0, { 0 }, 0 };
+	tv[1] = tv[0];				/* the same again: GREY */
+	tv[2] = tv[0];
+	tv[2].to = "2@example.com";		/* NEW, the last of a's */
+	tv[3] = tv[0];
+	tv[3].to = "3@example.com";		/* REFUSED */
+	tv[4] = (struct gdb_tuple){ "10.2.0.2", "h", "s@x", "1@example.com",
+	    &b, 0, { 0 }, 0 };			/* REFUSED: b is 0 */
+	tv[5] = (struct gdb_tuple){ "10.2.0.3", "h", "s@x", "1@example.com",
+	    NULL, 0, { 0 }, 0 };		/* NEW: no bound */
+	assert_int_equal(gdb_tuple_seen_many(f->db, tv, 6, T0, &times, &err),
+	    0);
+	assert_int_equal(tv[0].res, GDB_R_NEW);
+	assert_int_equal(tv[1].res, GDB_R_GREY);
+	assert_int_equal(tv[2].res, GDB_R_NEW);
+	assert_int_equal(tv[3].res, GDB_R_REFUSED);
+	assert_int_equal(tv[4].res, GDB_R_REFUSED);
+	assert_int_equal(tv[5].res, GDB_R_NEW);
+	/* what a refused tuple would have been */
+	assert_int_equal(tv[3].rec.first, T0);
+	assert_string_equal(tv[3].rec.to, "3@example.com");
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 0);
+	assert_int_equal(count_grey(f->db), 3);
+	memset(&rec, 0, sizeof(rec));
+	rec.type = GDB_GREY;
+	strlcpy(rec.ip, "10.2.0.1", sizeof(rec.ip));
+	strlcpy(rec.helo, "h", sizeof(rec.helo));
+	strlcpy(rec.from, "s@x", sizeof(rec.from));
+	strlcpy(rec.to, "3@example.com", sizeof(rec.to));
+	assert_int_equal(gdb_get(f->db, &rec, &err), 0);
+	/* budget spent: seen again and passed still go; a trap too */
+	tv[0].to = "1@example.com";
+	tv[1] = tv[0];
+	tv[1].to = "2@example.com";
+	tv[2] = tv[4];
+	tv[2].to = "trap@example.com";
+	assert_int_equal(gdb_tuple_seen_many(f->db, tv, 3,
+	    T0 + times.passtime + 1, &times, &err), 0);
+	assert_int_equal(tv[0].res, GDB_R_PASSED);
+	assert_int_equal(tv[1].res, GDB_R_WHITE);
+	assert_int_equal(tv[2].res, GDB_R_TRAP);
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "10.2.0.1", &rec), 1);
+	assert_int_equal(get_ip(f->db, GDB_TRAPPED, "10.2.0.2", &rec), 1);
+	/* on error the counts are as given */
+	a = 5;
+	assert_int_equal(gdb_tuple_seen_many(f->db, tv, GDB_BATCH_MAX + 1, T0,
+	    &times, &err), -1);
+	assert_int_equal(a, 5);
+}
+
+/*
+ * test_no_new_grey - (added) gdb_set_no_new_grey: no NEW tuple is
+ * written, by gdb_tuple_seen or a batch; a tuple seen again, a pass,
+ * WHITE, a trap, gdb_put and deletions go on; off again, NEW is back
+ */
+static void
+test_no_new_grey(void **state)
+{
+	struct fix *f = *state;
+	struct gdb_tuple tv[2];
+	struct gdb_rec rec;
+	struct gdb_err err;
+	enum gdb_result res;
+
+	assert_int_equal(gdb_spamtrap_add(f->db, "trap@example.com", &err), 0);
+	assert_int_equal(seen(f->db, "10.3.0.1", "old@example.com", T0, &rec),
+	    GDB_R_NEW);
+	gdb_set_no_new_grey(f->db, 1);
+	assert_int_equal(seen(f->db, "10.3.0.1", "new@example.com", T0, &rec),
+	    GDB_R_REFUSED);
+	assert_int_equal(seen(f->db, "10.3.0.1", "old@example.com", T0 + 1,
+	    &rec), GDB_R_GREY);
+	assert_int_equal(rec.bcount, 2);
+	tv[0] = (struct gdb_tuple){ "10.3.0.2", "mx.example",
+	    "<Sender@Example.org>", "x@example.com", NULL, 0, { 0 }, 0 };
+	tv[1] = tv[0];
+	tv[1].to = "trap@example.com";
+	assert_int_equal(gdb_tuple_seen_many(f->db, tv, 2, T0, &times, &err),
+	    0);
+	assert_int_equal(tv[0].res, GDB_R_REFUSED);
+	assert_int_equal(tv[1].res, GDB_R_TRAP);
+	assert_int_equal(count_grey(f->db), 1);
+	assert_int_equal(gdb_white(f->db, "10.3.0.9", T0, T0 + 100, &err), 0);
+	memset(&rec, 0, sizeof(rec));
+	rec.type = GDB_GREY;
+	strlcpy(rec.ip, "10.3.0.8", sizeof(rec.ip));
+	strlcpy(rec.to, "put@example.com", sizeof(rec.to));
+	rec.first = T0;
+	rec.pass = rec.expire = T0 + 100;
+	assert_int_equal(gdb_put(f->db, &rec, &err), 0);
+	assert_int_equal(gdb_del(f->db, &rec, &err), 1);
+	assert_int_equal(gdb_tuple_seen(f->db, "10.3.0.1", "mx.example",
+	    "<Sender@Example.org>", "old@example.com",
+	    T0 + times.passtime + 1, &times, &res, &rec, &err), 0);
+	assert_int_equal(res, GDB_R_PASSED);
+	gdb_set_no_new_grey(f->db, 0);
+	assert_int_equal(seen(f->db, "10.3.0.1", "new2@example.com", T0,
+	    &rec), GDB_R_WHITE);
+	assert_int_equal(seen(f->db, "10.3.0.5", "new@example.com", T0, &rec),
+	    GDB_R_NEW);
+}
+
 int
 main(void)
 {
@@ -1041,6 +1178,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch_matches_single,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_left, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_new_grey, setup,
+		    teardown),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_file_modes),
 		cmocka_unit_test_setup_teardown(test_put_rejects, setup,

@@ -43,6 +43,7 @@ struct script {
 	struct step	 steps[12];
 	const char	*want_tuples;	/* "helo|from|to\n" each */
 	int		 want_closed;
+	uint32_t	 max_rcpt;	/* (added) --max-rcpt; 0 = default */
 };
 
 /* The test's engine: recorded tuples and the blacklists. */
@@ -148,6 +149,7 @@ run_script(const struct script *sc)
 	conf.banner = "spamd IP-based SPAM blocker";
 	conf.bl_code = sc->bl_code ? sc->bl_code : 450;
 	conf.blacklist_only = sc->blacklist_only;
+	conf.max_rcpt = sc->max_rcpt;
 	conf.ops = &h_ops;
 	conf.arg = &h;
 	assert_int_equal(session_conf_init(&conf), 0);
@@ -198,6 +200,9 @@ run_script(const struct script *sc)
 #define R451	"451 Temporary failure, please try again later.\r\n"
 #define R500	"500 5.5.1 Command unrecognized\r\n"
 #define R354	"354 End data with <CR><LF>.<CR><LF>\r\n"
+#define R452	"452 4.5.3 Too many recipients\r\n"
+#define R501	"501 5.5.4 Syntax error in parameters\r\n"
+#define R503R	"503 5.5.1 Error: need RCPT command\r\n"
 
 static const struct script scripts[] = {
 	{ "greylisted full dialogue", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
@@ -206,7 +211,7 @@ static const struct script scripts[] = {
 	    { "RCPT TO:<bob@example.com>\r\n", 0, OK, 0 },
 	    { "DATA\r\n", 0, R451, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "client.example|<Alice@Example.org>|<bob@example.com>\n", 1 },
+	  "client.example|<Alice@Example.org>|<bob@example.com>\n", 1, 0 },
 	{ "lower case, EHLO, null sender, bare LF", "192.0.2.1", SESSION_GREY,
 	  0, 0, { 0 },
 	  { { "ehlo c\n", 0, HELO_R, 0 },
@@ -214,7 +219,7 @@ static const struct script scripts[] = {
 	    { "rCpT To: <b@example.com>\n", 0, OK, 0 },
 	    { "data\n", 0, R451, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "c|<>|<b@example.com>\n", 1 },
+	  "c|<>|<b@example.com>\n", 1, 0 },
 	{ "several RCPTs, ESMTP parameters dropped", "2001:db8::1",
 	  SESSION_GREY, 0, 0, { 0 },
 	  { { "EHLO h\r\n", 0, HELO_R, 0 },
@@ -226,13 +231,13 @@ static const struct script scripts[] = {
 	    { "QUIT\r\n", 0, "221 " HOST "\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
 	  "h|<a@x.org>|<1@example.com>\nh|<a@x.org>|<2@example.com>\n"
-	  "h|<a@x.org>|3@example.com\n", 1 },
+	  "h|<a@x.org>|3@example.com\n", 1, 0 },
 	{ "pipelined commands in one read", "192.0.2.1", SESSION_GREY, 0, 0,
 	  { 0 },
 	  { { "HELO p\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 0,
 	      HELO_R OK OK R451, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "p|<a@b>|<c@d>\n", 1 },
+	  "p|<a@b>|<c@d>\n", 1, 0 },
 	{ "a command split over reads", "192.0.2.1", SESSION_GREY, 0, 0,
 	  { 0 },
 	  { { "HE", 0, "", 0 },
@@ -240,13 +245,13 @@ static const struct script scripts[] = {
 	    { "it\r", 0, "", 0 },
 	    { "\n", 0, HELO_R, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 0 },
+	  "", 0, 0 },
 	{ "MAIL without HELO records an empty helo", "192.0.2.1",
 	  SESSION_GREY, 0, 0, { 0 },
 	  { { "MAIL FROM:<a@b>\r\n", 0, OK, 0 },
 	    { "RCPT TO:<c@d>\r\n", 0, OK, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "|<a@b>|<c@d>\n", 0 },
+	  "|<a@b>|<c@d>\n", 0, 0 },
 	{ "order: RCPT before MAIL, DATA before RCPT, nested MAIL",
 	  "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
 	  { { "HELO h\r\n", 0, HELO_R, 0 },
@@ -261,7 +266,7 @@ static const struct script scripts[] = {
 	    { "RCPT TO:<c@d>\r\n", 0,
 	      "503 5.5.1 Error: need MAIL command\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 0 },
+	  "", 0, 0 },
 	{ "syntax errors", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
 	  { { "HELO\r\n", 0, "501 5.5.4 Syntax error in parameters\r\n", 0 },
 	    { "MAIL TO:<a@b>\r\n", 0,
@@ -272,7 +277,7 @@ static const struct script scripts[] = {
 	    { "MAIL FROM:\r\n", 0,
 	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 0 },
+	  "", 0, 0 },
 	{ "20 bad commands close the session", "192.0.2.1", SESSION_GREY,
 	  0, 0, { 0 },
 	  { { "X\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\n", 0,
@@ -281,25 +286,25 @@ static const struct script scripts[] = {
 	      R500 R500 R500 R500 R500 R500 R500 R500 R500, 0 },
 	    { "X\r\nHELO never-seen\r\n", 0, R500, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
 	{ "NUL byte in a command", "192.0.2.1", SESSION_GREY, 0, 0, { 0 },
 	  { { "HELO a\0b\r\n", 10, "500 5.5.2 NUL byte in command\r\n", 0 },
 	    { "HELO ok\r\n", 0, HELO_R, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 0 },
+	  "", 0, 0 },
 	{ "control bytes in an address are refused", "192.0.2.1",
 	  SESSION_GREY, 0, 0, { 0 },
 	  { { "MAIL FROM:<a\rb@c>\r\n", 0,
 	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 0 },
+	  "", 0, 0 },
 	{ "-b: nothing recorded, 451 at DATA", "192.0.2.1", SESSION_GREY,
 	  0, 1, { 0 },
 	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", 0,
 	      HELO_R OK OK, 0 },
 	    { "DATA\r\n", 0, R451, 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
 	{ "blacklisted: no tuple, 354, message swallowed, every list's 450 "
 	  "lines",
 	  "192.0.2.9", SESSION_BLACK, 0, 0,
@@ -314,14 +319,14 @@ static const struct script scripts[] = {
 	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n450 Listed at two\r\n"
 	      "450 see http://two.example/\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
 	{ "blacklisted with -5: 550 lines", "192.0.2.9", SESSION_BLACK, 550,
 	  0, { "one;\"Blocked %A\";inet;1;192.0.2.0/24" },
 	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n", 0,
 	      OK OK R354, 0 },
 	    { ".\n", 0, "550 Blocked 192.0.2.9\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
 	{ "a long message line in DATA is skipped, not an error",
 	  "192.0.2.9", SESSION_BLACK, 0, 0,
 	  { "one;\"Blocked %A\";inet;1;192.0.2.0/24" },
@@ -340,7 +345,7 @@ static const struct script scripts[] = {
 	      ".\r\n", 0, "", 0 },
 	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
 	{ "trapped during the dialogue: the spamtrap message", "192.0.2.77",
 	  SESSION_GREY, 0, 0, { 0 },
 	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<trap@example.com>\r\n", 0,
@@ -351,7 +356,7 @@ static const struct script scripts[] = {
 	      "450 Your address 192.0.2.77 has mailed to spamtraps here\r\n",
 	      0 },
 	    { NULL, 0, NULL, 0 } },
-	  "h|<a@b>|<trap@example.com>\n", 1 },
+	  "h|<a@b>|<trap@example.com>\n", 1, 0 },
 	{ "trapped at connect: the trap list's own message, once",
 	  "2001:db8::7", SESSION_TRAPPED, 0, 0,
 	  { "spamd-greytrap;\"Your address %A has mailed to spamtraps "
@@ -360,7 +365,58 @@ static const struct script scripts[] = {
 	      OK OK R354 "450 Your address 2001:db8::7 has mailed to "
 	      "spamtraps here\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
-	  "", 1 },
+	  "", 1, 0 },
+	/* (added) --max-rcpt: the cap on RCPTs of one connection */
+	{ "--max-rcpt 3: the 4th and 5th RCPT get 452, no tuple; a syntax "
+	  "error is still 501; DATA still 451", "192.0.2.1", SESSION_GREY,
+	  0, 0, { 0 },
+	  { { "HELO h\r\nMAIL FROM:<a@b>\r\n", 0, HELO_R OK, 0 },
+	    { "RCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\nRCPT TO:<3@d>\r\n"
+	      "RCPT TO:<4@d>\r\nRCPT TO:<5@d>\r\n", 0,
+	      OK OK OK R452 R452, 0 },
+	    { "RCPT FROM:<6@d>\r\n", 0, R501, 0 },
+	    { "RCPT TO:<7@d>\r\n", 0, R452, 0 },
+	    { "DATA\r\n", 0, R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "h|<a@b>|<1@d>\nh|<a@b>|<2@d>\nh|<a@b>|<3@d>\n", 1, 3 },
+	{ "--max-rcpt 2 counts the whole connection: RSET and a new MAIL "
+	  "do not start over", "2001:db8::2", SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\n", 0,
+	      HELO_R OK OK, 0 },
+	    { "RSET\r\nMAIL FROM:<x@y>\r\nRCPT TO:<2@d>\r\n"
+	      "RCPT TO:<3@d>\r\n", 0, OK OK OK R452, 0 },
+	    { "RSET\r\nMAIL FROM:<z@y>\r\nRCPT TO:<4@d>\r\n", 0,
+	      OK OK R452, 0 },
+	    /* no RCPT accepted in this transaction: DATA needs one */
+	    { "DATA\r\n", 0, R503R, 0 },
+	    { "QUIT\r\n", 0, "221 " HOST "\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "h|<a@b>|<1@d>\nh|<x@y>|<2@d>\n", 1, 2 },
+	{ "--max-rcpt 1: a blacklisted client is not capped (250 to all, "
+	  "nothing recorded, tarpitted)", "192.0.2.9", SESSION_BLACK, 0, 0,
+	  { "one;\"Blocked %A\";inet;1;192.0.2.0/24" },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\n"
+	      "RCPT TO:<3@d>\r\nDATA\r\n", 0, OK OK OK OK R354, 0 },
+	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1, 1 },
+	{ "--max-rcpt 1 with -b: nothing is recorded, nothing capped",
+	  "192.0.2.1", SESSION_GREY, 0, 1, { 0 },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\n"
+	      "RCPT TO:<3@d>\r\nDATA\r\n", 0, OK OK OK OK R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1, 1 },
+	{ "--max-rcpt 1: trapped during the dialogue, no longer capped",
+	  "192.0.2.77", SESSION_GREY, 0, 0, { 0 },
+	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<trap@example.com>\r\n"
+	      "RCPT TO:<2@d>\r\n", 0, OK OK R452, 0 },
+	    { "RCPT TO:<3@d>\r\nRCPT TO:<4@d>\r\nDATA\r\n", 0,
+	      OK OK R354, 1 },
+	    { ".\r\n", 0,
+	      "450 Your address 192.0.2.77 has mailed to spamtraps here\r\n",
+	      0 },
+	    { NULL, 0, NULL, 0 } },
+	  "|<a@b>|<trap@example.com>\n", 1, 1 },
 };
 
 /* test_scripts - every dialogue of the table */
@@ -798,6 +854,114 @@ test_names(void **state)
 	assert_string_equal(session_class_name(-1), "invalid");
 }
 
+/* What the rcpt_refused op saw (added). */
+struct cap_seen {
+	int		 tuples, refused, first;
+	uint32_t	 nrcpt_at_first;
+};
+
+static void
+cs_tuple(void *arg, struct session *s, const char *helo, const char *from,
+    const char *to)
+{
+	((struct cap_seen *)arg)->tuples++;
+}
+
+static void
+cs_refused(void *arg, struct session *s, int first)
+{
+	struct cap_seen *cs = arg;
+
+	cs->refused++;
+	if (first) {
+		cs->first++;
+		cs->nrcpt_at_first = s->nrcpt;
+	}
+}
+
+static const struct session_ops cs_ops = { .tuple = cs_tuple,
+    .rcpt_refused = cs_refused };
+
+/*
+ * test_rcpt_default_cap - (added) with max_rcpt 0 (the default, 100): of
+ * 1,000 pipelined RCPTs exactly the first 100 get 250 and a tuple, the
+ * other 900 get 452, the owner hears of each (first once), and
+ * session_rcpt_full says so from the 100th on; the RCPT replies are
+ * compared whole
+ */
+static void
+test_rcpt_default_cap(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct cap_seen cs;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 1 } };
+	char *in, *out, *carry, *want;
+	size_t inlen = 0, carrylen = 0, wl = 0;
+	int i, closed;
+
+	in = malloc(64 * 1000 + 64);
+	out = malloc(64 * 1000 + 256);
+	want = malloc(64 * 1000 + 256);
+	carry = malloc(65536);
+	assert_non_null(in);
+	assert_non_null(out);
+	assert_non_null(want);
+	assert_non_null(carry);
+	memset(&cs, 0, sizeof(cs));
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "spamd IP-based SPAM blocker";
+	conf.bl_code = 450;
+	conf.ops = &cs_ops;
+	conf.arg = &cs;
+	assert_int_equal(session_conf_init(&conf), 0);
+	assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_GREY, T0),
+	    0);
+	out[0] = '\0';
+	drive(&s, carry, &carrylen, "", 0, out, 64 * 1000 + 256);
+	assert_string_equal(out, BANNER);
+	inlen = (size_t)snprintf(in, 64, "HELO h\r\nMAIL FROM:<a@b>\r\n");
+	wl = (size_t)snprintf(want, 64, "%s%s", HELO_R, OK);
+	for (i = 0; i < 1000; i++) {
+		inlen += (size_t)snprintf(in + inlen, 64,
+		    "RCPT TO:<u%d@example.com>\r\n", i);
+		wl += (size_t)snprintf(want + wl, 64, "%s", i < 100 ? OK :
+		    R452);
+		if (i == 99)
+			assert_false(session_rcpt_full(&s));
+	}
+	inlen += (size_t)snprintf(in + inlen, 64, "DATA\r\n");
+	wl += (size_t)snprintf(want + wl, 64, "%s", R451);
+	/* in parts that fit the driver's carry buffer */
+	out[0] = '\0';
+	closed = 0;
+	for (size_t off = 0; off < inlen && !closed; off += 8192) {
+		size_t n = inlen - off < 8192 ? inlen - off : 8192;
+
+		closed = drive(&s, carry, &carrylen, in + off, n, out,
+		    64 * 1000 + 256);
+	}
+	assert_true(closed);
+	assert_int_equal(strlen(out), wl);
+	assert_string_equal(out, want);
+	assert_int_equal(cs.tuples, SESSION_RCPT_DEFAULT);
+	assert_int_equal(cs.refused, 1000 - SESSION_RCPT_DEFAULT);
+	assert_int_equal(cs.first, 1);
+	assert_int_equal(cs.nrcpt_at_first, SESSION_RCPT_DEFAULT);
+	assert_int_equal(s.nrcpt, SESSION_RCPT_DEFAULT);
+	assert_true(session_rcpt_full(&s));
+	/* a blacklisted session is never full */
+	s.cls = SESSION_BLACK;
+	assert_false(session_rcpt_full(&s));
+	session_free(&s);
+	session_conf_free(&conf);
+	free(in);
+	free(out);
+	free(want);
+	free(carry);
+}
+
 /* session_cmd_is: the next-command sniffing the engine and DNS use */
 static void
 test_cmd_is(void **state)
@@ -836,6 +1000,7 @@ main(void)
 		cmocka_unit_test(test_helo_op),
 		cmocka_unit_test(test_dns_switch),
 		cmocka_unit_test(test_cmd_is),
+		cmocka_unit_test(test_rcpt_default_cap),
 	};
 
 	/* the banner's date is checked in UTC */

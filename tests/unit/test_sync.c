@@ -1071,6 +1071,33 @@ test_apply(void **state)
 		assert_int_equal(g, GDB_R_PASSED);
 		assert_int_equal(get(f, GDB_WHITE, "192.0.2.1", &rec), 1);
 	}
+	/* (added) while the store refuses new tuples (the writer's disk
+	 * guard), a peer's new GREY is refused and writes nothing; its
+	 * WHITE still applies */
+	{
+		struct psync_entry e = ent(PSYNC_GREY, "192.0.2.50", T0, 0,
+		    "mx.example", "a@example.org", "new@example.net");
+		struct psync_entry w = ent(PSYNC_WHITE, "192.0.2.51", T0,
+		    T0 + 3600, "", "", "");
+
+		gdb_set_no_new_grey(f->db, 1);
+		assert_int_equal(psync_apply(f->db, &e, now, &times, &res, &g,
+		    &err), 0);
+		assert_int_equal(res, PSYNC_A_REFUSED);
+		assert_int_equal(g, GDB_R_REFUSED);
+		memset(&rec, 0, sizeof(rec));
+		rec.type = GDB_GREY;
+		strlcpy(rec.ip, "192.0.2.50", sizeof(rec.ip));
+		strlcpy(rec.helo, "mx.example", sizeof(rec.helo));
+		strlcpy(rec.from, "a@example.org", sizeof(rec.from));
+		strlcpy(rec.to, "new@example.net", sizeof(rec.to));
+		assert_int_equal(gdb_get(f->db, &rec, &err), 0);
+		assert_int_equal(psync_apply(f->db, &w, now, &times, &res, &g,
+		    &err), 0);
+		assert_int_equal(res, PSYNC_A_APPLIED);
+		assert_int_equal(get(f, GDB_WHITE, "192.0.2.51", &rec), 1);
+		gdb_set_no_new_grey(f->db, 0);
+	}
 }
 
 int
