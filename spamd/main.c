@@ -692,13 +692,13 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		o->trapexp = trap;
 	/*
 	 * -B as OpenBSD spamd: with -b, maxcon; when greylisting, a -B of
-	 * maxcon or more (the default) becomes maxcon - 100 (at least 0),
+	 * maxcon (the default; more is refused) becomes maxcon - 100 (at least 0),
 	 * so a flood of blacklisted clients past that is answered without
 	 * stutter and 100 slots stay for greylisted senders.
 	 */
 	if (o->blacklist_only)
 		o->maxblack = o->maxcon;
-	else if (o->maxblack == -1 || o->maxblack >= o->maxcon)
+	else if (o->maxblack == -1 || o->maxblack == o->maxcon)
 		o->maxblack = o->maxcon > 100 ? o->maxcon - 100 : 0;
 	if (o->maxblack > o->maxcon) {
 		fprintf(stderr, "spamd: -B %d: more than -c %d\n", o->maxblack,
