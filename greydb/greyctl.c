@@ -8,9 +8,10 @@
  *   (every form also takes --seccomp kill|log|off)
  *
  * Decisions (also in the usage text):
- * - Every key is checked before the store is opened, and for -d every key
- *   must have a record before anything is deleted: one bad key and nothing
- *   changes (spamdb goes on with the other keys; we do not).
+ * - -a checks every key before the store is opened: one bad key and
+ *   nothing changes. -d works as spamdb (issue 16): each key is deleted
+ *   or reported on its own, whatever entry it names, and the exit status
+ *   says whether any failed.
  * - A lookup prints the records found and exits 1 when a key has none, as
  *   spamdb does, so "greyctl IP >/dev/null && ..." keeps working.
  * - -a and import create the directory and the database when missing (a
@@ -61,8 +62,9 @@ static const char usage_text[] =
 "  -D dir   database directory (default " GDB_DEFAULT_DIR ")\n"
 "  -a       add or update: WHITE (default), -t TRAPPED for 24 h,\n"
 "           -T SPAMTRAP address (needs '@'; lowercased)\n"
-"  -d       delete: WHITE (default), -t TRAPPED, -T SPAMTRAP,\n"
-"           -G every GREY tuple of the address\n"
+"  -d       delete whatever entry the key names, as spamdb (an\n"
+"           address: WHITE and TRAPPED; a mail address: SPAMTRAP);\n"
+"           -t only TRAPPED, -T only SPAMTRAP, -G every GREY tuple\n"
 "  -j       one JSON object a line instead of spamdb lines: type, ip\n"
 "           (GREY also helo, from, to; SPAMTRAP address, not ip), first,\n"
 "           pass, expire, bcount, pcount\n"
@@ -77,8 +79,9 @@ static const char usage_text[] =
 "pcount, TRAPPED|ip|expire, SPAMTRAP|address). Keys alone: print their\n"
 "records (an address: GREY, WHITE, TRAPPED; a mail address: SPAMTRAP);\n"
 "exit 1 if a key has none, as spamdb.\n"
-"All keys are checked first (and for -d must exist): one bad key and\n"
-"nothing is changed. -a and import create dir and database if missing.\n"
+"-a checks every key first: one bad key and nothing is changed. -d, as\n"
+"spamdb, reports a bad or missing key and goes on with the others.\n"
+"-a and import create dir and database if missing.\n"
 "-a of a TRAPPED address makes it WHITE (spamdb overwrites it too);\n"
 "-t -a of a WHITE address drops its WHITE entry.\n"
 "import reads spamdb lines on stdin ('#' and blank lines skipped); every\n"
@@ -89,7 +92,8 @@ static const char usage_text[] =
 "spamd know of an address and why it does or does not reach the MX.\n"
 "-d of WHITE or TRAPPED also tells a running spamd (dir/spamd.sock) to\n"
 "update its firewall set at once.\n"
-"Exit status 0 on success, 1 on any error (message on stderr).\n";
+"Exit status 0 on success, 1 on any error or failed key, 2 on a usage\n"
+"error (bad flags, no keys), as spamdb (message on stderr).\n";
 
 /* greyctl_sandbox - the seccomp filter for the rest of the run */
 int
@@ -349,68 +353,116 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 	return ret == -1 ? 1 : 0;
 }
 
-/* cmd_del - delete every key; all must be valid and present first */
+/*
+ * del_one - delete what key names, as spamdb -d: with -t, -T or -G that
+ * type; without, whatever entry the key has (an address: its WHITE and
+ * TRAPPED entries, which spamdb keeps under one key; a mail address: its
+ * SPAMTRAP). 1 deleted (wt, tt: which), 0 no entry, -1 error.
+ */
+static int
+del_one(struct gdb *db, const struct greyctl_args *a, const char *key,
+    int *wt, int *tt)
+{
+	static const enum gdb_type ip_types[] = { GDB_WHITE, GDB_TRAPPED };
+	struct gdb_err err;
+	struct gdb_rec r;
+	enum gdb_type t;
+	size_t i;
+	int n, found = 0;
+
+	*wt = *tt = 0;
+	if (a->type == GDB_GREY) {
+		if ((n = (int)grey_of(db, NULL, key)) <= 0)
+			return n;
+		if (gdb_del_grey_ip(db, key, &err) == -1) {
+			greyctl_warnx("%s", err.msg);
+			return -1;
+		}
+		return 1;
+	}
+	for (i = 0; i < 2; i++) {
+		if (a->typeflag != 0)
+			t = a->type;
+		else if (strchr(key, '@') != NULL)
+			t = GDB_SPAMTRAP;
+		else
+			t = ip_types[i];
+		key_rec(&r, t, key);
+		if ((n = gdb_get(db, &r, &err)) == -1 ||
+		    (n == 1 && gdb_del(db, &r, &err) == -1)) {
+			greyctl_warnx("%s", err.msg);
+			return -1;
+		}
+		if (n == 1) {
+			found = 1;
+			*wt |= t == GDB_WHITE;
+			*tt |= t == GDB_TRAPPED;
+		}
+		if (a->typeflag != 0 || t == GDB_SPAMTRAP)
+			break;
+	}
+	return found;
+}
+
+/*
+ * cmd_del - delete every key, as spamdb -d: a key that is bad or has no
+ * entry is reported on its own and the others are still deleted; exit 1
+ * if any key failed (spamdb sums the failures, which wraps at 256)
+ */
 static int
 cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 {
 	struct gdb *db;
-	struct gdb_err err;
-	struct gdb_rec r;
-	char safe[100];
-	int i, ret = 0;
-	long n;
+	char safe[100], canon[GDB_ADDR_MAX];
+	int i, n, wt, tt, failed = 0;
+	int *ok;
 
-	for (i = 0; i < a->nkeys; i++)
-		if (key_check(a->keys[i], a->type) == -1)
-			return 1;
-	if (greyctl_open(ctl, GREYCTL_WRITE, 0, &db) == -1)
+	if ((ok = calloc((size_t)a->nkeys, sizeof(*ok))) == NULL) {
+		greyctl_warnx("out of memory");
 		return 1;
+	}
+	if (greyctl_open(ctl, GREYCTL_WRITE, 0, &db) == -1) {
+		free(ok);
+		return 1;
+	}
 	/* the deleted WHITE/TRAPPED addresses go to spamd's socket after */
 	if (greyctl_sandbox(ctl, SANDBOX_GC_CTL) == -1) {
 		gdb_close(db);
+		free(ok);
 		return 1;
 	}
-	/* Every key must have its record before any is deleted, so a typo
-	 * in one key leaves the others alone (spamdb's "no entry for"). */
-	for (i = 0; i < a->nkeys && ret == 0; i++) {
-		if (a->type == GDB_GREY)
-			n = grey_of(db, NULL, a->keys[i]);
-		else {
-			key_rec(&r, a->type, a->keys[i]);
-			if ((n = gdb_get(db, &r, &err)) == -1)
-				greyctl_warnx("%s", err.msg);
+	for (i = 0; i < a->nkeys && !greyctl_stopped(); i++) {
+		const char *k = a->keys[i];
+
+		if (key_check(k, a->typeflag != 0 ? a->type :
+		    strchr(k, '@') != NULL ? GDB_SPAMTRAP : GDB_WHITE) == -1) {
+			failed++;
+			continue;
 		}
-		if (n == 0)
-			greyctl_warnx("no %s entry for %s; nothing deleted",
-			    gdb_type_name(a->type),
-			    greyctl_safe(a->keys[i], safe, sizeof(safe)));
-		if (n <= 0)
-			ret = -1;
-	}
-	for (i = 0; i < a->nkeys && ret == 0 && !greyctl_stopped(); i++) {
-		if (a->type == GDB_GREY)
-			ret = gdb_del_grey_ip(db, a->keys[i], &err) == -1 ?
-			    -1 : 0;
-		else {
-			key_rec(&r, a->type, a->keys[i]);
-			ret = gdb_del(db, &r, &err) == -1 ? -1 : 0;
+		if ((n = del_one(db, a, k, &wt, &tt)) == 0)
+			greyctl_warnx("no %sentry for %s", a->typeflag != 0 ?
+			    (a->type == GDB_GREY ? "GREY " : a->type ==
+			    GDB_TRAPPED ? "TRAPPED " : a->type == GDB_SPAMTRAP ?
+			    "SPAMTRAP " : "WHITE ") : "",
+			    greyctl_safe(k, safe, sizeof(safe)));
+		if (n != 1) {
+			failed++;
+			continue;
 		}
-		if (ret == -1)
-			greyctl_warnx("%s", err.msg);
+		ok[i] = (wt ? 1 : 0) | (tt ? 2 : 0);
 	}
 	gdb_close(db);
-	if (ret == -1)
-		return 1;
 	/* (added) the running daemon drops the firewall element now */
 	for (i = 0; i < a->nkeys && !greyctl_stopped(); i++) {
-		char canon[GDB_ADDR_MAX];
-
-		if (a->type == GDB_WHITE || a->type == GDB_TRAPPED) {
-			if (gdb_addr_canon(a->keys[i], canon) == 0)
-				greyctl_daemon_del(ctl, a->type, canon);
-		}
+		if (ok[i] == 0 || gdb_addr_canon(a->keys[i], canon) == -1)
+			continue;
+		if (ok[i] & 1)
+			greyctl_daemon_del(ctl, GDB_WHITE, canon);
+		if (ok[i] & 2)
+			greyctl_daemon_del(ctl, GDB_TRAPPED, canon);
 	}
-	return 0;
+	free(ok);
+	return failed != 0 ? 1 : 0;
 }
 
 /* dump_one - print one record of the dump */
@@ -560,7 +612,9 @@ subcommand(struct greyctl *ctl, struct greyctl_args *a)
 	return greyctl_import(ctl, stdin, "stdin");
 }
 
-/* main - read the flags and run one command; exit status 0 or 1 */
+/* main - read the flags and run one command; exit status 0, 1 (an
+ * error, a key that failed) or 2 (a usage error: flags, no keys), as
+ * spamdb */
 int
 main(int argc, char *argv[])
 {
@@ -600,32 +654,32 @@ main(int argc, char *argv[])
 				greyctl_warnx("flag --seccomp %s: want kill, "
 				    "log or off",
 				    greyctl_safe(optarg, safe, sizeof(safe)));
-				return 1;
+				return 2;
 			}
 			break;
 		case 'D':
 			if (*optarg == '\0') {
 				greyctl_warnx("flag -D needs a directory");
-				return 1;
+				return 2;
 			}
 			ctl.dir = optarg;
 			break;
 		case 'a':
 		case 'd':
 			if (set_action(&a, (char)ch) == -1)
-				return 1;
+				return 2;
 			break;
 		case 'G':
 			if (set_type(&a, 'G', GDB_GREY) == -1)
-				return 1;
+				return 2;
 			break;
 		case 't':
 			if (set_type(&a, 't', GDB_TRAPPED) == -1)
-				return 1;
+				return 2;
 			break;
 		case 'T':
 			if (set_type(&a, 'T', GDB_SPAMTRAP) == -1)
-				return 1;
+				return 2;
 			break;
 		case 'j':
 			ctl.json = 1;
@@ -640,7 +694,7 @@ main(int argc, char *argv[])
 			else
 				greyctl_warnx("flag -%c needs an argument (see "
 				    "greyctl -h)", optopt);
-			return 1;
+			return 2;
 		default:
 			/* getopt_long leaves optopt 0 for a long flag */
 			if (optopt == 0)
@@ -653,7 +707,7 @@ main(int argc, char *argv[])
 			else
 				greyctl_warnx("unknown flag (byte 0x%02x) "
 				    "(see greyctl -h)", optopt & 0xff);
-			return 1;
+			return 2;
 		}
 	}
 	a.keys = argv + optind;
@@ -661,19 +715,19 @@ main(int argc, char *argv[])
 
 	if (a.action == 'a' && a.type == GDB_GREY) {
 		greyctl_warnx("cannot add GREY entries: -G works with -d only");
-		return 1;
+		return 2;
 	}
 	if (a.action == 0 && a.typeflag != 0) {
 		greyctl_warnx("flag -%c needs -a or -d", a.typeflag);
-		return 1;
+		return 2;
 	}
 	if (a.action != 0 && ctl.json) {
 		greyctl_warnx("flag -j does not apply to -%c", a.action);
-		return 1;
+		return 2;
 	}
 	if (a.action != 0 && a.nkeys == 0) {
 		greyctl_warnx("no addresses given to -%c", a.action);
-		return 1;
+		return 2;
 	}
 	switch (a.action) {
 	case 'a':

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -73,6 +74,7 @@ struct main_opts {
 	const char	*listen[ENGINE_MAX_LISTEN];
 	int		 nlisten;
 	const char	*lowmx;
+	int		 lowmx_grace;		/* --lowmx-grace, 60 */
 	const char	*banner;
 	int		 port;
 	int		 stutter_secs;
@@ -171,13 +173,17 @@ enum {
 	OPT_RDNS, OPT_HELO_CHECK, OPT_DNS_SKIP_WHITE,
 	OPT_CTL_SOCKET,
 	OPT_SECCOMP, OPT_PREFIX6, OPT_SYNC_ACCEPT,
-	OPT_CONFIG_ANY_PORT,
+	OPT_CONFIG_ANY_PORT, OPT_LOWMX_GRACE,
 	OPT_MAX_RCPT, OPT_MAX_NEW, OPT_MIN_FREE,
 };
+
+/* read by default when it exists, as OpenBSD spamd */
+#define MAIN_ALLOWEDDOMAINS	"/etc/mail/spamd.alloweddomains"
 
 static const struct option main_longopts[] = {
 	{ "db-dir",		required_argument, NULL, OPT_DBDIR },
 	{ "domains",		required_argument, NULL, OPT_DOMAINS },
+	{ "lowmx-grace",	required_argument, NULL, OPT_LOWMX_GRACE },
 	{ "pidfile",		required_argument, NULL, OPT_PIDFILE },
 	{ "workers",		required_argument, NULL, 'W' },
 	{ "config-port",	required_argument, NULL, OPT_CONFIG_PORT },
@@ -240,7 +246,8 @@ main_usage(int status)
 "             [-G passtime:greyexp:whiteexp] [-K file]\n"
 "             [-h hostname] [-l address]... [-M address] [-n name] [-p port]\n"
 "             [-S secs] [-s secs] [-w window] [-W workers]\n"
-"             [--db-dir DIR] [--domains FILE] [--pidfile FILE]\n"
+"             [--db-dir DIR] [--domains FILE|none] [--pidfile FILE]\n"
+"             [--lowmx-grace SECS]\n"
 "             [--config-port PORT] [--config-any-port]\n"
 "             [--commit-window MS] [--pass-seconds N]\n"
 "             [--grey-seconds N] [--white-seconds N] [--trap-seconds N]\n"
@@ -386,6 +393,57 @@ bad:
 	exit(1);
 }
 
+/*
+ * main_resolve - a -l host name to one address: its IPv4 address when it
+ * has one (OpenBSD binds IPv4 only), else its IPv6 one. A name with two
+ * addresses of that family is refused: which one would be a guess, and
+ * the other would silently get no listener. 0 ok, -1 not a name.
+ */
+static int
+main_resolve(const char *flag, const char *s, int port,
+    struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct addrinfo hints, *res, *ai, *pick = NULL;
+	int fam, n = 0, error;
+
+	/* "1.2.3" is no name: getaddrinfo would take it as 1.2.0.3 */
+	if (s[strspn(s, "0123456789.")] == '\0')
+		return -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((error = getaddrinfo(s, NULL, &hints, &res)) != 0)
+		return -1;
+	for (fam = AF_INET; pick == NULL && fam != 0;
+	    fam = fam == AF_INET ? AF_INET6 : 0)
+		for (ai = res; ai != NULL; ai = ai->ai_next)
+			if (ai->ai_family == fam &&
+			    (pick == NULL || ai->ai_addrlen != pick->ai_addrlen ||
+			    memcmp(ai->ai_addr, pick->ai_addr,
+			    ai->ai_addrlen) != 0)) {
+				pick = ai;
+				n++;
+			}
+	if (pick == NULL) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	if (n > 1) {
+		fprintf(stderr, "spamd: %s %s: the name has %d addresses of "
+		    "one family; give one address\n", flag, s, n);
+		freeaddrinfo(res);
+		exit(1);
+	}
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, pick->ai_addr, pick->ai_addrlen);
+	*sl = pick->ai_addrlen;
+	if (pick->ai_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+	freeaddrinfo(res);
+	return 0;
+}
+
 /* main_addr - parse a -l/-M address into sa (port set) */
 static int
 main_addr(const char *flag, const char *s, int port,
@@ -407,6 +465,9 @@ main_addr(const char *flag, const char *s, int port,
 		*sl = sizeof(*sin6);
 		return AF_INET6;
 	}
+	/* -l also takes a host name, as OpenBSD's (getaddrinfo there) */
+	if (strcmp(flag, "-l") == 0 && main_resolve(flag, s, port, ss, sl) == 0)
+		return ss->ss_family;
 	fprintf(stderr, "spamd: %s %s: not an IPv4 or IPv6 address\n", flag,
 	    s);
 	exit(1);
@@ -455,6 +516,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	memset(o, 0, sizeof(*o));
 	o->bl_code = 450;
 	o->maxblack = -1;
+	o->lowmx_grace = 60;
 	o->maxcon = 800;
 	o->passtime = GDB_PASSTIME_DEFAULT;
 	o->greyexp = GDB_GREYEXP_DEFAULT;
@@ -529,6 +591,10 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			break;
 		case OPT_DBDIR: o->dbdir = optarg; break;
 		case OPT_DOMAINS: o->domains = optarg; break;
+		case OPT_LOWMX_GRACE:
+			o->lowmx_grace = (int)main_num("--lowmx-grace", optarg,
+			    0, 86400);
+			break;
 		case OPT_PIDFILE: o->pidfile = optarg; break;
 		case OPT_CONFIG_PORT:
 			o->config_port = (int)main_num("--config-port", optarg,
@@ -687,8 +753,16 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		o->whiteexp = white;
 	if (trap >= 0)
 		o->trapexp = trap;
-	if (o->maxblack == -1)
+	/*
+	 * -B as OpenBSD spamd: with -b, maxcon; when greylisting, a -B of
+	 * maxcon (the default; more is refused) becomes maxcon - 100 (at least 0),
+	 * so a flood of blacklisted clients past that is answered without
+	 * stutter and 100 slots stay for greylisted senders.
+	 */
+	if (o->blacklist_only)
 		o->maxblack = o->maxcon;
+	else if (o->maxblack == -1 || o->maxblack == o->maxcon)
+		o->maxblack = o->maxcon > 100 ? o->maxcon - 100 : 0;
 	if (o->maxblack > o->maxcon) {
 		fprintf(stderr, "spamd: -B %d: more than -c %d\n", o->maxblack,
 		    o->maxcon);
@@ -696,6 +770,21 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	}
 	if (o->nlisten == 0)
 		o->listen[o->nlisten++] = "127.0.0.1";
+	/*
+	 * OpenBSD's spamd reads /etc/mail/spamd.alloweddomains whenever it
+	 * exists: so do we, or domain trapping silently stops after a
+	 * migration. --domains none turns it off. SPAMD_ALLOWEDDOMAINS
+	 * names another default path (packagers, tests).
+	 */
+	if (o->domains == NULL) {
+		const char *def = getenv("SPAMD_ALLOWEDDOMAINS");
+
+		if (def == NULL || *def == '\0')
+			def = MAIN_ALLOWEDDOMAINS;
+		if (!o->blacklist_only && access(def, F_OK) == 0)
+			o->domains = def;
+	} else if (strcmp(o->domains, "none") == 0)
+		o->domains = NULL;
 	if (o->hostname == NULL) {
 		if (gethostname(o->hostbuf, sizeof(o->hostbuf)) == -1)
 			strlcpy(o->hostbuf, "localhost", sizeof(o->hostbuf));
@@ -1548,6 +1637,7 @@ main(int argc, char **argv)
 	gc.times.whiteexp = o.whiteexp;
 	gc.times.trapexp = o.trapexp;
 	gc.domains_file = o.domains;
+	gc.lowmx_from = (int64_t)time(NULL) + o.lowmx_grace;
 	gc.flush_ms = o.commit_ms;
 	gc.scan_secs = 60;
 	gc.fw_enabled = strcmp(o.fw_backend, "none") != 0;

@@ -183,9 +183,11 @@ session_start(struct session *s, struct session_conf *conf,
 
 	/* localtime and strftime once a second, not once a connection */
 	if (conf->date[0] == '\0' || conf->date_at != now) {
+		/* ctime(3)'s form, as OpenBSD spamd writes it (DESIGN.md):
+		 * "Sun Dec  6 22:52:07 2026"; the C locale's names */
 		if (localtime_r(&now, &tm) == NULL ||
 		    strftime(conf->date, sizeof(conf->date),
-		    "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		    "%a %b %e %H:%M:%S %Y", &tm) == 0)
 			strlcpy(conf->date, "?", sizeof(conf->date));
 		conf->date_at = now;
 	}
@@ -445,6 +447,13 @@ session_mail(struct session *s, const char *arg, size_t len)
 	const char *p;
 	size_t plen;
 
+	/* the tarpit answers in any order, as OpenBSD spamd: the client
+	 * must reach DATA and its list's message whatever it sends */
+	if (s->cls != SESSION_GREY) {
+		session_reply(s, reply_ok);
+		session_set_state(s, SESSION_MAIL);
+		return;
+	}
 	if (s->state == SESSION_MAIL || s->state == SESSION_RCPT) {
 		session_reply(s, reply_nested);
 		return;
@@ -470,6 +479,13 @@ session_rcpt(struct session *s, const char *arg, size_t len)
 	char to[SESSION_ARG_MAX];
 	size_t plen;
 
+	/* tarpit: any order, nothing recorded (see session_mail) */
+	if (s->cls != SESSION_GREY) {
+		s->nrcpt++;
+		session_reply(s, reply_ok);
+		session_set_state(s, SESSION_RCPT);
+		return;
+	}
 	if (s->state != SESSION_MAIL && s->state != SESSION_RCPT) {
 		session_reply(s, reply_need_mail);
 		return;
@@ -513,16 +529,22 @@ session_rcpt(struct session *s, const char *arg, size_t len)
 	session_set_state(s, SESSION_RCPT);
 }
 
-/* session_data - DATA: 451 for the greylisted, the tarpit for the rest */
+/*
+ * session_data - DATA: 451 for the greylisted, the tarpit for the rest.
+ * A blacklisted or trapped client gets 354 in any state (OpenBSD spamd
+ * does): it must never miss its list's message for skipping MAIL/RCPT.
+ * With -b nobody is greylisted: after RCPT every client gets 354, its
+ * message, then 451 (OpenBSD's reply when no list holds the client).
+ */
 static void
 session_data(struct session *s, const char *arg, size_t len)
 {
-	if (s->state != SESSION_RCPT) {
+	if (s->cls == SESSION_GREY && s->state != SESSION_RCPT) {
 		session_reply(s, s->state == SESSION_MAIL ? reply_need_rcpt :
 		    reply_need_mail);
 		return;
 	}
-	if (s->cls == SESSION_GREY) {
+	if (s->cls == SESSION_GREY && !s->conf->blacklist_only) {
 		session_close(s, reply_451);
 		return;
 	}
@@ -565,6 +587,27 @@ session_append(char *buf, size_t *used, const char *src, size_t n)
 	*used += n;
 }
 
+/*
+ * session_multiline - make "450 a\r\n450 b\r\n" one reply: "450-" on
+ * every line but the last (RFC 5321 4.2.1). bl_expand writes each line
+ * as "NNN text\r\n"; a client reads a reply up to its "NNN " line.
+ */
+static void
+session_multiline(char *buf, size_t used)
+{
+	size_t i = 0;
+	const char *nl;
+
+	while (i + 4 <= used &&
+	    (nl = memchr(buf + i, '\n', used - i)) != NULL) {
+		size_t next = (size_t)(nl - buf) + 1;
+
+		if (next < used && buf[i + 3] == ' ')
+			buf[i + 3] = '-';
+		i = next;
+	}
+}
+
 /* session_black_reply - after DATA: each matching list's message */
 static void
 session_black_reply(struct session *s)
@@ -605,11 +648,12 @@ session_black_reply(struct session *s)
 	}
 	free(tmp);
 	if (used == 0) {
-		/* the list went away meanwhile: refuse like a greylisted host */
+		/* no list (-b, or it went away meanwhile): 451, as OpenBSD */
 		free(buf);
 		session_close(s, reply_451);
 		return;
 	}
+	session_multiline(buf, used);
 	if ((r = realloc(buf, used)) != NULL)
 		buf = r;
 	session_reply_owned(s, buf, used);
@@ -638,6 +682,7 @@ static const struct session_cmd session_cmds[] = {
 static void
 session_line(struct session *s, const char *line, size_t len)
 {
+	const char *cr;
 	size_t i, w;
 
 	if (s->state == SESSION_DATA) {
@@ -649,6 +694,11 @@ session_line(struct session *s, const char *line, size_t len)
 		session_bad(s, reply_nul);
 		return;
 	}
+	/* A line ends at LF (OpenBSD spamd); a CR inside it ends the
+	 * command's fields there, as OpenBSD's parsing cuts HELO, MAIL
+	 * and RCPT at CR: "HELO a\rNOOP" is HELO a, not a syntax error. */
+	if ((cr = memchr(line, '\r', len)) != NULL)
+		len = (size_t)(cr - line);
 	for (w = 0; w < len && line[w] != ' '; w++)
 		;
 	/* (added) the one command longer than four letters */

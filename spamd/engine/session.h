@@ -19,11 +19,22 @@
 
 #include "spamd/common/blacklist.h"
 
-#define SESSION_LINE_MAX	512	/* command line, CRLF included (RFC 5321) */
+/*
+ * A command line, CRLF included. RFC 5321 says 512, but real senders
+ * send more (long addresses, ESMTP parameters; Postfix accepts 2,048) and
+ * a greylister that refuses them loses mail. OpenBSD spamd reads 8,192:
+ * so do we. The buffer exists only while a partial line waits (engine.c
+ * frees it when empty), so the cost is 8 KB per such client.
+ */
+#define SESSION_LINE_MAX	8192
 #define SESSION_BAD_MAX		20	/* bad commands before we hang up */
 #define SESSION_IDLE_SECS	400	/* no input for this long: close */
 #define SESSION_REPLY_MAX	16384	/* the blacklisted reply is cut here */
-#define SESSION_ARG_MAX		256	/* helo/from kept, NUL included */
+/* helo/from/to kept, NUL included: the store's field size (greydb.h
+ * GDB_HELO_MAX, GDB_MAIL_MAX); a longer one is cut to its first 255
+ * bytes, the same cut every time, so the retry matches (OpenBSD cuts the
+ * same way at 1,023) */
+#define SESSION_ARG_MAX		256
 #define SESSION_DATA_MAX	(1u << 20) /* tarpit: message bytes taken */
 /*
  * (added) RCPTs a greylisted client may have recorded in one connection

@@ -498,6 +498,10 @@ grey_lowmx(struct grey *g, const char *ip, const char *keyip,
 	struct gdb_rec r;
 	int rc;
 
+	/* just started: a sender retrying to the backup MX while we were
+	 * down is no spammer (OpenBSD waits 60 s too) */
+	if (now < g->conf->lowmx_from)
+		return 0;
 	/* already trapped or white: gdb_tuple_seen answers as usual */
 	if ((rc = grey_live(g, GDB_TRAPPED, ip, now, NULL, err)) != 0)
 		return rc == 1 ? 0 : -1;

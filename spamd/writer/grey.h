@@ -24,6 +24,10 @@ struct grey_conf {
 	const char	*dbdir;		/* database environment directory */
 	struct gdb_times times;		/* -G, trap expiry */
 	const char	*domains_file;	/* allowed domains; NULL = none */
+	int64_t		lowmx_from;	/* -M traps only from this time on
+					 * (start + --lowmx-grace, OpenBSD's
+					 * 60 s: a restart must not trap real
+					 * senders retrying to the backup MX) */
 	int		flush_ms;	/* group-commit window (default 1000) */
 	int		scan_secs;	/* expiry scan interval (default 60) */
 	int		fw_enabled;	/* keep the firewall sets in step */

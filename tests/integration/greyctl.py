@@ -70,14 +70,15 @@ def field_time(line, idx):
     return int(line.split("|")[idx])
 
 
-def bad_case(name, db, args, culprit, stdin=None):
-    """args must fail: status 1, culprit named on stderr, db unchanged"""
+def bad_case(name, db, args, culprit, stdin=None, want_rc=1):
+    """args must fail: status want_rc (1 an error, 2 a usage error, as
+    spamdb), culprit named on stderr, db unchanged"""
     before = dump(db) if os.path.isdir(db) else None
     rc, out, err = run(args, stdin)
     after = dump(db) if os.path.isdir(db) else None
     why = []
-    if rc != 1:
-        why.append("exit %d, want 1" % rc)
+    if rc != want_rc:
+        why.append("exit %d, want %d" % (rc, want_rc))
     if culprit not in err:
         why.append("stderr %r does not name %r" % (err, culprit))
     if len(err.strip().splitlines()) == 0:
@@ -360,31 +361,49 @@ def tests(tmp):
     rc, out, err = run(["-D", db2, "-G", "-d", "2001:db8::2"])
     check("-G -d of an IPv6 ip", rc == 0 and not has("GREY|2001:db8::2|"), err)
 
-    # --- every bad input: exit 1, culprit named, nothing changed ------
+    # --- every bad input: exit 1 (2 for usage errors, as spamdb),
+    # culprit named, nothing changed ------
     bad_case("-a with a bad address (with a good key before it)", db2,
              ["-D", db2, "-a", "203.0.113.1", "300.1.2.3"], "300.1.2.3")
     bad_case("-t -a with a bad address", db2,
              ["-D", db2, "-t", "-a", "192.0.2.300"], "192.0.2.300")
-    bad_case("-d with a bad address", db2,
-             ["-D", db2, "-d", "2001:db8::1", "not-an-ip"], "not-an-ip")
+    # -d works key by key as spamdb (issue 16; it changed nothing when
+    # one key was bad): the bad key is named, exit 1, the good one goes
+    rc, out, err = run(["-D", db2, "-d", "not-an-ip", "2001:db8::1"])
+    check("-d with a bad address: named, exit 1, the good key deleted",
+          rc == 1 and "not-an-ip" in err and not has("WHITE|2001:db8::1|"),
+          "rc %d %r" % (rc, err))
+    run(["-D", db2, "-a", "2001:db8::1"])
     bad_case("lookup of a bad address", db2, ["-D", db2, "1.2.3"], "1.2.3")
     bad_case("-T -a spamtrap without '@'", db2,
              ["-D", db2, "-T", "-a", "ok@example.com", "nobody.example.com"],
              "nobody.example.com")
     bad_case("-T -a spamtrap with a space", db2,
              ["-D", db2, "-T", "-a", "a b@example.com"], "a b@example.com")
-    bad_case("unknown flag", db2, ["-D", db2, "-x"], "-x")
-    bad_case("-a with -d", db2, ["-D", db2, "-a", "-d", "192.0.2.50"], "-d")
-    bad_case("-t with -T", db2, ["-D", db2, "-t", "-T", "-d", "a@b"], "-T")
-    bad_case("-G with -a", db2, ["-D", db2, "-G", "-a", "192.0.2.50"], "-G")
-    bad_case("-t without -a or -d", db2, ["-D", db2, "-t", "192.0.2.50"], "-t")
-    bad_case("-a without keys", db2, ["-D", db2, "-a"], "-a")
-    bad_case("-j with -a", db2, ["-D", db2, "-j", "-a", "192.0.2.50"], "-j")
-    bad_case("-D without its argument", db2, ["-D"], "-D")
+    bad_case("unknown flag", db2, ["-D", db2, "-x"], "-x",
+             want_rc=2)
+    bad_case("-a with -d", db2, ["-D", db2, "-a", "-d", "192.0.2.50"], "-d",
+             want_rc=2)
+    bad_case("-t with -T", db2, ["-D", db2, "-t", "-T", "-d", "a@b"], "-T",
+             want_rc=2)
+    bad_case("-G with -a", db2, ["-D", db2, "-G", "-a", "192.0.2.50"], "-G",
+             want_rc=2)
+    bad_case("-t without -a or -d", db2, ["-D", db2, "-t", "192.0.2.50"], "-t",
+             want_rc=2)
+    bad_case("-a without keys", db2, ["-D", db2, "-a"], "-a",
+             want_rc=2)
+    bad_case("-j with -a", db2, ["-D", db2, "-j", "-a", "192.0.2.50"], "-j",
+             want_rc=2)
+    bad_case("-D without its argument", db2, ["-D"], "-D",
+             want_rc=2)
     bad_case("export without traplist", db2, ["-D", db2, "export"],
              "traplist")
-    bad_case("-d of an absent entry (with a present one)", db2,
-             ["-D", db2, "-d", "2001:db8::1", "203.0.113.8"], "203.0.113.8")
+    # as spamdb: the absent key is reported (exit 1), the present one
+    # is still deleted (issue 16; nothing was deleted before)
+    rc, out, err = run(["-D", db2, "-d", "2001:db8::1", "203.0.113.8"])
+    check("-d of an absent entry (with a present one): named, exit 1, "
+          "the present one deleted", rc == 1 and "203.0.113.8" in err and
+          not has("WHITE|2001:db8::1|"), "rc %d %r" % (rc, err))
     bad_case("-G -d of an ip without tuples", db2,
              ["-D", db2, "-G", "-d", "203.0.113.8"], "203.0.113.8")
     afile = os.path.join(tmp, "a-file")

@@ -47,8 +47,8 @@ CHECKS = [
     "bare CR inside a line: answered, dialogue completes",
     "1,000 pipelined commands: every answer, in order",
     "printf formats in HELO/MAIL/RCPT: plain replies",
-    "2 KB address in MAIL: 500 line too long",
-    "2 KB address in RCPT: 500 line too long",
+    "2 KB address in MAIL: 250 (lines up to 8,192 bytes)",
+    "2 KB address in RCPT: 250 (lines up to 8,192 bytes)",
     "5,000 RCPTs: every answer (100 x 250, 4,900 x 452), 451 at DATA",
     "5,000 RCPTs: daemon memory growth under 50 MB",
     "30 unknown commands: 20 answers of 500, then closed",
@@ -472,8 +472,11 @@ def check_long_addr(d, name, n, where):
         elif not r.send(b"MAIL FROM:" + big + b"\r\n"):
             why = "send failed"
     if why is None:
+        # issue 16: lines up to 8,192 bytes are taken, as OpenBSD (a 2 KB
+        # address got 500 line too long at 512 before); the address is
+        # kept cut to 255 bytes. Past 8,192: the 100 KB case above.
         code, text = r.reply()
-        if code != 500 or "too long" not in text.lower():
+        if code != 250:
             why = "reply %r %s" % (code, text)
     r.close()
     after(d, name, n, why)

@@ -200,7 +200,10 @@ def main():
     daemons = []
     try:
         d = Spamd("main", listen=listen,
-                  extra=["-M", "127.0.0.2", "--pass-seconds", "1"],
+                  extra=["-M", "127.0.0.2", "--pass-seconds", "1",
+                         # -M traps from the start (OpenBSD, and our
+                         # default, wait 60 s: openbsd_compat.py)
+                         "--lowmx-grace", "0"],
                   domains=["example.com"], spamtraps=["trap@example.com"])
         daemons.append(d)
 

@@ -21,8 +21,10 @@
 
 #define HOST	"mx.example"
 #define T0	((time_t)1795992134)	/* Sun, 29 Nov 2026 22:42:14 UTC */
+/* the date as ctime(3) writes it, as OpenBSD spamd (was RFC 5322's
+ * "Sun, 29 Nov 2026 22:42:14 +0000" before issue 16) */
 #define BANNER	"220 mx.example ESMTP spamd IP-based SPAM blocker; " \
-		"Sun, 29 Nov 2026 22:42:14 +0000\r\n"
+		"Sun Nov 29 22:42:14 2026\r\n"
 
 /* One step of a script: bytes sent (NULL ends), the replies wanted. */
 struct step {
@@ -294,15 +296,49 @@ static const struct script scripts[] = {
 	  "", 0, 0 },
 	{ "control bytes in an address are refused", "192.0.2.1",
 	  SESSION_GREY, 0, 0, { 0 },
-	  { { "MAIL FROM:<a\rb@c>\r\n", 0,
+	  { { "MAIL FROM:<a\tb@c>\r\n", 0,
+	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
+	    /* a CR ends the fields (OpenBSD): "<a" has no '>' */
+	    { "MAIL FROM:<a\rb@c>\r\n", 0,
 	      "501 5.5.4 Syntax error in parameters\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
 	  "", 0, 0 },
-	{ "-b: nothing recorded, 451 at DATA", "192.0.2.1", SESSION_GREY,
-	  0, 1, { 0 },
+	/* issue 16: a line ends at LF; a CR inside ends its fields, as
+	 * OpenBSD spamd parses them (it was a syntax error here) */
+	{ "a CR inside a line ends the command's fields", "192.0.2.1",
+	  SESSION_GREY, 0, 0, { 0 },
+	  { { "HELO cr.example\rNOOP\r\n", 0, HELO_R, 0 },
+	    { "MAIL FROM:<a@b>\r SIZE=10\r\n", 0, OK, 0 },
+	    { "RCPT TO:<c@d>\rjunk\n", 0, OK, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "cr.example|<a@b>|<c@d>\n", 0, 0 },
+	/* issue 16: -b greylists nobody; as OpenBSD, 354, the message,
+	 * then 451 (was 451 at DATA) */
+	{ "-b: nothing recorded, 354 then 451 after the message",
+	  "192.0.2.1", SESSION_GREY, 0, 1, { 0 },
 	  { { "HELO h\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n", 0,
 	      HELO_R OK OK, 0 },
-	    { "DATA\r\n", 0, R451, 0 },
+	    { "DATA\r\n", 0, R354, 0 },
+	    { "Subject: x\r\n\r\nbody\r\n.\r\n", 0, R451, 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1, 0 },
+	/* issue 16: a blacklisted client is answered in any order and
+	 * always reaches 354 and its list's message (it got 503 before) */
+	{ "blacklisted: DATA without MAIL/RCPT, RCPT before MAIL, two MAILs",
+	  "192.0.2.9", SESSION_BLACK, 0, 0,
+	  { "one;\"Go away %A\\nsecond line\";inet;1;192.0.2.0/24",
+	    "two;\"Also on list two\";inet;1;192.0.2.9/32" },
+	  { { "RCPT TO:<c@d>\r\n", 0, OK, 0 },
+	    { "MAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\n", 0, OK OK, 0 },
+	    { "RSET\r\nDATA\r\n", 0, OK R354, 0 },
+	    { ".\r\n", 0, "450-Go away 192.0.2.9\r\n450-second line\r\n"
+	      "450 Also on list two\r\n", 0 },
+	    { NULL, 0, NULL, 0 } },
+	  "", 1, 0 },
+	{ "blacklisted: DATA first thing", "192.0.2.9", SESSION_BLACK, 0, 0,
+	  { "one;\"Go away %A\";inet;1;192.0.2.0/24" },
+	  { { "DATA\r\n", 0, R354, 0 },
+	    { "x\r\n.\r\n", 0, "450 Go away 192.0.2.9\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
 	  "", 1, 0 },
 	{ "blacklisted: no tuple, 354, message swallowed, every list's 450 "
@@ -316,7 +352,9 @@ static const struct script scripts[] = {
 	      HELO_R OK OK, 0 },
 	    { "DATA\r\n", 0, R354, 0 },
 	    { "Subject: hi\r\n\r\n..leading dot\r\nQUIT\r\n", 0, "", 0 },
-	    { ".\r\n", 0, "450 Blocked 192.0.2.9\r\n450 Listed at two\r\n"
+	    /* one multi-line reply: "450-" but on the last line (issue
+	     * 16: each line was "450 ", so a client read three replies) */
+	    { ".\r\n", 0, "450-Blocked 192.0.2.9\r\n450-Listed at two\r\n"
 	      "450 see http://two.example/\r\n", 0 },
 	    { NULL, 0, NULL, 0 } },
 	  "", 1, 0 },
@@ -403,7 +441,9 @@ static const struct script scripts[] = {
 	{ "--max-rcpt 1 with -b: nothing is recorded, nothing capped",
 	  "192.0.2.1", SESSION_GREY, 0, 1, { 0 },
 	  { { "MAIL FROM:<a@b>\r\nRCPT TO:<1@d>\r\nRCPT TO:<2@d>\r\n"
-	      "RCPT TO:<3@d>\r\nDATA\r\n", 0, OK OK OK OK R451, 0 },
+	      "RCPT TO:<3@d>\r\nDATA\r\n", 0, OK OK OK OK R354, 0 },
+	    /* -b answers 354, then 451 after the message (issue 16) */
+	    { "x\r\n.\r\n", 0, R451, 0 },
 	    { NULL, 0, NULL, 0 } },
 	  "", 1, 1 },
 	{ "--max-rcpt 1: trapped during the dialogue, no longer capped",
@@ -605,12 +645,17 @@ static const struct {
 } lines[] = {
 	{ 100, 0 },
 	{ 510, 0 },		/* 512 with CRLF: the RFC 5321 limit */
-	{ 511, 1 },
-	{ 4000, 1 },
+	/* longer lines are taken up to OpenBSD's 8,192 (issue 16: a 2 KB
+	 * MAIL line from a real sender was refused at 512 before) */
+	{ 511, 0 },
+	{ 2046, 0 },		/* Postfix's 2,048 with CRLF */
+	{ 4000, 0 },
+	{ 8190, 0 },		/* 8,192 with CRLF: our cap */
+	{ 8191, 1 },
 	{ 100000, 1 },		/* a 100 KB line */
 };
 
-/* test_line_cap - lines up to 512 bytes with CRLF pass, longer close */
+/* test_line_cap - lines up to 8,192 bytes with CRLF pass, longer close */
 static void
 test_line_cap(void **state)
 {
@@ -748,7 +793,8 @@ check_reply(const char *p, size_t len)
 		if (ch == '\n') {
 			assert_true(i > start + 4 && p[i - 1] == '\r');
 			assert_true(p[start] >= '2' && p[start] <= '5');
-			assert_true(p[start + 3] == ' ');
+			/* "450-" on all lines but the last (RFC 5321) */
+			assert_true(p[start + 3] == (i + 1 == len ? ' ' : '-'));
 			start = i + 1;
 		} else if (ch != '\r')
 			assert_true(ch >= 0x20 && ch < 0x7f);
