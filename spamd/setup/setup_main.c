@@ -27,6 +27,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <pwd.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +65,8 @@ struct setup_opts {
 	int			 spf;		/* --spf-walk */
 	int			 family;	/* -4 / -6: 4 or 6, 0 both */
 	const char		*dns_server;	/* --dns-server addr:port */
+	const char		*user;		/* --user: who fetches, as root */
+	int			 user_given;
 };
 
 /* One list during a run: its addresses and whether it is usable. */
@@ -85,7 +92,8 @@ setup_usage(int code)
 	    "[--fw-path file]\n"
 	    "                   [--fw-table name] [--fw-family name] "
 	    "[--fw-create]\n"
-	    "                   [--max-size bytes] [--timeout seconds]\n"
+	    "                   [--max-size bytes] [--timeout seconds] "
+	    "[--user name]\n"
 	    "       spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] "
 	    "[domain ...]\n"
 	    "  (--fw and --fw-file are accepted for --fw-backend and "
@@ -99,6 +107,9 @@ setup_usage(int code)
 	    "  -p  engine config port (default %d) on --host "
 	    "(default 127.0.0.1)\n"
 	    "  -s  state file with the tags loaded last time (default %s)\n"
+	    "  --user  as root, lists are fetched and parsed as this user "
+	    "(default _spamd,\n"
+	    "          else nobody)\n"
 	    "  --spf-walk  print the networks of the domains' SPF records "
 	    "(domains from\n"
 	    "              stdin, one a line, when none are given); -4/-6: "
@@ -421,6 +432,172 @@ setup_fetch_all(const struct setup_opts *o, const struct setup_conf *c,
 	return fails;
 }
 
+/* what one list's result looks like on the pipe from the fetcher */
+struct setup_wire {
+	int32_t		ok;
+	int64_t		entries;
+	uint64_t	n4, n6;
+};
+
+/* the most ranges one list may bring back (16 Mi: a /8 of /32s) */
+#define SETUP_WIRE_MAX	(16ULL << 20)
+
+/* setup_full_write - write all of len bytes; 0, or -1 */
+static int
+setup_full_write(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, c, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* setup_full_read - read exactly len bytes; 0, or -1 (EOF counts) */
+static int
+setup_full_read(int fd, void *p, size_t len)
+{
+	char *c = p;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = read(fd, c, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* setup_drop - the fetcher child: become o->user (nobody when the
+ * default user does not exist), no_new_privs; exits on any failure */
+static void
+setup_drop(const struct setup_opts *o)
+{
+	struct passwd *pw;
+	const char *user = o->user;
+
+	if ((pw = getpwnam(user)) == NULL && !o->user_given)
+		pw = getpwnam(user = "nobody");
+	if (pw == NULL || pw->pw_uid == 0) {
+		log_warnx("event=privsep user=%s error=\"no such unprivileged "
+		    "user (see --user)\"", user);
+		_exit(125);
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
+	    setuid(0) != -1) {
+		log_warnx("event=privsep user=%s error=\"%s\"", user,
+		    strerror(errno));
+		_exit(125);
+	}
+	log_debug("event=privsep proc=fetch user=%s uid=%u", user,
+	    (unsigned)pw->pw_uid);
+}
+
+/*
+ * setup_fetch_priv - fetch and parse every list; as root, in a child that
+ * drops to --user first: what a list server or an exec method sends is
+ * parsed with no rights, and only the ranges come back over a pipe (every
+ * count and range checked here, then collapsed again). Returns the
+ * number of failures, as setup_fetch_all.
+ */
+static int
+setup_fetch_priv(const struct setup_opts *o, const struct setup_conf *c,
+    struct setup_item *it)
+{
+	struct setup_wire w;
+	int fd[2], st, fails = 0;
+	size_t i, k;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		return setup_fetch_all(o, c, it);
+	if (pipe2(fd, O_CLOEXEC) == -1 || (pid = fork()) == -1) {
+		log_warn("event=fetch op=fork");
+		return (int)c->n;
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		setup_drop(o);
+		fails = setup_fetch_all(o, c, it);
+		for (i = 0; i < c->n; i++) {
+			memset(&w, 0, sizeof(w));
+			w.ok = it[i].ok;
+			w.entries = it[i].entries;
+			w.n4 = it[i].a.n4;
+			w.n6 = it[i].a.n6;
+			if (setup_full_write(fd[1], &w, sizeof(w)) == -1 ||
+			    setup_full_write(fd[1], it[i].a.v4,
+			    it[i].a.n4 * sizeof(*it[i].a.v4)) == -1 ||
+			    setup_full_write(fd[1], it[i].a.v6,
+			    it[i].a.n6 * sizeof(*it[i].a.v6)) == -1)
+				_exit(125);
+		}
+		_exit(fails > 100 ? 100 : fails);
+	}
+	close(fd[1]);
+	for (i = 0; i < c->n; i++) {
+		if (setup_full_read(fd[0], &w, sizeof(w)) == -1 ||
+		    (w.ok != 0 && w.ok != 1) || w.n4 > SETUP_WIRE_MAX ||
+		    w.n6 > SETUP_WIRE_MAX)
+			break;
+		it[i].ok = 0;
+		it[i].entries = (long)w.entries;
+		for (k = 0; k < w.n4; k++) {
+			struct setup_r4 r;
+
+			if (setup_full_read(fd[0], &r, sizeof(r)) == -1 ||
+			    r.lo > r.hi || setup_addrs_add4(&it[i].a, r.lo,
+			    r.hi) == -1)
+				goto bad;
+		}
+		for (k = 0; k < w.n6; k++) {
+			struct setup_r6 r;
+
+			if (setup_full_read(fd[0], &r, sizeof(r)) == -1 ||
+			    r.lo.hi > r.hi.hi || (r.lo.hi == r.hi.hi &&
+			    r.lo.lo > r.hi.lo) || setup_addrs_add6(&it[i].a,
+			    r.lo, r.hi) == -1)
+				goto bad;
+		}
+		setup_collapse(&it[i].a);
+		it[i].ok = w.ok;
+		continue;
+bad:
+		setup_addrs_free(&it[i].a);
+		break;
+	}
+	close(fd[0]);
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (i < c->n || !WIFEXITED(st) || WEXITSTATUS(st) > 100) {
+		log_warnx("event=fetch error=\"the unprivileged fetcher "
+		    "failed (%s %d); lists not loaded this run\"",
+		    WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ?
+		    WEXITSTATUS(st) : WTERMSIG(st));
+		for (k = 0; k < c->n; k++)
+			it[k].ok = 0;
+		return (int)c->n;
+	}
+	return WEXITSTATUS(st);
+}
+
 /* setup_run - one full load; returns the number of failures */
 static int
 setup_run(const struct setup_opts *o)
@@ -442,7 +619,7 @@ setup_run(const struct setup_opts *o)
 		setup_conf_free(&c);
 		return 1;
 	}
-	fails += setup_fetch_all(o, &c, it);
+	fails += setup_fetch_priv(o, &c, it);	/* (added) not as root */
 	/* each black list minus the white lists that follow it */
 	for (i = 0; i < c.n; i++) {
 		if (c.list[i].white || !it[i].ok)
@@ -703,6 +880,7 @@ main(int argc, char *argv[])
 		{ "timeout",	required_argument, NULL, 't' },
 		{ "spf-walk",	no_argument,	   NULL, 'W' },
 		{ "dns-server",	required_argument, NULL, 'N' },
+		{ "user",	required_argument, NULL, 'U' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -718,6 +896,7 @@ main(int argc, char *argv[])
 	o.fetch.maxsize = SETUP_MAXSIZE_DEFAULT;
 	o.fetch.timeout = SETUP_TIMEOUT_DEFAULT;
 	o.fw.backend = "nftables";
+	o.user = "_spamd";	/* as spamd's engines; nobody if missing */
 	o.fw.use_black_set = 1;
 	while ((ch = getopt_long(argc, argv, "46bDdnf:R:p:s:h", longopts,
 	    NULL)) != -1) {
@@ -736,6 +915,7 @@ main(int argc, char *argv[])
 		case 'C': o.fw.create = 1; break;
 		case 'W': o.spf = 1; break;
 		case 'N': o.dns_server = optarg; break;
+		case 'U': o.user = optarg; o.user_given = 1; break;
 		case '4': o.family = 4; break;
 		case '6': o.family = 6; break;
 		case 'R':

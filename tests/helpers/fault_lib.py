@@ -98,6 +98,26 @@ def sanitizer_check(results, name, texts=(), paths=()):
     return results.check(name, not bad, " | ".join(bad[:3]))
 
 
+# As root, spamd's writer and spamd-setup's list fetcher drop to an
+# unprivileged user (nobody on a test machine), which must reach the
+# database, list files and firewall file the tests keep in temporary
+# directories: every directory a script makes with tempfile.mkdtemp is
+# searchable by others (0711; its files keep their own modes). Scripts
+# import this module before they make any.
+_mkdtemp = tempfile.mkdtemp
+
+
+def _mkdtemp_reachable(*args, **kwargs):
+    """tempfile.mkdtemp, then 0711 when root (see above)"""
+    d = _mkdtemp(*args, **kwargs)
+    if os.geteuid() == 0:
+        os.chmod(d, 0o711)
+    return d
+
+
+tempfile.mkdtemp = _mkdtemp_reachable
+
+
 def writer_reach(path):
     """As root, let spamd's writer (it drops to the spamd user, nobody on a
     test machine) search path, a 0700 temporary directory: 0711, the
