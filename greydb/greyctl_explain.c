@@ -357,7 +357,8 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	char err[512], d1[32], in[32], setb[128], inb[16], blb[1024];
 	char fwb[64], safe[100], dnb[1024], ptb[32], *ans = NULL, *end;
 	const char *set = NULL, *inset = NULL, *bl = NULL, *fwname = NULL;
-	const char *pt = NULL;
+	const char *pt = NULL, *tmiss = NULL;
+	char tmb[160];
 	long long ptv;
 	int hw, ht, live_w, live_t, rc, ndnsbl = 0;
 	int64_t now = ctl->now;
@@ -441,6 +442,8 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 				fprintf(o, "daemon: %.*s\n", (int)(nl - p), p);
 		}
 		fwname = explain_value(ans, "firewall", fwb, sizeof(fwb));
+		tmiss = explain_value(ans, "fw_table_missing", tmb,
+		    sizeof(tmb));
 		set = explain_value(ans, "white_set", setb, sizeof(setb));
 		inset = explain_value(ans, "in_white_set", inb, sizeof(inb));
 		bl = explain_value(ans, "blacklists", blb, sizeof(blb));
@@ -451,7 +454,15 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 
 	/* one sentence: the first reason that decides, in the order the
 	 * firewall and spamd apply them */
-	if (live_t) {
+	if (tmiss != NULL) {
+		/* first: without the table nothing below holds (no redirect,
+		 * no white set), whatever the store says */
+		fprintf(o, "spamd's firewall table %s (%s) is missing: no set "
+		    "holds %s and port 25 is not redirected to spamd; reload the "
+		    "ruleset (nft -f /etc/nftables.d/spamd.nft), spamd then "
+		    "refills its sets.\n", tmiss, fwname != NULL ? fwname : "?",
+		    x.ip);
+	} else if (live_t) {
 		fprintf(o, "%s is trapped until %s: it mailed a spamtrap; it "
 		    "is tarpitted.\n", x.ip,
 		    explain_when(t.expire, d1, sizeof(d1)));
@@ -466,9 +477,10 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		    "%s: it reaches the real MX.\n", x.ip,
 		    explain_when(w.expire, d1, sizeof(d1)), set);
 	} else if (live_w && inset != NULL) {
-		fprintf(o, "%s is WHITE but not in the firewall set %s: the "
-		    "next reconcile (or greyctl) adds it; check spamd's "
-		    "fw_error lines.\n", x.ip, set != NULL ? set : "?");
+		fprintf(o, "%s is WHITE but not in the firewall set %s: spamd "
+		    "adds it at its next reconcile (greyctl -a %s adds it "
+		    "now); check spamd's fw_error lines.\n", x.ip,
+		    set != NULL ? set : "?", x.ip);
 	} else if (live_w) {
 		fprintf(o, "%s is whitelisted until %s: it reaches the real MX "
 		    "while spamd's firewall set holds it (set not checked: "

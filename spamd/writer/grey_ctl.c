@@ -13,7 +13,9 @@
  *                    trapped list (-a drops a TRAPPED record)
  *   add-trapped IP   greyctl -t -a wrote the TRAPPED record: out of the
  *                    white set, into the trap set, resend the list
- *   explain IP       what the writer knows: firewall set, blacklists,
+ *   explain IP       what the writer knows: firewall set (and
+ *                    fw_table_missing=FAMILY TABLE while it is gone),
+ *                    blacklists,
  *                    the greylisting times (passtime=, greyexp=), and
  *                    the DNSBL zones that list the address now
  *   stats            the writer's counters line and the engines' lines
@@ -441,8 +443,12 @@ grey_ctl_explain(struct grey_ctl_conn *c, const char *arg)
 	if (grey_fw_of(g) == NULL) {
 		grey_ctl_say(c, "firewall=off");
 	} else {
+		const char *tbl;
+
 		grey_ctl_say(c, "firewall=%s", conf->fw.backend != NULL ?
 		    conf->fw.backend : "nftables");
+		if (grey_fw_table_missing(grey_fw_of(g), &tbl))
+			grey_ctl_say(c, "fw_table_missing=%s", tbl);
 		rc = grey_ctl_fw_has(grey_fw_of(g), FW_WHITE, ip, &exp,
 		    &setname, err, sizeof(err));
 		if (rc == -1) {
