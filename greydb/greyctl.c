@@ -90,8 +90,8 @@ static const char usage_text[] =
 "spamd-setup list file. stats prints counts by type (and, when spamd\n"
 "runs, its counters). explain prints what the store and the running\n"
 "spamd know of an address and why it does or does not reach the MX.\n"
-"-d of WHITE or TRAPPED also tells a running spamd (dir/spamd.sock) to\n"
-"update its firewall set at once.\n"
+"-a and -d of WHITE or TRAPPED also tell a running spamd (dir/spamd.sock)\n"
+"to update its firewall set at once.\n"
 "Exit status 0 on success, 1 on any error or failed key, 2 on a usage\n"
 "error (bad flags, no keys), as spamdb (message on stderr).\n";
 
@@ -326,7 +326,8 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 			return 1;
 	if (greyctl_open(ctl, GREYCTL_CREATE, 0, &db) == -1)
 		return 1;
-	if (greyctl_sandbox(ctl, 0) == -1) {
+	/* the added WHITE/TRAPPED addresses go to spamd's socket after */
+	if (greyctl_sandbox(ctl, SANDBOX_GC_CTL) == -1) {
 		gdb_close(db);
 		return 1;
 	}
@@ -350,7 +351,18 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 			greyctl_warnx("%s", err.msg);
 	}
 	gdb_close(db);
-	return ret == -1 ? 1 : 0;
+	if (ret == -1)
+		return 1;
+	/* (added) the running daemon puts the firewall element in now, as
+	 * for -d: "whitelist a partner" must not wait for the reconcile */
+	for (i = 0; i < a->nkeys && !greyctl_stopped(); i++) {
+		char canon[GDB_ADDR_MAX];
+
+		if ((a->type == GDB_WHITE || a->type == GDB_TRAPPED) &&
+		    gdb_addr_canon(a->keys[i], canon) == 0)
+			greyctl_daemon_add(ctl, a->type, canon);
+	}
+	return 0;
 }
 
 /*

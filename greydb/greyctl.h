@@ -91,6 +91,10 @@ int	greyctl_daemon_ask(const struct greyctl *ctl, const char *req,
  * warns on stderr when the daemon runs but fails */
 void	greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
 	    const char *ip);
+/* greyctl_daemon_add - after -a of WHITE/TRAPPED: the firewall at once;
+ * warns on stderr when the daemon runs but fails */
+void	greyctl_daemon_add(const struct greyctl *ctl, enum gdb_type type,
+	    const char *ip);
 /* greyctl_daemon_stats - the daemon's counter lines after stats */
 int	greyctl_daemon_stats(const struct greyctl *ctl);
 /* greyctl_explain - greyctl explain ADDRESS; returns the exit status */

@@ -152,6 +152,27 @@ greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
 	free(ans);
 }
 
+/* greyctl_daemon_add - after -a: tell the daemon to put ip's firewall
+ * element in now; a failure only warns (the store was changed) */
+void
+greyctl_daemon_add(const struct greyctl *ctl, enum gdb_type type,
+    const char *ip)
+{
+	char req[128], err[512], *ans;
+	int rc;
+
+	if (type != GDB_WHITE && type != GDB_TRAPPED)
+		return;
+	snprintf(req, sizeof(req), "%s %s", type == GDB_WHITE ?
+	    "add-white" : "add-trapped", ip);
+	rc = greyctl_daemon_ask(ctl, req, &ans, err, sizeof(err));
+	if (rc == -1)
+		greyctl_warnx("warning: %s; %s %s was added to the database, "
+		    "the firewall follows at spamd's next reconcile", err,
+		    gdb_type_name(type), ip);
+	free(ans);
+}
+
 /* greyctl_daemon_stats - print the daemon's counter lines, if it runs */
 int
 greyctl_daemon_stats(const struct greyctl *ctl)
@@ -176,8 +197,17 @@ struct explain {
 	char			 ip[GDB_ADDR_MAX];
 	long			 ngrey, nlive;
 	struct gdb_rec		 soonest;	/* live tuple passing first */
+	int64_t			 passtime;	/* the daemon's, or default */
 	int			 werr;
 };
+
+/* explain_passes - when a tuple passes if retried: first + passtime (the
+ * record's pass field is first + greyexp, OpenBSD's layout) */
+static int64_t
+explain_passes(const struct explain *x, const struct gdb_rec *r)
+{
+	return r->first + x->passtime;
+}
 
 /* explain_when - a time as "YYYY-MM-DD HH:MM:SS" local */
 static const char *
@@ -213,7 +243,7 @@ explain_grey(const struct gdb_rec *r, void *arg)
 	struct explain *x = arg;
 	FILE *o = x->ctl->out;
 	char a[32], b[32], c[32], in[32];
-	int64_t now = x->ctl->now;
+	int64_t now = x->ctl->now, passes = explain_passes(x, r);
 
 	if (greyctl_stopped())
 		return 1;
@@ -227,13 +257,13 @@ explain_grey(const struct gdb_rec *r, void *arg)
 	    explain_when(r->expire, c, sizeof(c)), r->bcount);
 	if (r->expire <= now)
 		fprintf(o, " state=expired\n");
-	else if (r->pass > now)
+	else if (passes > now)
 		fprintf(o, " state=waiting passes_if_retried=%s\n",
-		    explain_in(r->pass - now, in, sizeof(in)));
+		    explain_in(passes - now, in, sizeof(in)));
 	else
 		fprintf(o, " state=due passes_at_next_retry\n");
 	if (r->expire > now) {
-		if (x->nlive == 0 || r->pass < x->soonest.pass)
+		if (x->nlive == 0 || passes < explain_passes(x, &x->soonest))
 			x->soonest = *r;
 		x->nlive++;
 	}
@@ -325,8 +355,11 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	struct gdb_rec w, t;
 	FILE *o = ctl->out;
 	char err[512], d1[32], in[32], setb[128], inb[16], blb[1024];
-	char fwb[64], safe[100], dnb[1024], *ans = NULL;
+	char fwb[64], safe[100], dnb[1024], ptb[32], *ans = NULL, *end;
 	const char *set = NULL, *inset = NULL, *bl = NULL, *fwname = NULL;
+	const char *pt = NULL, *tmiss = NULL;
+	char tmb[160];
+	long long ptv;
 	int hw, ht, live_w, live_t, rc, ndnsbl = 0;
 	int64_t now = ctl->now;
 
@@ -344,15 +377,35 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		gdb_close(db);
 		return 1;
 	}
+	/* the running daemon first: its pass time decides the GREY lines
+	 * (its firewall set, blacklists and DNSBL zones come later) */
+	snprintf(setb, sizeof(setb), "explain %s", x.ip);
+	rc = greyctl_daemon_ask(ctl, setb, &ans, err, sizeof(err));
+	x.passtime = GDB_PASSTIME_DEFAULT;
+	if (rc == 1 && (pt = explain_value(ans, "passtime", ptb,
+	    sizeof(ptb))) != NULL && (ptv = strtoll(pt, &end, 10)) >= 0 &&
+	    *end == '\0' && end != pt)
+		x.passtime = ptv;
+	else
+		pt = NULL;
 	fprintf(o, "ip=%s\n", x.ip);
+	if (pt != NULL)
+		fprintf(o, "passtime: %lld s (spamd's)\n",
+		    (long long)x.passtime);
+	else
+		fprintf(o, "passtime: %lld s assumed (the default, 25 min: "
+		    "%s)\n", (long long)x.passtime, rc == 0 ?
+		    "spamd not running" : "spamd did not say");
 	if (gdb_walk_ip(db, x.ip, explain_grey, &x, &gerr) == -1) {
 		greyctl_warnx("%s", gerr.msg);
 		gdb_close(db);
+		free(ans);
 		return 1;
 	}
 	if (x.werr || (hw = explain_get(db, GDB_WHITE, x.ip, &w)) == -1 ||
 	    (ht = explain_get(db, GDB_TRAPPED, x.ip, &t)) == -1) {
 		gdb_close(db);
+		free(ans);
 		return 1;
 	}
 	gdb_close(db);
@@ -374,9 +427,7 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 	else
 		fprintf(o, "trapped: no\n");
 
-	/* the running daemon: firewall set, blacklists, DNSBL zones */
-	snprintf(setb, sizeof(setb), "explain %s", x.ip);
-	rc = greyctl_daemon_ask(ctl, setb, &ans, err, sizeof(err));
+	/* the running daemon's answer: firewall set, blacklists, DNSBL */
 	if (rc == 0)
 		fprintf(o, "daemon: not running\n");
 	else if (rc == -1)
@@ -391,6 +442,8 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 				fprintf(o, "daemon: %.*s\n", (int)(nl - p), p);
 		}
 		fwname = explain_value(ans, "firewall", fwb, sizeof(fwb));
+		tmiss = explain_value(ans, "fw_table_missing", tmb,
+		    sizeof(tmb));
 		set = explain_value(ans, "white_set", setb, sizeof(setb));
 		inset = explain_value(ans, "in_white_set", inb, sizeof(inb));
 		bl = explain_value(ans, "blacklists", blb, sizeof(blb));
@@ -401,7 +454,15 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 
 	/* one sentence: the first reason that decides, in the order the
 	 * firewall and spamd apply them */
-	if (live_t) {
+	if (tmiss != NULL) {
+		/* first: without the table nothing below holds (no redirect,
+		 * no white set), whatever the store says */
+		fprintf(o, "spamd's firewall table %s (%s) is missing: no set "
+		    "holds %s and port 25 is not redirected to spamd; reload the "
+		    "ruleset (nft -f /etc/nftables.d/spamd.nft), spamd then "
+		    "refills its sets.\n", tmiss, fwname != NULL ? fwname : "?",
+		    x.ip);
+	} else if (live_t) {
 		fprintf(o, "%s is trapped until %s: it mailed a spamtrap; it "
 		    "is tarpitted.\n", x.ip,
 		    explain_when(t.expire, d1, sizeof(d1)));
@@ -416,9 +477,10 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		    "%s: it reaches the real MX.\n", x.ip,
 		    explain_when(w.expire, d1, sizeof(d1)), set);
 	} else if (live_w && inset != NULL) {
-		fprintf(o, "%s is WHITE but not in the firewall set %s: the "
-		    "next reconcile (or greyctl) adds it; check spamd's "
-		    "fw_error lines.\n", x.ip, set != NULL ? set : "?");
+		fprintf(o, "%s is WHITE but not in the firewall set %s: spamd "
+		    "adds it at its next reconcile (greyctl -a %s adds it "
+		    "now); check spamd's fw_error lines.\n", x.ip,
+		    set != NULL ? set : "?", x.ip);
 	} else if (live_w) {
 		fprintf(o, "%s is whitelisted until %s: it reaches the real MX "
 		    "while spamd's firewall set holds it (set not checked: "
@@ -432,11 +494,13 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		 * whitelisted one never reaches spamd (handled above) */
 		fprintf(o, "%s is listed in DNSBL zone%s %s: it is "
 		    "tarpitted.\n", x.ip, ndnsbl > 1 ? "s" : "", dnb);
-	} else if (x.nlive > 0 && x.soonest.pass > now) {
+	} else if (x.nlive > 0 && explain_passes(&x, &x.soonest) > now) {
 		fprintf(o, "%s is greylisted: its tuple to %s passes if "
-		    "retried after %s (%s).\n", x.ip, x.soonest.to,
-		    explain_when(x.soonest.pass, d1, sizeof(d1)) + 11,
-		    explain_in(x.soonest.pass - now, in, sizeof(in)));
+		    "retried after %s (%s%s).\n", x.ip, x.soonest.to,
+		    explain_when(explain_passes(&x, &x.soonest), d1,
+		    sizeof(d1)) + 11, explain_in(explain_passes(&x,
+		    &x.soonest) - now, in, sizeof(in)), pt != NULL ? "" :
+		    "; the default pass time of 25 min assumed");
 	} else if (x.nlive > 0) {
 		fprintf(o, "%s is greylisted: its tuple to %s passes at its "
 		    "next retry.\n", x.ip, x.soonest.to);

@@ -352,6 +352,17 @@ fw_failures(const struct fw *fw)
 	return fw->failures;
 }
 
+/* fw_present - is the backend's table there (see fw.h) */
+int
+fw_present(struct fw *fw, char *what, size_t whatsz)
+{
+	if (fw->be->present == NULL) {
+		snprintf(what, whatsz, "%s", fw->be->name);
+		return -1;
+	}
+	return fw->be->present(fw->state, what, whatsz);
+}
+
 /* fw_backend_name - the backend's name */
 const char *
 fw_backend_name(const struct fw *fw)

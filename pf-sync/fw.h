@@ -92,6 +92,14 @@ int	fw_reconcile(struct fw *fw, struct gdb *db, int64_t now, long *added,
 int	fw_retry_delay(const struct fw *fw);
 /* (added) fw_failures - consecutive failed flushes so far */
 unsigned fw_failures(const struct fw *fw);
+/*
+ * (added) fw_present - is the backend's table there (nftables: the table
+ * of --fw-table in its family)? 1 yes, 0 missing (what names it, e.g.
+ * "inet spamd"), -1 cannot tell (a backend without the check, or the
+ * check failed). Asked after a failure, so an operator learns that the
+ * table, not an element, is the problem.
+ */
+int	fw_present(struct fw *fw, char *what, size_t whatsz);
 /* (added) fw_backend_name - the name of the backend fw was opened with */
 const char *fw_backend_name(const struct fw *fw);
 
@@ -149,6 +157,9 @@ struct fw_backend {
 	int		(*list)(void *state, enum fw_set set, int v6,
 			    fw_list_fn fn, void *arg, char *err,
 			    size_t errsz);
+	/* present - the table is there: 1, missing: 0 (what set), -1 don't
+	 * know; NULL for backends without a table */
+	int		(*present)(void *state, char *what, size_t whatsz);
 	/* the longest element timeout the kernel takes, seconds; 0 = none
 	 * (ipset: 2147483 s, under the 36-day white expiry) */
 	int64_t		max_timeout;

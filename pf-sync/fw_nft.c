@@ -702,10 +702,35 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 	return 0;
 }
 
+/* fw_nft_present - is our table among nft's tables (see fw.h) */
+static int
+fw_nft_present(void *state, char *what, size_t whatsz)
+{
+	struct fw_nft *fn = state;
+	const struct fw_names *nm = fn->nm;
+	const char *out, *p;
+	char want[256], err[512];
+	size_t wl;
+
+	snprintf(what, whatsz, "%s %s", nm->family, nm->table);
+	/* why "list tables": one line a table, never the sets' elements */
+	if (fw_nft_run(fn, "list tables", 0, &out, err, sizeof(err),
+	    "nftables: list tables") == -1 || out == NULL)
+		return -1;
+	wl = (size_t)snprintf(want, sizeof(want), "table %s %s", nm->family,
+	    nm->table);
+	for (p = out; (p = strstr(p, want)) != NULL; p += wl)
+		if ((p == out || p[-1] == '\n') &&
+		    (p[wl] == '\n' || p[wl] == '\0'))
+			return 1;
+	return 0;
+}
+
 const struct fw_backend fw_backend_nft = {
 	.name = "nftables",
 	.open = fw_nft_open,
 	.close = fw_nft_close,
 	.flush = fw_nft_flush,
 	.list = fw_nft_list,
+	.present = fw_nft_present,
 };

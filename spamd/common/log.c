@@ -214,6 +214,7 @@ log_level_name(int pri)
 {
 	switch (pri) {
 	case LOG_CRIT:		return "crit";
+	case LOG_ERR:		return "err";
 	case LOG_WARNING:	return "warning";
 	case LOG_DEBUG:		return "debug";
 	default:		return "info";
@@ -286,6 +287,13 @@ void
 log_warnx(const char *fmt, ...)
 {
 	LOG_BODY(LOG_WARNING, 0);
+}
+
+/* log_errx - an error that needs the operator */
+void
+log_errx(const char *fmt, ...)
+{
+	LOG_BODY(LOG_ERR, 0);
 }
 
 /* log_info - an event */

@@ -319,28 +319,69 @@ setup_fw_stale(const char *ip, int64_t expires, void *arg)
 	return 0;
 }
 
+/* setup_fw_keep - add a listed element to the union (a failed list's
+ * blocks stay in the set, so new blocks must not overlap them) */
+static int
+setup_fw_keep(const char *ip, int64_t expires, void *arg)
+{
+	char what[128];
+
+	(void)expires;
+	/* an element we cannot read (an operator's range) is left alone */
+	if (setup_list_line(ip, strlen(ip), arg, what, sizeof(what)) == -1)
+		log_warnx("firewall: black set element %s kept as is: %s", ip,
+		    what);
+	return 0;
+}
+
 /*
  * setup_firewall - make the firewall's black sets hold the union of the
- * black lists (-b). Stale elements are removed only when every black list
- * was fetched, since a failed list's previous blocks must stay.
+ * black lists (-b), merged into blocks that do not overlap: real feeds
+ * overlap, and an nftables interval set refuses an add whose intervals
+ * overlap each other or its elements ("conflicting intervals specified");
+ * ipset and pf take them but would hold redundant entries. When a list
+ * failed, its previous blocks must stay: the set's elements join the
+ * union, and an element the merged blocks cover is replaced by them.
  */
 static int
 setup_firewall(const struct setup_opts *o, const struct setup_conf *c,
     struct setup_item *it, int complete)
 {
 	struct setup_fwset want = { 0 };
+	struct setup_addrs u = { 0 };
 	struct setup_fwwalk walk;
 	struct fw *fw = NULL;
 	char err[512];
+	long n4, n6;
 	size_t i;
 	int ret = -1;
 
 	for (i = 0; i < c->n; i++)
 		if (!c->list[i].white && it[i].ok &&
-		    setup_cidr_each(&it[i].a, setup_fw_collect, &want) != 0) {
-			log_warnx("firewall: out of memory or bad block");
+		    setup_addrs_merge(&u, &it[i].a) == -1) {
+			log_warnx("firewall: out of memory");
 			goto out;
 		}
+	if (!o->dryrun && fw_open(&fw, &o->fw, err, sizeof(err)) == -1) {
+		log_warnx("firewall: %s", err);
+		goto out;
+	}
+	if (fw != NULL && !complete &&
+	    (fw_list(fw, FW_BLACK, 0, setup_fw_keep, &u, err,
+	    sizeof(err)) == -1 || fw_list(fw, FW_BLACK, 1, setup_fw_keep, &u,
+	    err, sizeof(err)) == -1)) {
+		log_warnx("firewall: listing the black sets: %s", err);
+		goto out;
+	}
+	setup_collapse(&u);
+	if (setup_cidr_count(&u, &n4, &n6, err, sizeof(err)) == -1) {
+		log_warnx("firewall: %s", err);
+		goto out;
+	}
+	if (setup_cidr_each(&u, setup_fw_collect, &want) != 0) {
+		log_warnx("firewall: out of memory or bad block");
+		goto out;
+	}
 	if (want.n > 0)
 		qsort(want.s, want.n, sizeof(*want.s), setup_strcmp);
 	if (o->dryrun) {
@@ -349,20 +390,15 @@ setup_firewall(const struct setup_opts *o, const struct setup_conf *c,
 		ret = 0;
 		goto out;
 	}
-	if (fw_open(&fw, &o->fw, err, sizeof(err)) == -1) {
-		log_warnx("firewall: %s", err);
-		goto out;
-	}
 	walk.fw = fw;
 	walk.want = &want;
 	walk.removed = 0;
-	if (complete) {
-		if (fw_list(fw, FW_BLACK, 0, setup_fw_stale, &walk, err,
-		    sizeof(err)) == -1 || fw_list(fw, FW_BLACK, 1,
-		    setup_fw_stale, &walk, err, sizeof(err)) == -1) {
-			log_warnx("firewall: listing the black sets: %s", err);
-			goto out;
-		}
+	/* every element not wanted goes: the union covers the kept ones */
+	if (fw_list(fw, FW_BLACK, 0, setup_fw_stale, &walk, err,
+	    sizeof(err)) == -1 || fw_list(fw, FW_BLACK, 1,
+	    setup_fw_stale, &walk, err, sizeof(err)) == -1) {
+		log_warnx("firewall: listing the black sets: %s", err);
+		goto out;
 	}
 	for (i = 0; i < want.n; i++)
 		if (fw_add(fw, FW_BLACK, want.s[i], 0, time(NULL)) == -1) {
@@ -373,11 +409,13 @@ setup_firewall(const struct setup_opts *o, const struct setup_conf *c,
 		log_warnx("firewall: %s", err);
 		goto out;
 	}
-	log_debug("firewall=%s event=black-loaded blocks=%zu removed=%ld",
-	    fw_backend_name(fw), want.n, walk.removed);
+	log_debug("firewall=%s event=black-loaded blocks=%zu removed=%ld "
+	    "complete=%d", fw_backend_name(fw), want.n, walk.removed,
+	    complete);
 	ret = 0;
 out:
 	fw_close(fw);
+	setup_addrs_free(&u);
 	for (i = 0; i < want.n; i++)
 		free(want.s[i]);
 	free(want.s);

@@ -1450,7 +1450,7 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 		return -1;
 	}
 	if (!c->blacklist_only && c->fw_enabled) {
-		if (grey_fw_open(&g->fw, g->base, c, fwerr, sizeof(fwerr))
+		if (grey_fw_open(&g->fw, g, g->base, c, fwerr, sizeof(fwerr))
 		    == -1) {
 			log_warnx("event=writer_start error=\"firewall: %s\"",
 			    fwerr);
@@ -1640,6 +1640,7 @@ grey_stats_get(struct grey *g, struct grey_stats *st)
 	st->flushes = g->n.flushes;
 	st->flush_secs = g->flush_secs;
 	grey_fw_counts(g->fw, &st->fw_ops, &st->fw_errors);
+	st->fw_table_missing = grey_fw_table_missing(g->fw, NULL);
 	grey_cfg_counts(g->cfg, &st->cfg_loads, &st->cfg_errors);
 	st->engines = g->neng;
 	st->engines_open = g->nopen;

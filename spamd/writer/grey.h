@@ -281,9 +281,12 @@ void	grey_cfg_counts(const struct grey_cfg *cfg, long *loads, long *errors);
 /* The firewall (grey_fw.c): batches changes and flushes them within
  * 100 ms, retries with backoff on failure. */
 struct grey_fw;
-/* grey_fw_open - fw_open the configured backend; -1 with its message */
-int	grey_fw_open(struct grey_fw **out, struct event_base *base,
-	    const struct grey_conf *conf, char *err, size_t errsz);
+struct grey;
+/* grey_fw_open - fw_open the configured backend (g: the store to refill
+ * the sets from once a missing table is back); -1 with its message */
+int	grey_fw_open(struct grey_fw **out, struct grey *g,
+	    struct event_base *base, const struct grey_conf *conf, char *err,
+	    size_t errsz);
 /* grey_fw_close - try one last flush, then close; safe on NULL */
 void	grey_fw_close(struct grey_fw *gf);
 /* grey_fw_white - ip passed (or is WHITE): into the white set until expire */
@@ -303,6 +306,10 @@ int	grey_fw_list(struct grey_fw *gf, enum fw_set set, int v6,
 	    size_t errsz);
 /* grey_fw_counts - firewall changes queued and failures so far */
 void	grey_fw_counts(const struct grey_fw *gf, long *ops, long *errors);
+/* grey_fw_table_missing - the backend's table was found missing after a
+ * failure (until a flush or reconcile succeeds): 1 with its name in what
+ * (e.g. "inet spamd"), else 0 */
+int	grey_fw_table_missing(const struct grey_fw *gf, const char **what);
 
 /*
  * (added) The writer's state as seen by grey_sync.c and grey_http.c,
@@ -329,6 +336,7 @@ struct grey_stats {
 	long	flushes;
 	double	flush_secs;		/* time spent in gdb_flush */
 	long	fw_ops, fw_errors, cfg_loads, cfg_errors;
+	int	fw_table_missing;	/* 1 while the firewall table is gone */
 	int	engines, engines_open;
 	long	engine_restarts;	/* engines replaced after a death */
 	long	engine_sigsys;		/* of those, killed by their filter */

@@ -8,8 +8,16 @@
  * the last one "end", then the writer closes. Requests:
  *   del-white IP     drop the WHITE record and the white-set element now
  *   del-trapped IP   drop the TRAPPED record, its element, resend the list
- *   explain IP       what the writer knows: firewall set, blacklists,
- *                    and the DNSBL zones that list the address now
+ *   add-white IP     greyctl -a wrote the WHITE record: its element into
+ *                    the white set now (out of the trap set), resend the
+ *                    trapped list (-a drops a TRAPPED record)
+ *   add-trapped IP   greyctl -t -a wrote the TRAPPED record: out of the
+ *                    white set, into the trap set, resend the list
+ *   explain IP       what the writer knows: firewall set (and
+ *                    fw_table_missing=FAMILY TABLE while it is gone),
+ *                    blacklists,
+ *                    the greylisting times (passtime=, greyexp=), and
+ *                    the DNSBL zones that list the address now
  *   stats            the writer's counters line and the engines' lines
  *   reload           as SIGHUP
  * Only uid 0 and the daemon's own uid may ask (SO_PEERCRED); the socket
@@ -262,6 +270,59 @@ grey_ctl_del(struct grey_ctl_conn *c, enum gdb_type type, const char *arg)
 		grey_ctl_say(c, "sync=sent");
 }
 
+/* grey_ctl_add - add-white / add-trapped: greyctl -a committed the record;
+ * put its element into the firewall now instead of at the next reconcile */
+static void
+grey_ctl_add(struct grey_ctl_conn *c, enum gdb_type type, const char *arg)
+{
+	struct grey *g = c->gc->g;
+	struct gdb *db = grey_db(g);
+	struct gdb_err err = { 0 };
+	struct gdb_rec r;
+	char ip[GDB_ADDR_MAX];
+	int64_t now = time(NULL);
+	int rc;
+
+	if (grey_ctl_ip(c, arg, ip) == -1)
+		return;
+	if (db == NULL) {
+		grey_ctl_say(c, "error=\"database closed: the firewall follows "
+		    "at the next reconcile\"");
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.type = type;
+	strlcpy(r.ip, ip, sizeof(r.ip));
+	/* why read it back: the record, not the request, says what is
+	 * true (its expiry; a request for an address nobody added) */
+	if ((rc = gdb_get(db, &r, &err)) == -1) {
+		grey_db_error(g, "ctl_add", &err);
+		grey_ctl_say(c, "error=\"database: %s\"", err.msg);
+		return;
+	}
+	if (rc == 0 || r.expire <= now) {
+		grey_ctl_say(c, "error=\"no live %s record for %s\"",
+		    gdb_type_name(type), ip);
+		return;
+	}
+	if (type == GDB_WHITE) {
+		struct gdb_rec t = r;
+
+		/* -a dropped a TRAPPED record, if any: its element too */
+		t.type = GDB_TRAPPED;
+		grey_fw_expired(grey_fw_of(g), &t);
+		grey_fw_white(grey_fw_of(g), ip, r.expire, now);
+	} else
+		grey_fw_trap(grey_fw_of(g), ip, r.expire, now);
+	/* the engines' trapped list: an add of either type changes it */
+	grey_changed(g, 1);
+	log_info("event=add type=%s ip=%s source=ctl expire=%lld",
+	    gdb_type_name(type), ip, (long long)r.expire);
+	grey_ctl_say(c, "ip=%s", ip);
+	grey_ctl_say(c, "firewall=%s", grey_fw_of(g) != NULL ? "queued" :
+	    "off");
+}
+
 /* Looking for one address in a firewall set. */
 struct grey_ctl_find {
 	const char	*ip;
@@ -375,11 +436,19 @@ grey_ctl_explain(struct grey_ctl_conn *c, const char *arg)
 	if (grey_ctl_ip(c, arg, ip) == -1)
 		return;
 	grey_ctl_say(c, "ip=%s", ip);
+	/* greyctl reads the store's pass field (first + greyexp, OpenBSD's
+	 * layout); when a tuple passes depends on this daemon's -G */
+	grey_ctl_say(c, "passtime=%lld", (long long)conf->times.passtime);
+	grey_ctl_say(c, "greyexp=%lld", (long long)conf->times.greyexp);
 	if (grey_fw_of(g) == NULL) {
 		grey_ctl_say(c, "firewall=off");
 	} else {
+		const char *tbl;
+
 		grey_ctl_say(c, "firewall=%s", conf->fw.backend != NULL ?
 		    conf->fw.backend : "nftables");
+		if (grey_fw_table_missing(grey_fw_of(g), &tbl))
+			grey_ctl_say(c, "fw_table_missing=%s", tbl);
 		rc = grey_ctl_fw_has(grey_fw_of(g), FW_WHITE, ip, &exp,
 		    &setname, err, sizeof(err));
 		if (rc == -1) {
@@ -472,6 +541,10 @@ grey_ctl_request(struct grey_ctl_conn *c, char *line)
 		grey_ctl_del(c, GDB_WHITE, arg);
 	} else if (strcmp(cmd, "del-trapped") == 0) {
 		grey_ctl_del(c, GDB_TRAPPED, arg);
+	} else if (strcmp(cmd, "add-white") == 0) {
+		grey_ctl_add(c, GDB_WHITE, arg);
+	} else if (strcmp(cmd, "add-trapped") == 0) {
+		grey_ctl_add(c, GDB_TRAPPED, arg);
 	} else if (strcmp(cmd, "explain") == 0) {
 		grey_ctl_explain(c, arg);
 	} else if (arg != NULL) {
@@ -486,7 +559,8 @@ grey_ctl_request(struct grey_ctl_conn *c, char *line)
 		grey_ctl_say(c, "reload=queued");
 	} else {
 		grey_ctl_say(c, "error=\"unknown request %s (want del-white, "
-		    "del-trapped, explain, stats or reload)\"",
+		    "del-trapped, add-white, add-trapped, explain, stats or "
+		    "reload)\"",
 		    log_escape(cmd, strlen(cmd), 40, esc, sizeof(esc)));
 	}
 	/* an explain waiting for DNS ends in grey_ctl_dnsbl_done */

@@ -3,10 +3,17 @@
  * pass, trap and expire, send them in one batch on a short timer, retry
  * with backoff when the backend fails (greylisting goes on meanwhile),
  * and reconcile the sets with the store (see grey.h, pf-sync/fw.h).
+ *
+ * A failure whose cause is a missing table (nft delete table, a reboot
+ * without the ruleset) is said once, at error level, when it starts
+ * (event=fw_table_missing) and once when a flush or reconcile works
+ * again (event=fw_table_back, then a reconcile refills the sets); the
+ * per-retry fw_error lines go on meanwhile.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -19,11 +26,63 @@
 
 struct grey_fw {
 	struct fw		*fw;
+	struct grey		*g;		/* the store, for the refill */
 	const struct grey_conf	*conf;
 	struct event		*flush_ev;
+	struct event		*refill_ev;	/* reconcile once it is back */
 	int			 retrying;	/* flush_ev waits out a backoff */
+	int			 table_missing;	/* found missing, not back */
+	char			 table[128];	/* its name, as fw_present */
 	long			 ops, errors;
 };
+
+/* grey_fw_refill - the table is back: refill the sets from the store */
+static void
+grey_fw_refill(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey_fw *gf = arg;
+	struct gdb *db = grey_db(gf->g);
+
+	(void)fd;
+	(void)ev;
+	if (db != NULL)
+		grey_fw_reconcile(gf, db, time(NULL));
+}
+
+/* grey_fw_table_check - after a failure: is the table gone? Logs the
+ * change of state only (error level), never each retry */
+static void
+grey_fw_table_check(struct grey_fw *gf)
+{
+	char what[128];
+
+	if (gf->table_missing || fw_present(gf->fw, what, sizeof(what)) != 0)
+		return;
+	gf->table_missing = 1;
+	strlcpy(gf->table, what, sizeof(gf->table));
+	log_errx("event=fw_table_missing table=\"%s\" backend=%s "
+	    "effect=\"no set updates until the table is back; reload the "
+	    "ruleset\"", gf->table, fw_backend_name(gf->fw));
+}
+
+/* grey_fw_table_ok - a flush or reconcile worked: if the table had been
+ * missing, say it is back and refill the sets (reconcile: ok=1 when
+ * called from the reconcile itself, which refills already) */
+static void
+grey_fw_table_ok(struct grey_fw *gf, int reconcile)
+{
+	struct timeval now0 = { 0, 0 };
+
+	if (!gf->table_missing)
+		return;
+	gf->table_missing = 0;
+	log_info("event=fw_table_back table=\"%s\" backend=%s refill=%s",
+	    gf->table, fw_backend_name(gf->fw), reconcile ? "this reconcile" :
+	    "reconcile now");
+	/* why an event: not from inside the flush that noticed it */
+	if (!reconcile && gf->refill_ev != NULL)
+		evtimer_add(gf->refill_ev, &now0);
+}
 
 /* grey_fw_flush - send the queue; on failure log and retry with backoff */
 static void
@@ -39,9 +98,11 @@ grey_fw_flush(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if (fw_flush(gf->fw, err, sizeof(err)) == 0) {
 		log_debug("event=fw_flush changes=%zu", n);
+		grey_fw_table_ok(gf, 0);
 		return;
 	}
 	gf->errors++;
+	grey_fw_table_check(gf);
 	delay = fw_retry_delay(gf->fw);
 	if (delay <= 0)
 		delay = 1;
@@ -67,7 +128,7 @@ grey_fw_kick(struct grey_fw *gf)
 
 /* grey_fw_open - fw_open the configured backend */
 int
-grey_fw_open(struct grey_fw **out, struct event_base *base,
+grey_fw_open(struct grey_fw **out, struct grey *g, struct event_base *base,
     const struct grey_conf *conf, char *err, size_t errsz)
 {
 	struct grey_fw *gf;
@@ -78,12 +139,16 @@ grey_fw_open(struct grey_fw **out, struct event_base *base,
 		return -1;
 	}
 	gf->conf = conf;
+	gf->g = g;
 	if (fw_open(&gf->fw, &conf->fw, err, errsz) == -1) {
 		free(gf);
 		return -1;
 	}
-	if ((gf->flush_ev = evtimer_new(base, grey_fw_flush, gf)) == NULL) {
+	if ((gf->flush_ev = evtimer_new(base, grey_fw_flush, gf)) == NULL ||
+	    (gf->refill_ev = evtimer_new(base, grey_fw_refill, gf)) == NULL) {
 		snprintf(err, errsz, "out of memory");
+		if (gf->flush_ev != NULL)
+			event_free(gf->flush_ev);
 		fw_close(gf->fw);
 		free(gf);
 		return -1;
@@ -107,6 +172,7 @@ grey_fw_close(struct grey_fw *gf)
 		log_warnx("event=fw_error op=flush_at_exit changes=%zu "
 		    "error=\"%s\"", fw_pending(gf->fw), err);
 	event_free(gf->flush_ev);
+	event_free(gf->refill_ev);
 	fw_close(gf->fw);
 	free(gf);
 }
@@ -185,6 +251,7 @@ grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now)
 	    sizeof(err)) == -1) {
 		gf->errors++;
 		log_warnx("event=fw_reconcile ok=0 error=\"%s\"", err);
+		grey_fw_table_check(gf);
 		/* its flush failed with changes queued: retry them later */
 		if (fw_pending(gf->fw) > 0 &&
 		    !evtimer_pending(gf->flush_ev, NULL)) {
@@ -198,6 +265,7 @@ grey_fw_reconcile(struct grey_fw *gf, struct gdb *db, int64_t now)
 	}
 	log_info("event=fw_reconcile ok=1 added=%ld removed=%ld", added,
 	    removed);
+	grey_fw_table_ok(gf, 1);
 	return 0;
 }
 
@@ -208,6 +276,17 @@ grey_fw_list(struct grey_fw *gf, enum fw_set set, int v6, fw_list_fn fn,
 {
 	*setname = fw_set_name(gf->fw, set, v6);
 	return fw_list(gf->fw, set, v6, fn, arg, err, errsz);
+}
+
+/* grey_fw_table_missing - is the table known to be missing (grey.h) */
+int
+grey_fw_table_missing(const struct grey_fw *gf, const char **what)
+{
+	if (gf == NULL || !gf->table_missing)
+		return 0;
+	if (what != NULL)
+		*what = gf->table;
+	return 1;
 }
 
 /* grey_fw_counts - firewall changes queued and failures so far */

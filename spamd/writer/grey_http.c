@@ -669,6 +669,11 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 	    "Firewall updates that failed (retried with backoff).");
 	evbuffer_add_printf(b, "spamd_firewall_errors_total %ld\n",
 	    st.fw_errors);
+	grey_http_metric(b, "spamd_fw_table_missing", "gauge",
+	    "1 while the firewall table is missing (found after a failed "
+	    "update), else 0.");
+	evbuffer_add_printf(b, "spamd_fw_table_missing %d\n",
+	    st.fw_table_missing);
 	grey_http_metric(b, "spamd_config_loads_total", "counter",
 	    "Lists loaded on the config port, and messages refused.");
 	evbuffer_add_printf(b, "spamd_config_loads_total{result=\"ok\"} %ld\n"

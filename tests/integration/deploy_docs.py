@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""deploy_docs.py - what an operator copies from the tree works as written.
+
+- etc/spamd.conf loads as shipped: its /etc/mail/ paths rewritten to the
+  tree's etc/ (where the files it names ship) and its http list's example
+  host to a closed loopback port (127.0.0.1:9, so no lookup leaves the
+  host), `spamd-setup -n -f` prints the line of every list that needs no
+  network (dul, blocked, with the message file's text), cuts nospamd's
+  partner out of blocked, and reports only peertraps as failed.
+- The README and the manuals name what is built and installed: the build
+  comment lists every program the Makefile builds, the files table names
+  the store's files (greydb/env.c: grey.db, expire.db), every command line
+  that starts the daemon in the README and spamd(8) says spamd-tarpit (the
+  installed name), and etc/spamd.nft's header loads it from the path the
+  README installs it to.
+No daemon, no ports. Prints ok / not ok lines; exits 1 if a check failed.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+TOP = os.environ.get("TOP") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
+SETUP = os.path.join(BUILD, "spamd-setup")
+
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
+import fault_lib as fl  # noqa: E402
+
+R = fl.Results()
+ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
+
+
+def read(rel):
+    with open(os.path.join(TOP, rel), encoding="utf-8") as f:
+        return f.read()
+
+
+def conf_loads():
+    """spamd-setup -n on the shipped spamd.conf, paths rewritten"""
+    etc = os.path.join(TOP, "etc") + "/"
+    text = read("etc/spamd.conf").replace("/etc/mail/", etc)
+    text = text.replace("mx2.example.org", "127.0.0.1\\:9")
+    with tempfile.TemporaryDirectory(prefix="deploy-docs-") as tmp:
+        conf = os.path.join(tmp, "spamd.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        p = subprocess.run([SETUP, "-n", "-f", conf, "-s",
+                            os.path.join(tmp, "state")],
+                           stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=120)
+    lines = {ln.split(";", 1)[0]: ln for ln in p.stdout.splitlines()}
+    err = p.stderr.strip().replace("\n", " | ")[:400]
+    check("spamd.conf as shipped: no entry fails to parse",
+          "msg file" not in p.stderr and "No such file" not in p.stderr,
+          err)
+    check("spamd.conf as shipped: dul loads", "dul" in lines and "198.51.100.0/24" in
+          lines.get("dul", ""), err)
+    bl = lines.get("blocked", "")
+    check("spamd.conf as shipped: blocked loads with blocked.msg's text",
+          "is in a range this site blocks" in bl and
+          "203.0.113.0/29" in bl, err or p.stdout[:300])
+    check("spamd.conf as shipped: nowhite's partner 203.0.113.8/29 is cut "
+          "out of blocked", bl != "" and "203.0.113.0/24" not in bl and
+          "203.0.113.8/29" not in bl, bl[:300])
+    failed = re.findall(r"list=(\S+) event=(?:fetch-failed|skipped)",
+                        p.stderr)
+    check("spamd.conf as shipped: only the http list (peertraps) fails",
+          failed == ["peertraps"], "failed=%s: %s" % (failed, err))
+
+
+def docs_consistent():
+    """README, manuals and etc/ name the built and installed files"""
+    readme = read("README.md")
+    mk = read("Makefile")
+    progs = re.findall(r"\$\(BUILD\)/(\w[\w-]*)\)", mk.split("PROGS =", 1)
+                       [1].split("\n\n", 1)[0])
+    m = re.search(r"^make +# (.*)$", readme, re.M)
+    built = m.group(1) if m else ""
+    missing = [p for p in progs if "build/" + p not in built]
+    check("README build list names every program (%s)" % " ".join(progs),
+          progs != [] and missing == [], "missing: %s" % missing)
+    env = read("greydb/env.c")
+    dbs = sorted(set(re.findall(r'"(\w+\.db)"', env)))
+    row = [ln for ln in readme.splitlines()
+           if ln.startswith("| `/var/db/spamd/`")]
+    row = row[0] if row else ""
+    check("README files table names the store's files %s" % dbs,
+          dbs != [] and all("`%s`" % d in row for d in dbs) and
+          "greydb.db" not in row, row[:200])
+    # a command line starting the daemon: "spamd -x", "spamd --x"
+    start = re.compile(r"(?:^|[\s`#$])spamd (?:-|--)\w")
+    bad = [ln.strip() for ln in readme.splitlines() if start.search(ln)]
+    check("README starts the daemon as spamd-tarpit", bad == [],
+          "; ".join(bad)[:300])
+    man = read("spamd/spamd.8")
+    ex = man.split(".Sh EXAMPLES", 1)[1].split(".Sh ", 1)[0] \
+        if ".Sh EXAMPLES" in man else ""
+    bad = [ln for ln in ex.splitlines() if start.search(ln)]
+    check("spamd(8) EXAMPLES start spamd-tarpit", ex != "" and bad == []
+          and "spamd-tarpit" in ex, "; ".join(bad)[:300])
+    m = re.search(r"install -m 0644 etc/spamd\.nft (\S+)", readme)
+    dest = m.group(1) if m else "?"
+    nft = read("etc/spamd.nft")
+    m2 = re.search(r"^# Load it: +nft -f (\S+)", nft, re.M)
+    check("etc/spamd.nft's header loads it from README's path %s" % dest,
+          m2 is not None and m2.group(1) == dest,
+          "header says %s" % (m2.group(1) if m2 else "nothing"))
+
+
+def main():
+    if not os.access(SETUP, os.X_OK):
+        skip("deploy_docs", "%s not built" % SETUP)
+        return R.status()
+    conf_loads()
+    docs_consistent()
+    return R.status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
