@@ -11,6 +11,9 @@ if [ "$(id -u)" != 0 ] || ! command -v nft >/dev/null 2>&1; then
 fi
 NS=sp-passlat-$$
 TMP=$(mktemp -d /tmp/bench-passlat.XXXXXX)
+# spamd's writer (and spamd-setup's fetcher) run unprivileged: as
+# root, let them search this directory (its files keep their modes)
+[ "$(id -u)" = 0 ] && chmod 711 "$TMP"
 chmod 755 "$TMP"
 cleanup() {
 	[ -n "$PID" ] && kill "$PID" 2>/dev/null && sleep 0.5

@@ -17,6 +17,9 @@ SPAMD=$BUILD/spamd
 GREYCTL=$BUILD/greyctl
 FLOOD_N=${FLOOD_N:-50000}
 tmp=$(mktemp -d /tmp/bench_rcpt_flood.XXXXXX)
+# spamd's writer (and spamd-setup's fetcher) run unprivileged: as
+# root, let them search this directory (its files keep their modes)
+[ "$(id -u)" = 0 ] && chmod 711 "$tmp"
 spid=""
 
 say() { echo "bench_rcpt_flood: $*"; }

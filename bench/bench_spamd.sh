@@ -46,6 +46,9 @@ GROW_MAX_SECS=${GROW_MAX_SECS:-120}
 LAT_CONC=${LAT_CONC:-2}
 LG_PROCS=${LG_PROCS:-2}
 tmp=$(mktemp -d /tmp/bench_spamd.XXXXXX)
+# spamd's writer (and spamd-setup's fetcher) run unprivileged: as
+# root, let them search this directory (its files keep their modes)
+[ "$(id -u)" = 0 ] && chmod 711 "$tmp"
 pids=""
 
 # cleanup - stop the servers this script started (by pid), remove tmp

@@ -361,7 +361,7 @@ echo "logs in $log"
 # the distinct checks (label and name, whichever pass ran them) and the
 # results each pass gave
 d=$(cut -f2,3 "$log/results" | sort -u | grep -c .)
-per=$(cut -f1 "$log/results" | sort | uniq -c | awk '{printf "%s%s %d", NR > 1 ? ", " : "", $2, $1}')
+per=$(cut -f1 "$log/results" | sort | uniq -c | awk '{printf "%s%s %d", (NR > 1 ? ", " : ""), $2, $1}')
 echo "checks: $d distinct; results per pass: ${per:-none}"
 echo "check: $pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ] && [ "$pass" -gt 0 ]

@@ -278,6 +278,34 @@ engine_close(struct conn *c, const char *why)
 	engine_accept_update(e);
 }
 
+/* engine_ibuf_room - room to read into c's input buffer: made at
+ * ENGINE_IBUF_START bytes, doubled while a partial line fills it, up to
+ * SESSION_LINE_MAX (where session_input always consumes); -1 on memory */
+static int
+engine_ibuf_room(struct conn *c)
+{
+	size_t cap;
+	char *p;
+
+	if (c->ibuf == NULL) {
+		if ((c->ibuf = malloc(ENGINE_IBUF_START)) == NULL)
+			return -1;
+		c->icap = ENGINE_IBUF_START;
+		c->ilen = 0;
+		return 0;
+	}
+	if (c->ilen < c->icap || c->icap >= SESSION_LINE_MAX)
+		return 0;
+	cap = (size_t)c->icap * 2;
+	if (cap > SESSION_LINE_MAX)
+		cap = SESSION_LINE_MAX;
+	if ((p = realloc(c->ibuf, cap)) == NULL)
+		return -1;
+	c->ibuf = p;
+	c->icap = (uint16_t)cap;
+	return 0;
+}
+
 /* engine_read - bytes from the client, or the idle limit */
 static void
 engine_read(evutil_socket_t fd, short what, void *arg)
@@ -294,13 +322,13 @@ engine_read(evutil_socket_t fd, short what, void *arg)
 		engine_close(c, "idle");
 		return;
 	}
-	if (c->ibuf == NULL && (c->ibuf = malloc(SESSION_LINE_MAX)) == NULL) {
+	if (engine_ibuf_room(c) == -1) {
 		engine_close(c, "out-of-memory");
 		return;
 	}
 	if (c->tls != NULL) {
 		/* (added) STARTTLS: OpenSSL may need to write to read */
-		n = tls_read(c, c->ibuf + c->ilen, SESSION_LINE_MAX - c->ilen);
+		n = tls_read(c, c->ibuf + c->ilen, c->icap - c->ilen);
 		if (n == TLS_IO_WANT_WRITE) {
 			event_del(&c->ev);
 			event_assign(&c->ev, e->base, c->fd, EV_WRITE,
@@ -317,8 +345,7 @@ engine_read(evutil_socket_t fd, short what, void *arg)
 			errno = EAGAIN;
 		}
 	} else
-		n = recv(c->fd, c->ibuf + c->ilen, SESSION_LINE_MAX - c->ilen,
-		    0);
+		n = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, 0);
 	if (n == 0) {
 		engine_close(c, "eof");
 		return;

@@ -117,6 +117,8 @@ struct conn {
 	struct engine	*eng;
 	char		*ibuf;		/* unprocessed input, NULL if none */
 	uint16_t	 ilen;
+	uint16_t	 icap;		/* ibuf's size: ENGINE_IBUF_START,
+					 * doubled up to SESSION_LINE_MAX */
 	int		 fd;
 	struct engine_dns_conn *dns;	/* (added) DNS checks, NULL if none */
 	TAILQ_ENTRY(conn) park;		/* waiting for the writer to drain */
@@ -216,6 +218,11 @@ void	engine_dns_stats_text(struct engine_dns *ed, char *buf, size_t sz);
  * re-checks every ENGINE_BUDGET_RECHECK_MS, since the connection that
  * frees room may close in another engine.
  */
+/* a connection's input buffer starts this small and doubles only while
+ * a line is longer (up to SESSION_LINE_MAX, 8,192 bytes as OpenBSD):
+ * 10,000 idle half-open clients must not cost 8 KiB each */
+#define ENGINE_IBUF_START	512
+
 #define ENGINE_BUDGET_SLOTS	64	/* the -W maximum */
 /* the sigsys note of the writer (engine_budget_note_sigsys): the slot
  * after the engines' */

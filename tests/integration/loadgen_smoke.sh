@@ -11,6 +11,9 @@ BUILD=${BUILD:-$TOP/build}
 LG=$BUILD/bench/loadgen
 SPAMD=$BUILD/spamd
 tmp=$(mktemp -d /tmp/loadgen_smoke.XXXXXX)
+# spamd's writer (and spamd-setup's fetcher) run unprivileged: as
+# root, let them search this directory (its files keep their modes)
+[ "$(id -u)" = 0 ] && chmod 711 "$tmp"
 pids=""
 failed=0
 

@@ -189,7 +189,9 @@ def test_zones(dns):
               "DATA %r then %r" % (r, rest))
         r, rest = dialogue(d, "127.0.0.2")
         check("two listing zones: both messages, in zone order",
-              rest == ["450 Listed at zen: 127.0.0.2",
+              # one multi-line reply: 450- on all lines but the last
+              # (RFC 5321 4.2.1; issue 16)
+              rest == ["450-Listed at zen: 127.0.0.2",
                        "450 Blocked by bl: 127.0.0.2"],
               "DATA %r then %r" % (r, rest))
         r, rest = dialogue(d, "127.0.0.4")

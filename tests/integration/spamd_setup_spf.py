@@ -39,7 +39,11 @@ BUILD = os.environ.get("BUILD") or os.path.join(TOP, "build")
 SETUP = os.path.join(BUILD, "spamd-setup")
 
 sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
+sys.path.insert(0, os.path.join(TOP, "tests", "helpers"))
 import dnsbl as dnsrv  # noqa: E402  (the responder and its record store)
+# (its temporary directories reachable by spamd-setup's unprivileged
+# list fetcher when root)
+import fault_lib  # noqa: E402,F401
 
 FAILED = 0
 

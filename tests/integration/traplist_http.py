@@ -321,7 +321,8 @@ def main():
         hport = pick_port()
         a = Spamd(tmp, "a", db, ["--http-listen", "%s:%d" % (HOST, hport),
                                  "--fw", "file", "--fw-file",
-                                 os.path.join(tmp, "fw")])
+                                 os.path.join(fl.writer_dir(tmp, "fwd"),
+                                              "fw")])
         base = "http://%s:%d" % (HOST, hport)
         http_checks(a, db, base)
         metrics_checks(a, base)

@@ -16,7 +16,10 @@ and the writer and the other engines keep serving. Checks:
     outside its allow-list (SPAMD_SANDBOX_SELFTEST=engine-uname, right
     after the filter is loaded) is logged with signal 31 and the call's
     number and name, restarted with back-off, and after 5 deaths in a
-    minute the daemon gives up (event=engine-restart-limit, exit 1).
+    minute the daemon gives up (event=engine-restart-limit, exit 1);
+  - the writer's own filter (it runs as the spamd user): a refused call
+    (SPAMD_SANDBOX_SELFTEST=writer-mount) is logged with its name and
+    the writer restarted, up to the restart limit.
 """
 import os
 import re
@@ -141,12 +144,46 @@ def sigsys_loop():
         d.cleanup()
 
 
+def writer_filter():
+    """the writer's own filter: a refused call (the test hook's mount)
+    kills the writer, the master names the call and restarts the writer
+    with new engines, and gives up after 5 restarts in 10 s"""
+    if VALGRIND:
+        R.skip("writer killed by its filter", "seccomp cannot run under "
+               "valgrind (the wrapper sets SPAMD_SECCOMP=off)")
+        return
+    os.environ["SPAMD_SANDBOX_SELFTEST"] = "writer-mount"
+    try:
+        d = fl.Spamd("rt-wsigsys", extra=SANDBOX, workers=1, ports=PORTS)
+    finally:
+        del os.environ["SPAMD_SANDBOX_SELFTEST"]
+    try:
+        try:
+            d.proc.wait(fl.slow(60))
+        except Exception:
+            pass
+        log = d.logtext()
+        R.check("the writer's filter is loaded (kill mode)",
+                "event=sandbox proc=writer mode=kill" in log, d.log_tail(4))
+        R.check("the writer's refused call is logged with its name",
+                re.search(r"event=child-died child=writer pid=\d+ "
+                          r"signal=31 syscall=\d+ syscall_name=mount", log)
+                is not None, d.log_tail(4))
+        R.check("the writer is restarted, then the daemon gives up",
+                log.count("event=restart children=writer,engines") >= 1 and
+                "event=restart-limit" in log and d.proc.returncode == 1,
+                "exit %s; %s" % (d.proc.returncode, d.log_tail(3)))
+    finally:
+        d.cleanup()
+
+
 def main():
     if not os.path.exists(fl.SPAMD):
         R.notok("spamd built", fl.SPAMD + " missing (make)")
         return 1
     killed_engine()
     sigsys_loop()
+    writer_filter()
     return R.status()
 
 

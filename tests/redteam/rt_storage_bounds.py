@@ -205,7 +205,7 @@ def one(port, src, tag):
 def client_cap(n=300, cap=200):
     hp = http_port()
     tmp = tempfile.mkdtemp(prefix="rt-cap.")
-    fw = os.path.join(tmp, "white.txt")
+    fw = os.path.join(fl.writer_dir(tmp, "fwd"), "white.txt")
     d = fl.Spamd("rt-cap", ports=PORTS, verbose=False, tmp=tmp,
                  extra=["--pass-seconds", "1", "--http-listen",
                         "127.0.0.1:%d" % hp, "--fw", "file", "--fw-file",
@@ -405,7 +405,7 @@ def disk_guard(tmpfs):
             extra = ["--min-free", minfree]
             what = "--min-free %s above %d MB free" % (minfree, free_mb)
         hp = http_port()
-        fw = os.path.join(tmp, "white.txt")
+        fw = os.path.join(fl.writer_dir(tmp, "fwd"), "white.txt")
         d = fl.Spamd("rt-disk", db=db, tmp=tmp, ports=PORTS,
                      extra=extra + ["--http-listen", "127.0.0.1:%d" % hp,
                                     "--fw", "file", "--fw-file", fw])

@@ -36,6 +36,9 @@ NB="syncB$$"
 IFA="sya$$"
 IFB="syb$$"
 TMP=$(mktemp -d /tmp/sync_two_spamd.XXXXXX)
+# spamd's writer (and spamd-setup's fetcher) run unprivileged: as
+# root, let them search this directory (its files keep their modes)
+[ "$(id -u)" = 0 ] && chmod 711 "$TMP"
 PIDA=
 PIDB=
 
