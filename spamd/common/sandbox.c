@@ -153,65 +153,33 @@ static const int sandbox_greyctl_open[] = {
 };
 
 /*
- * The writer once it is set up (store, firewall, listeners open): the
- * store's calls as greyctl's (open stays: a store reopen, a new log
- * file, the files SIGHUP re-reads), its event loop, every socket it
- * serves or opens (config port, control socket, HTTP, sync over UDP and
- * multicast, DNS for explain, recipient checks over SMTP, netlink for
- * nftables, syslog), the store's watchdog thread (a rule on clone),
- * statfs for the free-space guard. Not here: exec, ptrace, mount, module
- * and key calls, namespaces, bpf, chroot, set*id: nothing a parser bug
- * could use to leave the process.
+ * The writer once it is set up (store, firewall, listeners open): what
+ * greyctl may do with the store (sandbox_greyctl_allow, _open, _ctl: a
+ * store reopen, a new log file, the files SIGHUP re-reads, the store's
+ * watchdog thread by a rule on clone) and these: its event loop, every
+ * socket it serves or opens (config port, control socket, HTTP, sync over
+ * UDP and multicast, DNS for explain, recipient checks over SMTP,
+ * netlink for nftables, syslog), statfs for the free-space guard. Not
+ * here: exec, ptrace, mount, module and key calls, namespaces, bpf,
+ * chroot, set*id: nothing a parser bug could use to leave the process.
  */
 static const int sandbox_writer_allow[] = {
-	/* the store and the files the writer reads */
-	SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64),
-	SCMP_SYS(preadv), SCMP_SYS(write), SCMP_SYS(writev),
-	SCMP_SYS(pwrite64), SCMP_SYS(pwritev), SCMP_SYS(lseek),
-	SCMP_SYS(close), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
-	SCMP_SYS(fcntl), SCMP_SYS(openat), SCMP_SYS(open),
-	SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(stat),
-	SCMP_SYS(lstat), SCMP_SYS(statx), SCMP_SYS(unlink),
-	SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),
-	SCMP_SYS(renameat2), SCMP_SYS(ftruncate), SCMP_SYS(fallocate),
-	SCMP_SYS(getdents64), SCMP_SYS(getcwd), SCMP_SYS(mkdir),
-	SCMP_SYS(mkdirat), SCMP_SYS(access), SCMP_SYS(faccessat),
-	SCMP_SYS(faccessat2), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
-	SCMP_SYS(umask), SCMP_SYS(statfs), SCMP_SYS(fstatfs),
-	SCMP_SYS(fchmod), SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3),
-	SCMP_SYS(pipe2), SCMP_SYS(flock),
-	/* memory */
-	SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
-	SCMP_SYS(madvise), SCMP_SYS(mprotect), SCMP_SYS(msync),
-	/* the event loop and its signals */
+	/* files beyond greyctl's */
+	SCMP_SYS(lstat), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
+	SCMP_SYS(statfs), SCMP_SYS(fstatfs), SCMP_SYS(fchmod),
+	SCMP_SYS(dup), SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(pipe2),
+	SCMP_SYS(flock), SCMP_SYS(msync),
+	/* the event loop */
 	SCMP_SYS(epoll_create1), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait),
-	SCMP_SYS(epoll_pwait2), SCMP_SYS(epoll_ctl), SCMP_SYS(poll),
-	SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
-	SCMP_SYS(eventfd2), SCMP_SYS(timerfd_create),
-	SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
-	SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
-	SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
-	SCMP_SYS(restart_syscall),
-	/* sockets (the families: a rule on socket below) */
+	SCMP_SYS(epoll_pwait2), SCMP_SYS(epoll_ctl), SCMP_SYS(eventfd2),
+	SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime),
+	SCMP_SYS(timerfd_gettime),
+	/* serving sockets (the families: a rule on socket below) */
 	SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept),
-	SCMP_SYS(accept4), SCMP_SYS(connect), SCMP_SYS(shutdown),
-	SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-	SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(socketpair),
-	SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(recvmmsg),
-	SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(sendmmsg),
-	/* the store's watchdog thread, mutexes, sleeps; exits */
-	SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
-	SCMP_SYS(sched_yield), SCMP_SYS(sched_getaffinity),
-	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(exit),
-	SCMP_SYS(exit_group),
-	/* clocks, ids, randomness, limits; qsort's sysinfo, uname at a
-	 * checkpoint */
-	SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
-	SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(sysinfo),
-	SCMP_SYS(uname), SCMP_SYS(getrandom), SCMP_SYS(getpid),
-	SCMP_SYS(getppid), SCMP_SYS(gettid), SCMP_SYS(getuid),
-	SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid),
-	SCMP_SYS(getgroups), SCMP_SYS(getrlimit), SCMP_SYS(getrusage),
+	SCMP_SYS(accept4), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	SCMP_SYS(socketpair), SCMP_SYS(recvmmsg), SCMP_SYS(sendmmsg),
+	/* ids and times the C library and libevent ask */
+	SCMP_SYS(getppid), SCMP_SYS(getgroups), SCMP_SYS(getrusage),
 	SCMP_SYS(times),
 };
 
@@ -220,7 +188,7 @@ static const int sandbox_writer_allow[] = {
 static const int sandbox_writer_exec[] = {
 	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(fork), SCMP_SYS(vfork),
 	SCMP_SYS(execve), SCMP_SYS(wait4), SCMP_SYS(waitid),
-	SCMP_SYS(kill), SCMP_SYS(set_tid_address), SCMP_SYS(prlimit64),
+	SCMP_SYS(kill), SCMP_SYS(set_tid_address),
 };
 
 #ifdef SANDBOX_ASAN
@@ -488,11 +456,17 @@ sandbox_writer(int mode, int flags, void (*report)(int nr), char *err,
 		}
 		filter_mode = SANDBOX_TRAP;
 	}
-	if (sandbox_start(&b, filter_mode, sandbox_writer_allow,
-	    SANDBOX_N(sandbox_writer_allow)) == -1) {
+	if (sandbox_start(&b, filter_mode, sandbox_greyctl_allow,
+	    SANDBOX_N(sandbox_greyctl_allow)) == -1) {
 		snprintf(err, errsz, "%s", b.err);
 		return -1;
 	}
+	sandbox_allow_all(&b, sandbox_greyctl_open,
+	    SANDBOX_N(sandbox_greyctl_open));
+	sandbox_allow_all(&b, sandbox_greyctl_ctl,
+	    SANDBOX_N(sandbox_greyctl_ctl));
+	sandbox_allow_all(&b, sandbox_writer_allow,
+	    SANDBOX_N(sandbox_writer_allow));
 	/* sockets of the families it serves and asks; any type */
 	for (i = 0; i < SANDBOX_N(families); i++) {
 		cmp[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]);

@@ -112,22 +112,33 @@ def killed_engine():
         d.cleanup()
 
 
-def sigsys_loop():
+def selftest_log(name, hook):
+    """a daemon started with SPAMD_SANDBOX_SELFTEST=hook (a call its
+    filter refuses, right after loading it), waited for until it gives
+    up (bounded); its log, or None (a skip line) under valgrind"""
     if VALGRIND:
-        R.skip("engine killed by its filter", "seccomp cannot run under "
-               "valgrind (the wrapper sets SPAMD_SECCOMP=off)")
-        return
-    os.environ["SPAMD_SANDBOX_SELFTEST"] = "engine-uname"
+        R.skip(name, "seccomp cannot run under valgrind (the wrapper "
+               "sets SPAMD_SECCOMP=off)")
+        return None, None
+    os.environ["SPAMD_SANDBOX_SELFTEST"] = hook
     try:
-        d = fl.Spamd("rt-sigsys", extra=SANDBOX, workers=1, ports=PORTS)
+        d = fl.Spamd("rt-" + hook, extra=SANDBOX, workers=1, ports=PORTS)
     finally:
         del os.environ["SPAMD_SANDBOX_SELFTEST"]
     try:
-        try:
-            d.proc.wait(fl.slow(60))
-        except Exception:
-            pass
-        log = d.logtext()
+        d.proc.wait(fl.slow(60))
+    except Exception:
+        pass
+    return d, d.logtext()
+
+
+def sigsys_loop():
+    """an engine's refused call: named, restarted with back-off, and a
+    crash loop gives up"""
+    d, log = selftest_log("engine killed by its filter", "engine-uname")
+    if d is None:
+        return
+    try:
         R.check("the filter's kill is logged with the call's name",
                 re.search(r"event=child-died child=engine0 pid=\d+ "
                           r"signal=31 syscall=\d+ syscall_name=uname", log)
@@ -148,21 +159,10 @@ def writer_filter():
     """the writer's own filter: a refused call (the test hook's mount)
     kills the writer, the master names the call and restarts the writer
     with new engines, and gives up after 5 restarts in 10 s"""
-    if VALGRIND:
-        R.skip("writer killed by its filter", "seccomp cannot run under "
-               "valgrind (the wrapper sets SPAMD_SECCOMP=off)")
+    d, log = selftest_log("writer killed by its filter", "writer-mount")
+    if d is None:
         return
-    os.environ["SPAMD_SANDBOX_SELFTEST"] = "writer-mount"
     try:
-        d = fl.Spamd("rt-wsigsys", extra=SANDBOX, workers=1, ports=PORTS)
-    finally:
-        del os.environ["SPAMD_SANDBOX_SELFTEST"]
-    try:
-        try:
-            d.proc.wait(fl.slow(60))
-        except Exception:
-            pass
-        log = d.logtext()
         R.check("the writer's filter is loaded (kill mode)",
                 "event=sandbox proc=writer mode=kill" in log, d.log_tail(4))
         R.check("the writer's refused call is logged with its name",
