@@ -122,7 +122,8 @@ def selftest_log(name, hook):
         return None, None
     os.environ["SPAMD_SANDBOX_SELFTEST"] = hook
     try:
-        d = fl.Spamd("rt-" + hook, extra=SANDBOX, workers=1, ports=PORTS)
+        d = fl.Spamd("rt-" + hook, extra=SANDBOX, workers=1, ports=PORTS,
+                     expect_sigsys=True)
     finally:
         del os.environ["SPAMD_SANDBOX_SELFTEST"]
     try:

@@ -249,6 +249,34 @@ if wait_log "$TMP/log3" "event=privsep mode=unprivileged" &&
 else nok "unprivileged start logs mode=unprivileged" "$(tail -3 "$TMP/log3")"; fi
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 
+# spamd-setup run as root fetches and parses as nobody: an exec-method
+# list whose program reports its parent, the fetcher, from /proc (issue 14)
+mkdir "$TMP/setup"; chown nobody "$TMP/setup"
+cat >"$TMP/lister.sh" <<'LISTER'
+#!/bin/sh
+cat /proc/$PPID/status >"$(dirname "$0")/setup/fetcher.status"
+echo 192.0.2.77/32
+LISTER
+chmod 0755 "$TMP/lister.sh"
+printf 'all:\\\n\t:probe:\n\nprobe:\\\n\t:black:\\\n\t:msg="probe":\\\n\t:method=exec:\\\n\t:file=%s:\n' \
+    "$TMP/lister.sh" >"$TMP/setup.conf"
+out=$("$BUILD/spamd-setup" -n -f "$TMP/setup.conf" -s "$TMP/setup/state" --user nobody 2>&1)
+fs="$TMP/setup/fetcher.status"
+case "$out" in
+*probe*192.0.2.77*) ok "spamd-setup loads the list its unprivileged fetcher read" ;;
+*) nok "spamd-setup loads the list its unprivileged fetcher read" "$out" ;;
+esac
+if [ -f "$fs" ]; then
+	nuid=$(id -u nobody)
+	if [ "$(awk '/^Uid:/ {print $2 "/" $3 "/" $4}' "$fs")" = "$nuid/$nuid/$nuid" ]; then
+		ok "spamd-setup's fetcher runs as nobody"
+	else nok "spamd-setup's fetcher runs as nobody" "$(grep Uid: "$fs")"; fi
+	if [ "$(awk '/^CapEff:/ {print $2}' "$fs")" = 0000000000000000 ] &&
+	   [ "$(awk '/^NoNewPrivs:/ {print $2}' "$fs")" = 1 ]; then
+		ok "spamd-setup's fetcher: no capability, no_new_privs"
+	else nok "spamd-setup's fetcher: no capability, no_new_privs" "$(grep -E 'CapEff|NoNewPrivs' "$fs" | tr '\n' ' ')"; fi
+else nok "spamd-setup's fetcher reported its /proc status" "no $fs: $out"; fi
+
 # -M through an nftables redirect: namespaces a (clients) and b (spamd)
 NSA=spamdps$$a NSB=spamdps$$b
 ns_cleanup() {
