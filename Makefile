@@ -72,9 +72,14 @@ all: $(PROGS)
 
 tests: $(UNIT_BINS) $(HELPER_BINS)
 
+# The dependency file names the object both as this make names it and
+# relative to the tree: a make run with an absolute BUILD (a test script
+# building one program) must not leave rules that a later make, with the
+# usual relative BUILD, does not apply (headers changed, objects kept).
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -MT $@ \
+	    -MT $(patsubst $(CURDIR)/%,%,$(abspath $@)) -c -o $@ $<
 
 $(LIBGREYDB): $(call obj,$(GREYDB_SRC))
 	@mkdir -p $(dir $@)
