@@ -59,21 +59,8 @@ CHECKS = [
     "daemon exits on SIGTERM",
 ]
 
-failed = 0
-
-
-def ok(name):
-    print("ok - " + name, flush=True)
-
-
-def notok(name, why):
-    global failed
-    failed += 1
-    print("not ok - %s: %s" % (name, why), flush=True)
-
-
-def skip(name, why):
-    print("skip - %s: %s" % (name, why), flush=True)
+R = fl.Results()
+ok, notok, skip = R.ok, R.notok, R.skip
 
 
 class Raw:
@@ -149,15 +136,8 @@ class Raw:
 
 
 def sanitized():
-    """True when the daemon was built with AddressSanitizer or runs under
-    valgrind (tests/run.sh's wrapper: a script that execs valgrind)."""
-    try:
-        with open(SPAMD, "rb") as f:
-            data = f.read()
-            return b"__asan_init" in data or (data.startswith(b"#!") and
-                                              b"valgrind" in data)
-    except OSError:
-        return False
+    """True under ASan or valgrind (fault_lib's tests of the binary)"""
+    return fl.asan_build(SPAMD) or fl.under_valgrind(SPAMD)
 
 
 def rss_tree_kb(root):
@@ -191,85 +171,37 @@ def rss_tree_kb(root):
     return total
 
 
-class Daemon:
-    """build/spamd on a free port with a temporary database."""
+class Daemon(fl.Spamd):
+    """the daemon under attack: fault_lib's Spamd (loopback, its own
+    temporary directory, --user nobody and a chroot as root) with -c 3000,
+    no stutter, not verbose (5,000 RCPTs would flood its log)"""
 
     def __init__(self, tmp):
-        self.tmp = tmp
-        self.proc = None
-        self.port = None
-        self.err_path = os.path.join(tmp, "spamd.err")
+        super().__init__("abuse", tmp=tmp, extra=["-c", "3000"],
+                         ports=(15000, 15999), logname="spamd.err",
+                         hostname=None, verbose=False)
+        self.err_path = self.logpath
 
     def start(self):
-        """Start on a free port; returns None or the reason it failed."""
-        why = "no free port"
-        ports = list(range(15000, 16000))
-        random.shuffle(ports)
-        for port in ports[:5]:
-            try:
-                t = socket.socket()
-                t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                t.bind((HOST, port))
-                t.close()
-            except OSError:
-                continue
-            db = os.path.join(self.tmp, "db")
-            os.makedirs(db, exist_ok=True)
-            argv = [SPAMD, "-d", "-S", "0", "-s", "0", "-c", "3000",
-                    "-l", HOST, "-p", str(port), "--db-dir", db,
-                    "--config-port", "0"]
-            if os.geteuid() == 0:
-                empty = os.path.join(self.tmp, "empty")
-                os.makedirs(empty, exist_ok=True)
-                argv += ["--user", "nobody", "--chroot", empty]
-            err = open(self.err_path, "ab")
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                         stdout=err, stderr=err)
-            err.close()
-            self.port = port
-            end = time.monotonic() + 15
-            while time.monotonic() < end and self.proc.poll() is None:
-                try:
-                    r = Raw(port, "127.0.0.1", timeout=5)
-                    code, _ = r.reply()
-                    r.close()
-                    if code == 220:
-                        return None
-                    why = "banner code %r" % code
-                except OSError as e:
-                    why = "connect: %s" % e
-                time.sleep(0.1)
-            if self.proc.poll() is None:
-                self.stop()
-            else:
-                why = "exited with status %s: %s" % (
-                    self.proc.returncode, self.stderr_tail())
-            self.proc = None
-        return why
+        """None once the daemon answers with its banner, else why not"""
+        try:
+            self.wait_started()
+            r = Raw(self.port, "127.0.0.1", timeout=fl.slow(5))
+            code, _ = r.reply()
+            r.close()
+        except (RuntimeError, OSError) as e:
+            return str(e)[:300]
+        return None if code == 220 else "banner code %r" % code
 
     def alive(self):
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc.poll() is None
 
     def stderr_tail(self, n=3):
-        try:
-            with open(self.err_path, "rb") as f:
-                lines = f.read().decode("latin-1").splitlines()
-            return " | ".join(lines[-n:])
-        except OSError:
-            return ""
+        return self.log_tail(n)
 
-    def stop(self):
-        """SIGTERM, wait 10 s, then SIGKILL; True if it stopped by itself."""
-        if self.proc is None or self.proc.poll() is not None:
-            return True
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-            return True
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-            return False
+    def stop(self, secs=10):
+        """SIGTERM; True if it stopped by itself (not killed)"""
+        return super().stop(secs) != -signal.SIGKILL
 
 
 def normal_client(d, n):
@@ -718,7 +650,7 @@ def main():
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    return R.status()
 
 
 if __name__ == "__main__":

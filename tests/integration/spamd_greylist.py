@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""spamd_greylist.py - the whole daemon's greylisting pass flow on loopback,
-with the file firewall backend standing for the real firewall.
+"""spamd_greylist.py - what the greylisting flow does to the firewall, on
+loopback, with the file firewall backend standing for the real firewall.
+(The dialogue and the records themselves are spamd_dialogue.py's checks;
+here they are only the markers the firewall checks wait for.)
 
 Starts $BUILD/spamd -d on 127.0.0.1 (port and config port from
 14000-14999, temporary --db-dir, --pass-seconds 1, no stutter,
@@ -11,7 +13,7 @@ greyctl and appears in the firewall file. A client that mails a spamtrap
 is TRAPPED and never reaches the file. Restarted on the same database with
 the file removed, the startup reconcile writes the WHITE address back.
 
-Skips (with the reason) while build/spamd does not exist.
+Fails when build/spamd or build/greyctl does not exist.
 """
 import os
 import shutil
@@ -58,33 +60,29 @@ def fw_has(d, ip, want=True, secs=10):
 
 
 def main():
-    if not os.access(SPAMD, os.X_OK):
-        skip("spamd greylist pass flow", SPAMD + " not built yet")
-        return 0
+    if not os.access(SPAMD, os.X_OK) or not os.access(GREYCTL, os.X_OK):
+        notok("spamd greylist pass flow", "build/spamd or build/greyctl "
+              "missing (make)")
+        return 1
     tmp = tempfile.mkdtemp(prefix="spamd_greylist.")
     d = None
     client, trapper = "127.0.0.31", "127.0.0.32"
     try:
-        if os.access(GREYCTL, os.X_OK):
-            subprocess.run([GREYCTL, "-D", os.path.join(tmp, "db"), "-T",
-                            "-a", "trap@example.org"], capture_output=True,
-                           timeout=60)
+        subprocess.run([GREYCTL, "-D", os.path.join(tmp, "db"), "-T",
+                        "-a", "trap@example.org"], capture_output=True,
+                       timeout=60)
         d = Daemon(tmp, "first")
         code = deliver(d, client, "mx.sender.example", "alice@sender.example",
                        "bob@example.org")
-        check("first attempt: 451 at DATA", code == 451, "got %s" % code)
-        lines = greyctl(d)
-        if lines is None:
-            skip("greyctl shows the tuple as GREY", GREYCTL + " not built")
-        else:
-            want = "GREY|%s|mx.sender.example|alice@sender.example|" \
-                   "bob@example.org|" % client
-            check("greyctl shows the tuple as GREY",
-                  any(l.startswith(want) for l in lines), repr(lines))
-        # the GREY tuple above is the writer's decision on record: a
-        # wrong pass would have reached the file in the same turn
-        check("not in the firewall file before it passed",
-              lines is not None and not fw_has(d, client, secs=0))
+        lines = greyctl(d) or []
+        want = "GREY|%s|mx.sender.example|alice@sender.example|" \
+               "bob@example.org|" % client
+        # the GREY tuple is the writer's decision on record (the marker):
+        # a wrong pass would have reached the file in the same turn
+        check("greylisted (451, GREY on record), not in the firewall file",
+              code == 451 and any(l.startswith(want) for l in lines) and
+              not fw_has(d, client, secs=0),
+              "DATA %s; %r" % (code, lines))
         time.sleep(2.2)     # --pass-seconds 1, counted in whole seconds
         code = deliver(d, client, "mx.sender.example", "alice@sender.example",
                        "bob@example.org")
@@ -92,28 +90,18 @@ def main():
               code in (451, -1), "got %s" % code)
         check("passed address reaches the firewall file",
               fw_has(d, client), "file: %s" % d.fw)
-        lines = greyctl(d)
-        if lines is not None:
-            check("greyctl shows the address WHITE",
-                  any(l.startswith("WHITE|%s|" % client) for l in lines),
-                  repr(lines))
-        check("pass logged", ("event=pass ip=%s" % client) in d.logtext())
-
-        if lines is not None:
-            code = deliver(d, trapper, "h", "x@spam.example",
-                           "trap@example.org")
-            check("spamtrap: delivery refused", code != 250,
-                  "got %s" % code)
-            time.sleep(2.2)
-            deliver(d, trapper, "h", "x@spam.example", "bob@example.org")
-            deliver(d, trapper, "h", "x@spam.example", "bob@example.org")
-            lines = greyctl(d)
-            check("spamtrap: greyctl shows TRAPPED",
-                  any(l.startswith("TRAPPED|%s|" % trapper) for l in lines),
-                  repr(lines))
-            time.sleep(0.5)
-            check("spamtrap: trapped address never in the firewall file",
-                  not fw_has(d, trapper, secs=0))
+        deliver(d, trapper, "h", "x@spam.example", "trap@example.org")
+        time.sleep(2.2)     # past the pass time: a retry would pass
+        deliver(d, trapper, "h", "x@spam.example", "bob@example.org")
+        deliver(d, trapper, "h", "x@spam.example", "bob@example.org")
+        # the retries were answered by then; a trapped client's retries
+        # are tarpitted and send the writer no tuple, so no later pass
+        # can put it in the file: the absence is final here
+        lines = greyctl(d) or []
+        check("spamtrap: TRAPPED, retried past the pass time, never in "
+              "the firewall file",
+              any(l.startswith("TRAPPED|%s|" % trapper) for l in lines) and
+              not fw_has(d, trapper, secs=0), repr(lines))
         rc = d.stop()
         check("SIGTERM: spamd exits 0", rc == 0, "status %s" % rc)
 
