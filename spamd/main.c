@@ -959,6 +959,18 @@ main_reach(const struct passwd *pw, const char *what, const char *path,
 	exit(1);
 }
 
+/* main_store_file - whether name is one of the store's files: the two
+ * databases, Berkeley DB's region files (__db.*) and logs (log.N) */
+static int
+main_store_file(const char *name)
+{
+	return strcmp(name, "grey.db") == 0 ||
+	    strcmp(name, "expire.db") == 0 ||
+	    strncmp(name, "__db.", 5) == 0 ||
+	    (strncmp(name, "log.", 4) == 0 && name[4] >= '0' &&
+	    name[4] <= '9');
+}
+
 /*
  * main_writer_prepare - (added) as root, before the writer drops to
  * o->user: the database directory (made if missing) and the store's
@@ -993,16 +1005,25 @@ main_writer_prepare(const struct main_opts *o)
 			    o->dbdir);
 			exit(1);
 		}
+		/* a shared directory (/tmp, a typo) is never given away */
+		if (st.st_mode & (S_IWOTH | S_ISVTX)) {
+			fprintf(stderr, "spamd: --db-dir %s: writable by "
+			    "everyone; give spamd a directory of its own\n",
+			    o->dbdir);
+			exit(1);
+		}
 		if ((st.st_uid != pw->pw_uid || st.st_gid != pw->pw_gid) &&
 		    chown(o->dbdir, pw->pw_uid, pw->pw_gid) == -1) {
 			fprintf(stderr, "spamd: --db-dir %s: chown to %s: %s\n",
 			    o->dbdir, o->user, strerror(errno));
 			exit(1);
 		}
-		/* the store's files, e.g. left by a greyctl run as root */
+		/* the store's files, e.g. left by a greyctl run as root, and
+		 * only those (a --db-dir typo must not give away others) */
 		if ((d = opendir(o->dbdir)) != NULL) {
 			while ((de = readdir(d)) != NULL)
-				if (fstatat(dirfd(d), de->d_name, &st,
+				if (main_store_file(de->d_name) &&
+				    fstatat(dirfd(d), de->d_name, &st,
 				    AT_SYMLINK_NOFOLLOW) == 0 &&
 				    S_ISREG(st.st_mode) &&
 				    st.st_uid != pw->pw_uid)

@@ -249,6 +249,30 @@ if wait_log "$TMP/log3" "event=privsep mode=unprivileged" &&
 else nok "unprivileged start logs mode=unprivileged" "$(tail -3 "$TMP/log3")"; fi
 kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
 
+# the database directory is given to the writer's user, but only the
+# store's files in it, and never a directory everyone may write
+mkdir "$TMP/dbg" "$TMP/shared"; chmod 1777 "$TMP/shared"
+"$BUILD/greyctl" -D "$TMP/dbg" -a 192.0.2.200 >/dev/null 2>&1
+echo keep >"$TMP/dbg/operator-notes"
+PORT=$(free_port)
+"$SPAMD" -d -p "$PORT" --config-port 0 --db-dir "$TMP/dbg" --user nobody \
+    --chroot "$TMP/root" -S 0 -s 0 >"$TMP/logg" 2>&1 &
+PID=$!
+# (writer_start comes after the writer, as nobody, opened the store)
+if wait_log "$TMP/logg" "event=writer_start engines"; then
+	if [ "$(stat -c %U "$TMP/dbg/grey.db")" = nobody ] &&
+	   [ "$(stat -c %U "$TMP/dbg/operator-notes")" = root ]; then
+		ok "the store's files (made by greyctl as root) are given to the writer's user, other files not"
+	else nok "the store's files (made by greyctl as root) are given to the writer's user, other files not" "$(ls -l "$TMP/dbg" | tr '\n' ' ')"; fi
+else nok "spamd starts on a store greyctl made as root" "$(tail -n 3 "$TMP/logg")"; fi
+kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=
+out=$("$SPAMD" -d -p "$(free_port)" --config-port 0 --db-dir "$TMP/shared" \
+    --user nobody --chroot "$TMP/root" 2>&1)
+if [ $? != 0 ] && [ "$(stat -c %U "$TMP/shared")" = root ] &&
+   echo "$out" | grep -q "writable by everyone"; then
+	ok "a world-writable --db-dir is refused and not given away"
+else nok "a world-writable --db-dir is refused and not given away" "$out"; fi
+
 # spamd-setup run as root fetches and parses as nobody: an exec-method
 # list whose program reports its parent, the fetcher, from /proc (issue 14)
 mkdir "$TMP/setup"; chown nobody "$TMP/setup"
