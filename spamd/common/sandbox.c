@@ -348,13 +348,35 @@ sandbox_sigsys(int sig, siginfo_t *si, void *ctx)
 	syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig);
 }
 
+/*
+ * sandbox_trap_mode - the filter mode to build for mode: kill mode with a
+ * report becomes SANDBOX_TRAP, with sandbox_sigsys installed to report
+ * the call and then die of SIGSYS; other modes stay. -1 (errno) when the
+ * handler cannot be installed.
+ */
+static int
+sandbox_trap_mode(int mode, void (*report)(int nr))
+{
+	struct sigaction sa;
+
+	if (mode != SANDBOX_KILL || report == NULL)
+		return mode;
+	sandbox_report = report;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = sandbox_sigsys;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGSYS, &sa, NULL) == -1)
+		return -1;
+	return SANDBOX_TRAP;
+}
+
 /* sandbox_engine - no_new_privs and the engine's allow-list filter */
 void
 sandbox_engine(int mode, void (*report)(int nr))
 {
 	struct sandbox_build b;
 	struct scmp_arg_cmp cmp[2];
-	struct sigaction sa;
 	int type_mask, filter_mode = mode;
 
 	/* privsep sets it as root; unprivileged runs need it for seccomp */
@@ -368,16 +390,8 @@ sandbox_engine(int mode, void (*report)(int nr))
 	 * kill mode traps instead, so the master can log which call it was
 	 * (the engine still dies of SIGSYS, see sandbox_sigsys)
 	 */
-	if (mode == SANDBOX_KILL && report != NULL) {
-		sandbox_report = report;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_sigaction = sandbox_sigsys;
-		sa.sa_flags = SA_SIGINFO;
-		sigemptyset(&sa.sa_mask);
-		if (sigaction(SIGSYS, &sa, NULL) == -1)
-			fatal("event=sandbox op=sigaction-sigsys");
-		filter_mode = SANDBOX_TRAP;
-	}
+	if ((filter_mode = sandbox_trap_mode(mode, report)) == -1)
+		fatal("event=sandbox op=sigaction-sigsys");
 	if (sandbox_start(&b, filter_mode, sandbox_engine_allow,
 	    SANDBOX_N(sandbox_engine_allow)) == -1)
 		fatalx("event=sandbox %s", b.err);
@@ -423,7 +437,6 @@ sandbox_writer(int mode, int flags, void (*report)(int nr), char *err,
 {
 	struct sandbox_build b;
 	struct scmp_arg_cmp cmp[2];
-	struct sigaction sa;
 	static const int families[] = { AF_INET, AF_INET6, AF_UNIX,
 	    AF_NETLINK };
 	size_t i;
@@ -443,18 +456,9 @@ sandbox_writer(int mode, int flags, void (*report)(int nr), char *err,
 		return 0;
 	}
 	/* kill mode traps, so the master can name the call (as engines) */
-	if (mode == SANDBOX_KILL && report != NULL) {
-		sandbox_report = report;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_sigaction = sandbox_sigsys;
-		sa.sa_flags = SA_SIGINFO;
-		sigemptyset(&sa.sa_mask);
-		if (sigaction(SIGSYS, &sa, NULL) == -1) {
-			snprintf(err, errsz, "sigaction(SIGSYS): %s",
-			    strerror(errno));
-			return -1;
-		}
-		filter_mode = SANDBOX_TRAP;
+	if ((filter_mode = sandbox_trap_mode(mode, report)) == -1) {
+		snprintf(err, errsz, "sigaction(SIGSYS): %s", strerror(errno));
+		return -1;
 	}
 	if (sandbox_start(&b, filter_mode, sandbox_greyctl_allow,
 	    SANDBOX_N(sandbox_greyctl_allow)) == -1) {
