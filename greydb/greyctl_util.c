@@ -7,11 +7,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "greydb/greyctl.h"
+#include "spamd/common/privsep.h"
 
 /* The one global: a signal handler can only reach a static. */
 static volatile sig_atomic_t greyctl_signal;
@@ -91,9 +91,7 @@ greyctl_become_owner(const char *dir)
 
 	if (geteuid() != 0 || stat(dir, &st) == -1 || st.st_uid == 0)
 		return 0;
-	if (setgroups(1, &st.st_gid) == -1 ||
-	    setresgid(st.st_gid, st.st_gid, st.st_gid) == -1 ||
-	    setresuid(st.st_uid, st.st_uid, st.st_uid) == -1) {
+	if (privsep_become(st.st_uid, st.st_gid) == -1) {
 		greyctl_warnx("%s: cannot switch to its owner uid %u: %s", dir,
 		    (unsigned)st.st_uid, strerror(errno));
 		return -1;

@@ -20,7 +20,6 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <dirent.h>
-#include <grp.h>
 #include <libgen.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -930,8 +929,7 @@ main_user_access(uid_t uid, gid_t gid, const char *path, int mode)
 	if ((pid = fork()) == -1)
 		return errno;
 	if (pid == 0) {
-		if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
-		    setresuid(uid, uid, uid) == -1)
+		if (privsep_become(uid, gid) == -1)
 			_exit(EPERM);
 		_exit(access(path, mode) == 0 ? 0 : errno & 0x7f);
 	}

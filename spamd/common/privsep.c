@@ -70,6 +70,16 @@ privsep_bound(uint64_t keep)
 	}
 }
 
+/* privsep_become - become uid:gid for good (privsep.h) */
+int
+privsep_become(uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		return -1;
+	return 0;
+}
+
 /* privsep_writer - become user, keep only keep (privsep.h) */
 void
 privsep_writer(const char *user, uint64_t keep, int ambient)
@@ -93,17 +103,12 @@ privsep_writer(const char *user, uint64_t keep, int ambient)
 		fatalx("event=privsep proc=writer user=%s error=\"user has "
 		    "uid 0\"", user);
 	privsep_bound(keep);
-	if (setgroups(1, &gid) == -1)
-		fatal("event=privsep proc=writer op=setgroups");
-	if (setresgid(gid, gid, gid) == -1)
-		fatal("event=privsep proc=writer op=setresgid gid=%u",
-		    (unsigned)gid);
 	/* keep the permitted set across the uid change, then cut it */
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
 		fatal("event=privsep proc=writer op=keepcaps");
-	if (setresuid(uid, uid, uid) == -1)
-		fatal("event=privsep proc=writer op=setresuid uid=%u",
-		    (unsigned)uid);
+	if (privsep_become(uid, gid) == -1)
+		fatal("event=privsep proc=writer op=become uid=%u gid=%u",
+		    (unsigned)uid, (unsigned)gid);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1)
 		fatal("event=privsep proc=writer op=keepcaps-off");
 	privsep_caps_set(keep, ambient ? keep : 0);
@@ -158,12 +163,9 @@ privsep_drop(const char *user, const char *dir)
 	if (chdir("/") == -1)
 		fatal("event=privsep op=chdir dir=/");
 	privsep_bound(0);
-	if (setgroups(1, &gid) == -1)
-		fatal("event=privsep op=setgroups");
-	if (setresgid(gid, gid, gid) == -1)
-		fatal("event=privsep op=setresgid gid=%u", (unsigned)gid);
-	if (setresuid(uid, uid, uid) == -1)
-		fatal("event=privsep op=setresuid uid=%u", (unsigned)uid);
+	if (privsep_become(uid, gid) == -1)
+		fatal("event=privsep op=become uid=%u gid=%u", (unsigned)uid,
+		    (unsigned)gid);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("event=privsep op=prctl-no-new-privs");
 	privsep_caps_set(0, 0);

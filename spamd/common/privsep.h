@@ -7,6 +7,15 @@
 #define SPAMD_PRIVSEP_H
 
 #include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * privsep_become - as root: become uid:gid for good (supplementary
+ * groups gid only, real, effective and saved ids); -1 with errno set.
+ * The one switch the engines, the writer, spamd-setup's fetcher and
+ * greyctl use.
+ */
+int	privsep_become(uid_t uid, gid_t gid);
 
 /*
  * privsep_drop - as root: chroot to dir (made 0755 if missing), become

@@ -28,7 +28,6 @@
 #include <getopt.h>
 #include <signal.h>
 #include <pwd.h>
-#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -42,6 +41,7 @@
 
 #include "pf-sync/fw.h"
 #include "spamd/common/log.h"
+#include "spamd/common/privsep.h"
 #include "spamd/setup/setup.h"
 #include "spamd/setup/setup_spf.h"
 
@@ -535,9 +535,7 @@ setup_drop(const struct setup_opts *o)
 		    "user (see --user)\"", user);
 		_exit(125);
 	}
-	if (setgroups(1, &pw->pw_gid) == -1 ||
-	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1 ||
+	if (privsep_become(pw->pw_uid, pw->pw_gid) == -1 ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 ||
 	    setuid(0) != -1) {
 		log_warnx("event=privsep user=%s error=\"%s\"", user,
