@@ -360,7 +360,7 @@ cmd_add(const struct greyctl *ctl, struct greyctl_args *a)
 
 		if ((a->type == GDB_WHITE || a->type == GDB_TRAPPED) &&
 		    gdb_addr_canon(a->keys[i], canon) == 0)
-			greyctl_daemon_add(ctl, a->type, canon);
+			greyctl_daemon_fw(ctl, 1, a->type, canon);
 	}
 	return 0;
 }
@@ -469,9 +469,9 @@ cmd_del(const struct greyctl *ctl, struct greyctl_args *a)
 		if (ok[i] == 0 || gdb_addr_canon(a->keys[i], canon) == -1)
 			continue;
 		if (ok[i] & 1)
-			greyctl_daemon_del(ctl, GDB_WHITE, canon);
+			greyctl_daemon_fw(ctl, 0, GDB_WHITE, canon);
 		if (ok[i] & 2)
-			greyctl_daemon_del(ctl, GDB_TRAPPED, canon);
+			greyctl_daemon_fw(ctl, 0, GDB_TRAPPED, canon);
 	}
 	free(ok);
 	return failed != 0 ? 1 : 0;

@@ -87,14 +87,10 @@ const char *greyctl_ctl_path(const struct greyctl *ctl, char *buf,
  * lines before "end" in *answer, malloc'd), 0 not running, -1 with err */
 int	greyctl_daemon_ask(const struct greyctl *ctl, const char *req,
 	    char **answer, char *err, size_t errsz);
-/* greyctl_daemon_del - after -d of WHITE/TRAPPED: the firewall at once;
- * warns on stderr when the daemon runs but fails */
-void	greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
-	    const char *ip);
-/* greyctl_daemon_add - after -a of WHITE/TRAPPED: the firewall at once;
- * warns on stderr when the daemon runs but fails */
-void	greyctl_daemon_add(const struct greyctl *ctl, enum gdb_type type,
-	    const char *ip);
+/* greyctl_daemon_fw - after -a (add 1) or -d (add 0) of WHITE/TRAPPED:
+ * the firewall at once; warns on stderr when the daemon runs but fails */
+void	greyctl_daemon_fw(const struct greyctl *ctl, int add,
+	    enum gdb_type type, const char *ip);
 /* greyctl_daemon_stats - the daemon's counter lines after stats */
 int	greyctl_daemon_stats(const struct greyctl *ctl);
 /* greyctl_explain - greyctl explain ADDRESS; returns the exit status */

@@ -131,10 +131,11 @@ greyctl_daemon_ask(const struct greyctl *ctl, const char *req, char **answer,
 	return 1;
 }
 
-/* greyctl_daemon_del - after -d: tell the daemon to drop ip's firewall
+/* greyctl_daemon_fw - after -a (add 1) or -d (add 0) of a WHITE or
+ * TRAPPED address: tell the daemon to put in or drop ip's firewall
  * element now; a failure only warns (the store was changed) */
 void
-greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
+greyctl_daemon_fw(const struct greyctl *ctl, int add, enum gdb_type type,
     const char *ip)
 {
 	char req[128], err[512], *ans;
@@ -142,34 +143,14 @@ greyctl_daemon_del(const struct greyctl *ctl, enum gdb_type type,
 
 	if (type != GDB_WHITE && type != GDB_TRAPPED)
 		return;
-	snprintf(req, sizeof(req), "%s %s", type == GDB_WHITE ?
-	    "del-white" : "del-trapped", ip);
+	snprintf(req, sizeof(req), "%s-%s %s", add ? "add" : "del",
+	    type == GDB_WHITE ? "white" : "trapped", ip);
 	rc = greyctl_daemon_ask(ctl, req, &ans, err, sizeof(err));
 	if (rc == -1)
-		greyctl_warnx("warning: %s; %s %s was deleted from the "
-		    "database, the firewall follows at spamd's next "
-		    "reconcile", err, gdb_type_name(type), ip);
-	free(ans);
-}
-
-/* greyctl_daemon_add - after -a: tell the daemon to put ip's firewall
- * element in now; a failure only warns (the store was changed) */
-void
-greyctl_daemon_add(const struct greyctl *ctl, enum gdb_type type,
-    const char *ip)
-{
-	char req[128], err[512], *ans;
-	int rc;
-
-	if (type != GDB_WHITE && type != GDB_TRAPPED)
-		return;
-	snprintf(req, sizeof(req), "%s %s", type == GDB_WHITE ?
-	    "add-white" : "add-trapped", ip);
-	rc = greyctl_daemon_ask(ctl, req, &ans, err, sizeof(err));
-	if (rc == -1)
-		greyctl_warnx("warning: %s; %s %s was added to the database, "
-		    "the firewall follows at spamd's next reconcile", err,
-		    gdb_type_name(type), ip);
+		greyctl_warnx("warning: %s; %s %s was %s the database, the "
+		    "firewall follows at spamd's next reconcile", err,
+		    gdb_type_name(type), ip, add ? "added to" :
+		    "deleted from");
 	free(ans);
 }
 
