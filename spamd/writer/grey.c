@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "spamd/common/blacklist.h"
 #include "spamd/common/dnsbl.h"
 #include "spamd/common/sandbox.h"
 #include "spamd/writer/grey.h"
@@ -1158,7 +1159,9 @@ grey_sup_read(evutil_socket_t fd, short ev, void *arg)
 }
 
 /* grey_list_keep - remember the latest line of the list's tag (the text
- * before the first ';'), so an engine that replaces a dead one gets it */
+ * before the first ';'), so an engine that replaces a dead one gets it;
+ * "tag;" alone (a clear) forgets it. At most BL_MAX_LISTS are kept: the
+ * engines hold no more either. */
 static void
 grey_list_keep(struct grey *g, const char *line, size_t len)
 {
@@ -1166,11 +1169,32 @@ grey_list_keep(struct grey *g, const char *line, size_t len)
 	size_t tlen = semi != NULL ? (size_t)(semi - line) : len, i;
 	struct grey_list *l = NULL, *nl;
 	char *copy;
+	int clear;
 
+	/* a clear is the tag and its ';', perhaps a line end (the line
+	 * is not NUL-terminated: look at its len bytes only) */
+	clear = semi != NULL;
+	for (i = tlen + 1; clear && i < len; i++)
+		if (line[i] != '\r' && line[i] != '\n')
+			clear = 0;
 	for (i = 0; i < g->nlists; i++)
 		if (strlen(g->lists[i].tag) == tlen &&
 		    memcmp(g->lists[i].tag, line, tlen) == 0)
 			l = &g->lists[i];
+	if (clear) {
+		if (l != NULL) {
+			free(l->tag);
+			free(l->line);
+			*l = g->lists[--g->nlists];
+		}
+		return;
+	}
+	if (l == NULL && g->nlists >= BL_MAX_LISTS) {
+		log_warnx("event=list_keep error=\"more than %d lists\" "
+		    "tag=%.*s", BL_MAX_LISTS, (int)(tlen < 64 ? tlen : 64),
+		    line);
+		return;
+	}
 	if ((copy = malloc(len)) == NULL) {
 		log_warnx("event=list_keep error=\"out of memory\" len=%zu",
 		    len);

@@ -69,6 +69,10 @@ def killed_engine():
                      'rt;"Go away %A";inet;1;127.0.0.9/32')
         R.check("list loads before the kill", ans.startswith("ok") and
                 d.wait_log("tag=rt prefixes=1", fl.slow(10), 2), repr(ans))
+        # a list loaded and then cleared is not given to a successor
+        fl.ask(("127.0.0.1", d.cport), 'gone;"Gone";inet;1;127.0.0.8/32')
+        fl.ask(("127.0.0.1", d.cport), 'gone;')
+        gone_before = d.count("tag=gone ")
         old = engine_pids(d, 0)
         writer = d.writer_pid()
         if not R.check("engine 0 and the writer are found", old and writer,
@@ -87,6 +91,10 @@ def killed_engine():
         R.check("the successor got the config port's list",
                 d.wait_log("tag=rt prefixes=1", fl.slow(10), 3),
                 "%d list-loaded lines" % d.count("tag=rt prefixes=1"))
+        R.check("the successor did not get the list cleared before",
+                d.count("tag=gone ") == gone_before,
+                "%d tag=gone lines, %d before" % (d.count("tag=gone "),
+                                                  gone_before))
         said = ["\n".join(fl.smtp_said(d.port, "127.0.0.9"))
                 for _ in range(8)]
         R.check("8 connections of a listed client: each tarpitted with "
