@@ -4,7 +4,7 @@
  * input). Every line is checked; a line that passes must normalise and
  * encode into a store key and value that decode to the same record, as
  * the write pass would store it.
- * fuzz-sources: greydb/greyctl_import.c greydb/greyctl_util.c greydb/addr.c greydb/record.c greydb/env.c greydb/domains.c greydb/expire.c greydb/rules.c
+ * fuzz-sources: greydb/greyctl_import.c greydb/greyctl_util.c greydb/addr.c greydb/record.c greydb/env.c greydb/domains.c greydb/expire.c greydb/rules.c spamd/common/privsep.c spamd/common/log.c
  */
 #include <stddef.h>
 #include <stdint.h>
