@@ -59,7 +59,7 @@ pass_of() {
 	esac
 }
 
-# tally FILE NAME - add a result file's ok / not ok / skip lines to the counts
+# tally FILE STATUS NAME [SECS] - add a result file's ok / not ok / skip lines to the counts
 tally() {
 	p=$(grep -c '^ok ' "$1"); f=$(grep -c '^not ok ' "$1")
 	s=$(grep -c '^skip ' "$1")
@@ -84,7 +84,8 @@ tally() {
 	    sed "s|^|$(pass_of "$3")	$k	|" >>"$log/results"
 	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
 	[ "$f" != 0 ] && failed_names="$failed_names $3"
-	printf '%-44s %4d ok %3d failed %3d skipped\n' "$3" "$p" "$f" "$s"
+	printf '%-44s %4d ok %3d failed %3d skipped %5s s\n' "$3" "$p" "$f" "$s" "${4:--}"
+	[ -n "$4" ] && echo "$4	$3" >>"$log/times"
 	grep -E '^(not ok|skip) ' "$1" | sed 's/^/    /'
 }
 
@@ -93,8 +94,9 @@ run_unit() {
 	for t in "$1"/test_*; do
 		[ -x "$t" ] || continue
 		out="$log/$(basename "$t").$2"
+		start=$(date +%s)
 		timeout 600 "$t" >"$out" 2>&1
-		tally "$out" $? "$2/$(basename "$t")"
+		tally "$out" $? "$2/$(basename "$t")" $(($(date +%s) - start))
 	done
 }
 
@@ -109,12 +111,14 @@ run_scripts() {
 			esac
 		fi
 		out="$log/$2$(basename "$t")"
+		start=$(date +%s)
 		case "$t" in
 		*.py) timeout 900 python3 "$t" >"$out" 2>"$out.err" ;;
 		*) timeout 900 sh "$t" >"$out" 2>"$out.err" ;;
 		esac
 		rc=$?
-		tally "$out" $rc "$2$(basename "$1")/$(basename "$t")"
+		tally "$out" $rc "$2$(basename "$1")/$(basename "$t")" \
+		    $(($(date +%s) - start))
 		if [ $rc != 0 ] || grep -q '^not ok ' "$out"; then
 			tail -n 20 "$out.err" | sed 's/^/    stderr: /'
 		fi
@@ -146,6 +150,7 @@ run_valgrind() {
 		[ -x "$t" ] || continue
 		n=$(basename "$t")
 		out="$log/$n.valgrind"
+		start=$(date +%s)
 		if ! command -v valgrind >/dev/null 2>&1; then
 			echo "skip - valgrind/$n: valgrind not installed" >"$out"
 		elif echo " $VALGRIND_SKIP " | grep -q " $n "; then
@@ -161,7 +166,7 @@ run_valgrind() {
 				echo "not ok - valgrind/$n: exit $rc (see $out)" >>"$out"
 			fi
 		fi
-		tally "$out" 0 "valgrind/$n"
+		tally "$out" 0 "valgrind/$n" $(($(date +%s) - start))
 	done
 }
 
@@ -314,7 +319,8 @@ run_vgscripts() {
 		sleep 0.3
 		vg_scan "$d" "$n" >>"$out"
 		echo "# $n: $(($(date +%s) - start)) s under valgrind" >>"$out"
-		tally "$out" $rc "valgrind-$(basename "$1")/$n"
+		tally "$out" $rc "valgrind-$(basename "$1")/$n" \
+		    $(($(date +%s) - start))
 		if [ $rc != 0 ] || grep -q '^not ok ' "$out"; then
 			tail -n 20 "$out.err" | sed 's/^/    stderr: /'
 		fi
@@ -359,6 +365,11 @@ check)
 esac
 
 [ -n "$failed_names" ] && echo "failed:$failed_names"
+# where the time went: the ten slowest programs and scripts (wall seconds)
+if [ -s "$log/times" ]; then
+	echo "slowest: $(sort -rn "$log/times" | head -n 10 |
+	    awk -F'\t' '{printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1}')"
+fi
 echo "logs in $log"
 # the distinct checks (label and name, whichever pass ran them) and the
 # results each pass gave
