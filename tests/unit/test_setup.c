@@ -426,12 +426,16 @@ test_conf_example(void **state)
 	}
 	if (setup_conf_parse(b.p, b.len, path, &c, err, sizeof(err)) != 0)
 		fail_msg("parse: %s", err);
-	assert_int_equal(c.n, 4);
+	/* nowhite after each black list: it cuts the one before it */
+	assert_int_equal(c.n, 6);
 	assert_string_equal(c.list[0].name, "dul");
-	assert_string_equal(c.list[2].name, "peertraps");
-	assert_int_equal(c.list[2].method, SETUP_M_HTTP);
-	assert_non_null(strstr(c.list[2].msg, "https://www.example.org"));
-	assert_int_equal(c.list[3].white, 1);
+	assert_string_equal(c.list[4].name, "peertraps");
+	assert_int_equal(c.list[4].method, SETUP_M_HTTP);
+	assert_non_null(strstr(c.list[4].msg, "https://www.example.org"));
+	for (size_t i = 0; i < c.n; i++) {
+		assert_null(c.list[i].error);
+		assert_int_equal(c.list[i].white, i % 2);
+	}
 	setup_conf_free(&c);
 	setup_buf_free(&b);
 }
