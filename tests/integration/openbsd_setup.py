@@ -103,6 +103,15 @@ def point13_14_16(tmp, d):
             ";198.51.100.5/" not in ln.get("b2", "x") and
             ";198.51.100.4/32;198.51.100.6/31;" in ln.get("b2", ""),
             "b1 %r b2 %r" % (ln.get("b1"), ln.get("b2", "")[:120]))
+    wconf = os.path.join(tmp, "w.conf")
+    write(wconf, "all:w:b1:\nw:white:file=%(t)s/w.txt:\n"
+          "b1:black:msg=\"b1\":file=%(t)s/b1.txt:\n" % {"t": tmp})
+    rc, wout, werr = setup(["-n", "-f", wconf, "-s",
+                            os.path.join(tmp, "ws")])
+    R.check("14. a white list with no black list before it: cuts nothing, "
+            "said", rc == 0 and wout == 'b1;"b1";inet;1;192.0.2.0/24\n'
+            and "list=w event=white-unused" in werr,
+            "rc %d %r %s" % (rc, wout, werr[-200:]))
     R.check("16. a literal \\n in a msg file is a line break",
             ln.get("file16", "").startswith(
                 'file16;"First line\\nsecond line\\n";'),
