@@ -33,7 +33,7 @@ sets() {
 	# Blacklists from spamd-setup -b.
 	$IPSET create -exist spamd-black hash:net family inet maxelem $MAX
 	$IPSET create -exist spamd-black6 hash:net family inet6 maxelem $MAX
-	# Trapped hosts, when spamd keeps the trap set.
+	# Trapped hosts, when spamd runs with --fw-trap-set.
 	$IPSET create -exist spamd-greytrap hash:ip family inet timeout 0 maxelem $MAX
 	$IPSET create -exist spamd-greytrap6 hash:ip family inet6 timeout 0 maxelem $MAX
 }

@@ -96,6 +96,7 @@ struct main_opts {
 	const char	*fw_family;
 	const char	*fw_file;
 	int		 fw_create;
+	int		 fw_trap_set;	/* --fw-trap-set */
 	int		 fw_reconcile;
 	int		 group_v4, group_v6;
 	/* (added) sync and HTTP, copied into struct grey_conf */
@@ -162,7 +163,7 @@ enum {
 	OPT_DBDIR = 256, OPT_DOMAINS, OPT_PIDFILE, OPT_CONFIG_PORT,
 	OPT_COMMIT, OPT_PASS, OPT_GREY, OPT_WHITE, OPT_TRAP, OPT_PERCLIENT,
 	OPT_USER, OPT_CHROOT, OPT_FW, OPT_FW_TABLE, OPT_FW_FAMILY,
-	OPT_FW_FILE, OPT_FW_CREATE, OPT_FW_RECONCILE, OPT_GROUP4, OPT_GROUP6,
+	OPT_FW_FILE, OPT_FW_CREATE, OPT_FW_TRAP_SET, OPT_FW_RECONCILE, OPT_GROUP4, OPT_GROUP6,
 	OPT_LOGFMT, OPT_HELP,
 	OPT_SYNC_PORT, OPT_SYNC_KEY, OPT_SYNC_NOAUTH, OPT_SYNC_WHITE,
 	OPT_SYNC_DEL, OPT_HTTP,
@@ -202,6 +203,7 @@ static const struct option main_longopts[] = {
 	{ "fw-family",		required_argument, NULL, OPT_FW_FAMILY },
 	{ "fw-file",		required_argument, NULL, OPT_FW_FILE },
 	{ "fw-create",		no_argument,	   NULL, OPT_FW_CREATE },
+	{ "fw-trap-set",	no_argument,	   NULL, OPT_FW_TRAP_SET },
 	{ "fw-reconcile",	required_argument, NULL, OPT_FW_RECONCILE },
 	{ "group-v4",		required_argument, NULL, OPT_GROUP4 },
 	{ "group-v6",		required_argument, NULL, OPT_GROUP6 },
@@ -254,7 +256,8 @@ main_usage(int status)
 "             [--max-rcpt N] [--max-new-tuples N] [--min-free MB|PCT%%]\n"
 "             [--user NAME] [--chroot DIR]\n"
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
-"             [--fw-file PATH] [--fw-create] [--fw-reconcile SECS]\n"
+"             [--fw-file PATH] [--fw-create] [--fw-trap-set]\n"
+"             [--fw-reconcile SECS]\n"
 "             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv|json]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
@@ -636,6 +639,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case OPT_FW_FAMILY: o->fw_family = optarg; break;
 		case OPT_FW_FILE: o->fw_file = optarg; break;
 		case OPT_FW_CREATE: o->fw_create = 1; break;
+		case OPT_FW_TRAP_SET: o->fw_trap_set = 1; break;
 		case OPT_FW_RECONCILE:
 			o->fw_reconcile = (int)main_num("--fw-reconcile",
 			    optarg, 1, 86400);
@@ -1665,6 +1669,8 @@ main(int argc, char **argv)
 	gc.fw.table = o.fw_table;
 	gc.fw.path = o.fw_file;
 	gc.fw.create = o.fw_create;
+	/* trapped hosts also into spamd-greytrap(6), for a drop rule */
+	gc.fw.use_trap_set = o.fw_trap_set;
 	gc.reconcile_secs = o.fw_reconcile;
 	gc.group_v4 = o.group_v4;
 	gc.group_v6 = o.group_v6;

@@ -89,9 +89,11 @@ int	setup_cidr_count(const struct setup_addrs *a, long *n4, long *n6,
 int	setup_cidr_each(const struct setup_addrs *a,
 	    int (*fn)(void *arg, int af, const char *cidr), void *arg);
 /*
- * setup_msg_escape - a message as the control protocol carries it: '"' ->
- * \", '\' -> \\, newline -> \n, %A and %% kept; then checked with
- * bl_check_template. -1 with err (bad '%', control character, too long).
+ * setup_msg_escape - a message as the control protocol carries it, read
+ * as OpenBSD's spamd reads it: \n \" \\ %A %% kept, any other '\' or '%'
+ * a literal one (written doubled), '"' -> \", newline -> \n (CRLF too);
+ * then checked with bl_check_template. -1 with err (control character,
+ * too long).
  */
 int	setup_msg_escape(const char *raw, char *out, size_t outsz, char *err,
 	    size_t errsz);
@@ -144,11 +146,12 @@ enum setup_method {
 /* One list named by all:, in order. */
 struct setup_lconf {
 	char		 name[BL_TAG_MAX];
-	int		 white;		/* 1 :white:, 0 :black: */
+	int		 white;		/* 1 :white:, 0 :black:, -1 not known */
 	char		*msg;		/* black: message text, unescaped */
 	enum setup_method method;
 	char		*file;		/* path, command line or host/path */
 	char		 where[128];	/* "conf:line" of the entry, for logs */
+	char		*error;		/* why its entry is unusable, or NULL */
 };
 
 struct setup_conf {
@@ -158,7 +161,10 @@ struct setup_conf {
 
 /*
  * setup_conf_parse - parse spamd.conf text (path only names it in
- * errors). -1 with err "path:line: entry 'x': what".
+ * errors). A list whose entry is bad is kept with its error set
+ * ("path:line: entry 'x': what") and white -1 when its kind is not known:
+ * it costs that list only. -1 with err when the whole file is unusable
+ * (no all: entry, a NUL byte, a record too long, out of memory).
  */
 int	setup_conf_parse(const char *buf, size_t len, const char *path,
 	    struct setup_conf *out, char *err, size_t errsz);

@@ -526,7 +526,17 @@ setup_buf_free(struct setup_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
-/* setup_msg_escape - a message as the control protocol carries it */
+/*
+ * setup_msg_escape - a message as the control protocol carries it.
+ *
+ * The text follows OpenBSD: its spamd-setup passes a message's backslashes
+ * through and its spamd reads \n, \", \\, %A and %% in it; any other '\'
+ * or '%' is shown as it is. So a "100% spam" message or a message file
+ * with a literal \n works there. Our engine takes only those escapes and
+ * refuses the rest at load time, so each literal '\' and '%' is written
+ * doubled here, and a raw newline (a file's line end, or getcap's \n in a
+ * quoted msg=) becomes \n; a CR before it (a CRLF file) is dropped.
+ */
 int
 setup_msg_escape(const char *raw, char *out, size_t outsz, char *err,
     size_t errsz)
@@ -536,17 +546,24 @@ setup_msg_escape(const char *raw, char *out, size_t outsz, char *err,
 	char what[160];
 
 	for (p = raw; *p != '\0'; p++) {
-		const char *rep = NULL;
-		char one[2] = { *p, '\0' };
+		char one[3] = { *p, '\0', '\0' };
+		const char *rep = one;
 
 		if (*p == '"')
 			rep = "\\\"";
-		else if (*p == '\\')
-			rep = "\\\\";
 		else if (*p == '\n')
 			rep = "\\n";
-		else
-			rep = one;
+		else if (*p == '\r' && p[1] == '\n')
+			rep = "";
+		else if (*p == '\\' && (p[1] == 'n' || p[1] == '"' ||
+		    p[1] == '\\')) {
+			one[1] = *++p;	/* an escape spamd reads: kept */
+		} else if (*p == '\\')
+			rep = "\\\\";
+		else if (*p == '%' && (p[1] == 'A' || p[1] == '%'))
+			one[1] = *++p;
+		else if (*p == '%')
+			rep = "%%";
 		if (o + strlen(rep) + 1 > outsz || o + strlen(rep) >=
 		    BL_MSG_MAX) {
 			snprintf(err, errsz, "message too long (the engine "

@@ -14,18 +14,23 @@
  * leading blanks are dropped); lines starting with '#' and blank lines
  * between records are comments. Fields are split on ':'; the first holds
  * the names (name|alias|...). A field is "cap" (boolean), "cap=value"
- * (string, getcap escapes: \E \n \r \t \b \f \ooo \c and ^X) or "cap@"
+ * (string, getcap escapes: \E \n \r \t \b \f \ooo, \C for a colon
+ * and ^X; also \: for a colon, which getcap does not read) or "cap@"
  * (cancelled). "tc=name" inserts another record's fields in its place;
  * the first occurrence of a capability wins. Beyond getcap, a value that
  * starts with '"' runs to the closing unescaped '"', so a message may hold
  * ':' (the nixspam entry of OpenBSD's own sample has "http://" in it).
- * Every error names file, line and entry.
+ * Every error names file, line and entry. An error in one list's entry
+ * costs that list only (setup_lconf.error); the file as a whole fails
+ * only when it cannot be read, has no all: or a NUL byte, or a record
+ * runs past SETUP_REC_MAX.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "spamd/setup/setup.h"
 
@@ -42,6 +47,7 @@ struct setup_rec {
 	struct setup_field	*f;
 	size_t			 n;
 	unsigned long		 line;	/* where the record starts */
+	char			*broken;	/* why it cannot be used, or NULL */
 };
 
 /* The parse: every record of the file, and where errors go. */
@@ -125,7 +131,8 @@ setup_add_field(struct setup_rec *r, const char *s, size_t n,
 
 /*
  * setup_split - split one logical record into fields; lines[i] is the
- * physical line of byte i. -1 with err (unterminated quote).
+ * physical line of byte i. -1 with err (unterminated quote: the record
+ * is unusable), -2 when out of memory.
  */
 static int
 setup_split(struct setup_cap *c, const char *rec, size_t len,
@@ -172,7 +179,7 @@ setup_split(struct setup_cap *c, const char *rec, size_t len,
 			if (setup_add_field(out, rec + start, i - start,
 			    lines[start]) == -1)
 				return setup_cerr(c, lines[0], NULL,
-				    "out of memory");
+				    "out of memory") - 1;
 		i++;
 	}
 	return 0;
@@ -188,6 +195,7 @@ setup_cap_free(struct setup_cap *c)
 		for (j = 0; j < c->rec[i].n; j++)
 			free(c->rec[i].f[j].text);
 		free(c->rec[i].f);
+		free(c->rec[i].broken);
 	}
 	free(c->rec);
 	c->rec = NULL;
@@ -277,8 +285,19 @@ setup_cap_read(struct setup_cap *c, const char *buf, size_t len)
 		c->rec = r;
 		memset(&r[c->n], 0, sizeof(r[c->n]));
 		c->n++;
-		if (setup_split(c, rec.p, rec.len, lines, &r[c->n - 1]) == -1)
+		switch (setup_split(c, rec.p, rec.len, lines, &r[c->n - 1])) {
+		case 0:
+			break;
+		case -1:
+			/* why: one bad record costs the lists that use it,
+			 * not every list; the error waits for them */
+			if ((r[c->n - 1].broken = strdup(c->err)) == NULL)
+				goto nomem;
+			c->err[0] = '\0';
+			break;
+		default:
 			goto out;
+		}
 		rec.len = 0;
 		nlines = 0;
 	}
@@ -296,9 +315,12 @@ out:
 static int
 setup_rec_has_name(const struct setup_rec *r, const char *name)
 {
-	const char *s = r->f[0].text, *bar;
+	const char *s, *bar;
 	size_t n = strlen(name), k;
 
+	if (r->n == 0)
+		return 0;
+	s = r->f[0].text;
 	for (;;) {
 		bar = strchr(s, '|');
 		k = bar != NULL ? (size_t)(bar - s) : strlen(s);
@@ -334,6 +356,10 @@ setup_expand(struct setup_cap *c, const struct setup_rec *r,
 	size_t i, o;
 	int k;
 
+	if (r->broken != NULL) {
+		snprintf(c->err, c->errsz, "%s", r->broken);
+		return -1;
+	}
 	for (i = 1; i < r->n; i++) {
 		const char *f = r->f[i].text;
 
@@ -440,11 +466,12 @@ setup_unescape(const char *s)
 		s++;
 		switch (*s) {
 		case 'E': case 'e': *o++ = '\033'; s++; break;
-		case 'n': *o++ = '\n'; s++; break;
-		case 'r': *o++ = '\r'; s++; break;
-		case 't': *o++ = '\t'; s++; break;
-		case 'b': *o++ = '\b'; s++; break;
-		case 'f': *o++ = '\f'; s++; break;
+		case 'N': case 'n': *o++ = '\n'; s++; break;
+		case 'R': case 'r': *o++ = '\r'; s++; break;
+		case 'T': case 't': *o++ = '\t'; s++; break;
+		case 'B': case 'b': *o++ = '\b'; s++; break;
+		case 'F': case 'f': *o++ = '\f'; s++; break;
+		case 'C': case 'c': *o++ = ':'; s++; break;	/* getcap's colon */
 		default:
 			if (*s >= '0' && *s <= '7') {
 				for (v = 0, k = 0; k < 3 && *s >= '0' &&
@@ -472,6 +499,36 @@ setup_tag_ok(const char *s)
 		    s[i] == '"' || s[i] == ';')
 			return 0;
 	return 1;
+}
+
+/* setup_guess_kind - for an entry that cannot be read (a broken record, a
+ * bad tc=): 1 or 0 when its own record says :white: or :black: (and not
+ * both), else -1, so one bad field does not make its kind unknown */
+static int
+setup_guess_kind(const struct setup_cap *c, const char *name)
+{
+	const struct setup_rec *r = setup_find(c, name);
+	int black = 0, white = 0;
+	size_t i;
+
+	for (i = 1; r != NULL && i < r->n; i++) {
+		black |= strcmp(r->f[i].text, "black") == 0;
+		white |= strcmp(r->f[i].text, "white") == 0;
+	}
+	return black == white ? -1 : white;
+}
+
+/* setup_tag_copy - a list name for logs: cut to a tag, and '?' for what a
+ * tag may not hold (the name is refused; this only names it) */
+static void
+setup_tag_copy(char *out, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < BL_TAG_MAX && s[i] != '\0'; i++)
+		out[i] = (unsigned char)s[i] <= ' ' || (unsigned char)s[i] >=
+		    0x7f || s[i] == '"' || s[i] == ';' ? '?' : s[i];
+	out[i] = '\0';
 }
 
 /* setup_msg - fill l->msg from the msg= value: quoted text or a file */
@@ -555,6 +612,10 @@ setup_list_conf(struct setup_cap *c, const struct setup_ent *e,
 		l->method = SETUP_M_HTTP;
 	else if (strcmp(v, "https") == 0)
 		l->method = SETUP_M_HTTPS;
+	else if (strcmp(v, "ftp") == 0)
+		return setup_cerr(c, line, e->name, "method ftp is not "
+		    "supported (OpenBSD's is; here use http or https, or "
+		    "method=exec with a command that prints the list)");
 	else
 		return setup_cerr(c, line, e->name, "unknown method '%.40s' "
 		    "(file, exec, http or https)", v);
@@ -563,6 +624,10 @@ setup_list_conf(struct setup_cap *c, const struct setup_ent *e,
 		return setup_cerr(c, line, e->name, "missing file=");
 	if ((l->file = setup_unescape(v)) == NULL)
 		return setup_cerr(c, line, e->name, "out of memory");
+	if (strncasecmp(l->file, "ftp://", 6) == 0)
+		return setup_cerr(c, line, e->name, "file=%.80s: ftp is not "
+		    "supported (use http or https, or method=exec with a "
+		    "command that prints the list)", l->file);
 	line = e->line;
 	v = setup_cap_get(e, "msg", &line);
 	if (v == NULL && black)
@@ -581,6 +646,7 @@ setup_conf_free(struct setup_conf *c)
 	for (i = 0; i < c->n; i++) {
 		free(c->list[i].msg);
 		free(c->list[i].file);
+		free(c->list[i].error);
 	}
 	free(c->list);
 	c->list = NULL;
@@ -603,10 +669,7 @@ setup_conf_parse(const char *buf, size_t len, const char *path,
 	if (setup_cap_read(&c, buf, len) == -1)
 		goto out;
 	for (i = 0; i < c.n; i++) {
-		char name[BL_TAG_MAX];
-
-		setup_rec_name(&c.rec[i], name, sizeof(name));
-		if (c.rec[i].f[0].text[0] == '\0') {
+		if (c.rec[i].broken == NULL && c.rec[i].f[0].text[0] == '\0') {
 			setup_cerr(&c, c.rec[i].line, NULL, "record without "
 			    "a name");
 			goto out;
@@ -617,44 +680,57 @@ setup_conf_parse(const char *buf, size_t len, const char *path,
 		goto out;
 	for (i = 0; i < all.n; i++) {
 		const struct setup_field *f = all.f[i];
+		struct setup_lconf *l;
+		int r;
 
-		if (!setup_tag_ok(f->text)) {
-			setup_cerr(&c, f->line, "all", "bad list name '%.64s' "
-			    "(printable, no blanks, quotes or ';', at most "
-			    "%d bytes)", f->text, BL_TAG_MAX - 1);
-			goto out;
-		}
-		for (j = 0; j < out->n; j++)
-			if (strcmp(out->list[j].name, f->text) == 0)
-				break;
-		if (j < out->n) {
-			setup_cerr(&c, f->line, "all", "list '%s' named twice",
-			    f->text);
-			goto out;
-		}
-		if (setup_entry(&c, f->text, f->line, "all", &e) == -1) {
-			free(e.f);
-			goto out;
-		}
 		if ((nl = reallocarray(out->list, out->n + 1,
 		    sizeof(*nl))) == NULL) {
-			free(e.f);
 			setup_cerr(&c, f->line, "all", "out of memory");
 			goto out;
 		}
 		out->list = nl;
-		memset(&nl[out->n], 0, sizeof(nl[out->n]));
-		out->n++;
-		if (setup_list_conf(&c, &e, &nl[out->n - 1]) == -1) {
-			free(e.f);
-			goto out;
+		l = &nl[out->n++];
+		memset(l, 0, sizeof(*l));
+		l->white = -1;		/* not known until its entry is read */
+		snprintf(l->where, sizeof(l->where), "%s:%lu", path, f->line);
+		setup_tag_copy(l->name, f->text);
+		if (!setup_tag_ok(f->text)) {
+			setup_cerr(&c, f->line, "all", "bad list name '%.64s' "
+			    "(printable, no blanks, quotes or ';', at most "
+			    "%d bytes)", f->text, BL_TAG_MAX - 1);
+			goto bad;
 		}
+		for (j = 0; j + 1 < out->n; j++)
+			if (strcmp(out->list[j].name, f->text) == 0)
+				break;
+		if (setup_entry(&c, f->text, f->line, "all", &e) == -1) {
+			free(e.f);
+			l->white = setup_guess_kind(&c, f->text);
+			goto bad;
+		}
+		r = setup_list_conf(&c, &e, l);
 		free(e.f);
-		if (!nl[out->n - 1].white && ++nblack > BL_MAX_LISTS) {
+		if (r == -1)
+			goto bad;
+		/* why: a white list may follow several black lists (it cuts
+		 * only the one before it); a tag names one engine list */
+		if (j + 1 < out->n && l->white != 1) {
+			setup_cerr(&c, f->line, "all", "black list '%s' named "
+			    "twice", f->text);
+			goto bad;
+		}
+		if (l->white == 0 && ++nblack > BL_MAX_LISTS) {
 			setup_cerr(&c, f->line, "all", "more than %d black "
 			    "lists (the engine's limit)", BL_MAX_LISTS);
+			goto bad;
+		}
+		continue;
+bad:
+		if ((l->error = strdup(err)) == NULL) {
+			setup_cerr(&c, f->line, "all", "out of memory");
 			goto out;
 		}
+		err[0] = '\0';
 	}
 	ret = 0;
 out:

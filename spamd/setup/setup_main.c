@@ -2,26 +2,34 @@
  * setup_main.c - spamd-setup: load the black and white lists named in
  * spamd.conf into the running engine (and, with -b, the firewall).
  *
- *   spamd-setup [-bDdn] [-f conf] [-R minutes] [-p port] [-s statefile]
+ *   spamd-setup [-bDdn] [-f conf] [-p port] [-s statefile]
+ *               [--reload-every secs | -R minutes] [--pid-file file]
  *               [--host addr] [--fw-backend name] [--fw-path file]
  *               [--fw-table name] [--fw-family name] [--fw-create]
  *               [--max-size bytes] [--timeout seconds]
  *   spamd-setup --spf-walk [-4 | -6] [--dns-server addr:port] [domain ...]
  *
  * One run: read spamd.conf, fetch every list of all: in order, cut each
- * white list out of the black lists before it, collapse each black list to
- * the fewest CIDR blocks and send it to the config port (one connection a
- * list). A list that cannot be fetched is not sent, so the engine keeps
- * the version it has; a black list before a white list that failed is not
- * sent either (it could block what the white list protects). Lists loaded
- * last time but gone from spamd.conf are cleared ("tag;"): their tags are
- * kept in the state file (-s, default /var/db/spamd/spamd-setup.state, one
- * tag a line). -D stays running, reloading on SIGHUP and every -R minutes.
+ * white list out of the black list just before it (as OpenBSD), collapse
+ * each black list to the fewest CIDR blocks and send it to the config port
+ * (one connection a list). A list whose entry is bad or that cannot be
+ * fetched is not sent, so the engine keeps the version it has, the others
+ * are, and the exit status is 1; a black list whose white list failed is
+ * not sent either (it could block what the white list protects). Lists
+ * loaded last time but gone from spamd.conf are cleared ("tag;"): their
+ * tags are kept in the state file (-s, default
+ * /var/db/spamd/spamd-setup.state, one tag a line).
+ *
+ * -D loads once in the background, as OpenBSD's (its rc script runs
+ * "spamd-setup -D" at boot). --reload-every (or -R minutes) stays running
+ * instead, reloading on SIGHUP and every period, holding an flock on
+ * --pid-file so that a second one refuses to start.
  *
  * --spf-walk prints the networks the domains' SPF records authorise as a
  * list file instead (setup_spf.c does the walk).
  */
 #include <sys/types.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -45,7 +53,7 @@
 #include "spamd/setup/setup.h"
 #include "spamd/setup/setup_spf.h"
 
-#define SETUP_RELOAD_DEFAULT	60	/* minutes between -D reloads */
+#define SETUP_PIDFILE_DEFAULT	"/run/spamd-setup.pid"
 #define SETUP_SEND_TIMEOUT	120	/* seconds for the engine to answer */
 #define SETUP_WARN_MAX		20	/* bad lines shown per list */
 
@@ -57,9 +65,10 @@ struct setup_opts {
 	int			 port;
 	int			 debug;
 	int			 dryrun;
-	int			 daemon;
+	int			 daemon;	/* -D: into the background */
 	int			 firewall;
-	long			 reload;	/* minutes */
+	long			 reload;	/* seconds; 0: one run */
+	const char		*pidfile;
 	struct setup_fetchopt	 fetch;
 	struct fw_conf		 fw;
 	int			 spf;		/* --spf-walk */
@@ -86,8 +95,9 @@ static void __attribute__((noreturn))
 setup_usage(int code)
 {
 	fprintf(code == 0 ? stdout : stderr,
-	    "usage: spamd-setup [-bDdn] [-f conf] [-R minutes] [-p port] "
-	    "[-s statefile]\n"
+	    "usage: spamd-setup [-bDdn] [-f conf] [-p port] [-s statefile]\n"
+	    "                   [--reload-every secs | -R minutes] "
+	    "[--pid-file file]\n"
 	    "                   [--host addr] [--fw-backend name] "
 	    "[--fw-path file]\n"
 	    "                   [--fw-table name] [--fw-family name] "
@@ -99,8 +109,11 @@ setup_usage(int code)
 	    "  (--fw and --fw-file are accepted for --fw-backend and "
 	    "--fw-path, as spamd spells them)\n"
 	    "  -b  also load the black lists into the firewall's black sets\n"
-	    "  -D  stay running: reload on SIGHUP and every -R minutes "
-	    "(default %d)\n"
+	    "  -D  load once in the background (as OpenBSD)\n"
+	    "  --reload-every secs  stay running: reload on SIGHUP and every "
+	    "secs (-R: in\n"
+	    "      minutes); one at a time, by a lock on --pid-file "
+	    "(default %s)\n"
 	    "  -d  debug output (and stay in the foreground with -D)\n"
 	    "  -n  print the control lines instead of sending them\n"
 	    "  -f  spamd.conf (default %s)\n"
@@ -114,7 +127,7 @@ setup_usage(int code)
 	    "(domains from\n"
 	    "              stdin, one a line, when none are given); -4/-6: "
 	    "one family\n",
-	    SETUP_RELOAD_DEFAULT, SETUP_CONF_DEFAULT, SETUP_PORT_DEFAULT,
+	    SETUP_PIDFILE_DEFAULT, SETUP_CONF_DEFAULT, SETUP_PORT_DEFAULT,
 	    SETUP_STATE_DEFAULT);
 	exit(code);
 }
@@ -437,6 +450,8 @@ setup_fetch_all(const struct setup_opts *o, const struct setup_conf *c,
 	for (i = 0; i < c->n; i++) {
 		const struct setup_lconf *l = &c->list[i];
 
+		if (l->error != NULL)
+			continue;	/* reported by setup_run */
 		memset(&data, 0, sizeof(data));
 		log_debug("list=%s event=fetch method=%s file=\"%s\"", l->name,
 		    setup_method_name(l->method), l->file);
@@ -634,6 +649,55 @@ bad:
 	return WEXITSTATUS(st);
 }
 
+/*
+ * setup_cut_white - cut each white list out of the black list just before
+ * it in all: (after any white lists between them), as OpenBSD's
+ * spamd-setup does: "all:a:b:w" cuts w out of b only, "all:a:w:b:w"
+ * out of both. An entry of unknown kind (its entry is bad) counts as a
+ * failed white list: the black list before it is not sent, since it could
+ * block what that list was to protect.
+ */
+static void
+setup_cut_white(const struct setup_conf *c, struct setup_item *it,
+    int *fails)
+{
+	size_t i, j;
+
+	for (j = 0; j < c->n; j++) {
+		if (c->list[j].white == 0)
+			continue;
+		for (i = j; i > 0 && c->list[i - 1].white != 0; i--)
+			;
+		if (i == 0) {
+			if (c->list[j].white == 1)
+				log_warnx("list=%s event=white-unused reason="
+				    "\"no black list before it in all:\" (a "
+				    "white list cuts only the black list just "
+				    "before it)", c->list[j].name);
+			continue;
+		}
+		i--;
+		if (!it[i].ok)
+			continue;
+		if (!it[j].ok) {
+			log_warnx("list=%s event=skipped reason=\"%s %s after "
+			    "it failed%s\" (previous version kept)",
+			    c->list[i].name, c->list[j].white == 1 ?
+			    "white list" : "entry", c->list[j].name,
+			    c->list[j].white == 1 ? "" : " and may be a white "
+			    "list");
+			it[i].ok = 0;
+			(*fails)++;
+			continue;
+		}
+		if (setup_subtract(&it[i].a, &it[j].a) == -1) {
+			log_warnx("list=%s: out of memory", c->list[i].name);
+			it[i].ok = 0;
+			(*fails)++;
+		}
+	}
+}
+
 /* setup_run - one full load; returns the number of failures */
 static int
 setup_run(const struct setup_opts *o)
@@ -655,38 +719,24 @@ setup_run(const struct setup_opts *o)
 		setup_conf_free(&c);
 		return 1;
 	}
-	fails += setup_fetch_priv(o, &c, it);	/* (added) not as root */
-	/* each black list minus the white lists that follow it */
-	for (i = 0; i < c.n; i++) {
-		if (c.list[i].white || !it[i].ok)
-			continue;
-		for (j = i + 1; j < c.n; j++) {
-			if (!c.list[j].white)
-				continue;
-			if (!it[j].ok) {
-				log_warnx("list=%s event=skipped reason=\"white "
-				    "list %s after it failed\" (previous "
-				    "version kept)", c.list[i].name,
-				    c.list[j].name);
-				it[i].ok = 0;
-				fails++;
-				break;
-			}
-			if (setup_subtract(&it[i].a, &it[j].a) == -1) {
-				log_warnx("list=%s: out of memory", c.list[i].name);
-				it[i].ok = 0;
-				fails++;
-				break;
-			}
+	for (i = 0; i < c.n; i++)
+		if (c.list[i].error != NULL) {
+			log_warnx("list=%s event=config-error error=\"%s\" "
+			    "(not loaded; the other lists are)", c.list[i].name,
+			    c.list[i].error);
+			fails++;
 		}
-	}
+	fails += setup_fetch_priv(o, &c, it);	/* (added) not as root */
+	setup_cut_white(&c, it, &fails);
 	if (!o->dryrun || access(o->state, R_OK) == 0)
 		setup_state_read(o->state, &prev, &nprev);
 	for (i = 0; i < c.n; i++) {
 		const struct setup_lconf *l = &c.list[i];
 		int was = 0;
 
-		if (l->white)
+		/* an entry of unknown kind keeps its tag below, as a
+		 * black list that failed */
+		if (l->white == 1)
 			continue;
 		for (j = 0; j < nprev; j++)
 			if (strcmp(prev[j], l->name) == 0)
@@ -725,7 +775,8 @@ setup_run(const struct setup_opts *o)
 		int still = 0;
 
 		for (i = 0; i < c.n; i++)
-			if (!c.list[i].white && strcmp(prev[j], c.list[i].name) == 0)
+			if (c.list[i].white != 1 &&
+			    strcmp(prev[j], c.list[i].name) == 0)
 				still = 1;
 		if (still)
 			continue;
@@ -766,14 +817,65 @@ setup_number(const char *flag, const char *s, long long lo, long long hi)
 	return v;
 }
 
-/* setup_daemon - -D: run, then wait for SIGHUP or the next -R period */
+/*
+ * setup_pidfile_lock - take the resident reloader's lock: an flock on the
+ * pid file, so that a second one refuses instead of loading side by side.
+ * The holder's pid is in the file. -1 (said on stderr) when held.
+ */
 static int
-setup_daemon(const struct setup_opts *o)
+setup_pidfile_lock(const char *path)
+{
+	char buf[32];
+	ssize_t n;
+	int fd, e;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		fprintf(stderr, "spamd-setup: --pid-file %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	e = errno;
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (e == EWOULDBLOCK)
+		fprintf(stderr, "spamd-setup: --pid-file %s is locked by pid "
+		    "%s: another spamd-setup --reload-every is running (stop "
+		    "it, or give this one its own --pid-file)\n", path,
+		    buf[0] != '\0' ? buf : "(unknown)");
+	else
+		fprintf(stderr, "spamd-setup: --pid-file %s: lock: %s\n", path,
+		    strerror(e));
+	close(fd);
+	return -1;
+}
+
+/* setup_pidfile_write - the pid file holds our pid (after daemon()) */
+static void
+setup_pidfile_write(int fd, const char *path)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_warn("pid file %s: write", path);
+}
+
+/*
+ * setup_reloader - --reload-every: run, then wait for SIGHUP or the next
+ * period; with -D in the background. Holds the pid file's lock.
+ */
+static int
+setup_reloader(const struct setup_opts *o)
 {
 	struct timespec ts;
 	sigset_t set;
-	int sig, fails;
+	int sig, fails, fd;
 
+	if ((fd = setup_pidfile_lock(o->pidfile)) == -1)
+		return 1;
 	sigemptyset(&set);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
@@ -781,13 +883,16 @@ setup_daemon(const struct setup_opts *o)
 	/* why: signals are taken synchronously with sigtimedwait, so a
 	 * SIGHUP during a load is not lost and needs no handler */
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	if (!o->debug && daemon(0, 0) == -1)
+	/* the lock is on the open file, so daemon()'s child keeps it */
+	if (o->daemon && !o->debug && daemon(0, 0) == -1)
 		fatal("daemon");
-	log_info("event=start conf=%s reload_minutes=%ld", o->conf, o->reload);
+	setup_pidfile_write(fd, o->pidfile);
+	log_info("event=start conf=%s reload_secs=%ld pid_file=%s", o->conf,
+	    o->reload, o->pidfile);
 	for (;;) {
 		fails = setup_run(o);
 		log_info("event=reload failures=%d", fails);
-		ts.tv_sec = o->reload * 60;
+		ts.tv_sec = o->reload;
 		ts.tv_nsec = 0;
 		for (;;) {
 			sig = sigtimedwait(&set, NULL, &ts);
@@ -797,6 +902,10 @@ setup_daemon(const struct setup_opts *o)
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_info("event=stop signal=%d", sig);
+			/* a stale pid would name a process that is gone */
+			if (ftruncate(fd, 0) == -1)
+				log_warn("pid file %s: truncate", o->pidfile);
+			close(fd);
 			return 0;
 		}
 	}
@@ -917,6 +1026,8 @@ main(int argc, char *argv[])
 		{ "spf-walk",	no_argument,	   NULL, 'W' },
 		{ "dns-server",	required_argument, NULL, 'N' },
 		{ "user",	required_argument, NULL, 'U' },
+		{ "reload-every", required_argument, NULL, 'E' },
+		{ "pid-file",	required_argument, NULL, 'I' },
 		{ "help",	no_argument,	   NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -928,7 +1039,7 @@ main(int argc, char *argv[])
 	o.state = SETUP_STATE_DEFAULT;
 	o.host = "127.0.0.1";
 	o.port = SETUP_PORT_DEFAULT;
-	o.reload = SETUP_RELOAD_DEFAULT;
+	o.pidfile = SETUP_PIDFILE_DEFAULT;
 	o.fetch.maxsize = SETUP_MAXSIZE_DEFAULT;
 	o.fetch.timeout = SETUP_TIMEOUT_DEFAULT;
 	o.fw.backend = "nftables";
@@ -955,8 +1066,14 @@ main(int argc, char *argv[])
 		case '4': o.family = 4; break;
 		case '6': o.family = 6; break;
 		case 'R':
-			o.reload = (long)setup_number("-R", optarg, 1, 525600);
+			o.reload = 60 * (long)setup_number("-R", optarg, 1,
+			    525600);
 			break;
+		case 'E':
+			o.reload = (long)setup_number("--reload-every", optarg,
+			    1, 31536000);
+			break;
+		case 'I': o.pidfile = optarg; break;
 		case 'p':
 			o.port = (int)setup_number("-p", optarg, 1, 65535);
 			break;
@@ -979,10 +1096,16 @@ main(int argc, char *argv[])
 	log_init("spamd-setup", !o.daemon || o.debug, o.debug);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		fatalx("curl_global_init failed");
-	if (o.daemon && !o.dryrun)
-		fails = setup_daemon(&o);
-	else
+	if (o.dryrun)
+		fails = setup_run(&o);	/* -n: once, here, whatever else */
+	else if (o.reload > 0)
+		fails = setup_reloader(&o);
+	else {
+		/* -D: OpenBSD's meaning, one load in the background */
+		if (o.daemon && !o.debug && daemon(0, 0) == -1)
+			fatal("daemon");
 		fails = setup_run(&o);
+	}
 	curl_global_cleanup();
 	return fails == 0 ? 0 : 1;
 }

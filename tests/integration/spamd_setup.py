@@ -7,8 +7,8 @@ white list file cuts a hole in it. Checks:
     collapsed), reports a bad list line by file and line, writes no state;
   - an unreachable list is reported and not sent;
   - -b with the file firewall backend writes the black set;
-  - -D keeps running through failed fetches, reloads on SIGHUP, stops on
-    SIGTERM;
+  - the -R reloader keeps running through failed fetches, reloads on
+    SIGHUP, stops on SIGTERM;
   - with build/spamd (when it is built and has --config-port and --db-dir):
     the list loads into the engine, a client from a listed 127.0.0.x is
     tarpitted and gets the message with its address after DATA, the white
@@ -352,11 +352,14 @@ def main():
         if os.path.exists(state):
             os.unlink(state)
 
-        # 4. -D: survives failed sends, reloads on SIGHUP, stops on TERM
+        # 4. the reloader (-D -d -R: in the foreground): survives failed
+        # sends, reloads on SIGHUP, stops on TERM
         errp = os.path.join(tmp, "daemon.err")
         with open(errp, "wb") as e:
             dp = subprocess.Popen([SETUP, "-D", "-d", "-R", "60", "-f", conf,
                                    "-s", os.path.join(tmp, "dstate"),
+                                   "--pid-file",
+                                   os.path.join(tmp, "setup.pid"),
                                    "-p", str(dead)],
                                   stdin=subprocess.DEVNULL, stdout=e,
                                   stderr=e)
@@ -379,7 +382,7 @@ def main():
             except subprocess.TimeoutExpired:
                 dp.kill()
                 rc = dp.wait(10)
-            check("-D reloads on SIGHUP and stops on SIGTERM",
+            check("-R reloads on SIGHUP and stops on SIGTERM",
                   first == 1 and reloads() == 2 and alive and rc == 0,
                   "reloads %d then %d, alive %s, rc %s" %
                   (first, reloads(), alive, rc))
