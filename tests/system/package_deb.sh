@@ -8,6 +8,9 @@
 # /usr/sbin, installed disabled; its postinst creates _spamd, /var/empty
 # and /var/db/spamd (0750, _spamd's). Nothing is installed on this machine, and the
 # repository is not touched (everything happens under a temp dir).
+# Then the .deb is installed into a scratch root and the daemon run under
+# the installed unit's restrictions, greylisting through the installed
+# ruleset, across an nftables restart (tests/system/lib/deploy_unit.py).
 # SPAMD_PKG_WORKTREE=1 packages the working tree instead of HEAD.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 for t in git dpkg-buildpackage dpkg-deb dh fakeroot; do
@@ -156,4 +159,12 @@ if grep -q '^Depends:.*libevent' "$TMP/ctl/control"; then
 else
 	nok "package_deb Depends" "$(grep ^Depends "$TMP/ctl/control")"
 fi
+
+# Installed as an operator does and run under the unit's restrictions
+# (tests/system/lib/deploy_unit.py says how): here, so the .deb is built
+# once. SPAMD_PKG_KEEP=DIR keeps a copy of the .deb (to rerun that part:
+# python3 tests/system/lib/deploy_unit.py DEB build/tests/helpers/unit_sandbox).
+[ -n "${SPAMD_PKG_KEEP:-}" ] && cp "$DEB" "$SPAMD_PKG_KEEP/"
+python3 "$TOP/tests/system/lib/deploy_unit.py" "$DEB" \
+    "${BUILD:-$TOP/build}/tests/helpers/unit_sandbox" || failed=1
 exit $failed
