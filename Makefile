@@ -157,16 +157,35 @@ run: deps
 	sh tests/run-demo.sh
 
 # install - the daemon goes in as spamd-tarpit: Debian's SpamAssassin
-# already installs /usr/sbin/spamd, and mail hosts often run both.
+# already installs /usr/sbin/spamd, and mail hosts often run both. The
+# systemd units are made from etc/*.service.in with this install's paths
+# (so PREFIX=/usr gives a unit that runs /usr/sbin/spamd-tarpit), into
+# UNITDIR ($(PREFIX)/lib/systemd/system is on systemd's search path for
+# /usr/local and /usr; debian/rules says /lib/systemd/system). The
+# nftables ruleset goes to $(SYSCONFDIR)/spamd/spamd.nft, where
+# spamd-tarpit-nft.service loads it; an existing one is kept (it is the
+# operator's once edited).
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 SBINDIR = $(DESTDIR)$(PREFIX)/sbin
 EXDIR   = $(DESTDIR)$(PREFIX)/share/doc/spamd-tarpit/examples
 MANDIR  = $(DESTDIR)$(PREFIX)/share/man
 MANPAGES = $(wildcard spamd/*.[58] greydb/*.8 pf-sync/*.8)
+UNITS   = $(patsubst etc/%.service.in,%.service,$(wildcard etc/*.service.in))
 install: all
-	install -d $(SBINDIR) $(EXDIR)
+	install -d $(SBINDIR) $(EXDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/spamd
 	install -m 0755 $(BUILD)/spamd $(SBINDIR)/spamd-tarpit
 	install -m 0755 $(filter-out $(BUILD)/spamd,$(PROGS)) $(SBINDIR)/
-	install -m 0644 $(wildcard etc/*) $(EXDIR)/
+	install -m 0644 $(filter-out %.in,$(wildcard etc/*)) $(EXDIR)/
+	for u in $(UNITS); do \
+		sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' \
+		    -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/$$u.in \
+		    >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/spamd/spamd.nft ] || \
+		install -m 0644 etc/spamd.nft $(DESTDIR)$(SYSCONFDIR)/spamd/
 	for m in $(MANPAGES); do \
 		s=$${m##*.}; install -d $(MANDIR)/man$$s; \
 		install -m 0644 $$m $(MANDIR)/man$$s/; done

@@ -440,7 +440,7 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 		 * no white set), whatever the store says */
 		fprintf(o, "spamd's firewall table %s (%s) is missing: no set "
 		    "holds %s and port 25 is not redirected to spamd; reload the "
-		    "ruleset (nft -f /etc/nftables.d/spamd.nft), spamd then "
+		    "ruleset (nft -f /etc/spamd/spamd.nft), spamd then "
 		    "refills its sets.\n", tmiss, fwname != NULL ? fwname : "?",
 		    x.ip);
 	} else if (live_t) {

@@ -354,13 +354,18 @@ fw_failures(const struct fw *fw)
 
 /* fw_present - is the backend's table there (see fw.h) */
 int
-fw_present(struct fw *fw, char *what, size_t whatsz)
+fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id)
 {
+	uint64_t dummy;
+
+	if (id == NULL)
+		id = &dummy;
+	*id = 0;
 	if (fw->be->present == NULL) {
 		snprintf(what, whatsz, "%s", fw->be->name);
 		return -1;
 	}
-	return fw->be->present(fw->state, what, whatsz);
+	return fw->be->present(fw->state, what, whatsz, id);
 }
 
 /* fw_backend_name - the backend's name */

@@ -97,9 +97,12 @@ unsigned fw_failures(const struct fw *fw);
  * of --fw-table in its family)? 1 yes, 0 missing (what names it, e.g.
  * "inet spamd"), -1 cannot tell (a backend without the check, or the
  * check failed). Asked after a failure, so an operator learns that the
- * table, not an element, is the problem.
+ * table, not an element, is the problem, and by the writer's watch every
+ * few seconds. *id (may be NULL) gets the table's identity when present
+ * (nftables: its handle, new each time the table is made again, e.g. a
+ * `nft flush ruleset` and a reload between two looks), 0 when unknown.
  */
-int	fw_present(struct fw *fw, char *what, size_t whatsz);
+int	fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id);
 /* (added) fw_backend_name - the name of the backend fw was opened with */
 const char *fw_backend_name(const struct fw *fw);
 
@@ -157,9 +160,11 @@ struct fw_backend {
 	int		(*list)(void *state, enum fw_set set, int v6,
 			    fw_list_fn fn, void *arg, char *err,
 			    size_t errsz);
-	/* present - the table is there: 1, missing: 0 (what set), -1 don't
-	 * know; NULL for backends without a table */
-	int		(*present)(void *state, char *what, size_t whatsz);
+	/* present - the table is there: 1 (*id its identity, or 0),
+	 * missing: 0 (what set), -1 don't know; NULL for backends without
+	 * a table */
+	int		(*present)(void *state, char *what, size_t whatsz,
+			    uint64_t *id);
 	/* the longest element timeout the kernel takes, seconds; 0 = none
 	 * (ipset: 2147483 s, under the 36-day white expiry) */
 	int64_t		max_timeout;

@@ -702,9 +702,10 @@ fw_nft_list(void *state, enum fw_set set, int v6, fw_list_fn cb, void *arg,
 	return 0;
 }
 
-/* fw_nft_present - is our table among nft's tables (see fw.h) */
+/* fw_nft_present - is our table among nft's tables, and its handle
+ * (see fw.h) */
 static int
-fw_nft_present(void *state, char *what, size_t whatsz)
+fw_nft_present(void *state, char *what, size_t whatsz, uint64_t *id)
 {
 	struct fw_nft *fn = state;
 	const struct fw_names *nm = fn->nm;
@@ -712,8 +713,27 @@ fw_nft_present(void *state, char *what, size_t whatsz)
 	char want[256], err[512];
 	size_t wl;
 
+	*id = 0;
 	snprintf(what, whatsz, "%s %s", nm->family, nm->table);
-	/* why "list tables": one line a table, never the sets' elements */
+	/*
+	 * why JSON: only it names a table's handle, which changes when the
+	 * table is made again (a reload after `nft flush ruleset`); "list
+	 * tables" gives one small object a table, never the sets' elements.
+	 * libnftables prints each as {"family": F, "name": N, "handle": H}.
+	 */
+	if (fw_nft_run(fn, "list tables", NFT_CTX_OUTPUT_JSON, &out, err,
+	    sizeof(err), "nftables: list tables") == -1 || out == NULL)
+		return -1;
+	wl = (size_t)snprintf(want, sizeof(want), "{\"family\": \"%s\", "
+	    "\"name\": \"%s\", \"handle\": ", nm->family, nm->table);
+	if (wl >= sizeof(want))
+		return -1;
+	if ((p = strstr(out, want)) != NULL) {
+		*id = strtoull(p + wl, NULL, 10);
+		return 1;
+	}
+	/* not in that shape: ask the plain listing (another nft version
+	 * may print the JSON otherwise), identity unknown then */
 	if (fw_nft_run(fn, "list tables", 0, &out, err, sizeof(err),
 	    "nftables: list tables") == -1 || out == NULL)
 		return -1;

@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config libevent-dev libdb5.3-dev db5.3-util
 libbsd-dev libcmocka-dev nftables libnftables-dev iproute2 iputils-ping iptables ipset
 swaks curl dnsmasq-base postfix mandoc valgrind libnet-ssleay-perl python3 clang libclang-rt-14-dev libssl-dev zlib1g-dev libcurl4-openssl-dev
-libnetfilter-log-dev libseccomp-dev
+libnetfilter-log-dev libseccomp-dev systemd util-linux
 debhelper dpkg-dev fakeroot"
 missing=""
 for p in $PKGS; do

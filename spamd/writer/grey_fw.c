@@ -9,6 +9,13 @@
  * (event=fw_table_missing) and once when a flush or reconcile works
  * again (event=fw_table_back, then a reconcile refills the sets); the
  * per-retry fw_error lines go on meanwhile.
+ *
+ * The table is also watched every GREY_FW_WATCH_SECS (one small netlink
+ * listing): a table that went while nothing was being sent (nftables
+ * restarted with a `flush ruleset`) is noticed without waiting for a
+ * pass, and a table made again between two looks (a new handle, its
+ * sets empty) is refilled at once (event=fw_table_new), so whitelisted
+ * hosts are not sent to spamd again until the periodic reconcile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +30,9 @@
 /* A pass must reach the set within 1 s; batching for this long turns a
  * burst of passes into one backend command. */
 #define GREY_FW_BATCH_MS	100
+/* How often the writer looks at the table: a reloaded ruleset is
+ * refilled within this, at the cost of one "list tables" a look. */
+#define GREY_FW_WATCH_SECS	5
 
 struct grey_fw {
 	struct fw		*fw;
@@ -30,8 +40,10 @@ struct grey_fw {
 	const struct grey_conf	*conf;
 	struct event		*flush_ev;
 	struct event		*refill_ev;	/* reconcile once it is back */
+	struct event		*watch_ev;	/* grey_fw_watch, persistent */
 	int			 retrying;	/* flush_ev waits out a backoff */
 	int			 table_missing;	/* found missing, not back */
+	uint64_t		 table_id;	/* its handle when seen; 0 unknown */
 	char			 table[128];	/* its name, as fw_present */
 	long			 ops, errors;
 };
@@ -49,6 +61,19 @@ grey_fw_refill(evutil_socket_t fd, short ev, void *arg)
 		grey_fw_reconcile(gf, db, time(NULL));
 }
 
+/* grey_fw_table_gone - the table what is missing: note it and log the
+ * change of state (error level) */
+static void
+grey_fw_table_gone(struct grey_fw *gf, const char *what)
+{
+	gf->table_missing = 1;
+	gf->table_id = 0;
+	strlcpy(gf->table, what, sizeof(gf->table));
+	log_errx("event=fw_table_missing table=\"%s\" backend=%s "
+	    "effect=\"no set updates until the table is back; reload the "
+	    "ruleset\"", gf->table, fw_backend_name(gf->fw));
+}
+
 /* grey_fw_table_check - after a failure: is the table gone? Logs the
  * change of state only (error level), never each retry */
 static void
@@ -56,13 +81,10 @@ grey_fw_table_check(struct grey_fw *gf)
 {
 	char what[128];
 
-	if (gf->table_missing || fw_present(gf->fw, what, sizeof(what)) != 0)
+	if (gf->table_missing ||
+	    fw_present(gf->fw, what, sizeof(what), NULL) != 0)
 		return;
-	gf->table_missing = 1;
-	strlcpy(gf->table, what, sizeof(gf->table));
-	log_errx("event=fw_table_missing table=\"%s\" backend=%s "
-	    "effect=\"no set updates until the table is back; reload the "
-	    "ruleset\"", gf->table, fw_backend_name(gf->fw));
+	grey_fw_table_gone(gf, what);
 }
 
 /* grey_fw_table_ok - a flush or reconcile worked: if the table had been
@@ -82,6 +104,42 @@ grey_fw_table_ok(struct grey_fw *gf, int reconcile)
 	/* why an event: not from inside the flush that noticed it */
 	if (!reconcile && gf->refill_ev != NULL)
 		evtimer_add(gf->refill_ev, &now0);
+}
+
+/* grey_fw_watch - the periodic look at the table: gone, back, or made
+ * again since the last look (a new handle: refill its empty sets) */
+static void
+grey_fw_watch(evutil_socket_t fd, short ev, void *arg)
+{
+	struct grey_fw *gf = arg;
+	struct timeval now0 = { 0, 0 };
+	char what[128];
+	uint64_t id;
+	int r;
+
+	(void)fd;
+	(void)ev;
+	if ((r = fw_present(gf->fw, what, sizeof(what), &id)) == -1)
+		return;
+	if (r == 0) {
+		if (!gf->table_missing)
+			grey_fw_table_gone(gf, what);
+		return;
+	}
+	if (gf->table_missing) {
+		gf->table_id = id;
+		grey_fw_table_ok(gf, 0);
+		return;
+	}
+	if (id != 0 && gf->table_id != 0 && id != gf->table_id) {
+		log_warnx("event=fw_table_new table=\"%s\" backend=%s "
+		    "handle=%llu was=%llu refill=\"reconcile now\"", what,
+		    fw_backend_name(gf->fw), (unsigned long long)id,
+		    (unsigned long long)gf->table_id);
+		evtimer_add(gf->refill_ev, &now0);
+	}
+	if (id != 0)
+		gf->table_id = id;
 }
 
 /* grey_fw_flush - send the queue; on failure log and retry with backoff */
@@ -145,13 +203,25 @@ grey_fw_open(struct grey_fw **out, struct grey *g, struct event_base *base,
 		return -1;
 	}
 	if ((gf->flush_ev = evtimer_new(base, grey_fw_flush, gf)) == NULL ||
-	    (gf->refill_ev = evtimer_new(base, grey_fw_refill, gf)) == NULL) {
+	    (gf->refill_ev = evtimer_new(base, grey_fw_refill, gf)) == NULL ||
+	    (gf->watch_ev = event_new(base, -1, EV_PERSIST, grey_fw_watch,
+	    gf)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		if (gf->flush_ev != NULL)
 			event_free(gf->flush_ev);
+		if (gf->refill_ev != NULL)
+			event_free(gf->refill_ev);
 		fw_close(gf->fw);
 		free(gf);
 		return -1;
+	}
+	/* the table's handle now; backends without a table are not watched */
+	{
+		char what[128];
+		struct timeval tv = { GREY_FW_WATCH_SECS, 0 };
+
+		if (fw_present(gf->fw, what, sizeof(what), &gf->table_id) != -1)
+			event_add(gf->watch_ev, &tv);
 	}
 	log_info("event=fw_open backend=%s white=%s white6=%s",
 	    fw_backend_name(gf->fw), fw_set_name(gf->fw, FW_WHITE, 0),
@@ -173,6 +243,7 @@ grey_fw_close(struct grey_fw *gf)
 		    "error=\"%s\"", fw_pending(gf->fw), err);
 	event_free(gf->flush_ev);
 	event_free(gf->refill_ev);
+	event_free(gf->watch_ev);
 	fw_close(gf->fw);
 	free(gf);
 }

@@ -13,6 +13,11 @@
   that starts the daemon in the README and spamd(8) says spamd-tarpit (the
   installed name), and etc/spamd.nft's header loads it from the path the
   README installs it to.
+- The README's deploy steps and the package agree: the unit names it uses
+  are the units etc/ ships, the ruleset path is the one
+  spamd-tarpit-nft.service loads and make install fills, spamd's unit
+  pulls that unit in, and the useradd line and the /var/db/spamd mode are
+  the unit comment's and the postinst's.
 No daemon, no ports. Prints ok / not ok lines; exits 1 if a check failed.
 """
 import os
@@ -101,13 +106,61 @@ def docs_consistent():
     bad = [ln for ln in ex.splitlines() if start.search(ln)]
     check("spamd(8) EXAMPLES start spamd-tarpit", ex != "" and bad == []
           and "spamd-tarpit" in ex, "; ".join(bad)[:300])
-    m = re.search(r"install -m 0644 etc/spamd\.nft (\S+)", readme)
+    sec = readme.split("## Deploy in front of Postfix with nftables", 1)
+    sec = sec[1].split("\n## ", 1)[0] if len(sec) == 2 else ""
+    m = re.search(r"By hand: `nft -f (\S+)`", sec)
     dest = m.group(1) if m else "?"
     nft = read("etc/spamd.nft")
     m2 = re.search(r"^# Load it: +nft -f (\S+)", nft, re.M)
     check("etc/spamd.nft's header loads it from README's path %s" % dest,
           m2 is not None and m2.group(1) == dest,
           "header says %s" % (m2.group(1) if m2 else "nothing"))
+    unit_docs(readme, sec, dest)
+
+
+def unit_docs(readme, sec, nftpath):
+    """the README's deploy steps name the units and paths the package
+    installs, and say what the unit's comment and the postinst do"""
+    units = sorted(f[:-len(".service.in")] for f in
+                   os.listdir(os.path.join(TOP, "etc"))
+                   if f.endswith(".service.in"))
+    named = sorted(set(re.findall(r"`(spamd-tarpit[\w-]*)(?:\.service)?`",
+                                  sec) + re.findall(
+        r"systemctl [\w -]*?(spamd-tarpit[\w-]*)", sec)))
+    check("README deploy section names the shipped units %s" % units,
+          units != [] and named == units, "names %s" % named)
+    nunit = read("etc/spamd-tarpit-nft.service.in")
+    m = re.search(r"^ExecStart=\S*nft -f (\S+)$", nunit, re.M)
+    got = m.group(1).replace("@SYSCONFDIR@", "/etc") if m else "?"
+    mk = read("Makefile")
+    check("spamd-tarpit-nft.service loads %s, README's path, where make "
+          "install puts it" % got, got == nftpath and
+          "SYSCONFDIR ?= /etc" in mk and
+          "$(DESTDIR)$(SYSCONFDIR)/spamd/" in mk, "README %s" % nftpath)
+    unit = read("etc/spamd-tarpit.service.in")
+    check("spamd-tarpit.service pulls in spamd-tarpit-nft.service",
+          re.search(r"^Wants=.*spamd-tarpit-nft\.service", unit, re.M)
+          is not None and re.search(r"^PartOf=nftables\.service$", nunit,
+                                    re.M) is not None, "")
+
+    def cmd(text, word):
+        """the (joined, #-stripped) line of text starting with word"""
+        text = re.sub(r"\\\n#?\s*", " ", text)
+        for ln in text.splitlines():
+            ln = re.sub(r"^#\s*", "", ln.strip())
+            if ln.startswith(word):
+                return " ".join(ln.split())
+        return None
+    ua, ub = cmd(sec, "useradd "), cmd(unit, "useradd ")
+    check("README's useradd line is the unit comment's", ua is not None and
+          ua == ub, "README %r, unit %r" % (ua, ub))
+    da = cmd(sec, "install -d -m 0750 -o _spamd")
+    db = cmd(unit, "install -d -m 0750 -o _spamd")
+    pi = read("debian/spamd-tarpit.postinst")
+    check("/var/db/spamd: README, the unit comment and the postinst say "
+          "_spamd 0750", da is not None and da == db and
+          "-o _spamd -g _spamd -m 0750 /var/db/spamd" in pi,
+          "README %r unit %r" % (da, db))
 
 
 def main():

@@ -18,6 +18,10 @@ of B makes the writer's flush fail. Checks:
     the old table) and B both in spamd-white again without a periodic
     reconcile (the writer refills the sets), the metric back to 0, and
     explain says A is in the set.
+  - what `systemctl restart nftables` does (`nft flush ruleset`, then the
+    ruleset loaded again by spamd-tarpit-nft.service) with no pass and no
+    greyctl meanwhile: the writer's table watch (every 5 s) sees the new
+    table (event=fw_table_new) and refills A and B.
 Root, `ip netns` and nft needed (skips without root).
 """
 import json
@@ -171,6 +175,19 @@ def run(sp, hport):
             len(events(sp, "fw_table_back")) == 1,
             "%d / %d" % (len(events(sp, "fw_table_missing")),
                          len(events(sp, "fw_table_back"))))
+
+    r1 = nft("flush", "ruleset")
+    r2 = nft("-f", NFT_FILE)
+    R.check("nft flush ruleset, then the ruleset loaded again: A is gone "
+            "from the new set", r1.returncode == 0 and r2.returncode == 0
+            and not in_white(a), (r1.stderr + r2.stderr).strip())
+    both = F.wait_for(lambda: in_white(a) and in_white(b), F.slow(20), 0.2)
+    R.check("flush ruleset and reload, no pass meanwhile: the writer sees "
+            "the new table (event=fw_table_new) and refills A and B",
+            both and len(events(sp, "fw_table_new")) == 1,
+            "A %s B %s, %d fw_table_new; %s" % (
+                in_white(a), in_white(b), len(events(sp, "fw_table_new")),
+                sp.log_tail(3)))
     rc = sp.stop()
     R.check("SIGTERM: exit status 0", rc == 0, "rc %s" % rc)
     F.sanitizer_check(R, "fw_table_missing", [sp.logtext()])

@@ -6,8 +6,11 @@
 # (the daemon as spamd-tarpit, never /usr/sbin/spamd: SpamAssassin's),
 # the manuals, the examples and spamd-tarpit.service pointing at
 # /usr/sbin, installed disabled; its postinst creates _spamd, /var/empty
-# and /var/db/spamd (0700). Nothing is installed on this machine, and the
+# and /var/db/spamd (0750, _spamd's). Nothing is installed on this machine, and the
 # repository is not touched (everything happens under a temp dir).
+# Then the .deb is installed into a scratch root and the daemon run under
+# the installed unit's restrictions, greylisting through the installed
+# ruleset, across an nftables restart (tests/system/lib/deploy_unit.py).
 # SPAMD_PKG_WORKTREE=1 packages the working tree instead of HEAD.
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 for t in git dpkg-buildpackage dpkg-deb dh fakeroot; do
@@ -46,7 +49,7 @@ fi
 tar -tzf "$TMP/clone/spamd-tarpit-$VERSION.tar.gz" >"$TMP/dist.list"
 missing=""
 for f in VERSION Makefile debian/rules debian/control spamd/main.c \
-    etc/spamd.service; do
+    etc/spamd-tarpit.service.in etc/spamd-tarpit-nft.service.in; do
 	grep -qxF "spamd-tarpit-$VERSION/$f" "$TMP/dist.list" ||
 	    missing="$missing $f"
 done
@@ -73,6 +76,7 @@ dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|; s| ->.*||' \
 missing=""
 for f in /usr/sbin/spamd-tarpit /usr/sbin/greyctl /usr/sbin/spamd-setup \
     /usr/sbin/greylogd /lib/systemd/system/spamd-tarpit.service \
+    /lib/systemd/system/spamd-tarpit-nft.service /etc/spamd/spamd.nft \
     /usr/share/doc/spamd-tarpit/examples/spamd.nft \
     /usr/share/doc/spamd-tarpit/examples/spamd.conf; do
 	grep -qxF "$f" "$TMP/deb.list" || missing="$missing $f"
@@ -98,11 +102,27 @@ fi
 # The unit as packaged: runs the packaged binary.
 dpkg-deb -x "$DEB" "$TMP/root"
 U=$TMP/root/lib/systemd/system/spamd-tarpit.service
+NU=$TMP/root/lib/systemd/system/spamd-tarpit-nft.service
 if grep -q '^ExecStart=/usr/sbin/spamd-tarpit ' "$U" 2>/dev/null &&
-    ! grep -q /usr/local "$U"; then
+    ! grep -q '/usr/local\|@[A-Z]*@' "$U" "$NU"; then
 	ok "package_deb unit ExecStart=/usr/sbin/spamd-tarpit"
 else
 	nok "package_deb unit ExecStart" "$(grep ExecStart "$U" 2>&1 | head -1)"
+fi
+# the ruleset unit loads the file the package installs, and is tied to
+# nftables.service (restarted with it) and pulled in by spamd's unit
+if grep -qx 'ExecStart=/usr/sbin/nft -f /etc/spamd/spamd.nft' "$NU" &&
+    grep -qx 'PartOf=nftables.service' "$NU" &&
+    grep -q '^Wants=.*spamd-tarpit-nft.service' "$U"; then
+	ok "package_deb spamd-tarpit-nft.service loads /etc/spamd/spamd.nft, PartOf nftables, wanted by spamd-tarpit"
+else
+	nok "package_deb spamd-tarpit-nft.service" "$(grep -E 'ExecStart|PartOf|Wants' "$NU" "$U" | tr '\n' ' ')"
+fi
+if grep -qx /etc/spamd/spamd.nft "$TMP/ctl/conffiles" 2>/dev/null ||
+    { dpkg-deb -e "$DEB" "$TMP/ctl0" && grep -qx /etc/spamd/spamd.nft "$TMP/ctl0/conffiles"; }; then
+	ok "package_deb /etc/spamd/spamd.nft is a conffile"
+else
+	nok "package_deb conffile" "/etc/spamd/spamd.nft not in conffiles"
 fi
 for p in spamd-tarpit greyctl spamd-setup greylogd; do
 	if [ -x "$TMP/root/usr/sbin/$p" ] && file_out=$(od -An -c -N4 \
@@ -116,9 +136,9 @@ done
 # Maintainer scripts: user and directories made; the unit not enabled.
 dpkg-deb -e "$DEB" "$TMP/ctl"
 PI=$TMP/ctl/postinst
-if grep -q '_spamd' "$PI" && grep -q '0700 /var/db/spamd' "$PI" &&
+if grep -q '_spamd' "$PI" && grep -q -- '-m 0750 /var/db/spamd' "$PI" &&
     grep -q '/var/empty' "$PI"; then
-	ok "package_deb postinst creates _spamd, /var/empty, /var/db/spamd 0700"
+	ok "package_deb postinst creates _spamd, /var/empty, /var/db/spamd 0750"
 else
 	nok "package_deb postinst" "user or directories missing"
 fi
@@ -139,4 +159,12 @@ if grep -q '^Depends:.*libevent' "$TMP/ctl/control"; then
 else
 	nok "package_deb Depends" "$(grep ^Depends "$TMP/ctl/control")"
 fi
+
+# Installed as an operator does and run under the unit's restrictions
+# (tests/system/lib/deploy_unit.py says how): here, so the .deb is built
+# once. SPAMD_PKG_KEEP=DIR keeps a copy of the .deb (to rerun that part:
+# python3 tests/system/lib/deploy_unit.py DEB build/tests/helpers/unit_sandbox).
+[ -n "${SPAMD_PKG_KEEP:-}" ] && cp "$DEB" "$SPAMD_PKG_KEEP/"
+python3 "$TOP/tests/system/lib/deploy_unit.py" "$DEB" \
+    "${BUILD:-$TOP/build}/tests/helpers/unit_sandbox" || failed=1
 exit $failed
