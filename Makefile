@@ -162,8 +162,8 @@ run: deps
 # (so PREFIX=/usr gives a unit that runs /usr/sbin/spamd-tarpit), into
 # UNITDIR ($(PREFIX)/lib/systemd/system is on systemd's search path for
 # /usr/local and /usr; debian/rules says /lib/systemd/system). The
-# nftables ruleset goes to $(SYSCONFDIR)/spamd/spamd.nft, where
-# spamd-tarpit-nft.service loads it; an existing one is kept (it is the
+# nftables rulesets go to $(SYSCONFDIR)/spamd/ (spamd.nft, which
+# spamd-tarpit-nft.service loads, and spamd-greylogd.nft); an existing one is kept (it is the
 # operator's once edited).
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
@@ -184,8 +184,9 @@ install: all
 		    >$(DESTDIR)$(UNITDIR)/$$u.tmp && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
 		mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; done
-	[ -e $(DESTDIR)$(SYSCONFDIR)/spamd/spamd.nft ] || \
-		install -m 0644 etc/spamd.nft $(DESTDIR)$(SYSCONFDIR)/spamd/
+	for f in spamd.nft spamd-greylogd.nft; do \
+		[ -e $(DESTDIR)$(SYSCONFDIR)/spamd/$$f ] || \
+		install -m 0644 etc/$$f $(DESTDIR)$(SYSCONFDIR)/spamd/; done
 	for m in $(MANPAGES); do \
 		s=$${m##*.}; install -d $(MANDIR)/man$$s; \
 		install -m 0644 $$m $(MANDIR)/man$$s/; done
