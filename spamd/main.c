@@ -258,7 +258,8 @@ main_usage(int status)
 "             [--fw nftables|ipset|pf|file|none] [--fw-table T] [--fw-family F]\n"
 "             [--fw-file PATH] [--fw-create] [--fw-trap-set]\n"
 "             [--fw-reconcile SECS]\n"
-"             [--group-v4 LEN] [--group-v6 LEN] [--log-format kv|json]\n"
+"             [--group-v4 LEN] [--group-v6 LEN]\n"
+"             [--log-format kv|json|openbsd]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
 "             [--sync-deletions] [--sync-accept ADDR[/LEN]]...\n"
@@ -654,7 +655,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case OPT_LOGFMT:
 			if (log_set_format(optarg) == -1) {
 				fprintf(stderr, "spamd: --log-format %s: "
-				    "kv or json\n", optarg);
+				    "not kv, json or openbsd\n", optarg);
 				exit(1);
 			}
 			break;
@@ -1661,6 +1662,7 @@ main(int argc, char **argv)
 	gc.times.trapexp = o.trapexp;
 	gc.domains_file = o.domains;
 	gc.lowmx_from = (int64_t)time(NULL) + o.lowmx_grace;
+	gc.lowmx_addr = o.lowmx != NULL ? o.lowmx : "";
 	gc.flush_ms = o.commit_ms;
 	gc.scan_secs = 60;
 	gc.fw_enabled = strcmp(o.fw_backend, "none") != 0;

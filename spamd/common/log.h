@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <syslog.h>		/* LOG_INFO, ... for log_obsd */
 
 /* log_init - log to stderr (foreground) or syslog under ident */
 void	log_init(const char *ident, int foreground, int verbose);
@@ -34,12 +35,33 @@ char	*log_escape(const char *in, size_t inlen, size_t max, char *out,
 	    size_t outsz);
 
 /*
- * log_set_format - "kv" (default: the message as written) or "json" (each
+ * log_set_format - "kv" (default: the message as written), "json" (each
  * line one JSON object: ts, prog, pid, level, then every key=value pair of
  * the message as a string member; words that are not key=value go in
- * "msg"). Returns 0, or -1 for an unknown name.
+ * "msg") or "openbsd" (events OpenBSD spamd logs get its exact text
+ * through log_obsd; the rest stay key=value; on stderr every line is the
+ * bare message, as syslog would carry it). Returns 0, or -1 for an
+ * unknown name.
  */
 int	log_set_format(const char *name);
+/* log_openbsd - 1 with --log-format openbsd: callers then write the
+ * events OpenBSD spamd logs with log_obsd instead of key=value */
+int	log_openbsd(void);
+/* log_obsd - one line in OpenBSD spamd's words at syslog priority pri
+ * (LOG_INFO, LOG_DEBUG, ...), written whatever the verbosity */
+void	log_obsd(int pri, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/*
+ * log_obsd_escape - client bytes for a log_obsd line: like log_escape
+ * (strnvis, white space and control bytes escaped, cut to max input
+ * bytes) but '=' and '"' kept, as OpenBSD prints addresses.
+ */
+char	*log_obsd_escape(const char *in, size_t inlen, size_t max, char *out,
+	    size_t outsz);
+/* log_obsd_text - the same for free text (a Subject:): spaces and tabs
+ * kept, other control bytes escaped */
+char	*log_obsd_text(const char *in, size_t inlen, size_t max, char *out,
+	    size_t outsz);
 
 /*
  * log_json_line - format one JSON log line (no newline) into out; exposed

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/tree.h>
@@ -253,10 +254,19 @@ engine_close(struct conn *c, const char *why)
 	tls_end(c);		/* (added) STARTTLS */
 	close(c->fd);
 	RB_REMOVE(conn_tree, &e->conns, c);
-	log_info("event=disconnect id=%llu ip=%s class=%s secs=%lld "
-	    "tuples=%u reason=%s", (unsigned long long)c->s.id,
-	    session_ip(&c->s, ip, sizeof(ip)), session_class_name(c->s.cls),
-	    (long long)(engine_now(e) - c->s.start), c->s.nrcpt, why);
+	if (log_openbsd())
+		log_obsd(LOG_INFO, "%s: disconnected after %lld seconds.%s%s",
+		    session_ip(&c->s, ip, sizeof(ip)),
+		    (long long)(engine_now(e) - c->s.start),
+		    c->obsd_lists != NULL ? " lists:" : "",
+		    c->obsd_lists != NULL ? c->obsd_lists : "");
+	else
+		log_info("event=disconnect id=%llu ip=%s class=%s secs=%lld "
+		    "tuples=%u reason=%s", (unsigned long long)c->s.id,
+		    session_ip(&c->s, ip, sizeof(ip)),
+		    session_class_name(c->s.cls),
+		    (long long)(engine_now(e) - c->s.start), c->s.nrcpt, why);
+	free(c->obsd_lists);
 	engine_client_put(e, &c->s.addr);
 	if (c->s.flags & SESSION_F_SMALLBUF) {
 		e->nblack--;
@@ -517,6 +527,59 @@ engine_refuse(int fd, const char *text)
 	close(fd);
 }
 
+/*
+ * engine_obsd_lists - the lists part of OpenBSD's connect and disconnect
+ * lines: " tag" for each list, and once the next tag would reach 76
+ * bytes " ..." in its place (OpenBSD's loglists() does the same in its
+ * 80-byte buffer, so several " ..." can follow). out: 80 bytes.
+ */
+static void
+engine_obsd_lists(const struct bl_match *m, char *out, size_t outsz)
+{
+	const size_t cut = outsz - 4;
+	int i;
+
+	out[0] = '\0';
+	for (i = 0; i < m->n; i++) {
+		if (strlen(out) + strlen(m->tag[i]) + 1 >= cut)
+			strlcat(out, " ...", outsz);
+		else {
+			strlcat(out, " ", cut);
+			strlcat(out, m->tag[i], cut);
+		}
+	}
+}
+
+/* engine_log_connect - the connect line(s) of a new connection */
+static void
+engine_log_connect(struct engine *e, struct conn *c, const char *ip,
+    const struct bl_match *m, const char *lists)
+{
+	char ol[80];
+	int conns = e->nconn, black = e->nblack;
+
+	if (!log_openbsd()) {
+		log_info("event=connect id=%llu ip=%s class=%s%s",
+		    (unsigned long long)c->s.id, ip,
+		    session_class_name(c->s.cls),
+		    (c->s.flags & SESSION_F_LOWMX) ? " lowmx=1" : "");
+		if (m->n > 0)
+			log_info("event=blacklisted id=%llu ip=%s lists=%s",
+			    (unsigned long long)c->s.id, ip, lists);
+		return;
+	}
+	/* OpenBSD counts clients and tarpitted clients of the daemon */
+	if (e->conf->budget != NULL)
+		engine_budget_counts(e->conf->budget, &conns, &black);
+	if (m->n > 0) {
+		engine_obsd_lists(m, ol, sizeof(ol));
+		c->obsd_lists = strdup(ol);	/* NULL: the line goes without */
+	}
+	log_obsd(LOG_INFO, "%s: connected (%d/%d)%s%s", ip, conns, black,
+	    c->obsd_lists != NULL ? ", lists:" : "",
+	    c->obsd_lists != NULL ? c->obsd_lists : "");
+}
+
 /* engine_new_conn - set up a session for an accepted socket; 1 if it
  * became a connection (counted in nconn until engine_close), 0 if the
  * socket was closed here */
@@ -623,12 +686,7 @@ engine_new_conn(struct engine *e, int fd, const struct sockaddr *sa)
 			c->s.flags |= SESSION_F_NOSTUTTER;
 		engine_tarpit_socket(c);
 	}
-	log_info("event=connect id=%llu ip=%s class=%s%s", (unsigned long
-	    long)c->s.id, ip, session_class_name(cls),
-	    (c->s.flags & SESSION_F_LOWMX) ? " lowmx=1" : "");
-	if (m.n > 0)
-		log_info("event=blacklisted id=%llu ip=%s lists=%s",
-		    (unsigned long long)c->s.id, ip, lists);
+	engine_log_connect(e, c, ip, &m, lists);
 	engine_dns_start(e->dns, c);	/* (added) DNSBL, reverse DNS */
 	engine_accept_update(e);
 	engine_run(c);
@@ -716,7 +774,11 @@ engine_tuple(void *arg, struct session *s, const char *helo,
 	const char *str[4];
 
 	session_ip(s, ip, sizeof(ip));
-	if (log_verbose())
+	if (log_verbose() && log_openbsd())
+		log_obsd(LOG_INFO, "(GREY) %s: %s -> %s", ip,
+		    log_obsd_escape(from, strlen(from), 100, ef, sizeof(ef)),
+		    log_obsd_escape(to, strlen(to), 100, et, sizeof(et)));
+	else if (log_verbose())
 		log_info("event=tuple id=%llu ip=%s helo=%s from=%s to=%s",
 		    (unsigned long long)s->id, ip,
 		    log_escape(helo, strlen(helo), 100, eh, sizeof(eh)),
@@ -737,6 +799,81 @@ engine_tuple(void *arg, struct session *s, const char *helo,
 		return;
 	}
 	e->st.tuples++;
+}
+
+/* engine_tarpit_rcpt - session op (added): -v logs a tarpitted client's
+ * RCPT, as OpenBSD's "(BLACK) ip: from -> to" */
+static void
+engine_tarpit_rcpt(void *arg, struct session *s, const char *from,
+    const char *to)
+{
+	char ip[64], ef[512], et[512];
+
+	(void)arg;
+	if (!log_verbose())
+		return;
+	session_ip(s, ip, sizeof(ip));
+	if (log_openbsd())
+		log_obsd(LOG_INFO, "(BLACK) %s: %s -> %s", ip,
+		    log_obsd_escape(from, strlen(from), 100, ef, sizeof(ef)),
+		    log_obsd_escape(to, strlen(to), 100, et, sizeof(et)));
+	else
+		log_info("event=tarpit_rcpt id=%llu ip=%s class=%s from=%s "
+		    "to=%s", (unsigned long long)s->id, ip,
+		    session_class_name(s->cls),
+		    log_escape(from, strlen(from), 100, ef, sizeof(ef)),
+		    log_escape(to, strlen(to), 100, et, sizeof(et)));
+}
+
+/* engine_header_is - does a message line start with this header name? */
+static int
+engine_header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len >= n && strncasecmp(line, name, n) == 0;
+}
+
+/*
+ * engine_data_line - session op (added): with -v, log a tarpitted
+ * client's From:, To: and Subject: headers and its first body lines,
+ * as OpenBSD spamd -v does ("ip: Subject: ...", "ip: Body: ...")
+ */
+static void
+engine_data_line(void *arg, struct session *s, const char *line, size_t len)
+{
+	struct conn *c = (struct conn *)s;
+	char ip[64], el[1100];
+
+	(void)arg;
+	if (!log_verbose())
+		return;
+	if (!c->data_body && len == 0) {
+		c->data_body = 1;
+		return;
+	}
+	if (c->data_body) {
+		/* OpenBSD hangs up at the 10th body line; we read on, and
+		 * log what it would have */
+		if (c->data_lines < 10)
+			c->data_lines++;
+		if (len == 0 || c->data_lines >= 10)
+			return;
+	} else if (!engine_header_is(line, len, "FROM:") &&
+	    !engine_header_is(line, len, "TO:") &&
+	    !engine_header_is(line, len, "SUBJECT:"))
+		return;
+	session_ip(s, ip, sizeof(ip));
+	if (log_openbsd()) {
+		log_obsd_text(line, len, 256, el, sizeof(el));
+		if (c->data_body)
+			log_obsd(LOG_DEBUG, "%s: Body: %s", ip, el);
+		else
+			log_obsd(LOG_INFO, "%s: %s", ip, el);
+	} else if (!c->data_body)
+		log_info("event=header id=%llu ip=%s line=%s",
+		    (unsigned long long)s->id, ip,
+		    log_escape(line, len, 256, el, sizeof(el)));
 }
 
 /* engine_lookup - session op: the lists holding the client now */
@@ -1067,6 +1204,8 @@ engine_main(const struct engine_conf *conf)
 	e->ops.lookup = engine_lookup;
 	e->ops.helo = engine_helo;	/* (added) HELO check */
 	e->ops.rcpt_refused = engine_rcpt_refused;	/* (added) --max-rcpt */
+	e->ops.tarpit_rcpt = engine_tarpit_rcpt;	/* (added) -v lines */
+	e->ops.data_line = engine_data_line;		/* (added) -v lines */
 	e->sconf.hostname = conf->hostname;
 	e->sconf.banner = conf->banner;
 	e->sconf.bl_code = conf->bl_code;
@@ -1127,6 +1266,9 @@ engine_main(const struct engine_conf *conf)
 	log_info("event=engine-start engine=%d maxcon=%d maxblack=%d "
 	    "budget=%s", conf->index, conf->maxcon, conf->maxblack,
 	    conf->budget != NULL ? "shared" : "own");
+	/* OpenBSD says it once, at LOG_WARNING; the first engine speaks */
+	if (log_openbsd() && conf->index == 0)
+		log_obsd(LOG_WARNING, "listening for incoming connections.");
 
 	/* (added) last: every socket and handler the loop needs exists */
 	engine_sigsys_budget = conf->budget;

@@ -126,6 +126,12 @@ struct conn {
 	struct ssl_st	*tls;		/* (added) after STARTTLS, else NULL */
 	time_t		 tarpit_start;	/* (added) when it entered the
 					 * tarpit; 0 = never (greylisted) */
+	char		*obsd_lists;	/* (added) --log-format openbsd: the
+					 * lists at connect, for the
+					 * disconnect line; NULL if none */
+	uint8_t		 data_body;	/* -v: past the message's headers */
+	uint8_t		 data_lines;	/* -v: body lines seen (OpenBSD
+					 * logs the first 9) */
 };
 
 /*

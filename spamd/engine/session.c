@@ -450,6 +450,12 @@ session_mail(struct session *s, const char *arg, size_t len)
 	/* the tarpit answers in any order, as OpenBSD spamd: the client
 	 * must reach DATA and its list's message whatever it sends */
 	if (s->cls != SESSION_GREY) {
+		/* kept only for -v's "(BLACK) ip: from -> to" line */
+		free(s->from);
+		s->from = NULL;
+		if (s->conf->ops != NULL && s->conf->ops->tarpit_rcpt != NULL &&
+		    session_path(arg, len, "FROM:", &p, &plen) == 0)
+			s->from = session_dup(p, plen);
 		session_reply(s, reply_ok);
 		session_set_state(s, SESSION_MAIL);
 		return;
@@ -482,6 +488,15 @@ session_rcpt(struct session *s, const char *arg, size_t len)
 	/* tarpit: any order, nothing recorded (see session_mail) */
 	if (s->cls != SESSION_GREY) {
 		s->nrcpt++;
+		if (s->from != NULL && s->conf->ops != NULL &&
+		    s->conf->ops->tarpit_rcpt != NULL &&
+		    session_path(arg, len, "TO:", &p, &plen) == 0) {
+			if (plen > sizeof(to) - 1)
+				plen = sizeof(to) - 1;
+			memcpy(to, p, plen);
+			to[plen] = '\0';
+			s->conf->ops->tarpit_rcpt(s->conf->arg, s, s->from, to);
+		}
 		session_reply(s, reply_ok);
 		session_set_state(s, SESSION_RCPT);
 		return;
@@ -688,6 +703,9 @@ session_line(struct session *s, const char *line, size_t len)
 	if (s->state == SESSION_DATA) {
 		if (len == 1 && line[0] == '.')
 			session_black_reply(s);
+		else if (s->conf->ops != NULL &&
+		    s->conf->ops->data_line != NULL)
+			s->conf->ops->data_line(s->conf->arg, s, line, len);
 		return;
 	}
 	if (memchr(line, '\0', len) != NULL) {

@@ -83,6 +83,15 @@ struct session_ops {
 	/* (added) an RCPT past max_rcpt got 452 and recorded nothing;
 	 * first = 1 for the first of the connection; may be NULL */
 	void	(*rcpt_refused)(void *arg, struct session *s, int first);
+	/* (added) an RCPT from a tarpitted (blacklisted or trapped) client
+	 * after a MAIL, paths as sent; nothing is recorded, this only lets
+	 * -v log it as OpenBSD does; may be NULL */
+	void	(*tarpit_rcpt)(void *arg, struct session *s, const char *from,
+		    const char *to);
+	/* (added) one line of a tarpitted client's message (no line ending,
+	 * not the final "."), for -v; may be NULL */
+	void	(*data_line)(void *arg, struct session *s, const char *line,
+		    size_t len);
 };
 
 /* Shared by every session of an engine; outlives them. */

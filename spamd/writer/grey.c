@@ -671,6 +671,16 @@ grey_esc(const char *s, char *buf, size_t bufsz)
 	return log_escape(s, strlen(s), 100, buf, bufsz);
 }
 
+/* grey_obsd_esc - a tuple's helo, from and to as an OpenBSD-format line
+ * shows them (addresses as sent, '=' kept), into eh, ef, et (512 each) */
+static void
+grey_obsd_esc(const struct msg *m, char *eh, char *ef, char *et)
+{
+	log_obsd_escape(m->str[1], strlen(m->str[1]), 100, eh, 512);
+	log_obsd_escape(m->str[2], strlen(m->str[2]), 100, ef, 512);
+	log_obsd_escape(m->str[3], strlen(m->str[3]), 100, et, 512);
+}
+
 /*
  * grey_tuple_check - a tuple's frame is sound: 4 strings and an address
  * (put in canonical form into ip); 0 if not (logged and counted)
@@ -738,8 +748,13 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 	switch (res) {
 	case GDB_R_NEW:
 		g->n.new++;
-		log_debug("event=new ip=%s helo=%s from=%s to=%s", ip, eh, ef,
-		    et);
+		if (log_openbsd() && log_verbose() > 0) {
+			grey_obsd_esc(m, eh, ef, et);
+			log_obsd(LOG_DEBUG, "new entry %s from %s to %s, "
+			    "helo %s", ip, ef, et, eh);
+		} else
+			log_debug("event=new ip=%s helo=%s from=%s to=%s", ip,
+			    eh, ef, et);
 		break;
 	case GDB_R_REFUSED:
 		/* (added) not stored: tell no peer, answer as NEW below */
@@ -760,8 +775,12 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 		break;
 	case GDB_R_PASSED:
 		g->n.passes++;
-		log_info("event=pass ip=%s helo=%s from=%s to=%s", ip, eh, ef,
-		    et);
+		if (log_openbsd())
+			log_obsd(LOG_DEBUG, "whitelisting %s in %s", ip,
+			    g->conf->dbdir);
+		else
+			log_info("event=pass ip=%s helo=%s from=%s to=%s", ip,
+			    eh, ef, et);
 		grey_fw_white(g->fw, ip, rec->expire, now);
 		break;
 	case GDB_R_WHITE:
@@ -777,9 +796,21 @@ grey_tuple_done(struct grey_engine *e, const struct msg *m, const char *ip,
 
 		g->n.traps++;
 		gdb_mail_norm(m->str[3], to, sizeof(to));
-		log_info("event=trap ip=%s to=%s reason=%s", ip, et,
-		    lowmx ? "lowmx" : gdb_domain_allowed(g->db, to) ?
-		    "spamtrap" : "domain");
+		/* OpenBSD's tuple is its key, ip\nhelo\nfrom\nto; its
+		 * syslogd shows the newlines as spaces */
+		if (log_openbsd())
+			grey_obsd_esc(m, eh, ef, et);
+		if (log_openbsd() && lowmx)
+			log_obsd(LOG_DEBUG, "Trapping %s for trying %s first "
+			    "for tuple %s %s %s %s", ip, g->conf->lowmx_addr,
+			    ip, eh, ef, et);
+		else if (log_openbsd())
+			log_obsd(LOG_DEBUG, "Trapping %s for tuple %s %s %s %s",
+			    ip, ip, eh, ef, et);
+		else
+			log_info("event=trap ip=%s to=%s reason=%s", ip, et,
+			    lowmx ? "lowmx" : gdb_domain_allowed(g->db, to) ?
+			    "spamtrap" : "domain");
 		grey_fw_trap(g->fw, ip, now + g->conf->times.trapexp, now);
 		grey_traplist_changed(g);
 		break;

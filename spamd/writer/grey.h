@@ -28,6 +28,7 @@ struct grey_conf {
 					 * (start + --lowmx-grace, OpenBSD's
 					 * 60 s: a restart must not trap real
 					 * senders retrying to the backup MX) */
+	const char	*lowmx_addr;	/* -M as given, for the log line */
 	int		flush_ms;	/* group-commit window (default 1000) */
 	int		scan_secs;	/* expiry scan interval (default 60) */
 	int		fw_enabled;	/* keep the firewall sets in step */

@@ -117,6 +117,47 @@ test_set_format(void **state)
 	assert_int_equal(log_set_format("JSON"), -1);
 	assert_int_equal(log_set_format(""), -1);
 	assert_int_equal(log_set_format("text"), -1);
+	assert_int_equal(log_set_format("OpenBSD"), -1);
+	assert_int_equal(log_set_format("openbsd"), 0);
+	assert_int_equal(log_openbsd(), 1);
+	assert_int_equal(log_set_format("json"), 0);
+	assert_int_equal(log_openbsd(), 0);
+	assert_int_equal(log_set_format("kv"), 0);
+}
+
+/* test_obsd_escape - client bytes in an OpenBSD line: addresses as sent
+ * ('=' and '"' kept), white space and control bytes escaped; free text
+ * keeps its spaces */
+static void
+test_obsd_escape(void **state)
+{
+	static const struct {
+		const char	*in;
+		int		 text;	/* log_obsd_text, else _escape */
+		const char	*want;
+	} rows[] = {
+		{ "<SRS0=ab=cd@x.example>", 0, "<SRS0=ab=cd@x.example>" },
+		{ "<\"a\"@b>", 0, "<\"a\"@b>" },
+		{ "<a b@c> -> <d>", 0, "<a\\sb@c>\\s->\\s<d>" },
+		{ "a\r\nb", 0, "a\\r\\nb" },
+		{ "Subject: cheap stuff", 1, "Subject: cheap stuff" },
+		{ "Subject: a\rb\nc", 1, "Subject: a\\rb\\nc" },
+	};
+	char out[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i].text)
+			log_obsd_text(rows[i].in, strlen(rows[i].in), 100,
+			    out, sizeof(out));
+		else
+			log_obsd_escape(rows[i].in, strlen(rows[i].in), 100,
+			    out, sizeof(out));
+		assert_string_equal(out, rows[i].want);
+	}
+	/* cut to max input bytes */
+	log_obsd_escape("abcdef", 6, 3, out, sizeof(out));
+	assert_string_equal(out, "abc");
 }
 
 int
@@ -127,6 +168,7 @@ main(void)
 		cmocka_unit_test(test_json_fixed),
 		cmocka_unit_test(test_json_short),
 		cmocka_unit_test(test_set_format),
+		cmocka_unit_test(test_obsd_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

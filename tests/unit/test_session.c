@@ -900,6 +900,87 @@ test_names(void **state)
 	assert_string_equal(session_class_name(-1), "invalid");
 }
 
+/* What the tarpit_rcpt and data_line ops saw (added, for -v). */
+struct vb_seen {
+	char	rcpts[512];	/* "from>to\n" each */
+	char	lines[512];	/* "line\n" each */
+	int	tuples;
+};
+
+static void
+vb_tuple(void *arg, struct session *s, const char *helo, const char *from,
+    const char *to)
+{
+	((struct vb_seen *)arg)->tuples++;
+}
+
+static void
+vb_rcpt(void *arg, struct session *s, const char *from, const char *to)
+{
+	struct vb_seen *vb = arg;
+
+	strlcat(vb->rcpts, from, sizeof(vb->rcpts));
+	strlcat(vb->rcpts, ">", sizeof(vb->rcpts));
+	strlcat(vb->rcpts, to, sizeof(vb->rcpts));
+	strlcat(vb->rcpts, "\n", sizeof(vb->rcpts));
+}
+
+static void
+vb_line(void *arg, struct session *s, const char *line, size_t len)
+{
+	struct vb_seen *vb = arg;
+	char l[128];
+
+	snprintf(l, sizeof(l), "%.*s\n", (int)len, line);
+	strlcat(vb->lines, l, sizeof(vb->lines));
+}
+
+static const struct session_ops vb_ops = { .tuple = vb_tuple,
+    .tarpit_rcpt = vb_rcpt, .data_line = vb_line };
+
+/*
+ * test_tarpit_verbose - (added) a blacklisted client's RCPTs after a MAIL
+ * reach tarpit_rcpt with the paths as sent (no tuple recorded; an RCPT
+ * before any MAIL or with a bad path is not reported), and each line of
+ * its message but the final "." reaches data_line without its CRLF
+ */
+static void
+test_tarpit_verbose(void **state)
+{
+	struct session_conf conf;
+	struct session s;
+	struct vb_seen vb;
+	struct bl_addr a = { AF_INET, { 192, 0, 2, 7 } };
+	char carry[4096], out[8192];
+	size_t carrylen = 0;
+	static const char in[] =
+	    "RCPT TO:<early@x>\r\nHELO h\r\nMAIL FROM: <A@B.example> "
+	    "SIZE=10\r\nRCPT TO:<C@d.example>\r\nRCPT TO:\r\n"
+	    "RCPT TO:plain@d.example\r\nDATA\r\nSubject: hi there\r\n"
+	    "\r\nbody\r\n..stuffed\r\n.\r\n";
+
+	memset(&vb, 0, sizeof(vb));
+	memset(&conf, 0, sizeof(conf));
+	conf.hostname = HOST;
+	conf.banner = "spamd IP-based SPAM blocker";
+	conf.bl_code = 450;
+	conf.ops = &vb_ops;
+	conf.arg = &vb;
+	assert_int_equal(session_conf_init(&conf), 0);
+	assert_int_equal(session_start(&s, &conf, 1, &a, SESSION_BLACK, T0),
+	    0);
+	out[0] = '\0';
+	assert_true(drive(&s, carry, &carrylen, in, sizeof(in) - 1, out,
+	    sizeof(out)));
+	assert_string_equal(vb.rcpts, "<A@B.example>><C@d.example>\n"
+	    "<A@B.example>>plain@d.example\n");
+	assert_string_equal(vb.lines, "Subject: hi there\n\nbody\n"
+	    "..stuffed\n");
+	assert_int_equal(vb.tuples, 0);
+	session_free(&s);
+	session_conf_free(&conf);
+}
+
 /* What the rcpt_refused op saw (added). */
 struct cap_seen {
 	int		 tuples, refused, first;
@@ -1047,6 +1128,7 @@ main(void)
 		cmocka_unit_test(test_dns_switch),
 		cmocka_unit_test(test_cmd_is),
 		cmocka_unit_test(test_rcpt_default_cap),
+		cmocka_unit_test(test_tarpit_verbose),
 	};
 
 	/* the banner's date is checked in UTC */
