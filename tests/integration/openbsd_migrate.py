@@ -14,7 +14,7 @@ programs for the installed ones, and loopback (PORTS 24500-24999):
   - on "Linux": the tar is unpacked, the key chmod'ed, greyctl imports
     the dump and prints stats, nft checks etc/spamd.nft (-c: nothing is
     loaded; root only), spamd starts with the unit's ExecStart flags
-    (etc/spamd.service; --fw file instead of nftables), spamd-setup loads
+    (etc/spamd-tarpit.service.in; --fw file instead of nftables), spamd-setup loads
     the lists (its conf's /etc/mail paths moved, the only edit).
 Then: the imported WHITE host is in the firewall set at once, the
 imported TRAPPED host is tarpitted with the trap message, the imported
@@ -186,7 +186,7 @@ class Walk:
         return r.returncode == 0, r.stderr[-300:]
 
     def start(self, cmd):
-        with open(os.path.join(TOP, "etc", "spamd.service")) as f:
+        with open(os.path.join(TOP, "etc", "spamd-tarpit.service.in")) as f:
             m = re.search(r"^ExecStart=(.*)$", f.read(), re.M)
         argv = shlex.split(m.group(1))[1:] if m else []
         extra, i = [], 0

@@ -157,15 +157,18 @@ def main():
         b1 = smtp(port, "127.0.0.3", [b"HELO spam.example",
                   b"MAIL FROM:<spam@bad.example>",
                   b"RCPT TO:<bob@example.org>", b"DATA"], msg)
+        # why no DATA: the trap list may reach the engine before it, and a
+        # client trapped mid-session is then tarpitted (354), else
+        # greylisted (451); the RCPT alone is what traps it
         t1 = smtp(port, "127.0.0.5", grey_cmds(b"trapper.example",
-                  b"x@trapper.example", b"trap@example.org"))
+                  b"x@trapper.example", b"trap@example.org")[:3])
         listed = d.wait_log("event=list-loaded engine=0 tag=spamd-greytrap "
                             "prefixes=1",
                             fl.slow(15))
         t2 = smtp(port, "127.0.0.5", [b"NOOP"]) if listed else None
         check("dialogues: grey 451 twice, blacklisted 354 then 450, "
-              "trapper 451", g1[-1] == 451 and g2[-1] == 451 and
-              b1[-2:] == [354, 450] and t1[-1] == 451,
+              "trapper's RCPT 250", g1[-1] == 451 and g2[-1] == 451 and
+              b1[-2:] == [354, 450] and t1 == [250, 250, 250],
               "%r %r %r %r" % (g1, g2, b1, t1))
         check("the trap list reaches the engine", listed, d.log_tail())
         # wait for the last disconnect line before stopping
