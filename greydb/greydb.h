@@ -198,6 +198,12 @@ int	gdb_trap(struct gdb *db, const char *ip, int64_t now, int64_t expire,
 /* gdb_white - mark ip WHITE until expire (refused with -1 while trapped) */
 int	gdb_white(struct gdb *db, const char *ip, int64_t now, int64_t expire,
 	    struct gdb_err *err);
+/* gdb_white_seen - greylogd saw ip reach the real MX (OpenBSD spamlogd's
+ * update): a live WHITE entry gets pcount + 1 and expire, its first,
+ * pass and bcount stay; otherwise a new WHITE with first = pass = now,
+ * bcount 1, pcount 0. Refused with -1 while ip is trapped. */
+int	gdb_white_seen(struct gdb *db, const char *ip, int64_t now,
+	    int64_t expire, struct gdb_err *err);
 /* gdb_spamtrap_add / gdb_spamtrap_del - manage trap recipient addresses */
 int	gdb_spamtrap_add(struct gdb *db, const char *addr, struct gdb_err *err);
 int	gdb_spamtrap_del(struct gdb *db, const char *addr, struct gdb_err *err);

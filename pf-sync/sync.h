@@ -192,6 +192,10 @@ int	psync_hmac(const uint8_t *pkt, size_t len, const char *key,
  * out[41]; -1 with err naming path and errno text (missing file too) */
 int	psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
 	    struct psync_err *err);
+/* psync_key_load_any - psync_key_load that also takes a file group or
+ * others may access (--sync-key-any-mode: OpenBSD checks no mode) */
+int	psync_key_load_any(const char *path, char out[PSYNC_KEY_LEN + 1],
+	    struct psync_err *err);
 /* psync_key_from_bytes - the same for bytes in memory */
 void	psync_key_from_bytes(const void *data, size_t len,
 	    char out[PSYNC_KEY_LEN + 1]);
