@@ -18,8 +18,11 @@
 
 #define GDB_DEFAULT_DIR   "/var/db/spamd"
 #define GDB_ADDR_MAX      46	/* INET6_ADDRSTRLEN: canonical IP text + NUL */
-#define GDB_HELO_MAX      256	/* stored HELO, NUL included (longer is cut) */
-#define GDB_MAIL_MAX      256	/* stored address, NUL included (RFC 5321 path) */
+/* stored HELO and addresses, NUL included; longer ones are cut to their
+ * first 1,023 bytes, as OpenBSD spamd (MAX_MAIL 1024) does on the SMTP
+ * side and for what its sync peers send, so a tuple from either matches */
+#define GDB_HELO_MAX      1024
+#define GDB_MAIL_MAX      1024
 
 /* Record types; the numbers are part of the on-disk key layout. */
 enum gdb_type {

@@ -37,7 +37,10 @@
  * The encoder never mixes OpenBSD's types (1-3) with extension types in
  * one packet: a plain OpenBSD peer stops reading at the first unknown
  * type, so an extension TLV in its own packet costs it nothing else.
- * Packets are at most PSYNC_PKT_SEND (1408, OpenBSD's receive buffer).
+ * Packets are at most PSYNC_PKT_SEND (1408, OpenBSD's receive buffer),
+ * but for one GREY entry whose long fields (up to 1,023 bytes each, as
+ * OpenBSD stores them) do not fit alone: it goes whole in a packet of
+ * its own, as OpenBSD's sync_update sends it.
  *
  * Receive checks, in order, before any pointer moves: header present,
  * version, af, length field == bytes received (OpenBSD tolerates extra
