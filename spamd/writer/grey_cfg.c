@@ -7,7 +7,7 @@
  * connection, other tools several): so do we. Each line is checked with
  * bl_parse, then goes to every engine as MSG_BLACKLIST, so one load
  * reaches all -W engine processes; a bad line is refused here and no
- * engine ever sees it. Lines are handled in order, one at a time: the
+ * engine ever sees it; an empty line is skipped, as OpenBSD does. Lines are handled in order, one at a time: the
  * next is read only once every live engine said it applied this one
  * (MSG_LIST_ACK). Each line gets one answer line, "ok TAG N\n" (N
  * prefixes) or "error TAG: reason\n" (an engine that refused it, closed
@@ -76,6 +76,7 @@ struct grey_cfg_conn {
 	int				 lines;	   /* lines handled */
 	int				 eof;	   /* the peer half-closed */
 	int				 closing;  /* last answer queued */
+	int				 mute;	   /* the peer is gone: no answers */
 	int				 refused;  /* unreserved port */
 	uint64_t			 load;	   /* 0: none in flight */
 	uint64_t			 waiting;  /* engines to ack, bit idx-1 */
@@ -163,6 +164,8 @@ grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
+	if (c->mute)
+		return;
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
@@ -190,10 +193,12 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
+	grey_cfg_close(c);
+	if (c->mute)
+		return;
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
-	grey_cfg_close(c);
 	bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -381,8 +386,8 @@ grey_cfg_toolong(struct grey_cfg_conn *c)
 static int
 grey_cfg_done(struct grey_cfg_conn *c)
 {
-	if (!c->closing ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+	if (!c->closing || (!c->mute &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0))
 		return 0;
 	grey_cfg_conn_free(c);
 	return 1;
@@ -412,7 +417,8 @@ grey_cfg_next(struct grey_cfg_conn *c)
 				break;
 			/* the newline of the last line is optional, as
 			 * spamd-setup half-closes after it */
-			if (c->len > 0 || (c->refused && c->lines == 0))
+			if ((c->len > 0 && !(c->len == 1 &&
+			    c->buf[0] == '\r')) || (c->refused && c->lines == 0))
 				grey_cfg_handle(c, c->buf, c->len);
 			c->len = c->scanned = 0;
 			if (c->load == 0)
@@ -424,7 +430,9 @@ grey_cfg_next(struct grey_cfg_conn *c)
 			grey_cfg_toolong(c);
 			break;
 		}
-		grey_cfg_handle(c, c->buf, used - 1);
+		/* an empty line is skipped unanswered, as OpenBSD does */
+		if (used > 2 || (used == 2 && c->buf[0] != '\r'))
+			grey_cfg_handle(c, c->buf, used - 1);
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
 		c->scanned = 0;
@@ -528,6 +536,19 @@ grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
 		return;	/* the peer half-closed; the answers are to come */
+	if ((what & BEV_EVENT_WRITING) && c->eof && !c->closing) {
+		/*
+		 * why go on: a client that sends its lines and closes
+		 * without reading (as OpenBSD's spamd-setup does) makes our
+		 * first answer fail; its other lines must load all the same
+		 */
+		c->mute = 1;
+		evbuffer_drain(bufferevent_get_output(bev),
+		    evbuffer_get_length(bufferevent_get_output(bev)));
+		bufferevent_disable(bev, EV_WRITE);
+		(void)grey_cfg_next(c);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		c->cfg->errors++;
 		log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d",
