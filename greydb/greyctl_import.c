@@ -25,7 +25,7 @@
 #include "greydb/greyctl.h"
 #include "spamd/common/sandbox.h"
 
-#define IMPORT_LINE_MAX	2048	/* a GREY line is at most ~900 bytes */
+#define IMPORT_LINE_MAX	4096	/* a GREY line is at most ~3,300 bytes */
 #define IMPORT_FIELDS	10
 #define IMPORT_REPORT	20	/* bad lines reported one by one */
 

@@ -18,8 +18,11 @@
 
 #define GDB_DEFAULT_DIR   "/var/db/spamd"
 #define GDB_ADDR_MAX      46	/* INET6_ADDRSTRLEN: canonical IP text + NUL */
-#define GDB_HELO_MAX      256	/* stored HELO, NUL included (longer is cut) */
-#define GDB_MAIL_MAX      256	/* stored address, NUL included (RFC 5321 path) */
+/* stored HELO and addresses, NUL included; longer ones are cut to their
+ * first 1,023 bytes, as OpenBSD spamd (MAX_MAIL 1024) does on the SMTP
+ * side and for what its sync peers send, so a tuple from either matches */
+#define GDB_HELO_MAX      1024
+#define GDB_MAIL_MAX      1024
 
 /* Record types; the numbers are part of the on-disk key layout. */
 enum gdb_type {
@@ -198,6 +201,12 @@ int	gdb_trap(struct gdb *db, const char *ip, int64_t now, int64_t expire,
 /* gdb_white - mark ip WHITE until expire (refused with -1 while trapped) */
 int	gdb_white(struct gdb *db, const char *ip, int64_t now, int64_t expire,
 	    struct gdb_err *err);
+/* gdb_white_seen - greylogd saw ip reach the real MX (OpenBSD spamlogd's
+ * update): a live WHITE entry gets pcount + 1 and expire, its first,
+ * pass and bcount stay; otherwise a new WHITE with first = pass = now,
+ * bcount 1, pcount 0. Refused with -1 while ip is trapped. */
+int	gdb_white_seen(struct gdb *db, const char *ip, int64_t now,
+	    int64_t expire, struct gdb_err *err);
 /* gdb_spamtrap_add / gdb_spamtrap_del - manage trap recipient addresses */
 int	gdb_spamtrap_add(struct gdb *db, const char *addr, struct gdb_err *err);
 int	gdb_spamtrap_del(struct gdb *db, const char *addr, struct gdb_err *err);

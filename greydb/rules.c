@@ -387,6 +387,43 @@ white_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 	return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
 }
 
+/* white_seen_txn - the body of gdb_white_seen: spamlogd's update */
+static int
+white_seen_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
+{
+	struct ipcmd_ctx *c = arg;
+	struct gdb_rec key, old, nw;
+	int ret;
+
+	ip_rec(&key, GDB_TRAPPED, c->ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	if (live(ret, &old, c->now)) {
+		gdb_seterr(err, "%s: white: %s is TRAPPED until %lld",
+		    db->dir, c->ip, (long long)old.expire);
+		return GDB_EAPP;
+	}
+	ip_rec(&key, GDB_WHITE, c->ip);
+	ret = read_key(db, txn, &key, &old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	/* why: OpenBSD's spamlogd counts each connection it sees in pcount
+	 * and only moves expire; first and pass keep when the host was
+	 * first seen and when it passed, which spamdb readers rely on */
+	if (live(ret, &old, c->now)) {
+		nw = old;
+		nw.pcount = old.pcount + 1;
+	} else {
+		nw = key;
+		nw.first = nw.pass = c->now;
+		nw.bcount = 1;
+		nw.pcount = 0;
+	}
+	nw.expire = c->expire;
+	return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
+}
+
 /* ipcmd - canonicalise ip and run body in a transaction */
 static int
 ipcmd(struct gdb *db, const char *op, gdb_txn_fn body, const char *ip,
@@ -418,4 +455,12 @@ gdb_white(struct gdb *db, const char *ip, int64_t now, int64_t expire,
     struct gdb_err *err)
 {
 	return ipcmd(db, "white", white_txn, ip, now, expire, err);
+}
+
+/* gdb_white_seen - ip passed to the real MX: refresh as spamlogd does */
+int
+gdb_white_seen(struct gdb *db, const char *ip, int64_t now, int64_t expire,
+    struct gdb_err *err)
+{
+	return ipcmd(db, "white_seen", white_seen_txn, ip, now, expire, err);
 }

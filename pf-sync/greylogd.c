@@ -379,7 +379,7 @@ greylogd_white(struct greylogd *g, const struct greylogd_node *n,
 		    n->ip, greylogd_dir_name(n->dir), (long long)rec.expire);
 		return 0;
 	}
-	if (gdb_white(g->db, n->ip, now, expire, &err) == -1) {
+	if (gdb_white_seen(g->db, n->ip, now, expire, &err) == -1) {
 		greylogd_db_failed(g, "white", n->ip, &err);
 		return -1;
 	}

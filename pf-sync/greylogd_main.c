@@ -50,6 +50,7 @@ struct main_opts {
 	const char	*fw_file;
 	const char	*sync_key;
 	int		 sync_no_auth;
+	int		 sync_key_any_mode;	/* --sync-key-any-mode */
 	const char	*user;
 	int		 user_given;
 	char		 dbdir_buf[PATH_MAX];
@@ -59,6 +60,7 @@ struct main_opts {
 enum {
 	OPT_DBDIR = 256, OPT_FW, OPT_FW_FAMILY, OPT_FW_TABLE, OPT_FW_FILE,
 	OPT_SYNC_KEY, OPT_SYNC_NOAUTH, OPT_USER, OPT_GROUP, OPT_WHITE,
+	OPT_SYNC_ANYMODE,
 };
 
 static const struct option main_longopts[] = {
@@ -69,6 +71,7 @@ static const struct option main_longopts[] = {
 	{ "fw-file",		required_argument, NULL, OPT_FW_FILE },
 	{ "sync-key",		required_argument, NULL, OPT_SYNC_KEY },
 	{ "sync-no-auth",	no_argument,	   NULL, OPT_SYNC_NOAUTH },
+	{ "sync-key-any-mode",	no_argument,	   NULL, OPT_SYNC_ANYMODE },
 	{ "user",		required_argument, NULL, OPT_USER },
 	{ "nflog-group",	required_argument, NULL, OPT_GROUP },
 	{ "white-seconds",	required_argument, NULL, OPT_WHITE },
@@ -85,7 +88,8 @@ main_usage(int status)
 "                [-Y synctarget]... [--nflog-group N] [--db-dir DIR]\n"
 "                [--fw nftables|ipset|pf|file|none] [--fw-family F]\n"
 "                [--fw-table T] [--fw-file PATH] [--sync-key FILE]\n"
-"                [--sync-no-auth] [--user NAME] [--white-seconds N]\n");
+"                [--sync-key-any-mode] [--sync-no-auth] [--user NAME]\n"
+"                [--white-seconds N]\n");
 	exit(status);
 }
 
@@ -135,9 +139,20 @@ main_parse(struct main_opts *o, int argc, char *argv[])
 	o->fw = "nftables";
 	o->sync_key = PSYNC_KEY_DEFAULT;
 	o->user = "_spamd";
-	while ((ch = getopt_long(argc, argv, "DIg:hi:vW:Y:", main_longopts,
+	while ((ch = getopt_long(argc, argv, "DIg:hi:l:vW:Y:", main_longopts,
 	    NULL)) != -1) {
 		switch (ch) {
+		case 'l':
+			/* why taken only to refuse: spamlogd's -l is in
+			 * every OpenBSD rc.conf.local; say what replaces it
+			 * instead of getopt's "invalid option" */
+			fprintf(stderr, "greylogd: -l %s: Linux has no pflog "
+			    "interface; greylogd reads SMTP connection starts "
+			    "from an NFLOG group instead: use -g GROUP (the "
+			    "nftables \"log group\" of the rules, default "
+			    "%d; see greylogd(8))\n", optarg,
+			    GREYLOGD_GROUP_DEFAULT);
+			exit(2);
 		case 'D': o->foreground = 1; break;
 		case 'I': o->inbound_only = 1; break;
 		case 'i': o->iface = optarg; break;
@@ -172,6 +187,7 @@ main_parse(struct main_opts *o, int argc, char *argv[])
 		case OPT_FW_FILE: o->fw_file = optarg; break;
 		case OPT_SYNC_KEY: o->sync_key = optarg; break;
 		case OPT_SYNC_NOAUTH: o->sync_no_auth = 1; break;
+		case OPT_SYNC_ANYMODE: o->sync_key_any_mode = 1; break;
 		case OPT_USER:
 			o->user = optarg;
 			o->user_given = 1;
@@ -376,9 +392,10 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (o.ntargets > 0 && !o.sync_no_auth &&
-	    psync_key_load(o.sync_key, key, &perr) == -1) {
-		fprintf(stderr, "greylogd: -Y needs a sync key: %s (or "
-		    "--sync-no-auth to send without authentication)\n",
+	    (o.sync_key_any_mode ? psync_key_load_any(o.sync_key, key,
+	    &perr) : psync_key_load(o.sync_key, key, &perr)) == -1) {
+		/* perr names the option that gives OpenBSD's behaviour */
+		fprintf(stderr, "greylogd: -Y needs a sync key: %s\n",
 		    perr.msg);
 		return 1;
 	}

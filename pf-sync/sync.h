@@ -37,7 +37,10 @@
  * The encoder never mixes OpenBSD's types (1-3) with extension types in
  * one packet: a plain OpenBSD peer stops reading at the first unknown
  * type, so an extension TLV in its own packet costs it nothing else.
- * Packets are at most PSYNC_PKT_SEND (1408, OpenBSD's receive buffer).
+ * Packets are at most PSYNC_PKT_SEND (1408, OpenBSD's receive buffer),
+ * but for one GREY entry whose long fields (up to 1,023 bytes each, as
+ * OpenBSD stores them) do not fit alone: it goes whole in a packet of
+ * its own, as OpenBSD's sync_update sends it.
  *
  * Receive checks, in order, before any pointer moves: header present,
  * version, af, length field == bytes received (OpenBSD tolerates extra
@@ -191,6 +194,10 @@ int	psync_hmac(const uint8_t *pkt, size_t len, const char *key,
 /* psync_key_load - key = lowercase hex SHA-1 of path's contents into
  * out[41]; -1 with err naming path and errno text (missing file too) */
 int	psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
+	    struct psync_err *err);
+/* psync_key_load_any - psync_key_load that also takes a file group or
+ * others may access (--sync-key-any-mode: OpenBSD checks no mode) */
+int	psync_key_load_any(const char *path, char out[PSYNC_KEY_LEN + 1],
 	    struct psync_err *err);
 /* psync_key_from_bytes - the same for bytes in memory */
 void	psync_key_from_bytes(const void *data, size_t len,

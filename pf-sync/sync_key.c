@@ -44,9 +44,10 @@ psync_key_from_bytes(const void *data, size_t len,
 	hex(md, out);
 }
 
-/* psync_key_load - read path and derive the key from its contents */
-int
-psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
+/* key_load - read path and derive the key from its contents; any_mode
+ * takes a file that group or others may access */
+static int
+key_load(const char *path, char out[PSYNC_KEY_LEN + 1], int any_mode,
     struct psync_err *err)
 {
 	unsigned char buf[4096], md[EVP_MAX_MD_SIZE];
@@ -58,21 +59,27 @@ psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
 
 	out[0] = '\0';
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		/* why name the option: OpenBSD spamd syncs with the empty
+		 * key when the file is missing, and an admin moving over
+		 * must find how to get that back */
 		snprintf(err->msg, sizeof(err->msg), "sync key %s: %s%s",
-		    path, strerror(errno), errno == ENOENT ? " (create it, "
-		    "e.g. from 4096 random bytes, on every peer; or run "
-		    "sync without authentication explicitly)" : "");
+		    path, strerror(errno), errno == ENOENT ? " (create it "
+		    "on every peer, e.g. from 4096 random bytes, mode 600; "
+		    "OpenBSD spamd then syncs with the empty key: "
+		    "--sync-no-auth does the same, unauthenticated)" : "");
 		err->reason = PSYNC_D_NONE;
 		err->offset = 0;
 		return -1;
 	}
 	/* a shared secret others can read or change is no secret */
-	if (fstat(fd, &st) == -1 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+	if (fstat(fd, &st) == -1 ||
+	    (!any_mode && (st.st_mode & (S_IRWXG | S_IRWXO)))) {
 		if (st.st_mode & (S_IRWXG | S_IRWXO))
 			snprintf(err->msg, sizeof(err->msg), "sync key %s: "
 			    "mode %04o: group or others may access it (chmod "
-			    "600 %s)", path, (unsigned)(st.st_mode & 07777),
-			    path);
+			    "600 %s; OpenBSD spamd uses it whatever its mode: "
+			    "--sync-key-any-mode does the same)", path,
+			    (unsigned)(st.st_mode & 07777), path);
 		else
 			snprintf(err->msg, sizeof(err->msg), "sync key %s: "
 			    "fstat: %s", path, strerror(errno));
@@ -108,4 +115,21 @@ psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
 	EVP_MD_CTX_free(ctx);
 	hex(md, out);
 	return 0;
+}
+
+/* psync_key_load - the key of path, refusing a file group or others may
+ * access (sync.h) */
+int
+psync_key_load(const char *path, char out[PSYNC_KEY_LEN + 1],
+    struct psync_err *err)
+{
+	return key_load(path, out, 0, err);
+}
+
+/* psync_key_load_any - the key of path whatever its mode (sync.h) */
+int
+psync_key_load_any(const char *path, char out[PSYNC_KEY_LEN + 1],
+    struct psync_err *err)
+{
+	return key_load(path, out, 1, err);
 }

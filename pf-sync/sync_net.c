@@ -879,6 +879,8 @@ psync_send_entries(struct psync *ps, const struct psync_entry *ents,
 	struct psync_target *t;
 	struct psync_err err;
 	uint8_t pkt[PSYNC_PKT_SEND];
+	static uint8_t big[PSYNC_PKT_MAX];	/* one long GREY entry */
+	const uint8_t *out;
 	size_t len, done = 0;
 	int k, packets = 0, del;
 
@@ -886,8 +888,22 @@ psync_send_entries(struct psync *ps, const struct psync_entry *ents,
 		/* Deletions never share a packet with anything else, so a
 		 * target without deletions loses nothing by skipping it. */
 		del = has_del(ents + done, 1);
+		out = pkt;
 		k = psync_encode(ents + done, del ? 1 : n - done, ps->counter,
 		    ps->key, ps->keylen, pkt, sizeof(pkt), &len, &err);
+		if (k == -1 && psync_tlv_size(&ents[done]) + PSYNC_HDR_LEN +
+		    4 > sizeof(pkt) && psync_tlv_size(&ents[done]) != 0) {
+			/*
+			 * A tuple with long fields (up to 3 x 1,023 bytes)
+			 * does not fit OpenBSD's 1,408-byte packets.
+			 * OpenBSD's sync_update sends it whole anyway; so do
+			 * we, alone: our peers take it, an OpenBSD peer
+			 * drops it as it drops OpenBSD's own.
+			 */
+			out = big;
+			k = psync_encode(ents + done, 1, ps->counter, ps->key,
+			    ps->keylen, big, sizeof(big), &len, &err);
+		}
 		if (k == -1) {
 			log_warnx("event=sync_encode msg=\"%s\"", err.msg);
 			return -1;
@@ -907,7 +923,7 @@ psync_send_entries(struct psync *ps, const struct psync_entry *ents,
 		TAILQ_FOREACH(t, &ps->targets, entry) {
 			if (del && !t->deletions)
 				continue;
-			if (sendto(t->fd, pkt, len, 0,
+			if (sendto(t->fd, out, len, 0,
 			    (struct sockaddr *)&t->ss, t->sslen) == -1) {
 				ps->c.send_errors++;
 				log_debug("event=sync_send target=%s error=\"%s\"",

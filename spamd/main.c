@@ -106,6 +106,7 @@ struct main_opts {
 	int		 sync_port;
 	const char	*sync_key;
 	int		 sync_no_auth, sync_white, sync_deletions;
+	int		 sync_key_any_mode;	/* --sync-key-any-mode */
 	const char	*sync_accept[GREY_SYNC_MAX_TARGETS];	/* more peers */
 	int		 nsync_accept;
 	const char	*http_listen;
@@ -166,7 +167,7 @@ enum {
 	OPT_FW_FILE, OPT_FW_CREATE, OPT_FW_TRAP_SET, OPT_FW_RECONCILE, OPT_GROUP4, OPT_GROUP6,
 	OPT_LOGFMT, OPT_HELP,
 	OPT_SYNC_PORT, OPT_SYNC_KEY, OPT_SYNC_NOAUTH, OPT_SYNC_WHITE,
-	OPT_SYNC_DEL, OPT_HTTP,
+	OPT_SYNC_DEL, OPT_SYNC_ANYMODE, OPT_HTTP,
 	OPT_VALID_RCPT, OPT_VERIFY_MX, OPT_VERIFY_VALID, OPT_VERIFY_INVALID,
 	OPT_VERIFY_RATE, OPT_INVALID_TRAP,
 	OPT_DNSBL, OPT_DNSBL_FILE, OPT_DNSBL_TIMEOUT, OPT_DNS_SERVER,
@@ -214,6 +215,7 @@ static const struct option main_longopts[] = {
 	{ "sync-no-auth",	no_argument,	   NULL, OPT_SYNC_NOAUTH },
 	{ "sync-white",		no_argument,	   NULL, OPT_SYNC_WHITE },
 	{ "sync-deletions",	no_argument,	   NULL, OPT_SYNC_DEL },
+	{ "sync-key-any-mode",	no_argument,	   NULL, OPT_SYNC_ANYMODE },
 	{ "http-listen",	required_argument, NULL, OPT_HTTP },
 	{ "valid-rcpt",		required_argument, NULL, OPT_VALID_RCPT },
 	{ "verify-mx",		required_argument, NULL, OPT_VERIFY_MX },
@@ -261,7 +263,8 @@ main_usage(int status)
 "             [--group-v4 LEN] [--group-v6 LEN]\n"
 "             [--log-format kv|json|openbsd]\n"
 "             [-y listen] [-Y target]... [--sync-port PORT]\n"
-"             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
+"             [--sync-key FILE [--sync-key-any-mode] | --sync-no-auth]\n"
+"             [--sync-white]\n"
 "             [--sync-deletions] [--sync-accept ADDR[/LEN]]...\n"
 "             [--http-listen ADDR:PORT]\n"
 "             [--valid-rcpt FILE] [--verify-mx HOST[:PORT]]\n"
@@ -672,6 +675,7 @@ main_parse(struct main_opts *o, int argc, char **argv)
 		case OPT_SYNC_NOAUTH: o->sync_no_auth = 1; break;
 		case OPT_SYNC_WHITE: o->sync_white = 1; break;
 		case OPT_SYNC_DEL: o->sync_deletions = 1; break;
+		case OPT_SYNC_ANYMODE: o->sync_key_any_mode = 1; break;
 		case OPT_SYNC_ACCEPT:
 			main_add("--sync-accept", o->sync_accept,
 			    &o->nsync_accept, GREY_SYNC_MAX_TARGETS, optarg);
@@ -1476,6 +1480,7 @@ main(int argc, char **argv)
 	gc.sync_port = o.sync_port;
 	gc.sync_key_file = o.sync_key;
 	gc.sync_no_auth = o.sync_no_auth;
+	gc.sync_key_any_mode = o.sync_key_any_mode;
 	gc.sync_white = o.sync_white;
 	gc.sync_deletions = o.sync_deletions;
 	for (i = 0; i < o.nsync_accept; i++)

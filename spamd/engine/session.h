@@ -31,10 +31,9 @@
 #define SESSION_IDLE_SECS	400	/* no input for this long: close */
 #define SESSION_REPLY_MAX	16384	/* the blacklisted reply is cut here */
 /* helo/from/to kept, NUL included: the store's field size (greydb.h
- * GDB_HELO_MAX, GDB_MAIL_MAX); a longer one is cut to its first 255
- * bytes, the same cut every time, so the retry matches (OpenBSD cuts the
- * same way at 1,023) */
-#define SESSION_ARG_MAX		256
+ * GDB_HELO_MAX, GDB_MAIL_MAX); a longer one is cut to its first 1,023
+ * bytes, the same cut every time, so the retry matches, as OpenBSD */
+#define SESSION_ARG_MAX		1024
 #define SESSION_DATA_MAX	(1u << 20) /* tarpit: message bytes taken */
 /*
  * (added) RCPTs a greylisted client may have recorded in one connection

@@ -892,7 +892,9 @@ static void
 grey_tuples(struct grey_engine *e, const struct msg *m, size_t n)
 {
 	struct grey *g = e->g;
-	struct gdb_tuple tv[GDB_BATCH_MAX];
+	/* static: 256 tuples of 3 KB records would put 800 KB on the
+	 * stack; the writer is one thread and this does not recurse */
+	static struct gdb_tuple tv[GDB_BATCH_MAX];
 	char ips[GDB_BATCH_MAX][GDB_ADDR_MAX], net[GDB_ADDR_MAX];
 	size_t idx[GDB_BATCH_MAX], nb = 0, i, j;
 	/* (added) per client of the batch, at the index of its first

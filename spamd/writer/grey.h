@@ -50,6 +50,7 @@ struct grey_conf {
 	int		sync_port;	/* --sync-port, 0 = 8025 */
 	const char	*sync_key_file;	/* --sync-key, NULL = default */
 	int		sync_no_auth;	/* --sync-no-auth */
+	int		sync_key_any_mode; /* --sync-key-any-mode */
 	int		sync_white;	/* --sync-white: WHITE on every pass */
 	int		sync_deletions;	/* --sync-deletions: take DEL types */
 	/* --sync-accept: sources accepted besides the -Y peers */

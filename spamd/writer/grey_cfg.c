@@ -1,15 +1,26 @@
 /*
  * grey_cfg.c - the blacklist config port (127.0.0.1:8026) in the writer.
  *
- * spamd-setup connects from loopback, sends one control message (one line,
- * blacklist.h format), half-closes and reads the answer: "ok TAG N\n" (N
- * prefixes) or "error TAG: reason\n". An accepted list goes to every
- * engine as MSG_BLACKLIST, so one load reaches all -W engine processes.
- * The writer checks it with bl_parse first: a bad list is refused here
- * and no engine ever sees it. "ok" comes once every live engine said it
- * applied the list (MSG_LIST_ACK); an engine that refused it, closed or
- * took longer than the timeout gives "error TAG: engine N ...". OpenBSD's
- * spamd-setup sends and closes without reading: the answer is extra.
+ * A client connects from loopback and sends control messages, one a line
+ * (blacklist.h format), then half-closes. OpenBSD's spamd reads the whole
+ * connection and loads every line (its spamd-setup sends one list per
+ * connection, other tools several): so do we. Each line is checked with
+ * bl_parse, then goes to every engine as MSG_BLACKLIST, so one load
+ * reaches all -W engine processes; a bad line is refused here and no
+ * engine ever sees it; an empty line is skipped, as OpenBSD does. Lines are handled in order, one at a time: the
+ * next is read only once every live engine said it applied this one
+ * (MSG_LIST_ACK). Each line gets one answer line, "ok TAG N\n" (N
+ * prefixes) or "error TAG: reason\n" (an engine that refused it, closed
+ * or took longer than the timeout gives "error TAG: engine N ..."); the
+ * connection closes after the answer to the last line. OpenBSD's
+ * spamd-setup sends and closes without reading: the answers are extra.
+ *
+ * Bounds: one line fits one MSG_BLACKLIST frame (GREY_CFG_MAX); a
+ * connection carries at most GREY_CFG_LINES lines and GREY_CFG_TOTAL
+ * bytes (OpenBSD has no bound: it grows its buffer until malloc fails).
+ * Past a bound the client gets an error line and the connection closes:
+ * the lines answered before it stay applied (each line is a list of its
+ * own, as OpenBSD applies them), the rest is not read.
  *
  * Who may load: a loopback peer from a reserved source port (below 1024:
  * a root process), as OpenBSD spamd; --config-any-port lifts the port
@@ -43,6 +54,12 @@
 /* connections at once: each may buffer up to GREY_CFG_MAX bytes */
 #define GREY_CFG_CONNS	16
 #define GREY_CFG_RESVPORT 1024	/* source ports below are root's */
+/* lines on one connection: the engines hold BL_MAX_LISTS lists, and
+ * spamd-setup sends one list per connection */
+#define GREY_CFG_LINES	BL_MAX_LISTS
+/* bytes on one connection: a few whole-size lists (memory holds only
+ * the line being handled) */
+#define GREY_CFG_TOTAL	((size_t)4 * GREY_CFG_MAX)
 
 struct grey_cfg;
 
@@ -50,13 +67,18 @@ struct grey_cfg;
 struct grey_cfg_conn {
 	struct grey_cfg			*cfg;
 	struct bufferevent		*bev;
-	struct event			*deadline; /* whole message in 30 s */
+	struct event			*deadline; /* each line in 30 s */
 	char				 peer[INET6_ADDRSTRLEN];
-	char				*buf;	/* the message so far */
+	char				*buf;	/* bytes not handled yet */
 	size_t				 len, cap;
-	int				 answered;
+	size_t				 scanned;  /* buf[0..scanned) has no \n */
+	size_t				 total;	   /* bytes received */
+	int				 lines;	   /* lines handled */
+	int				 eof;	   /* the peer half-closed */
+	int				 closing;  /* last answer queued */
+	int				 mute;	   /* the peer is gone: no answers */
 	int				 refused;  /* unreserved port */
-	uint64_t			 load;	   /* 0: not sent yet */
+	uint64_t			 load;	   /* 0: none in flight */
 	uint64_t			 waiting;  /* engines to ack, bit idx-1 */
 	char				 tag[BL_TAG_MAX];
 	long				 n;	   /* prefixes */
@@ -132,7 +154,36 @@ grey_cfg_tag(const char *line, size_t len, char *tag, size_t tagsz)
 		strlcpy(tag, "-", tagsz);
 }
 
-/* grey_cfg_answer - queue the answer; the connection closes once sent */
+/* grey_cfg_reply - queue one answer line */
+static void
+grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void
+grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	va_list ap;
+
+	if (c->mute)
+		return;
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* grey_cfg_close - read no more; the connection closes once the answers
+ * queued are out */
+static void
+grey_cfg_close(struct grey_cfg_conn *c)
+{
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
+}
+
+/* grey_cfg_answer - queue a last answer line and close after it */
 static void
 grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -142,8 +193,9 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
-	c->answered = 1;
-	bufferevent_disable(c->bev, EV_READ);
+	grey_cfg_close(c);
+	if (c->mute)
+		return;
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
@@ -151,8 +203,20 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 }
 
 static void grey_cfg_check_done(struct grey_cfg_conn *);
+static int grey_cfg_next(struct grey_cfg_conn *);
 
-/* grey_cfg_handle - check one whole control message and answer it */
+/* grey_cfg_rearm - give the sender (or the engines) the whole timeout */
+static void
+grey_cfg_rearm(struct grey_cfg_conn *c)
+{
+	struct timeval tmo = { c->cfg->timeout, 0 };
+
+	if (c->deadline != NULL)
+		evtimer_add(c->deadline, &tmo);
+}
+
+/* grey_cfg_handle - check one whole control message and answer it, or
+ * send it to the engines (the answer comes with their acks) */
 static void
 grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 {
@@ -171,12 +235,24 @@ grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 		    "see --config-any-port\n", GREY_CFG_RESVPORT);
 		return;
 	}
+	if (c->lines >= GREY_CFG_LINES) {
+		cfg->errors++;
+		grey_cfg_tag(line, len, tag, sizeof(tag));
+		log_warnx("event=config_refused peer=%s tag=%s error=\"more "
+		    "than %d lines on one connection\"", c->peer, tag,
+		    GREY_CFG_LINES);
+		grey_cfg_answer(c, "error %s: more than %d lists on one "
+		    "connection: the %d before were handled, the rest is "
+		    "ignored\n", tag, GREY_CFG_LINES, GREY_CFG_LINES);
+		return;
+	}
+	c->lines++;
 	if ((l = bl_parse(line, len, err, sizeof(err))) == NULL) {
 		cfg->errors++;
 		grey_cfg_tag(line, len, tag, sizeof(tag));
 		log_warnx("event=config_refused peer=%s tag=%s len=%zu "
-		    "error=\"%s\"", c->peer, tag, len, err);
-		grey_cfg_answer(c, "error %s: %s\n", tag, err);
+		    "line=%d error=\"%s\"", c->peer, tag, len, c->lines, err);
+		grey_cfg_reply(c, "error %s: %s\n", tag, err);
 		return;
 	}
 	strlcpy(tag, bl_list_tag(l), sizeof(tag));
@@ -189,29 +265,29 @@ grey_cfg_handle(struct grey_cfg_conn *c, const char *line, size_t len)
 		log_warnx("event=config_refused peer=%s tag=%s error=\"prefix "
 		    "%s covers every address\"", c->peer, tag,
 		    fam == AF_INET ? "0.0.0.0/0" : "::/0");
-		grey_cfg_answer(c, "error %s: prefix %s covers every address "
+		grey_cfg_reply(c, "error %s: prefix %s covers every address "
 		    "(list %s not loaded)\n", tag,
 		    fam == AF_INET ? "0.0.0.0/0" : "::/0", tag);
 		return;
 	}
 	bl_list_free(l);
-	log_info("event=config_load peer=%s tag=%s prefixes=%ld len=%zu",
-	    c->peer, tag, n, len);
+	log_info("event=config_load peer=%s tag=%s prefixes=%ld len=%zu "
+	    "line=%d", c->peer, tag, n, len, c->lines);
 	strlcpy(c->tag, tag, sizeof(c->tag));
 	c->n = n;
+	c->err[0] = '\0';
 	c->load = ++cfg->next_load;
-	c->answered = 1;	/* read no more: the answer waits for engines */
-	bufferevent_disable(c->bev, EV_READ);
 	if ((sent = cfg->fn(line, len, c->load, &c->waiting, cfg->arg)) < 0)
 		snprintf(c->err, sizeof(c->err), "engine %d: not sent",
 		    -sent);
-	grey_cfg_check_done(c);
-	if (c->waiting != 0 && c->deadline != NULL) {
-		/* the engines get the whole timeout again to apply it */
-		struct timeval tmo = { cfg->timeout, 0 };
-
-		evtimer_add(c->deadline, &tmo);
+	if (c->waiting != 0) {
+		/* read no more until the engines answer; they get the whole
+		 * timeout to apply it */
+		bufferevent_disable(c->bev, EV_READ);
+		grey_cfg_rearm(c);
+		return;
 	}
+	grey_cfg_check_done(c);
 }
 
 /* grey_cfg_find - the connection waiting for load, or NULL */
@@ -241,7 +317,10 @@ grey_cfg_applied(struct grey_cfg *cfg, uint64_t load, int idx,
 	if (err != NULL && c->err[0] == '\0')
 		snprintf(c->err, sizeof(c->err), "engine %d refused the "
 		    "list: %s", idx, err);
+	if (c->waiting != 0)
+		return;
 	grey_cfg_check_done(c);
+	(void)grey_cfg_next(c);
 }
 
 /* grey_cfg_engine_gone - engine idx closed: no ack will come (grey.h) */
@@ -262,29 +341,33 @@ grey_cfg_engine_gone(struct grey_cfg *cfg, int idx)
 		if (c->err[0] == '\0')
 			snprintf(c->err, sizeof(c->err), "engine %d closed "
 			    "before applying the list", idx);
+		if (c->waiting != 0)
+			continue;
 		grey_cfg_check_done(c);
+		(void)grey_cfg_next(c);	/* may free c, not next */
 	}
 }
 
-/* grey_cfg_check_done - every engine answered: say ok or the first error */
+/* grey_cfg_check_done - every engine answered: say ok or the first error
+ * for the line in flight */
 static void
 grey_cfg_check_done(struct grey_cfg_conn *c)
 {
-	if (c->waiting != 0)
+	if (c->waiting != 0 || c->load == 0)
 		return;
-	if (c->deadline != NULL)
-		evtimer_del(c->deadline);
+	c->load = 0;
 	if (c->err[0] != '\0') {
 		c->cfg->errors++;
 		log_warnx("event=config_refused peer=%s tag=%s error=\"%s\"",
 		    c->peer, c->tag, c->err);
-		grey_cfg_answer(c, "error %s: %s\n", c->tag, c->err);
-		return;
+		grey_cfg_reply(c, "error %s: %s\n", c->tag, c->err);
+	} else {
+		c->cfg->loads++;
+		log_info("event=config_applied peer=%s tag=%s prefixes=%ld",
+		    c->peer, c->tag, c->n);
+		grey_cfg_reply(c, "ok %s %ld\n", c->tag, c->n);
 	}
-	c->cfg->loads++;
-	log_info("event=config_applied peer=%s tag=%s prefixes=%ld",
-	    c->peer, c->tag, c->n);
-	grey_cfg_answer(c, "ok %s %ld\n", c->tag, c->n);
+	grey_cfg_rearm(c);	/* the next line's turn */
 }
 
 /* grey_cfg_toolong - refuse a message over the frame limit */
@@ -292,16 +375,81 @@ static void
 grey_cfg_toolong(struct grey_cfg_conn *c)
 {
 	c->cfg->errors++;
-	log_warnx("event=config_refused peer=%s error=\"message longer than "
-	    "%zu bytes\"", c->peer, GREY_CFG_MAX);
+	log_warnx("event=config_refused peer=%s line=%d error=\"message "
+	    "longer than %zu bytes\"", c->peer, c->lines + 1, GREY_CFG_MAX);
 	grey_cfg_answer(c, "error -: message longer than %zu bytes\n",
 	    GREY_CFG_MAX);
 }
 
+/* grey_cfg_done - free c once it is closing and its answers are out;
+ * 1 when freed */
+static int
+grey_cfg_done(struct grey_cfg_conn *c)
+{
+	if (!c->closing || (!c->mute &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0))
+		return 0;
+	grey_cfg_conn_free(c);
+	return 1;
+}
+
 /*
- * grey_cfg_read - move the input into one contiguous buffer and look for
- * the end of the line in the new bytes only (a 20 MB list arrives in
- * thousands of reads; searching from the start each time is quadratic)
+ * grey_cfg_next - handle the whole lines buffered, one at a time, until
+ * one waits for the engines; at the peer's EOF the rest is the last
+ * line. Reading resumes when nothing waits. -1 when c was freed.
+ */
+static int
+grey_cfg_next(struct grey_cfg_conn *c)
+{
+	char *nl;
+	size_t used;
+
+	while (!c->closing && c->load == 0) {
+		nl = c->len > c->scanned ? memchr(c->buf + c->scanned, '\n',
+		    c->len - c->scanned) : NULL;
+		if (nl == NULL) {
+			c->scanned = c->len;
+			if (c->len > GREY_CFG_MAX) {
+				grey_cfg_toolong(c);
+				break;
+			}
+			if (!c->eof)
+				break;
+			/* the newline of the last line is optional, as
+			 * spamd-setup half-closes after it */
+			if ((c->len > 0 && !(c->len == 1 &&
+			    c->buf[0] == '\r')) || (c->refused && c->lines == 0))
+				grey_cfg_handle(c, c->buf, c->len);
+			c->len = c->scanned = 0;
+			if (c->load == 0)
+				grey_cfg_close(c);
+			break;
+		}
+		used = (size_t)(nl - c->buf) + 1;
+		if (used - 1 > GREY_CFG_MAX) {
+			grey_cfg_toolong(c);
+			break;
+		}
+		/* an empty line is skipped unanswered, as OpenBSD does */
+		if (used > 2 || (used == 2 && c->buf[0] != '\r'))
+			grey_cfg_handle(c, c->buf, used - 1);
+		memmove(c->buf, c->buf + used, c->len - used);
+		c->len -= used;
+		c->scanned = 0;
+		if (!c->closing && c->load == 0)
+			grey_cfg_rearm(c);	/* refused here: next line */
+	}
+	if (grey_cfg_done(c))
+		return -1;
+	if (!c->closing && c->load == 0 && !c->eof)
+		bufferevent_enable(c->bev, EV_READ);
+	return 0;
+}
+
+/*
+ * grey_cfg_read - move the input into one contiguous buffer; lines are
+ * looked for in the new bytes only (a 20 MB list arrives in thousands of
+ * reads; searching from the start each time is quadratic)
  */
 static void
 grey_cfg_read(struct bufferevent *bev, void *arg)
@@ -309,24 +457,38 @@ grey_cfg_read(struct bufferevent *bev, void *arg)
 	struct grey_cfg_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n = evbuffer_get_length(in);
-	char *nl;
 
-	if (c->answered || n == 0) {
+	if (c->closing || n == 0) {
 		evbuffer_drain(in, n);
 		return;
 	}
+	c->total += n;
 	if (c->refused) {
 		/* read the message away (not kept), answer at its end */
 		int end = evbuffer_search(in, "\n", 1, NULL).pos != -1;
 
 		evbuffer_drain(in, n);
-		c->len += n;
 		if (end)
 			grey_cfg_handle(c, "", 0);
+		(void)grey_cfg_done(c);
 		return;
 	}
-	if (c->len + n > GREY_CFG_MAX + 1) {
-		/* the limit plus its newline */
+	if (c->total > GREY_CFG_TOTAL) {
+		evbuffer_drain(in, n);
+		c->cfg->errors++;
+		log_warnx("event=config_refused peer=%s error=\"connection "
+		    "longer than %zu bytes\" lines=%d", c->peer,
+		    GREY_CFG_TOTAL, c->lines);
+		grey_cfg_answer(c, "error -: more than %zu bytes on one "
+		    "connection: the %d lines before were handled, the rest "
+		    "is ignored\n", GREY_CFG_TOTAL, c->lines);
+		return;
+	}
+	if (c->len + n > GREY_CFG_MAX + 1 && (c->len <= c->scanned ||
+	    memchr(c->buf + c->scanned, '\n', c->len - c->scanned) == NULL) &&
+	    evbuffer_search(in, "\n", 1, NULL).pos == -1) {
+		/* no line end in sight and the limit plus its newline is
+		 * passed: refuse without keeping it */
 		evbuffer_drain(in, n);
 		grey_cfg_toolong(c);
 		return;
@@ -347,57 +509,57 @@ grey_cfg_read(struct bufferevent *bev, void *arg)
 		c->cap = cap;
 	}
 	evbuffer_remove(in, c->buf + c->len, n);
-	nl = memchr(c->buf + c->len, '\n', n);
 	c->len += n;
-	if (nl != NULL) {
-		if ((size_t)(nl - c->buf) > GREY_CFG_MAX)
-			grey_cfg_toolong(c);
-		else
-			grey_cfg_handle(c, c->buf, (size_t)(nl - c->buf));
-		return;
-	}
-	if (c->len > GREY_CFG_MAX)
-		grey_cfg_toolong(c);
+	(void)grey_cfg_next(c);
 }
 
-/* grey_cfg_write - the answer is out: close */
+/* grey_cfg_write - the answers are out: close if it is time */
 static void
 grey_cfg_write(struct bufferevent *bev, void *arg)
 {
-	struct grey_cfg_conn *c = arg;
-
-	if (c->answered &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		grey_cfg_conn_free(c);
+	(void)bev;
+	(void)grey_cfg_done(arg);
 }
 
-/* grey_cfg_event - EOF (the message ends there), error or timeout */
+/* grey_cfg_event - EOF (the last line ends there), error or timeout */
 static void
 grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct grey_cfg_conn *c = arg;
-	size_t have = c->len;
 
-	if ((what & BEV_EVENT_EOF) && !c->answered && (have > 0 ||
-	    c->refused)) {
-		/* spamd-setup half-closes after the line; the newline is
-		 * optional */
-		grey_cfg_handle(c, c->buf, have);
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    !c->closing) {
+		c->eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		(void)grey_cfg_next(c);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
+		return;	/* the peer half-closed; the answers are to come */
+	if ((what & BEV_EVENT_WRITING) && c->eof && !c->closing) {
+		/*
+		 * why go on: a client that sends its lines and closes
+		 * without reading (as OpenBSD's spamd-setup does) makes our
+		 * first answer fail; its other lines must load all the same
+		 */
+		c->mute = 1;
+		evbuffer_drain(bufferevent_get_output(bev),
+		    evbuffer_get_length(bufferevent_get_output(bev)));
+		bufferevent_disable(bev, EV_WRITE);
+		(void)grey_cfg_next(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		c->cfg->errors++;
 		log_warnx("event=config_timeout peer=%s bytes=%zu secs=%d",
-		    c->peer, have, c->cfg->timeout);
+		    c->peer, c->total, c->cfg->timeout);
 	}
-	if ((what & BEV_EVENT_EOF) && c->answered && (c->waiting != 0 ||
-	    evbuffer_get_length(bufferevent_get_output(bev)) > 0))
-		return;	/* the peer half-closed; the answer is to come */
 	grey_cfg_conn_free(c);
 }
 
-/* grey_cfg_deadline - the sender took too long for its message: a
- * byte now and then must not hold the connection (read timeouts would) */
+/* grey_cfg_deadline - the sender took too long for a line (a byte now
+ * and then must not hold the connection: read timeouts would), or the
+ * engines for its list */
 static void
 grey_cfg_deadline(evutil_socket_t fd, short ev, void *arg)
 {
@@ -412,10 +574,11 @@ grey_cfg_deadline(evutil_socket_t fd, short ev, void *arg)
 		    "list within %d s", i + 1, c->cfg->timeout);
 		c->waiting = 0;
 		grey_cfg_check_done(c);
+		(void)grey_cfg_next(c);
 		return;
 	}
 	c->cfg->errors++;
-	grey_listen_timedout(&c->cfg->lst, c->peer, c->len,
+	grey_listen_timedout(&c->cfg->lst, c->peer, c->total,
 	    c->cfg->timeout);
 	grey_cfg_conn_free(c);
 }

@@ -85,6 +85,7 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 	conf->sync_key[0] = '\0';
 	if (conf->sync_listen == NULL && conf->nsync_targets == 0) {
 		if (conf->sync_no_auth || conf->sync_key_file != NULL ||
+		    conf->sync_key_any_mode ||
 		    conf->sync_white || conf->sync_deletions ||
 		    conf->nsync_accept > 0) {
 			snprintf(err, errsz, "--sync-* options need -y or -Y");
@@ -95,19 +96,23 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 	if (conf->sync_no_auth) {
 		/* why: "no authentication" must be a deliberate choice,
 		 * never a silent fallback from a key that was asked for */
-		if (conf->sync_key_file != NULL) {
-			snprintf(err, errsz, "--sync-no-auth and --sync-key "
-			    "%s contradict each other", conf->sync_key_file);
+		if (conf->sync_key_file != NULL ||
+		    conf->sync_key_any_mode) {
+			snprintf(err, errsz, "--sync-no-auth and %s "
+			    "contradict each other",
+			    conf->sync_key_file != NULL ? "--sync-key" :
+			    "--sync-key-any-mode");
 			return -1;
 		}
 		return grey_sync_trial(conf, err, errsz);
 	}
 	path = conf->sync_key_file != NULL ? conf->sync_key_file :
 	    PSYNC_KEY_DEFAULT;
-	if (psync_key_load(path, conf->sync_key, &perr) == -1) {
-		snprintf(err, errsz, "sync key: %s (give --sync-key FILE, or "
-		    "--sync-no-auth to sync without authentication)",
-		    perr.msg);
+	if ((conf->sync_key_any_mode ? psync_key_load_any(path,
+	    conf->sync_key, &perr) : psync_key_load(path, conf->sync_key,
+	    &perr)) == -1) {
+		/* perr names the option that gives OpenBSD's behaviour */
+		snprintf(err, errsz, "%s", perr.msg);
 		return -1;
 	}
 	return grey_sync_trial(conf, err, errsz);

@@ -441,7 +441,7 @@ def tests(tmp):
         ("unknown type", "BLUE|192.0.2.61\n", "BLUE"),
         ("WHITE with a helo", "WHITE|192.0.2.61|h||1|2|3|1|0\n", "stdin:2:"),
         ("helo too long", "GREY|192.0.2.61|%s|a@b|c@d|1|2|3|4|0\n" %
-         ("h" * 300), "helo"),
+         ("h" * 1100), "helo"),
     ]
     for name, line, culprit in imports:
         bad_case("import: " + name + " (nothing imported)", db2,

@@ -406,7 +406,7 @@ def check_long_addr(d, name, n, where):
     if why is None:
         # issue 16: lines up to 8,192 bytes are taken, as OpenBSD (a 2 KB
         # address got 500 line too long at 512 before); the address is
-        # kept cut to 255 bytes. Past 8,192: the 100 KB case above.
+        # kept cut to 1,023 bytes. Past 8,192: the 100 KB case above.
         code, text = r.reply()
         if code != 250:
             why = "reply %r %s" % (code, text)

@@ -4,7 +4,8 @@
 # etc/spamd-greylogd.nft in the MX, greylogd reading NFLOG group 8 there.
 # Checks: it runs as an unprivileged user; a WHITE sender's new
 # connection to the real port 25 extends its WHITE expire in the store
-# and refreshes its firewall element's timeout; an outbound connection
+# (pcount + 1, first and pass kept, as spamlogd) and refreshes its
+# firewall element's timeout; an outbound connection
 # from the MX to port 25 elsewhere whitelists the destination (store and
 # set) and is sent to a sync peer (-Y, keyed); a TRAPPED destination stays
 # TRAPPED; with -I outbound connections are ignored; a store the user
@@ -128,8 +129,9 @@ LPID=$!
 # --- the sender is WHITE with 10 minutes left, store and set
 now=$(date +%s)
 old=$((now + 600))
-printf 'WHITE|10.99.3.1|||%s|%s|%s|0|1\nTRAPPED|10.99.3.5|%s\n' \
-	"$now" "$now" "$old" "$((now + 3600))" | "$GREYCTL" -D "$DB" import >/dev/null 2>"$TMP/err" ||
+# (first and pass in the past: spamlogd's refresh keeps both)
+printf 'WHITE|10.99.3.1|||%s|%s|%s|3|1\nTRAPPED|10.99.3.5|%s\n' \
+	"$((now - 2000))" "$((now - 1000))" "$old" "$((now + 3600))" | "$GREYCTL" -D "$DB" import >/dev/null 2>"$TMP/err" ||
 	{ nok "greyctl import" "$(cat "$TMP/err")"; exit 1; }
 inmx nft add element inet spamd spamd-white "{ 10.99.3.1 timeout 600s }"
 
@@ -161,6 +163,13 @@ esac
 if wait_for white_later 10.99.3.1 $((old + 3000)); then
 	ok "inbound connection extends the WHITE expire ($old -> $(expire_of 10.99.3.1))"
 else nok "inbound connection extends the WHITE expire" "expire $(expire_of 10.99.3.1); $(tail -5 "$TMP/glogd.log")"; fi
+# as OpenBSD spamlogd: pcount counts the connection, first, pass and
+# bcount stay (it used to reset pass to now and leave pcount)
+f=$("$GREYCTL" -D "$DB" 10.99.3.1 2>/dev/null | awk -F'|' '$1 == "WHITE" { print $5 "|" $6 "|" $8 "|" $9 }')
+case "$f" in
+"$((now - 2000))|$((now - 1000))|3|"[2-9]*) ok "the refresh keeps first, pass and bcount and counts the pass in pcount (spamlogd)" ;;
+*) nok "the refresh keeps first, pass and bcount and counts the pass in pcount (spamlogd)" "first|pass|bcount|pcount = $f, want $((now - 2000))|$((now - 1000))|3|2+" ;;
+esac
 if wait_for sh -c "ip netns exec $MX nft list set inet spamd spamd-white | grep -q '10.99.3.1 timeout 2h'"; then
 	ok "the firewall element's timeout is refreshed (600s -> 2h)"
 else nok "the firewall element's timeout is refreshed" "$(elem_line 10.99.3.1)"; fi

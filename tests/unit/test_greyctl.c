@@ -114,7 +114,7 @@ test_parse_lengths(void **state)
 	snprintf(line, sizeof(line), "GREY|1.2.3.4|%s|a@b|c@d|1|2|3|4|0",
 	    helo);
 	assert_int_equal(parse_line(line, 0, &r, why, sizeof(why)), -1);
-	assert_non_null(strstr(why, "helo longer than 255"));
+	assert_non_null(strstr(why, "helo longer than 1023"));
 }
 
 /* test_line_bound - a line past IMPORT_LINE_MAX is a bad line naming the
@@ -139,7 +139,7 @@ test_line_bound(void **state)
 	memcpy(text, good, sizeof(good) - 2);
 	assert_int_equal(greyctl_import_line(text, n, 0, &r, why,
 	    sizeof(why)), -1);
-	assert_non_null(strstr(why, "line longer than 2048 bytes"));
+	assert_non_null(strstr(why, "line longer than 4096 bytes"));
 	/* exactly at the bound it is not refused for its length */
 	assert_int_equal(greyctl_import_line(text, IMPORT_LINE_MAX, 0, &r,
 	    why, sizeof(why)), -1);

@@ -443,6 +443,48 @@ test_trap_white_cmds(void **state)
 	assert_non_null(strstr(err.msg, "not-an-ip"));
 }
 
+/* test_white_seen - greylogd's refresh is spamlogd's: a live WHITE gets
+ * pcount + 1 and the new expire, first, pass and bcount stay; a new one
+ * starts at first = pass = now, bcount 1, pcount 0; trapped is refused */
+static void
+test_white_seen(void **state)
+{
+	struct fix *f = *state;
+	struct gdb_rec r;
+	struct gdb_err err;
+
+	assert_int_equal(gdb_white_seen(f->db, "192.0.2.60", T0, T0 + 100,
+	    &err), 0);
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "192.0.2.60", &r), 1);
+	assert_int_equal(r.first, T0);
+	assert_int_equal(r.pass, T0);
+	assert_int_equal(r.expire, T0 + 100);
+	assert_int_equal(r.bcount, 1);
+	assert_int_equal(r.pcount, 0);
+	assert_int_equal(gdb_white_seen(f->db, "192.0.2.60", T0 + 10,
+	    T0 + 500, &err), 0);
+	assert_int_equal(gdb_white_seen(f->db, "192.0.2.60", T0 + 20,
+	    T0 + 600, &err), 0);
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "192.0.2.60", &r), 1);
+	assert_int_equal(r.first, T0);
+	assert_int_equal(r.pass, T0);
+	assert_int_equal(r.expire, T0 + 600);
+	assert_int_equal(r.bcount, 1);
+	assert_int_equal(r.pcount, 2);
+	/* expired: a new entry */
+	assert_int_equal(gdb_white_seen(f->db, "192.0.2.60", T0 + 700,
+	    T0 + 800, &err), 0);
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "192.0.2.60", &r), 1);
+	assert_int_equal(r.first, T0 + 700);
+	assert_int_equal(r.pcount, 0);
+	assert_int_equal(gdb_trap(f->db, "192.0.2.61", T0, T0 + 100, &err),
+	    0);
+	assert_int_equal(gdb_white_seen(f->db, "192.0.2.61", T0 + 1,
+	    T0 + 200, &err), -1);
+	assert_non_null(strstr(err.msg, "TRAPPED"));
+	assert_int_equal(get_ip(f->db, GDB_WHITE, "192.0.2.61", &r), 0);
+}
+
 /* test_ipv6_tuples - IPv6 and IPv4-mapped tuples use canonical keys */
 static void
 test_ipv6_tuples(void **state)
@@ -1165,6 +1207,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rules_trap, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_trap_white_cmds, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_white_seen, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ipv6_tuples, setup,
 		    teardown),
