@@ -18,6 +18,12 @@
   spamd-tarpit-nft.service loads and make install fills, spamd's unit
   pulls that unit in, and the useradd line and the /var/db/spamd mode are
   the unit comment's and the postinst's.
+- Each of the five manuals has a COMING FROM OPENBSD section just before
+  SEE ALSO (issue #16) whose table names, in its first column, every flag
+  and file of the OpenBSD counterpart (spamd, spamd-setup, spamd.conf's
+  fields, spamdb, spamlogd of OpenBSD 7.x; the lists are in OBSD_ROWS),
+  and every row says same, differs, ours only (or "not in", for a flag the
+  counterpart lacks).
 No daemon, no ports. Prints ok / not ok lines; exits 1 if a check failed.
 """
 import os
@@ -163,7 +169,80 @@ def unit_docs(readme, sec, nftpath):
           "README %r unit %r" % (da, db))
 
 
+# What each manual's COMING FROM OPENBSD table must name in its first
+# column, as mdoc words: every flag of the OpenBSD 7.x counterpart's
+# synopsis and the files and formats it documents. spamdb's -Y is the
+# FreeBSD port's (7.x has -adGTt): greyctl's row says so.
+OBSD_ROWS = {
+    "spamd/spamd.8": [
+        "Fl 4", "Fl 5", "Fl b", "Fl d", "Fl v", "Fl B", "Fl C", "Fl c",
+        "Fl G", "Fl h", "Fl K", "Fl l", "Fl M", "Fl n", "Fl p", "Fl S",
+        "Fl s", "Fl w", "Fl Y", "Fl y",
+        "Pa /etc/mail/spamd.conf", "Pa /etc/mail/spamd.alloweddomains",
+        "Pa /etc/mail/spamd.key", "Pa /var/db/spamd",
+        "Li <spamd-white>", "Li <spamd>", "Li <spamd-greytrap>"],
+    "spamd/spamd-setup.8": [
+        "Fl b", "Fl D", "Fl d", "Fl n", "Pa /etc/mail/spamd.conf",
+        "Li <spamd>", "Cm method=ftp"],
+    "spamd/spamd.conf.5": [
+        "Cm all", "Cm black", "Cm white", "Cm msg", "Cm method", "Cm file",
+        "Cm tc", "Li \\eC", "compression", "Pa /etc/mail/spamd.conf"],
+    "greydb/greyctl.8": [
+        "Fl a", "Fl d", "Fl G", "Fl T", "Fl t", "Fl Y", "Ar keys",
+        "Li GREY|ip|helo|from|to|...", "Pa /var/db/spamd"],
+    "pf-sync/greylogd.8": [
+        "Fl D", "Fl I", "Fl i", "Fl l", "Fl W", "Fl Y", "Pa /var/db/spamd",
+        "Pa /etc/mail/spamd.key", "Li <spamd-white>"],
+}
+OBSD_STATUS = ("same", "differs", "ours only", "not in")
+
+
+def obsd_table(text):
+    """the rows of the COMING FROM OPENBSD section: [(first cell, here)],
+    or a string saying why there are none"""
+    m = re.search(r"^\.Sh COMING FROM OPENBSD\n(.*?)^(\.Sh [^\n]*)", text,
+                  re.S | re.M)
+    if not m:
+        return "no .Sh COMING FROM OPENBSD section"
+    if m.group(2) != ".Sh SEE ALSO":
+        return "the section is followed by %r, not .Sh SEE ALSO" % m.group(2)
+    rows, cur = [], None
+    for ln in m.group(1).split("\n"):
+        if ln.startswith(".It "):
+            first, _, here = ln[4:].partition(" Ta")
+            cur = [first.strip(), here.strip()]
+            rows.append(cur)
+        elif ln.startswith(".El"):
+            cur = None
+        elif cur is not None and not cur[1]:
+            cur[1] = ln.strip()
+    if not rows:
+        return "no .It rows in the section"
+    return rows[1:] if rows[0][0].startswith("Sy ") else rows
+
+
+def obsd_sections():
+    """each manual's COMING FROM OPENBSD table names the counterpart's
+    flags and files, and each row says what it is here"""
+    for rel, needles in OBSD_ROWS.items():
+        rows = obsd_table(read(rel))
+        if isinstance(rows, str):
+            notok("%s: COMING FROM OPENBSD before SEE ALSO" % rel, rows)
+            continue
+        ok("%s: COMING FROM OPENBSD before SEE ALSO" % rel)
+        firsts = [r[0] for r in rows]
+        missing = [n for n in needles if not any(
+            re.search(r"(?:^|\s)%s(?:\s|$)" % r"\s+".join(
+                re.escape(w) for w in n.split()), c) for c in firsts)]
+        check("%s: the table names every OpenBSD flag and file" % rel,
+              not missing, "missing rows: %s" % ", ".join(missing))
+        bad = [r[0] for r in rows if not r[1].startswith(OBSD_STATUS)]
+        check("%s: every row says same, differs or ours only" % rel,
+              not bad, "rows without a status: %s" % ", ".join(bad))
+
+
 def main():
+    obsd_sections()
     if not os.access(SETUP, os.X_OK):
         skip("deploy_docs", "%s not built" % SETUP)
         return R.status()
