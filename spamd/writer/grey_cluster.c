@@ -35,6 +35,7 @@
  * Applying the same answer twice changes nothing.
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -448,6 +449,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 		grey_cluster_deny(gc, req, 403, "Forbidden", why);
 		return;
 	}
+	TAILQ_INIT(&q);		/* no query: an empty list */
 	if (query != NULL && evhttp_parse_query_str(query, &q) == -1) {
 		grey_cluster_deny(gc, req, 400, "Bad Request", "bad query");
 		return;
@@ -677,6 +679,21 @@ grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 	    "differing=%lld fetch=%d", peer->spec, nb, est, queued);
 }
 
+/* grey_cluster_quote - why for a log's error="...": no quote, backslash
+ * or control byte (our own messages; they hold no peer bytes but a
+ * status number, and stay readable with their spaces) */
+static void
+grey_cluster_quote(const char *why, char *out, size_t outsz)
+{
+	size_t i;
+
+	strlcpy(out, why, outsz);
+	for (i = 0; out[i] != '\0'; i++)
+		if (out[i] == '"' || out[i] == '\\' ||
+		    (unsigned char)out[i] < ' ' || out[i] == 0x7f)
+			out[i] = '?';
+}
+
 /* grey_cluster_pull_done - the pull ended: why NULL when it was whole;
  * state says what the peer's state becomes */
 static void
@@ -704,7 +721,7 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 			grey_cluster_digest_done(gc, p);
 	} else {
 		peer->state = state;
-		log_escape(why, strlen(why), 300, esc, sizeof(esc));
+		grey_cluster_quote(why, esc, sizeof(esc));
 		if (state == GC_AUTH_FAIL) {
 			peer->auth_failures++;
 			log_warnx("event=cluster-auth side=client peer=%s "
