@@ -172,8 +172,10 @@ try:
     fl.wait_for(lambda: any(x.startswith("TRAPPED|203.0.113.9|")
                             for x in shape(dbb)), 10)
     R.check("digest round repairs an entry written on one host only",
+            r.returncode == 0 and
             any(x.startswith("TRAPPED|203.0.113.9|") for x in shape(dbb)),
-            b.log_tail(4))
+            "greyctl -a -t: %d %s; %s" % (r.returncode, r.stderr.strip(),
+                                           b.log_tail(4)))
     R.check("the repair fetched only differing buckets",
             re.search(r"event=cluster_digest peer=\S+ buckets_differing=1 "
                       r"differing=1 fetch=1", b.logtext()) and
