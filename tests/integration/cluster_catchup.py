@@ -119,7 +119,7 @@ try:
     # 1. an empty host gets the whole state at start
     dbb = os.path.join(tmp, "b.db")
     b = start("b", ["--sync-key", KEY, "--cluster-peer", a.http], db=dbb)
-    fl.wait_for(lambda: pulls(b, "catchup"), 10)
+    fl.wait_for(lambda: pulls(b, "catchup"), fl.slow(10))
     R.check("empty host: catch-up at start pulls the whole state",
             shape(dbb) == want, "missing %s; extra %s" % (
                 sorted(want - shape(dbb))[:3], sorted(shape(dbb) - want)[:3]))
@@ -146,7 +146,7 @@ try:
     full = greyctl(dbb).stdout
     b.stop()
     b = start("b2", ["--sync-key", KEY, "--cluster-peer", a.http], db=dbb)
-    fl.wait_for(lambda: pulls(b, "catchup"), 10)
+    fl.wait_for(lambda: pulls(b, "catchup"), fl.slow(10))
     R.check("restart with nothing new: the pull applies 0",
             any(" applied=0 " in ln for ln in pulls(b, "catchup")),
             b.log_tail(3))
@@ -159,7 +159,7 @@ try:
     r2 = greyctl(dba, "-a", "-t", "198.51.100.8")
     b = start("b3", ["--sync-key", KEY, "--cluster-peer", a.http,
                      "--cluster-digest", "1"], db=dbb)
-    fl.wait_for(lambda: pulls(b, "catchup"), 10)
+    fl.wait_for(lambda: pulls(b, "catchup"), fl.slow(10))
     got = shape(dbb)
     R.check("restarted host: the entries learned meanwhile arrive",
             r1.returncode == 0 and r2.returncode == 0 and
@@ -170,7 +170,7 @@ try:
     # 4. digest round: an entry A alone holds (no sync between them)
     r = greyctl(dba, "-a", "-t", "203.0.113.9")
     fl.wait_for(lambda: any(x.startswith("TRAPPED|203.0.113.9|")
-                            for x in shape(dbb)), 10)
+                            for x in shape(dbb)), fl.slow(10))
     R.check("digest round repairs an entry written on one host only",
             r.returncode == 0 and
             any(x.startswith("TRAPPED|203.0.113.9|") for x in shape(dbb)),
@@ -189,7 +189,7 @@ try:
     dbc = os.path.join(tmp, "c.db")
     c = start("c", ["--sync-key", BADKEY, "--cluster-peer", a.http,
                     "--cluster-digest", "0"], db=dbc)
-    fl.wait_for(lambda: "event=cluster-auth" in c.logtext(), 10)
+    fl.wait_for(lambda: "event=cluster-auth" in c.logtext(), fl.slow(10))
     R.check("wrong key: the puller logs event=cluster-auth key mismatch",
             re.search(r'event=cluster-auth side=client peer=%s kind=catchup '
                       r'error="key mismatch' % re.escape(a.http),
@@ -215,7 +215,7 @@ try:
     d = start("d", ["--sync-key", KEY, "--cluster-peer", a.http,
                     "--cluster-digest", "0", "--cluster-max-bytes", "15000"],
               db=dbd)
-    fl.wait_for(lambda: pulls(d, "catchup", "error"), 10)
+    fl.wait_for(lambda: pulls(d, "catchup", "error"), fl.slow(10))
     n = len(fl.greyctl_dump(dbd) or [])
     R.check("max bytes: the pull stops with a message naming the limit",
             any("--cluster-max-bytes 15000: cut at line" in ln
@@ -266,7 +266,7 @@ try:
     e = start("e", ["--sync-key", KEY, "--cluster-peer", fake[0],
                     "--cluster-peer", fake[1], "--cluster-digest", "0"],
               db=dbe)
-    fl.wait_for(lambda: "event=cluster-auth" in e.logtext(), 10)
+    fl.wait_for(lambda: "event=cluster-auth" in e.logtext(), fl.slow(10))
     R.check("bad line: refused with the peer and the line named",
             re.search(r'event=cluster_pull peer=%s kind=catchup '
                       r'outcome=error error="line 3: WHITE: fields 3 and 4 '
