@@ -206,14 +206,16 @@ def main():
     try:
         b.wait_started(ready="event=engine-start")
         c = Raw(b.port, "127.0.16.9")
-        c.reply()
+        banner = c.reply()
         for line in (b"HELO h\r\n", b"MAIL FROM:<a@b>\r\n",
                      b"RCPT TO:<c@d>\r\n"):
             c.cmd(line)
         dt = c.cmd(b"DATA\r\n")
         out = c.cmd(b"x\r\n.\r\n")
         c.close()
-        R.check("7. -l localhost binds (one IPv4 address)", True)
+        R.check("7. -l localhost binds 127.0.0.1: a client there gets the "
+                "220 banner", banner and banner[0].startswith(b"220 "),
+                "%r" % banner)
         R.check("7. -b: 354, then 451 after the message",
                 dt and dt[0].startswith(b"354") and out and
                 out[0].startswith(b"451"), "%r %r" % (dt, out))
