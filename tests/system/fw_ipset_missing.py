@@ -17,7 +17,8 @@ Inside a network namespace made here (ipset sets are per namespace):
     the new set without any new pass; the metric back to 0;
   - destroyed and created again between two looks (as a restore script
     does): the set's new hash seed is seen (event=fw_table_new), A is
-    refilled.
+    refilled;
+  - the writer ran throughout (ipset runs under its seccomp filter).
 Root, `ip netns` and ipset needed (skips without root).
 """
 import json
@@ -191,6 +192,12 @@ def run(sp, hport):
             "A %s, %d fw_table_new; %s" % (
                 in_white(a), len(events(sp, "fw_table_new")),
                 sp.log_tail(3)))
+    # the looks, lists and flushes run ipset under the writer's seccomp
+    # filter: a refused call there killed the writer (then restarted)
+    died = events(sp, "child-died")
+    R.check("the writer ran throughout: one writer_start, no child died",
+            len(events(sp, "writer_start")) == 1 and not died,
+            died[:1] or "%d writer_start" % len(events(sp, "writer_start")))
     rc = sp.stop()
     R.check("SIGTERM: exit status 0", rc == 0, "rc %s" % rc)
     F.sanitizer_check(R, "fw_ipset_missing", [sp.logtext()])
