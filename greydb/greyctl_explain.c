@@ -459,7 +459,14 @@ greyctl_explain(const struct greyctl *ctl, const char *key)
 
 	/* one sentence: the first reason that decides, in the order the
 	 * firewall and spamd apply them */
-	if (tmiss != NULL) {
+	if (tmiss != NULL && fwname != NULL && strcmp(fwname, "ipset") == 0) {
+		/* the same for ipset: the iptables rules that match on the
+		 * set cannot be loaded (nor stay) without it */
+		fprintf(o, "spamd's ipset set %s is missing: no set holds %s "
+		    "and the iptables rules that divert port 25 to spamd need "
+		    "it; create the sets again (etc/spamd-iptables.sh), spamd "
+		    "then refills them.\n", tmiss, x.ip);
+	} else if (tmiss != NULL) {
 		/* first: without the table nothing below holds (no redirect,
 		 * no white set), whatever the store says */
 		fprintf(o, "spamd's firewall table %s (%s) is missing: no set "

@@ -368,6 +368,20 @@ fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id)
 	return fw->be->present(fw->state, what, whatsz, id);
 }
 
+/* fw_present_kind - what fw_present names (see fw.h) */
+const char *
+fw_present_kind(const struct fw *fw)
+{
+	return fw->be->kind != NULL ? fw->be->kind : "table";
+}
+
+/* fw_present_howto - how the missing table or set is made again */
+const char *
+fw_present_howto(const struct fw *fw)
+{
+	return fw->be->howto != NULL ? fw->be->howto : "reload the ruleset";
+}
+
 /* fw_backend_name - the backend's name */
 const char *
 fw_backend_name(const struct fw *fw)

@@ -94,15 +94,22 @@ int	fw_retry_delay(const struct fw *fw);
 unsigned fw_failures(const struct fw *fw);
 /*
  * (added) fw_present - is the backend's table there (nftables: the table
- * of --fw-table in its family)? 1 yes, 0 missing (what names it, e.g.
- * "inet spamd"), -1 cannot tell (a backend without the check, or the
- * check failed). Asked after a failure, so an operator learns that the
+ * of --fw-table in its family; ipset: every set the backend uses)? 1 yes,
+ * 0 missing (what names it, e.g. "inet spamd", or the first missing
+ * set), -1 cannot tell (a backend without the check, or the check
+ * failed). Asked after a failure, so an operator learns that the
  * table, not an element, is the problem, and by the writer's watch every
  * few seconds. *id (may be NULL) gets the table's identity when present
  * (nftables: its handle, new each time the table is made again, e.g. a
- * `nft flush ruleset` and a reload between two looks), 0 when unknown.
+ * `nft flush ruleset` and a reload between two looks; ipset: from the
+ * sets' hash seeds, new when a set is created again), 0 when unknown.
  */
 int	fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id);
+/* (added) fw_present_kind - what fw_present's what names: "table"
+ * (nftables) or "set" (ipset); fw_present_howto - how an operator makes
+ * it again, one short phrase ("reload the ruleset") */
+const char *fw_present_kind(const struct fw *fw);
+const char *fw_present_howto(const struct fw *fw);
 /* (added) fw_backend_name - the name of the backend fw was opened with */
 const char *fw_backend_name(const struct fw *fw);
 
@@ -165,6 +172,10 @@ struct fw_backend {
 	 * a table */
 	int		(*present)(void *state, char *what, size_t whatsz,
 			    uint64_t *id);
+	/* what present names ("table", "set"; NULL: "table") and how it
+	 * is made again (NULL: "reload the ruleset") */
+	const char	*kind;
+	const char	*howto;
 	/* the longest element timeout the kernel takes, seconds; 0 = none
 	 * (ipset: 2147483 s, under the 36-day white expiry) */
 	int64_t		max_timeout;
@@ -195,6 +206,12 @@ int	fw_nft_parse(const char *out, fw_list_fn fn, void *arg, char *err,
  * NAME`; -1 with err naming the line */
 int	fw_ipset_parse(const char *out, const char *name, fw_list_fn fn,
 	    void *arg, char *err, size_t errsz);
+/* fw_ipset_heads - the ipset backend's presence check on `ipset list -t`
+ * output: 1 when every set of names[0..n) has a header block (*id an
+ * identity drawn from their hash seeds, 0 when a header shows none), 0
+ * with what naming the first missing one */
+int	fw_ipset_heads(const char *out, const char *const *names, size_t n,
+	    char *what, size_t whatsz, uint64_t *id);
 /* fw_ip_parse - canonical "addr" or "addr/len" into out; v6 set to the
  * family; -1 when in is not an address or prefix */
 int	fw_ip_parse(const char *in, char out[FW_IP_MAX], int *v6);

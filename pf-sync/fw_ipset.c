@@ -13,6 +13,14 @@
  * networks); the IPv6 ones "family inet6"; all with maxelem 1048576 (the
  * default 65536 is too small for a busy whitelist). Listing parses
  * `ipset save SET`.
+ *
+ * Presence (fw_present, the writer's watch every few seconds and after a
+ * failed flush): one `ipset list -t`, the headers of every set and never
+ * their elements. A set's identity is the hash seed ("initval 0x...") of
+ * its header: the kernel draws it at random when the set is created, so
+ * a set destroyed and created again between two looks has a new one.
+ * (`ipset restore` of a saved set keeps the saved seed: that set comes
+ * back with its saved elements, and the periodic reconcile repairs it.)
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -239,12 +247,103 @@ fw_ipset_list(void *state, enum fw_set set, int v6, fw_list_fn fn, void *arg,
 	return rv;
 }
 
+/* fw_ipset_block - the header block of set name in `ipset list -t`
+ * output ("Name: NAME" up to the next blank line); NULL when absent */
+static const char *
+fw_ipset_block(const char *out, const char *name, const char **end)
+{
+	const char *p;
+	size_t nl = strlen(name);
+
+	for (p = out; (p = strstr(p, "Name: ")) != NULL; p += 6) {
+		if ((p != out && p[-1] != '\n') || strncmp(p + 6, name, nl) != 0 ||
+		    (p[6 + nl] != '\n' && p[6 + nl] != '\0'))
+			continue;
+		if ((*end = strstr(p, "\n\n")) == NULL)
+			*end = p + strlen(p);
+		return p;
+	}
+	return NULL;
+}
+
+/* fw_ipset_heads - which of names[0..n) are missing from `ipset list -t`
+ * output (what gets the first), and an identity of the sets from their
+ * hash seeds (see fw.h) */
+int
+fw_ipset_heads(const char *out, const char *const *names, size_t n,
+    char *what, size_t whatsz, uint64_t *id)
+{
+	const char *b, *end, *iv;
+	uint64_t h = 14695981039346656037ULL;	/* FNV-1a */
+	size_t i;
+	int seeds = 0;
+
+	*id = 0;
+	for (i = 0; i < n; i++) {
+		if ((b = fw_ipset_block(out, names[i], &end)) == NULL) {
+			snprintf(what, whatsz, "%s", names[i]);
+			return 0;
+		}
+		/* why the seed and not the element count: a count that falls
+		 * to 0 may be timeouts running out; the seed changes only
+		 * when the set is made again */
+		if ((iv = strstr(b, " initval 0x")) == NULL || iv > end)
+			continue;
+		for (iv += 11; iv < end && *iv != ' ' && *iv != '\n'; iv++) {
+			h ^= (unsigned char)*iv;
+			h *= 1099511628211ULL;
+		}
+		h ^= ';';
+		h *= 1099511628211ULL;
+		seeds++;
+	}
+	snprintf(what, whatsz, "%s", n > 0 ? names[0] : "");
+	/* an older kernel prints no seed: identity unknown, presence only */
+	if (seeds == (int)n && n > 0)
+		*id = h != 0 ? h : 1;
+	return 1;
+}
+
+/* fw_ipset_present - are our sets there, and their identity (fw.h) */
+static int
+fw_ipset_present(void *state, char *what, size_t whatsz, uint64_t *id)
+{
+	struct fw_ipset *fi = state;
+	const struct fw_names *nm = fi->nm;
+	char *const argv[] = { "ipset", "list", "-t", NULL };
+	const char *names[2 * FW_NSETS];
+	char *out = NULL, err[512];
+	size_t outlen, n = 0;
+	int s, v6, rv;
+
+	*id = 0;
+	for (s = 0; s < FW_NSETS; s++) {
+		if ((s == FW_BLACK && !nm->use_black_set) ||
+		    (s == FW_TRAP && !nm->use_trap_set))
+			continue;
+		for (v6 = 0; v6 < 2; v6++)
+			names[n++] = nm->set[s][v6];
+	}
+	snprintf(what, whatsz, "%s", nm->set[FW_WHITE][0]);
+	if (fw_exec(argv, NULL, 0, &out, &outlen, err, sizeof(err)) == -1 ||
+	    out == NULL) {
+		free(out);
+		return -1;
+	}
+	rv = fw_ipset_heads(out, names, n, what, whatsz, id);
+	free(out);
+	return rv;
+}
+
 const struct fw_backend fw_backend_ipset = {
 	.name = "ipset",
 	.open = fw_ipset_open,
 	.close = fw_ipset_close,
 	.flush = fw_ipset_flush,
 	.list = fw_ipset_list,
+	.present = fw_ipset_present,
+	.kind = "set",
+	.howto = "create the sets again (etc/spamd-iptables.sh)",
 	/* ipset refuses timeouts above 2147483 s (about 24.8 days) */
 	.max_timeout = 2147483,
 };

@@ -183,12 +183,22 @@ static const int sandbox_writer_allow[] = {
 	SCMP_SYS(times),
 };
 
-/* the writer with a backend that runs ipset or pfctl: a child process
- * and its exec (the command's path cannot be checked here) */
+/*
+ * the writer with a backend that runs ipset or pfctl: a child process
+ * and its exec (the command's path cannot be checked here); the SIGPIPE
+ * that fw_exec holds back from a program that exits before reading its
+ * stdin (sigpending, sigtimedwait); posix_spawn's closefrom in the child
+ * (close_range). The filter stays on across exec, so the program itself
+ * runs under it: the dynamic loader's arch_prctl is what ipset needs
+ * beyond the writer's own calls (found with --seccomp log; every flush
+ * and look used to kill the writer or the ipset it ran).
+ */
 static const int sandbox_writer_exec[] = {
 	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(fork), SCMP_SYS(vfork),
 	SCMP_SYS(execve), SCMP_SYS(wait4), SCMP_SYS(waitid),
 	SCMP_SYS(kill), SCMP_SYS(set_tid_address),
+	SCMP_SYS(rt_sigpending), SCMP_SYS(rt_sigtimedwait),
+	SCMP_SYS(close_range), SCMP_SYS(arch_prctl),
 };
 
 #ifdef SANDBOX_ASAN

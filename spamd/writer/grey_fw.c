@@ -5,17 +5,20 @@
  * and reconcile the sets with the store (see grey.h, pf-sync/fw.h).
  *
  * A failure whose cause is a missing table (nft delete table, a reboot
- * without the ruleset) is said once, at error level, when it starts
- * (event=fw_table_missing) and once when a flush or reconcile works
- * again (event=fw_table_back, then a reconcile refills the sets); the
- * per-retry fw_error lines go on meanwhile.
+ * without the ruleset; ipset: a missing set after `ipset destroy` or a
+ * reboot before the sets were restored) is said once, at error level,
+ * when it starts (event=fw_table_missing) and once when a flush or
+ * reconcile works again (event=fw_table_back, then a reconcile refills
+ * the sets); the per-retry fw_error lines go on meanwhile.
  *
- * The table is also watched every GREY_FW_WATCH_SECS (one small netlink
- * listing): a table that went while nothing was being sent (nftables
- * restarted with a `flush ruleset`) is noticed without waiting for a
- * pass, and a table made again between two looks (a new handle, its
- * sets empty) is refilled at once (event=fw_table_new), so whitelisted
- * hosts are not sent to spamd again until the periodic reconcile.
+ * The table is also watched every GREY_FW_WATCH_SECS (nftables: one
+ * small netlink listing; ipset: one `ipset list -t`, headers only): a
+ * table that went while nothing was being sent (nftables restarted with
+ * a `flush ruleset`) is noticed without waiting for a pass, and a table
+ * made again between two looks (a new handle, its sets empty; ipset: a
+ * set with a new hash seed) is refilled at once (event=fw_table_new), so
+ * whitelisted hosts are not sent to spamd again until the periodic
+ * reconcile.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,9 +72,10 @@ grey_fw_table_gone(struct grey_fw *gf, const char *what)
 	gf->table_missing = 1;
 	gf->table_id = 0;
 	strlcpy(gf->table, what, sizeof(gf->table));
-	log_errx("event=fw_table_missing table=\"%s\" backend=%s "
-	    "effect=\"no set updates until the table is back; reload the "
-	    "ruleset\"", gf->table, fw_backend_name(gf->fw));
+	log_errx("event=fw_table_missing %s=\"%s\" backend=%s "
+	    "effect=\"no set updates until the %s is back; %s\"",
+	    fw_present_kind(gf->fw), gf->table, fw_backend_name(gf->fw),
+	    fw_present_kind(gf->fw), fw_present_howto(gf->fw));
 }
 
 /* grey_fw_table_check - after a failure: is the table gone? Logs the
@@ -98,9 +102,9 @@ grey_fw_table_ok(struct grey_fw *gf, int reconcile)
 	if (!gf->table_missing)
 		return;
 	gf->table_missing = 0;
-	log_info("event=fw_table_back table=\"%s\" backend=%s refill=%s",
-	    gf->table, fw_backend_name(gf->fw), reconcile ? "this reconcile" :
-	    "reconcile now");
+	log_info("event=fw_table_back %s=\"%s\" backend=%s refill=\"%s\"",
+	    fw_present_kind(gf->fw), gf->table, fw_backend_name(gf->fw),
+	    reconcile ? "this reconcile" : "reconcile now");
 	/* why an event: not from inside the flush that noticed it */
 	if (!reconcile && gf->refill_ev != NULL)
 		evtimer_add(gf->refill_ev, &now0);
@@ -132,10 +136,10 @@ grey_fw_watch(evutil_socket_t fd, short ev, void *arg)
 		return;
 	}
 	if (id != 0 && gf->table_id != 0 && id != gf->table_id) {
-		log_warnx("event=fw_table_new table=\"%s\" backend=%s "
-		    "handle=%llu was=%llu refill=\"reconcile now\"", what,
-		    fw_backend_name(gf->fw), (unsigned long long)id,
-		    (unsigned long long)gf->table_id);
+		log_warnx("event=fw_table_new %s=\"%s\" backend=%s "
+		    "handle=%llu was=%llu refill=\"reconcile now\"",
+		    fw_present_kind(gf->fw), what, fw_backend_name(gf->fw),
+		    (unsigned long long)id, (unsigned long long)gf->table_id);
 		evtimer_add(gf->refill_ev, &now0);
 	}
 	if (id != 0)

@@ -461,6 +461,68 @@ t_ipset_parse(void **state)
 	assert_string_equal(err, "ipset save w: line 1: bad timeout");
 }
 
+/* t_ipset_heads - the presence check on `ipset list -t` output: a table
+ * of outputs, the sets asked for, the wanted answer, missing set, and
+ * whether an identity is known; a set made again has a new identity */
+static void
+t_ipset_heads(void **state)
+{
+#define HEAD(n, seed) "Name: " n "\nType: hash:ip\nRevision: 6\nHeader: " \
+	"family inet hashsize 1024 maxelem 1048576 timeout 0 bucketsize 12" \
+	seed "\nSize in memory: 224\nReferences: 0\nNumber of entries: 0\n"
+	static const struct {
+		const char	*out;
+		const char	*names[2];
+		int		 want;		/* 1 present, 0 missing */
+		const char	*what;		/* wanted what */
+		int		 has_id;
+	} rows[] = {
+		{ HEAD("w", " initval 0x1") "\n" HEAD("w6", " initval 0x2"),
+		    { "w", "w6" }, 1, "w", 1 },
+		/* w6's header is there, w's is not: a prefix is no match */
+		{ HEAD("w6", " initval 0x2"), { "w", "w6" }, 0, "w", 0 },
+		{ HEAD("w", " initval 0x1"), { "w", "w6" }, 0, "w6", 0 },
+		/* a name in a header field is not a set */
+		{ "Name: x\nHeader: Name: w\n", { "w", NULL }, 0, "w", 0 },
+		{ "", { "w", NULL }, 0, "w", 0 },
+		/* an older kernel prints no seed: present, identity unknown */
+		{ HEAD("w", ""), { "w", NULL }, 1, "w", 0 },
+		/* the last block, no trailing newline */
+		{ "Name: x\n\nName: w", { "w", NULL }, 1, "w", 0 },
+	};
+	char what[64];
+	uint64_t id, id1, id2;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		size_t n = rows[i].names[1] != NULL ? 2 : 1;
+
+		what[0] = '\0';
+		assert_int_equal(fw_ipset_heads(rows[i].out, rows[i].names, n,
+		    what, sizeof(what), &id), rows[i].want);
+		assert_string_equal(what, rows[i].what);
+		assert_int_equal(id != 0, rows[i].has_id);
+	}
+	/* the same sets: the same identity; w made again: another one */
+	{
+		const char *names[] = { "w", "w6" };
+
+		assert_int_equal(fw_ipset_heads(HEAD("w", " initval 0x1")
+		    "\n" HEAD("w6", " initval 0x2"), names, 2, what,
+		    sizeof(what), &id1), 1);
+		assert_int_equal(fw_ipset_heads(HEAD("w6", " initval 0x2")
+		    "\n" HEAD("w", " initval 0x1"), names, 2, what,
+		    sizeof(what), &id), 1);
+		assert_int_equal(fw_ipset_heads(HEAD("w", " initval 0x9")
+		    "\n" HEAD("w6", " initval 0x2"), names, 2, what,
+		    sizeof(what), &id2), 1);
+		assert_true(id == id1);
+		assert_true(id2 != id1);
+	}
+#undef HEAD
+}
+
 /* standin - path of the stand-in pfctl */
 static void
 standin(char *buf, size_t sz)
@@ -622,6 +684,7 @@ main(void)
 		cmocka_unit_test(t_exec),
 		cmocka_unit_test(t_nft_parse),
 		cmocka_unit_test(t_ipset_parse),
+		cmocka_unit_test(t_ipset_heads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
