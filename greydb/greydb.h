@@ -232,6 +232,24 @@ int	gdb_walk_ip(struct gdb *db, const char *ip, gdb_walk_fn fn, void *arg,
 	    struct gdb_err *err);
 
 /*
+ * (added) A walk in steps, for a caller that must return to its event
+ * loop between them (the cluster's streamed answers): pos starts zeroed;
+ * each gdb_walk_some call reads one batch (at most 1,000 records) of
+ * type after pos and calls fn for each until fn returns non-zero (that
+ * record counts as visited); pos moves past every record visited and
+ * pos->done is set once the range is over. 0, or -1 with err.
+ */
+struct gdb_walk_pos {
+	unsigned char	key[1 + GDB_ADDR_MAX + GDB_HELO_MAX +
+			    2 * GDB_MAIL_MAX + 8];	/* GDB_KEY_MAX + 8 */
+	size_t		klen;
+	int		done;
+};
+int	gdb_walk_some(struct gdb *db, enum gdb_type type,
+	    struct gdb_walk_pos *pos, gdb_walk_fn fn, void *arg,
+	    struct gdb_err *err);
+
+/*
  * gdb_expire - delete every record whose expire <= now (SPAMTRAP never).
  * Walks the expiry index from its start, so the cost is in proportion to
  * what expires. Commits in batches. expired[] (may be NULL) is called for

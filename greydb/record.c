@@ -665,6 +665,60 @@ gdb_walk(struct gdb *db, enum gdb_type type, gdb_walk_fn fn, void *arg,
 	    -1 ? -1 : 0;
 }
 
+/* gdb_walk_some - visit the records of type after pos, one batch at
+ * most, until fn returns non-zero (see greydb.h) */
+int
+gdb_walk_some(struct gdb *db, enum gdb_type type, struct gdb_walk_pos *pos,
+    gdb_walk_fn fn, void *arg, struct gdb_err *err)
+{
+	struct scan_item *items;
+	unsigned char prefix[1], start[GDB_KEY_MAX + 8];
+	struct gdb_rec rec;
+	size_t slen, n = 0, i;
+	int ret, done = 0, tries = 0, rv = 0;
+
+	if (pos->done)
+		return 0;
+	if ((items = calloc(GDB_SCAN_BATCH, sizeof(*items))) == NULL) {
+		gdb_seterr(err, "%s: walk: out of memory", db->dir);
+		return -1;
+	}
+	prefix[0] = (unsigned char)type;
+	if (pos->klen == 0) {
+		start[0] = prefix[0];
+		slen = 1;
+	} else {
+		/* The key right after K is K followed by one NUL. */
+		memcpy(start, pos->key, pos->klen);
+		slen = pos->klen;
+		start[slen++] = '\0';
+	}
+	do
+		ret = scan_batch(db, prefix, 1, start, slen, items, &n, &done);
+	while (ret == DB_LOCK_DEADLOCK && tries++ < 200);
+	if (ret != 0) {
+		free(items);
+		return gdb_dberr(db, "walk", ret, err);
+	}
+	for (i = 0; i < n; i++) {
+		memcpy(pos->key, items[i].key, items[i].klen);
+		pos->klen = items[i].klen;
+		if (gdb_key_decode(items[i].key, items[i].klen, &rec, err) == -1 ||
+		    gdb_val_decode(items[i].val, items[i].vlen, items[i].key,
+		    items[i].klen, &rec, err) == -1) {
+			rv = -1;
+			break;
+		}
+		if (fn(&rec, arg) != 0)
+			break;
+	}
+	/* done only when the range ended and fn saw all of this batch */
+	if (rv == 0 && done && i == n)
+		pos->done = 1;
+	free(items);
+	return rv;
+}
+
 /* count_one - add one key to the stats by its type byte */
 static int
 count_one(const unsigned char *key, size_t klen, const unsigned char *val,

@@ -108,6 +108,11 @@ struct main_opts {
 	const char	*sync_accept[GREY_SYNC_MAX_TARGETS];	/* more peers */
 	int		 nsync_accept;
 	const char	*http_listen;
+	/* (added) cluster catch-up (grey_cluster.c) */
+	const char	*cluster_peers[GREY_SYNC_MAX_TARGETS];
+	int		 ncluster_peers;
+	int		 cluster_digest;	/* -1 = default 300 */
+	long long	 cluster_max_bytes;	/* -1 = default 256 MB */
 	/* (added) invalid recipients (grey_rcpt.h) */
 	const char	*valid_rcpt;
 	const char	*verify_mx;
@@ -174,6 +179,7 @@ enum {
 	OPT_SECCOMP, OPT_PREFIX6, OPT_SYNC_ACCEPT,
 	OPT_CONFIG_ANY_PORT, OPT_LOWMX_GRACE,
 	OPT_MAX_RCPT, OPT_MAX_NEW, OPT_MIN_FREE,
+	OPT_CLUSTER_PEER, OPT_CLUSTER_DIGEST, OPT_CLUSTER_MAX,
 };
 
 /* read by default when it exists, as OpenBSD spamd */
@@ -213,6 +219,9 @@ static const struct option main_longopts[] = {
 	{ "sync-white",		no_argument,	   NULL, OPT_SYNC_WHITE },
 	{ "sync-deletions",	no_argument,	   NULL, OPT_SYNC_DEL },
 	{ "http-listen",	required_argument, NULL, OPT_HTTP },
+	{ "cluster-peer",	required_argument, NULL, OPT_CLUSTER_PEER },
+	{ "cluster-digest",	required_argument, NULL, OPT_CLUSTER_DIGEST },
+	{ "cluster-max-bytes",	required_argument, NULL, OPT_CLUSTER_MAX },
 	{ "valid-rcpt",		required_argument, NULL, OPT_VALID_RCPT },
 	{ "verify-mx",		required_argument, NULL, OPT_VERIFY_MX },
 	{ "verify-cache-valid",	required_argument, NULL, OPT_VERIFY_VALID },
@@ -260,6 +269,8 @@ main_usage(int status)
 "             [--sync-key FILE | --sync-no-auth] [--sync-white]\n"
 "             [--sync-deletions] [--sync-accept ADDR[/LEN]]...\n"
 "             [--http-listen ADDR:PORT]\n"
+"             [--cluster-peer ADDR:PORT ...] [--cluster-digest SECS]\n"
+"             [--cluster-max-bytes N]\n"
 "             [--valid-rcpt FILE] [--verify-mx HOST[:PORT]]\n"
 "             [--verify-cache-valid SECS] [--verify-cache-invalid SECS]\n"
 "             [--verify-rate N] [--invalid-trap N]\n"
@@ -536,6 +547,8 @@ main_parse(struct main_opts *o, int argc, char **argv)
 	o->max_new_tuples = GREY_MAX_NEW_DEFAULT;	/* (added) */
 	o->min_free_mb = GREY_MIN_FREE_DEFAULT;		/* (added) */
 	o->user = "_spamd";
+	o->cluster_digest = -1;	/* (added) unset: 300 */
+	o->cluster_max_bytes = -1;
 	o->chroot_dir = "/var/empty";
 	/* (added) SPAMD_SECCOMP sets the default of --seccomp (debugging) */
 	if ((env = getenv("SPAMD_SECCOMP")) != NULL &&
@@ -672,6 +685,18 @@ main_parse(struct main_opts *o, int argc, char **argv)
 			    &o->nsync_accept, GREY_SYNC_MAX_TARGETS, optarg);
 			break;
 		case OPT_HTTP: o->http_listen = optarg; break;
+		case OPT_CLUSTER_PEER:
+			main_add("--cluster-peer", o->cluster_peers,
+			    &o->ncluster_peers, GREY_SYNC_MAX_TARGETS, optarg);
+			break;
+		case OPT_CLUSTER_DIGEST:
+			o->cluster_digest = (int)main_num("--cluster-digest",
+			    optarg, 0, 86400);
+			break;
+		case OPT_CLUSTER_MAX:
+			o->cluster_max_bytes = main_num("--cluster-max-bytes",
+			    optarg, 0, 1LL << 40);
+			break;
 		case OPT_CONFIG_ANY_PORT: o->config_any_port = 1; break;
 		case OPT_VALID_RCPT: o->valid_rcpt = optarg; break;
 		case OPT_VERIFY_MX: o->verify_mx = optarg; break;
@@ -1477,6 +1502,13 @@ main(int argc, char **argv)
 		gc.sync_accept[i] = o.sync_accept[i];
 	gc.nsync_accept = o.nsync_accept;
 	gc.http_listen = o.http_listen;
+	for (i = 0; i < o.ncluster_peers; i++)
+		gc.cluster_peers[i] = o.cluster_peers[i];
+	gc.ncluster_peers = o.ncluster_peers;
+	gc.cluster_digest_secs = o.cluster_digest >= 0 ? o.cluster_digest :
+	    300;
+	gc.cluster_max_bytes = o.cluster_max_bytes >= 0 ?
+	    o.cluster_max_bytes : 256LL << 20;
 	gc.valid_rcpt_file = o.valid_rcpt;
 	gc.verify_mx = o.verify_mx;
 	gc.verify_cache_valid = o.verify_cache_valid;
@@ -1491,6 +1523,7 @@ main(int argc, char **argv)
 		/* the HTTP socket stays open here, as the config port, so
 		 * a restarted writer serves on it again */
 		if (grey_sync_prepare(&gc, serr, sizeof(serr)) == -1 ||
+		    grey_cluster_prepare(&gc, serr, sizeof(serr)) == -1 ||
 		    grey_http_prepare(&gc, serr, sizeof(serr)) == -1 ||
 		    grey_rcpt_check(gc.valid_rcpt_file, gc.verify_mx, serr,
 		    sizeof(serr)) == -1) {

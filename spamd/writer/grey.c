@@ -83,6 +83,7 @@ struct grey {
 	struct grey_counts	 n;
 	struct grey_sync	*sync;		/* (added) peers, NULL = off */
 	struct grey_http	*http;		/* (added) HTTP, NULL = off */
+	struct grey_cluster	*cluster;	/* (added) catch-up, NULL off */
 	double			 flush_secs;	/* (added) time in gdb_flush */
 	struct grey_rcpt	*rcpt;		/* (added) invalid users, NULL off */
 	struct grey_ctl		*ctl;		/* (added) control socket, NULL off */
@@ -1538,6 +1539,9 @@ grey_setup(struct grey *g, const int *fds, int nfds)
 	if (grey_sync_start(&g->sync, g, g->base, c) == -1 ||
 	    grey_http_start(&g->http, g, g->base, c, g->sync) == -1)
 		return -1;
+	/* (added) catch-up from --cluster-peer, /cluster/ for peers */
+	if (grey_cluster_start(&g->cluster, g, g->base, c) == -1)
+		return -1;
 	/* (added) greyctl's control socket, off unless main opened it */
 	if (grey_ctl_start(&g->ctl, g, g->base, c, g->sync) == -1)
 		return -1;
@@ -1576,6 +1580,7 @@ grey_teardown(struct grey *g)
 	free(g->lists);
 	free(g->dnsbl_text);
 	grey_http_free(g->http);
+	grey_cluster_free(g->cluster);		/* (added) */
 	grey_sync_free(g->sync);
 	grey_rcpt_free(g->rcpt);
 	grey_cfg_free(g->cfg);
@@ -1722,6 +1727,20 @@ struct gdb *
 grey_db(struct grey *g)
 {
 	return g->db;
+}
+
+/* grey_times - the greylisting times (grey.h) */
+const struct gdb_times *
+grey_times(struct grey *g)
+{
+	return &g->conf->times;
+}
+
+/* grey_cluster_of - the cluster part, NULL when off (grey.h) */
+struct grey_cluster *
+grey_cluster_of(struct grey *g)
+{
+	return g->cluster;
 }
 
 /* grey_fw_of - the firewall, NULL when off */

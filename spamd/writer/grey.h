@@ -97,6 +97,14 @@ struct grey_conf {
 					 * per GREY_CAP_WINDOW; 0 = default */
 	int64_t		min_free_bytes;	/* --min-free N (MB), as bytes */
 	int		min_free_pct;	/* --min-free N%; both 0 = off */
+	/* (added) catch-up and digest repair with our own peers
+	 * (grey_cluster.c): --cluster-peer ADDR:PORT (their --http-listen),
+	 * --cluster-digest SECS (0 = no rounds), --cluster-max-bytes per
+	 * pull (0 = no limit) */
+	const char	*cluster_peers[GREY_SYNC_MAX_TARGETS];
+	int		ncluster_peers;
+	int		cluster_digest_secs;
+	long long	cluster_max_bytes;
 };
 
 /*
@@ -355,6 +363,8 @@ const char *grey_engine_stats(struct grey *g, int i);
 struct gdb *grey_db(struct grey *g);
 /* grey_db_error - count and log a store error, reopen when it says so */
 void	grey_db_error(struct grey *g, const char *op, struct gdb_err *err);
+/* grey_times - the greylisting times (-G, trap expiry) */
+const struct gdb_times *grey_times(struct grey *g);
 /* grey_fw_of - the firewall, NULL when off (grey_fw_* accept NULL) */
 struct grey_fw *grey_fw_of(struct grey *g);
 /* grey_refused_sync - (added) a sync peer's new tuple was refused (the
@@ -385,6 +395,13 @@ void	grey_sync_local(struct grey_sync *gs, int res, const char *ip,
  * sent, -1 failed, 1 not configured; safe on NULL */
 int	grey_sync_del(struct grey_sync *gs, enum gdb_type type,
 	    const char *ip);
+struct psync_entry;
+/* grey_sync_apply - apply one WHITE, TRAPPED (or other) entry from a
+ * peer to the store, the firewall and the trapped list, as a received
+ * sync entry (source names it in the log: "sync", "cluster"); 1 the
+ * store changed, 0 nothing to do, -1 error */
+int	grey_sync_apply(struct grey *g, const struct psync_entry *e,
+	    const char *source);
 /* grey_sync_log - the SIGUSR1 line of sync counters; safe on NULL */
 void	grey_sync_log(const struct grey_sync *gs);
 /* grey_sync_counters - the counters, NULL when sync is off */
@@ -403,6 +420,51 @@ int	grey_http_start(struct grey_http **out, struct grey *g,
 	    struct grey_sync *gs);
 /* grey_http_free - stop listening; safe on NULL */
 void	grey_http_free(struct grey_http *gh);
+/* grey_http_split - "ADDR:PORT" or "[V6]:PORT" into addr and port; -1
+ * when it is neither */
+int	grey_http_split(const char *spec, char *addr, size_t addrsz,
+	    uint16_t *port);
+struct evhttp_request;
+/* grey_http_extend - give req's connection secs from now instead of the
+ * usual whole-request deadline (a streamed answer) */
+void	grey_http_extend(struct grey_http *gh, struct evhttp_request *req,
+	    int secs);
+
+/* (added) Catch-up and digest repair between our hosts (grey_cluster.c;
+ * the format is pf-sync/cluster.h). */
+struct grey_cluster;
+struct evbuffer;
+struct sockaddr;
+/* grey_cluster_prepare - in main, after grey_sync_prepare: check
+ * --cluster-peer (a sync key is needed); -1 with a message in err */
+int	grey_cluster_prepare(const struct grey_conf *conf, char *err,
+	    size_t errsz);
+/* grey_cluster_start - serve /cluster/ (with a sync key) and pull from
+ * the peers: the catch-up at once, digest rounds after; *out NULL when
+ * there is no key; -1 = fatal */
+int	grey_cluster_start(struct grey_cluster **out, struct grey *g,
+	    struct event_base *base, const struct grey_conf *conf);
+/* grey_cluster_free - stop; safe on NULL */
+void	grey_cluster_free(struct grey_cluster *gc);
+/* grey_cluster_serve - answer GET /cluster/... (path without query) */
+void	grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
+	    struct evhttp_request *req, const char *path);
+/* grey_cluster_packet - a sync packet from from was accepted (a peer's
+ * last_packet); safe on NULL */
+void	grey_cluster_packet(struct grey_cluster *gc,
+	    const struct sockaddr *from);
+/* grey_cluster_peers - the number of --cluster-peer (0 for NULL) */
+int	grey_cluster_peers(const struct grey_cluster *gc);
+/* grey_cluster_peer_line - peer i's line for greyctl cluster
+ * (peer= last_packet= last_catchup= last_digest= differing= state=
+ * ...); -1 when there is no such peer */
+int	grey_cluster_peer_line(const struct grey_cluster *gc, int i,
+	    char *buf, size_t bufsz);
+/* grey_cluster_metrics - the spamd_cluster_* metrics into b */
+void	grey_cluster_metrics(const struct grey_cluster *gc,
+	    struct evbuffer *b);
+/* grey_cluster_of - the writer's cluster part, NULL when off */
+struct grey_cluster *grey_cluster_of(struct grey *g);
 
 /* (added) The control socket for greyctl (grey_ctl.c). */
 struct grey_ctl;

@@ -718,6 +718,7 @@ grey_http_metrics(struct grey_http *gh, struct evhttp_request *req)
 
 	grey_http_sweep(gh);
 	grey_http_listeners(gh, b);
+	grey_cluster_metrics(grey_cluster_of(gh->g), b);	/* (added) */
 
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
@@ -739,6 +740,12 @@ grey_http_request(struct evhttp_request *req, void *arg)
 		    "Allow", "GET, HEAD");
 		grey_http_text(gh, req, 405, "Method Not Allowed",
 		    GH_NOT_FOUND);
+		return;
+	}
+	/* (added) catch-up and digests for our peers (grey_cluster.c) */
+	if (path != NULL && strncmp(path, "/cluster/", 9) == 0 &&
+	    grey_cluster_of(gh->g) != NULL) {
+		grey_cluster_serve(grey_cluster_of(gh->g), gh, req, path);
 		return;
 	}
 	if (path != NULL && strcmp(path, "/traplist") == 0)
@@ -850,6 +857,23 @@ grey_http_conn_admit(struct grey_http_conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
+/* grey_http_extend - req's connection gets secs from now (grey.h) */
+void
+grey_http_extend(struct grey_http *gh, struct evhttp_request *req, int secs)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ?
+	    evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct grey_http_conn *c;
+	struct timeval tv = { secs, 0 };
+
+	LIST_FOREACH(c, &gh->conns, entry)
+		if (c->bev == bev && c->admitted) {
+			evtimer_add(c->timer, &tv);
+			return;
+		}
+}
+
 /* grey_http_conn_timer - admit a new connection, or its deadline passed */
 static void
 grey_http_conn_timer(evutil_socket_t fd, short ev, void *arg)
@@ -917,7 +941,7 @@ grey_http_accept_error(struct evconnlistener *lev, void *arg)
 }
 
 /* grey_http_split - "ADDR:PORT" or "[V6]:PORT" into addr and port */
-static int
+int
 grey_http_split(const char *spec, char *addr, size_t addrsz, uint16_t *port)
 {
 	const char *c, *errstr = NULL;

@@ -83,7 +83,9 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 	const char *path;
 
 	conf->sync_key[0] = '\0';
-	if (conf->sync_listen == NULL && conf->nsync_targets == 0) {
+	/* (added) --cluster-peer needs the key without -y or -Y too */
+	if (conf->sync_listen == NULL && conf->nsync_targets == 0 &&
+	    conf->ncluster_peers == 0) {
 		if (conf->sync_no_auth || conf->sync_key_file != NULL ||
 		    conf->sync_white || conf->sync_deletions ||
 		    conf->nsync_accept > 0) {
@@ -115,37 +117,47 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 
 /* grey_sync_fw_del - drop ip's element of kind type from the firewall */
 static void
-grey_sync_fw_del(struct grey_sync *gs, enum gdb_type type, const char *ip)
+grey_sync_fw_del(struct grey *g, enum gdb_type type, const char *ip)
 {
 	struct gdb_rec r;
 
 	memset(&r, 0, sizeof(r));
 	r.type = type;
 	strlcpy(r.ip, ip, sizeof(r.ip));
-	grey_fw_expired(grey_fw_of(gs->g), &r);
+	grey_fw_expired(grey_fw_of(g), &r);
 }
 
 /*
- * grey_sync_recv - psync callback: apply one entry from a peer to the
- * store, then to the firewall and the trapped list. 1 applied, 0 nothing
- * to do, -1 error.
+ * grey_sync_recv - psync callback: apply one entry from a peer (and note
+ * the packet for the cluster's last_packet). 1 applied, 0 nothing to
+ * do, -1 error.
  */
 static int
 grey_sync_recv(const struct psync_entry *e, const struct sockaddr *from,
     void *arg)
 {
 	struct grey_sync *gs = arg;
-	struct grey *g = gs->g;
+
+	grey_cluster_packet(grey_cluster_of(gs->g), from);
+	return grey_sync_apply(gs->g, e, "sync");
+}
+
+/* grey_sync_apply - one entry to the store, firewall, trapped list */
+int
+grey_sync_apply(struct grey *g, const struct psync_entry *e,
+    const char *source)
+{
 	struct gdb *db = grey_db(g);
 	struct grey_fw *fw = grey_fw_of(g);
-	const struct gdb_times *t = &gs->conf->times;
+	const struct gdb_times *t = grey_times(g);
 	struct gdb_err err = { 0 };
 	enum psync_applied res = 0;
 	enum gdb_result gres = 0;
 	char ip[GDB_ADDR_MAX];
 	int64_t now = time(NULL);
+	/* why: a catch-up applies thousands; sync entries come one by one */
+	int lvl_info = strcmp(source, "sync") == 0;
 
-	(void)from;
 	if (db == NULL)
 		return -1;
 	if (psync_apply(db, e, now, t, &res, &gres, &err) == -1) {
@@ -156,19 +168,19 @@ grey_sync_recv(const struct psync_entry *e, const struct sockaddr *from,
 	if (res == PSYNC_A_REFUSED)	/* (added) the disk is low */
 		grey_refused_sync(g);
 	if (res != PSYNC_A_APPLIED) {
-		log_debug("event=sync_recv kind=%s ip=%s outcome=%d",
-		    psync_kind_name(e->kind), ip, (int)res);
+		log_debug("event=sync_recv kind=%s ip=%s outcome=%d source=%s",
+		    psync_kind_name(e->kind), ip, (int)res, source);
 		return 0;
 	}
 	switch (e->kind) {
 	case PSYNC_GREY:
 		grey_changed(g, gres == GDB_R_TRAP);
 		if (gres == GDB_R_PASSED) {
-			log_info("event=pass ip=%s source=sync", ip);
+			log_info("event=pass ip=%s source=%s", ip, source);
 			grey_fw_white(fw, ip, now + t->whiteexp, now);
 		} else if (gres == GDB_R_TRAP) {
-			log_info("event=trap ip=%s source=sync reason=tuple",
-			    ip);
+			log_info("event=trap ip=%s source=%s reason=tuple",
+			    ip, source);
 			grey_fw_trap(fw, ip, now + t->trapexp, now);
 		}
 		/* a GREY for a TRAPPED or WHITE host changes nothing */
@@ -176,25 +188,34 @@ grey_sync_recv(const struct psync_entry *e, const struct sockaddr *from,
 		    gres == GDB_R_PASSED || gres == GDB_R_TRAP;
 	case PSYNC_WHITE:
 		grey_changed(g, 0);
-		log_info("event=white ip=%s source=sync expire=%lld", ip,
-		    (long long)e->expire);
+		if (lvl_info)
+			log_info("event=white ip=%s source=%s expire=%lld", ip,
+			    source, (long long)e->expire);
+		else
+			log_debug("event=white ip=%s source=%s expire=%lld",
+			    ip, source, (long long)e->expire);
 		grey_fw_white(fw, ip, e->expire, now);
 		return 1;
 	case PSYNC_TRAPPED:
 		grey_changed(g, 1);
-		log_info("event=trapped ip=%s source=sync expire=%lld", ip,
-		    (long long)e->expire);
+		if (lvl_info)
+			log_info("event=trapped ip=%s source=%s expire=%lld",
+			    ip, source, (long long)e->expire);
+		else
+			log_debug("event=trapped ip=%s source=%s expire=%lld",
+			    ip, source, (long long)e->expire);
 		grey_fw_trap(fw, ip, e->expire, now);
 		return 1;
 	case PSYNC_DEL_WHITE:
 		grey_changed(g, 0);
-		log_info("event=delete type=WHITE ip=%s source=sync", ip);
-		grey_sync_fw_del(gs, GDB_WHITE, ip);
+		log_info("event=delete type=WHITE ip=%s source=%s", ip, source);
+		grey_sync_fw_del(g, GDB_WHITE, ip);
 		return 1;
 	case PSYNC_DEL_TRAPPED:
 		grey_changed(g, 1);
-		log_info("event=delete type=TRAPPED ip=%s source=sync", ip);
-		grey_sync_fw_del(gs, GDB_TRAPPED, ip);
+		log_info("event=delete type=TRAPPED ip=%s source=%s", ip,
+		    source);
+		grey_sync_fw_del(g, GDB_TRAPPED, ip);
 		return 1;
 	}
 	return 0;

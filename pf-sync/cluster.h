@@ -1,0 +1,118 @@
+/*
+ * cluster.h - catch-up and digest repair between our own MX hosts
+ * (cluster_*): the text format of GET /cluster/changes and GET
+ * /cluster/digest, its chained HMAC, the request's HMAC and the digest
+ * buckets. The writer's side (HTTP handlers, pulls, timers) is
+ * spamd/writer/grey_cluster.c; this part has no state and no I/O, so
+ * the unit tests and the fuzz target drive it directly.
+ *
+ * Request: GET /cluster/changes?since=T[&bucket=N] or GET /cluster/digest,
+ * with the header
+ *   X-Spamd-Cluster: TS NONCE MAC
+ * TS the client's time (the server takes |now - TS| <= CLUSTER_SKEW),
+ * NONCE 1-32 characters of [0-9a-f], MAC the lowercase hex HMAC-SHA256,
+ * keyed with the sync key (the 40 hex characters, as sync v2), of
+ *   "GET " target " " TS " " NONCE      (target: path and query)
+ * Response (200, text/plain): lines, each ended by "\n", of
+ *   WHITE|ip|||first|pass|expire|bcount|pcount       (spamdb's form)
+ *   TRAPPED|ip|expire
+ *   GREY|ip|helo|from|to|first|pass|expire|bcount|pcount
+ *   D|bucket|count|hash      (digest: bucket 0-255, count, 16 hex digits)
+ *   END|count                (records sent; the last line of the data)
+ *   MAC|hex                  (ends a block)
+ * cut into blocks, each ended by its MAC line. With K the key and B the
+ * bytes of a block's lines before its MAC line:
+ *   M0 = HMAC(K, "spamd-cluster/1 " request-MAC-hex)
+ *   Mi = HMAC(K, M(i-1) || HMAC(K, B))
+ * so a block verifies only in its place after every earlier block of
+ * the answer to this very request: a receiver applies block by block,
+ * and a cut, reordered, replayed or forged stream stops at the first
+ * block that does not verify. A response is complete only with END|n
+ * inside its last block. A field that holds '|' or a byte outside
+ * printable ASCII cannot travel (the server skips such a GREY tuple).
+ */
+#ifndef PFSYNC_CLUSTER_H
+#define PFSYNC_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "greydb/greydb.h"
+
+#define CLUSTER_MAC_LEN		32	/* HMAC-SHA256 */
+#define CLUSTER_MAC_HEX		(2 * CLUSTER_MAC_LEN + 1)
+#define CLUSTER_LINE_MAX	1024	/* a GREY line is at most ~900 */
+#define CLUSTER_BUCKETS		256
+#define CLUSTER_BLOCK_RECS	200	/* records in one block */
+#define CLUSTER_BLOCK_MAX	(CLUSTER_BLOCK_RECS * CLUSTER_LINE_MAX)
+#define CLUSTER_SKEW		300	/* request time tolerance, s */
+#define CLUSTER_NONCE_MAX	32
+#define CLUSTER_HEADER		"X-Spamd-Cluster"
+
+/* What one line is. */
+enum cluster_kind {
+	CLUSTER_L_REC = 1,	/* WHITE, TRAPPED or GREY: rec */
+	CLUSTER_L_DIGEST,	/* D: bucket, count, hash */
+	CLUSTER_L_END,		/* END: count */
+	CLUSTER_L_MAC,		/* MAC: mac */
+};
+
+/* One parsed line. */
+struct cluster_line {
+	enum cluster_kind	kind;
+	struct gdb_rec		rec;
+	unsigned		bucket;
+	long long		count;
+	uint64_t		hash;
+	unsigned char		mac[CLUSTER_MAC_LEN];
+};
+
+/* The 256 buckets of a digest: entries and the XOR of their hashes. */
+struct cluster_digest {
+	long long	count[CLUSTER_BUCKETS];
+	uint64_t	hash[CLUSTER_BUCKETS];
+};
+
+/* cluster_parse_line - parse one line (no newline, len bytes); 0 with
+ * out set, -1 with why naming the field */
+int	cluster_parse_line(const char *line, size_t len,
+	    struct cluster_line *out, char *why, size_t whysz);
+/* cluster_format_rec - rec as its line with "\n" into buf; the length,
+ * 0 when a field cannot travel (a '|' or a byte outside printable
+ * ASCII, or no room) or the type is not WHITE, TRAPPED or GREY */
+size_t	cluster_format_rec(const struct gdb_rec *rec, char *buf,
+	    size_t bufsz);
+
+/* cluster_req_mac - the request MAC (hex) of target, ts and nonce; -1
+ * when HMAC fails */
+int	cluster_req_mac(const char *key, size_t keylen, const char *target,
+	    long long ts, const char *nonce, char out[CLUSTER_MAC_HEX]);
+/* cluster_req_check - check a request header value "TS NONCE MAC" for
+ * target at now: 0 good (reqmac gets the MAC hex), -1 with why */
+int	cluster_req_check(const char *key, size_t keylen, const char *target,
+	    const char *hdr, long long now, char reqmac[CLUSTER_MAC_HEX],
+	    char *why, size_t whysz);
+/* cluster_chain_init - M0 for the response to the request reqmac */
+int	cluster_chain_init(unsigned char mac[CLUSTER_MAC_LEN],
+	    const char *key, size_t keylen, const char *reqmac);
+/* cluster_chain_next - Mi from M(i-1) (in mac, replaced) and block
+ * bytes data[0..len); -1 when HMAC fails */
+int	cluster_chain_next(unsigned char mac[CLUSTER_MAC_LEN],
+	    const char *key, size_t keylen, const void *data, size_t len);
+/* cluster_mac_hex - mac as lowercase hex into out */
+void	cluster_mac_hex(const unsigned char mac[CLUSTER_MAC_LEN],
+	    char out[CLUSTER_MAC_HEX]);
+
+/* cluster_bucket - the digest bucket of a (canonical) address */
+unsigned cluster_bucket(const char *ip);
+/* cluster_digest_add - count a live WHITE or TRAPPED record (its type
+ * and address, not its times: hosts that decided the same pass
+ * themselves hold expiry times seconds apart) */
+void	cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec);
+/* cluster_change_time - when rec last changed, as far as its fields
+ * tell: the latest of first, pass and expire minus its type's lifetime
+ * in t (a refreshed WHITE moves only its expire) */
+int64_t	cluster_change_time(const struct gdb_rec *rec,
+	    const struct gdb_times *t);
+
+#endif /* PFSYNC_CLUSTER_H */
