@@ -34,7 +34,8 @@ Cases, each its own result lines:
      on A reaches B-E.
 Cases b-f need the cluster catch-up and digest (--cluster-peer); a build
 without them fails those cases, saying so, and still runs a, g and m.
-Root and ip/nft needed (skips otherwise). Everything (namespaces,
+Root and ip/nft needed (skips otherwise). CLUSTER_MESH_KEEP=1 keeps the
+hosts' logs and stores (the path is printed). Everything (namespaces,
 daemons) is removed on exit, also on failure. About 45 s.
 """
 import ctypes
@@ -511,7 +512,10 @@ class Mesh:
         for h in list(self.hosts):
             self.stop(h)
         self.net.cleanup()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("CLUSTER_MESH_KEEP"):
+            print("# logs kept in %s" % self.tmp, flush=True)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def main():
@@ -540,12 +544,24 @@ def main():
                 for f in fs if f.endswith(".log")]
         F.sanitizer_check(R, "no sanitizer reports in the hosts' logs",
                           paths=logs)
+        # a writer that crashes is restarted and the host serves on, so
+        # only its log tells (a peer then sees "connection closed")
+        died = []
+        for p in sorted(logs):
+            with open(p, errors="replace") as f:
+                died += ["%s: %s" % (os.path.relpath(p, m.tmp), ln[-80:])
+                         for ln in f if "event=child-died" in ln]
+        R.check("no engine or writer of any host died by a signal",
+                not died, "%d: %s" % (len(died), " | ".join(died[:3])))
         m.cleanup()
     print("# cluster_mesh: %.1f s" % (time.monotonic() - t0), flush=True)
     return R.status()
 
 
-def mesh(m):
+def build(m, spamtraps=True):
+    """the bridge, the hosts' namespaces (with etc/spamd.nft and their
+    senders' route), the OpenBSD-layout peer's namespace and the peer;
+    spamtraps: TRAP_RCPT in every host's store. False on failure (said)"""
     m.net.setup()
     nft_rules = os.path.join(F.TOP, "etc", "spamd.nft")
     for i, lb in enumerate(LABELS + "FG", 1):
@@ -559,16 +575,22 @@ def mesh(m):
         run(["ip", "-n", ns, "route", "add", "local",
              "10.99.%d.0/24" % (20 + i), "dev", "lo"], check=True)
     m.net.attach("mO" + TAG, "pO", OBSD)
-    for lb in LABELS:
+    for lb in LABELS if spamtraps else ():
         r = subprocess.run([F.GREYCTL, "-D", os.path.join(m.hostdir(lb),
                                                           "db"),
                             "-T", "-a", TRAP_RCPT], capture_output=True,
                            text=True, timeout=30)
         if r.returncode != 0:
             R.notok("spamtrap address added", r.stderr.strip())
-            return
+            return False
     m.peer = ObsdPeer("mO" + TAG, OBSD, obsd_key(m.rawkey),
                       [NET + str(j) for j in range(1, 6)])
+    return True
+
+
+def mesh(m):
+    if not build(m):
+        return
     if not m.cluster:
         R.notok("spamd knows --cluster-peer (issue 17)",
                 "%s --help has no --cluster-peer: the catch-up and digest "
