@@ -4,7 +4,7 @@
  *   greyctl [-D dir] [-j] [keys ...]     dump, or look keys up
  *   greyctl [-D dir] -a [-t | -T] keys   add or update
  *   greyctl [-D dir] -d [-G | -t | -T] keys  delete
- *   greyctl [-D dir] import | export traplist | [-j] stats
+ *   greyctl [-D dir] import | export traplist | [-j] stats | cluster
  *   (every form also takes --seccomp kill|log|off)
  *
  * Decisions (also in the usage text):
@@ -59,6 +59,7 @@ static const char usage_text[] =
 "       greyctl [-D dir] export traplist\n"
 "       greyctl [-D dir] [-j] stats\n"
 "       greyctl [-D dir] explain address\n"
+"       greyctl [-D dir] cluster\n"
 "  -D dir   database directory (default " GDB_DEFAULT_DIR ")\n"
 "  -a       add or update: WHITE (default), -t TRAPPED for 24 h,\n"
 "           -T SPAMTRAP address (needs '@'; lowercased)\n"
@@ -90,6 +91,10 @@ static const char usage_text[] =
 "spamd-setup list file. stats prints counts by type (and, when spamd\n"
 "runs, its counters). explain prints what the store and the running\n"
 "spamd know of an address and why it does or does not reach the MX.\n"
+"cluster asks the running spamd for its --cluster-peer hosts, one line\n"
+"each: peer= last_packet= last_catchup= last_digest= (times in seconds\n"
+"since the epoch, 0 = never) differing= (entries apart at the last\n"
+"digest) state=ok|auth-fail|unreachable|error|unknown.\n"
 "-a and -d of WHITE or TRAPPED also tell a running spamd (dir/spamd.sock)\n"
 "to update its firewall set at once.\n"
 "Exit status 0 on success, 1 on any error or failed key, 2 on a usage\n"
@@ -587,8 +592,17 @@ subcommand(struct greyctl *ctl, struct greyctl_args *a)
 	const char *cmd = a->keys[0];
 
 	if (strcmp(cmd, "import") != 0 && strcmp(cmd, "export") != 0 &&
-	    strcmp(cmd, "stats") != 0 && strcmp(cmd, "explain") != 0)
+	    strcmp(cmd, "stats") != 0 && strcmp(cmd, "explain") != 0 &&
+	    strcmp(cmd, "cluster") != 0)
 		return -1;
+	/* (added) cluster: the running daemon's view of its peers */
+	if (strcmp(cmd, "cluster") == 0) {
+		if (a->nkeys != 1 || ctl->json) {
+			greyctl_warnx("cluster takes no arguments and no -j");
+			return 1;
+		}
+		return greyctl_daemon_cluster(ctl);
+	}
 	/* (added) explain ADDRESS: the store and the running daemon */
 	if (strcmp(cmd, "explain") == 0) {
 		if (a->nkeys != 2) {

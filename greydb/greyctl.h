@@ -93,6 +93,9 @@ void	greyctl_daemon_fw(const struct greyctl *ctl, int add,
 	    enum gdb_type type, const char *ip);
 /* greyctl_daemon_stats - the daemon's counter lines after stats */
 int	greyctl_daemon_stats(const struct greyctl *ctl);
+/* greyctl_daemon_cluster - greyctl cluster: the daemon's peer lines;
+ * exit status (1 when no daemon answers) */
+int	greyctl_daemon_cluster(const struct greyctl *ctl);
 /* greyctl_explain - greyctl explain ADDRESS; returns the exit status */
 int	greyctl_explain(const struct greyctl *ctl, const char *key);
 

@@ -172,6 +172,30 @@ greyctl_daemon_stats(const struct greyctl *ctl)
 	return greyctl_out_ok(ctl);
 }
 
+/* greyctl_daemon_cluster - greyctl cluster: ask the daemon (no store) */
+int
+greyctl_daemon_cluster(const struct greyctl *ctl)
+{
+	char err[512], *ans;
+	int rc;
+
+	if (ctl->sandbox != NULL && ctl->sandbox(ctl, SANDBOX_GC_CTL) == -1)
+		return 1;
+	rc = greyctl_daemon_ask(ctl, "cluster", &ans, err, sizeof(err));
+	if (rc == -1)
+		greyctl_warnx("cluster: %s", err);
+	else if (rc == 0)
+		greyctl_warnx("cluster: no spamd answers on its control socket "
+		    "in %s (the peers' state lives in the running daemon)",
+		    ctl->dir);
+	else
+		fputs(ans, ctl->out);
+	free(ans);
+	if (rc != 1)
+		return 1;
+	return greyctl_out_ok(ctl) == 0 ? 0 : 1;
+}
+
 /* What explain collects from the store. */
 struct explain {
 	const struct greyctl	*ctl;

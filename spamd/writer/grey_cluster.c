@@ -35,6 +35,7 @@
  * Applying the same answer twice changes nothing.
  */
 #include <sys/types.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -275,6 +276,18 @@ grey_cluster_block_mac(struct grey_cluster *gc, unsigned char *mac,
 	return 0;
 }
 
+/* grey_cluster_stream_end - end the answer (an incomplete one has no
+ * END line: the puller keeps its verified blocks and knows) and free */
+static void
+grey_cluster_stream_end(struct grey_cluster_stream *s)
+{
+	/* why first: ending an HTTP/1.0 answer frees the connection */
+	evhttp_connection_set_closecb(s->evcon, NULL, NULL);
+	s->evcon = NULL;
+	evhttp_send_reply_end(s->req);
+	grey_cluster_stream_free(s);
+}
+
 static void grey_cluster_stream_next(struct evhttp_connection *, void *);
 
 /* grey_cluster_stream_step - read the next block from the store and
@@ -304,8 +317,7 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 				grey_db_error(s->gc->g, "cluster_serve", &err);
 			log_warnx("event=cluster_serve outcome=error "
 			    "records=%lld error=\"store\"", s->sent);
-			evhttp_send_reply_end(s->req);
-			grey_cluster_stream_free(s);
+			grey_cluster_stream_end(s);
 			return;
 		}
 		if (s->pos.done) {
@@ -316,8 +328,7 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 	if (last)
 		evbuffer_add_printf(s->block, "END|%lld\n", s->sent);
 	if (grey_cluster_block_mac(s->gc, s->mac, s->block) == -1) {
-		evhttp_send_reply_end(s->req);
-		grey_cluster_stream_free(s);
+		grey_cluster_stream_end(s);
 		return;
 	}
 	if (!last) {
@@ -328,11 +339,7 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 	evhttp_send_reply_chunk(s->req, s->block);
 	log_info("event=cluster_serve outcome=ok records=%lld since=%lld "
 	    "bucket=%d", s->sent, (long long)s->since, s->bucket);
-	/* why first: ending an HTTP/1.0 answer frees the connection */
-	evhttp_connection_set_closecb(s->evcon, NULL, NULL);
-	s->evcon = NULL;
-	evhttp_send_reply_end(s->req);
-	grey_cluster_stream_free(s);
+	grey_cluster_stream_end(s);
 }
 
 /* grey_cluster_stream_next - the last block left: send the next */
@@ -448,6 +455,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 		grey_cluster_deny(gc, req, 403, "Forbidden", why);
 		return;
 	}
+	TAILQ_INIT(&q);		/* no query: an empty list */
 	if (query != NULL && evhttp_parse_query_str(query, &q) == -1) {
 		grey_cluster_deny(gc, req, 400, "Bad Request", "bad query");
 		return;
@@ -677,6 +685,21 @@ grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 	    "differing=%lld fetch=%d", peer->spec, nb, est, queued);
 }
 
+/* grey_cluster_quote - why for a log's error="...": no quote, backslash
+ * or control byte (our own messages; they hold no peer bytes but a
+ * status number, and stay readable with their spaces) */
+static void
+grey_cluster_quote(const char *why, char *out, size_t outsz)
+{
+	size_t i;
+
+	strlcpy(out, why, outsz);
+	for (i = 0; out[i] != '\0'; i++)
+		if (out[i] == '"' || out[i] == '\\' ||
+		    (unsigned char)out[i] < ' ' || out[i] == 0x7f)
+			out[i] = '?';
+}
+
 /* grey_cluster_pull_done - the pull ended: why NULL when it was whole;
  * state says what the peer's state becomes */
 static void
@@ -704,7 +727,7 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 			grey_cluster_digest_done(gc, p);
 	} else {
 		peer->state = state;
-		log_escape(why, strlen(why), 300, esc, sizeof(esc));
+		grey_cluster_quote(why, esc, sizeof(esc));
 		if (state == GC_AUTH_FAIL) {
 			peer->auth_failures++;
 			log_warnx("event=cluster-auth side=client peer=%s "
@@ -1055,6 +1078,10 @@ grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
 	/* why: a round still running (a slow peer) is not doubled */
 	if (gc->njobs > 0 || gc->pull != NULL)
 		return;
+	/* no peer answered the catch-up yet (all were down): again, for
+	 * the GREY tuples a digest does not cover */
+	if (!gc->catchup_done)
+		grey_cluster_push(gc, GJ_CATCHUP, 0, 0);
 	for (i = 0; i < gc->npeers; i++)
 		grey_cluster_push(gc, GJ_DIGEST, i, 0);
 	grey_cluster_run(gc);

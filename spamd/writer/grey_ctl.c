@@ -19,6 +19,9 @@
  *                    the greylisting times (passtime=, greyexp=), and
  *                    the DNSBL zones that list the address now
  *   stats            the writer's counters line and the engines' lines
+ *   cluster          cluster_peers=N, then one line per --cluster-peer:
+ *                    peer= last_packet= last_catchup= last_digest=
+ *                    differing= state= (grey_cluster.c)
  *   reload           as SIGHUP
  * Only uid 0 and the daemon's own uid may ask (SO_PEERCRED); the socket
  * file is 0660 besides.
@@ -522,6 +525,20 @@ grey_ctl_stats(struct grey_ctl_conn *c)
 	}
 }
 
+/* grey_ctl_cluster - one line per --cluster-peer (grey_cluster.c) */
+static void
+grey_ctl_cluster(struct grey_ctl_conn *c)
+{
+	struct grey_cluster *gcl = grey_cluster_of(c->gc->g);
+	char line[512];
+	int i, n = grey_cluster_peers(gcl);
+
+	grey_ctl_say(c, "cluster_peers=%d", n);
+	for (i = 0; i < n; i++)
+		if (grey_cluster_peer_line(gcl, i, line, sizeof(line)) == 0)
+			grey_ctl_say(c, "%s", line);
+}
+
 /* grey_ctl_request - answer one request line */
 static void
 grey_ctl_request(struct grey_ctl_conn *c, char *line)
@@ -552,6 +569,8 @@ grey_ctl_request(struct grey_ctl_conn *c, char *line)
 		    log_escape(cmd, strlen(cmd), 40, esc, sizeof(esc)));
 	} else if (strcmp(cmd, "stats") == 0) {
 		grey_ctl_stats(c);
+	} else if (strcmp(cmd, "cluster") == 0) {
+		grey_ctl_cluster(c);
 	} else if (strcmp(cmd, "reload") == 0) {
 		/* the writer's SIGHUP handler does the work, as for kill -HUP */
 		kill(getpid(), SIGHUP);
@@ -559,8 +578,8 @@ grey_ctl_request(struct grey_ctl_conn *c, char *line)
 		grey_ctl_say(c, "reload=queued");
 	} else {
 		grey_ctl_say(c, "error=\"unknown request %s (want del-white, "
-		    "del-trapped, add-white, add-trapped, explain, stats or "
-		    "reload)\"",
+		    "del-trapped, add-white, add-trapped, explain, stats, "
+		    "cluster or reload)\"",
 		    log_escape(cmd, strlen(cmd), 40, esc, sizeof(esc)));
 	}
 	/* an explain waiting for DNS ends in grey_ctl_dnsbl_done */

@@ -86,10 +86,23 @@ grey_sync_prepare(struct grey_conf *conf, char *err, size_t errsz)
 	/* (added) --cluster-peer needs the key without -y or -Y too */
 	if (conf->sync_listen == NULL && conf->nsync_targets == 0 &&
 	    conf->ncluster_peers == 0) {
+		/* (added) a host peers only pull from: the key serves
+		 * /cluster/ on --http-listen */
+		if (conf->http_listen != NULL && conf->sync_key_file != NULL &&
+		    !conf->sync_no_auth && !conf->sync_white &&
+		    !conf->sync_deletions && conf->nsync_accept == 0) {
+			if (psync_key_load(conf->sync_key_file, conf->sync_key,
+			    &perr) == -1) {
+				snprintf(err, errsz, "sync key: %s", perr.msg);
+				return -1;
+			}
+			return 0;
+		}
 		if (conf->sync_no_auth || conf->sync_key_file != NULL ||
 		    conf->sync_white || conf->sync_deletions ||
 		    conf->nsync_accept > 0) {
-			snprintf(err, errsz, "--sync-* options need -y or -Y");
+			snprintf(err, errsz, "--sync-* options need -y or -Y "
+			    "(--sync-key alone: --cluster-peer or --http-listen)");
 			return -1;
 		}
 		return 0;
