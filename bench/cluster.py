@@ -288,9 +288,10 @@ def catchup(m):
     ppid = pull.writer_pid()
     kv = dict(re.findall(r"(\w+)=(\S+)", line))
     out("catch-up of %d records: %.1f s from the puller's start to its "
-        "catch-up line (%s, records=%s applied=%s); %d bytes on the "
+        "catch-up line (%s%s, records=%s applied=%s); %d bytes on the "
         "wire, %s in the answer (%.0f bytes a record)" % (
             ENTRIES, logtime(line) - t0, kv.get("outcome"),
+            " error=" + kv["error"] if "error" in kv else "",
             kv.get("records"), kv.get("applied"), w1 - w0,
             kv.get("bytes"), (w1 - w0) / ENTRIES))
     out("catch-up: VmHWM puller writer %.1f MiB, holder writer %.1f MiB "
@@ -344,10 +345,17 @@ def catchup(m):
             n, secs, " ".join(x for x in dline.split()[2:] if "=" in x),
             len(pulls), logtime(pulls[-1]) - logtime(first), b, w3 - w2,
             w1 - w0))
-    out("digest: the puller holds all %s WHITE of the holder %s: %.1f s "
-        "after the first round began, %d rounds, %d bytes on the wire" % (
-            want, "" if conv else "NOT (120 s bound)",
-            t_conv - logtime(first), rounds, w4 - w2))
+    # other pulls in the same time (a catch-up retried by the rounds)
+    # are on the wire too: say how many and how big
+    cu = [ln for ln in pull.logtext().splitlines()[nlines:]
+          if "kind=catchup" in ln]
+    out("digest: the puller holds all %s WHITE of the holder%s: %.1f s "
+        "after the first round began, %d rounds, %d bytes on the wire; "
+        "%d catch-up pulls in that time, %d bytes in their answers" % (
+            want, "" if conv else " NOT (120 s bound)",
+            t_conv - logtime(first), rounds, w4 - w2, len(cu),
+            sum(int(x) for ln in cu for x in re.findall(r"bytes=(\d+)",
+                                                         ln))))
 
 
 def stats(db):
