@@ -241,13 +241,15 @@ vg_scan() {
 # fault_sync_flood.py 34 s (100,000 datagrams), spamd_verify.py 37 s,
 # spamd_setup_spf.py 35 s, spamd_dnsbl.py 40 s, sync_two_spamd.sh 30 s;
 # rt_listeners.py 69 s, greyctl_daemon.py 37 s (make check took 22 min
-# from a clean build with them, 2026-12-07); make check-sanitize
+# from a clean build with them, 2026-12-07); cluster_mesh.py (28-55 s
+# native with five to seven daemons at once; not timed under valgrind,
+# whose 5-30x would cost minutes); make check-sanitize
 # (VG_ALL=1) runs them. The rest took 210 s there
 # in a whole make check of 19 minutes before the last two joined them.
 vg_slow="greyctl.py spamd_backpressure.py fault_many_clients.py
 spamd_dialogue.py fault_writer_kill.py greyctl_explain.py
 fault_sync_flood.py spamd_verify.py spamd_setup_spf.py spamd_dnsbl.py
-sync_two_spamd.sh rt_listeners.py greyctl_daemon.py"
+sync_two_spamd.sh rt_listeners.py greyctl_daemon.py cluster_mesh.py"
 # Scripts that run none of the wrapped programs (only test helpers from
 # build/tests/helpers, which are not wrapped): nothing to see there.
 vg_none="dnsbl.py greydb_concurrency.sh spamd_writer.py sync_peers.py
