@@ -368,6 +368,13 @@ fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id)
 	return fw->be->present(fw->state, what, whatsz, id);
 }
 
+/* fw_watchable - does the backend have a table to look at (see fw.h) */
+int
+fw_watchable(const struct fw *fw)
+{
+	return fw->be->present != NULL;
+}
+
 /* fw_present_kind - what fw_present names (see fw.h) */
 const char *
 fw_present_kind(const struct fw *fw)

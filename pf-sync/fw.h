@@ -105,6 +105,9 @@ unsigned fw_failures(const struct fw *fw);
  * sets' hash seeds, new when a set is created again), 0 when unknown.
  */
 int	fw_present(struct fw *fw, char *what, size_t whatsz, uint64_t *id);
+/* (added) fw_watchable - 1 when the backend has fw_present's check
+ * (nftables, ipset), so the writer watches its table */
+int	fw_watchable(const struct fw *fw);
 /* (added) fw_present_kind - what fw_present's what names: "table"
  * (nftables) or "set" (ipset); fw_present_howto - how an operator makes
  * it again, one short phrase ("reload the ruleset") */

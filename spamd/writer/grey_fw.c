@@ -99,9 +99,16 @@ grey_fw_table_ok(struct grey_fw *gf, int reconcile)
 {
 	struct timeval now0 = { 0, 0 };
 
+	char what[128];
+	uint64_t id;
+
 	if (!gf->table_missing)
 		return;
 	gf->table_missing = 0;
+	/* why: the table back is a new table; its handle is the one the
+	 * watch compares with next, or it would report it made again */
+	if (fw_present(gf->fw, what, sizeof(what), &id) == 1 && id != 0)
+		gf->table_id = id;
 	log_info("event=fw_table_back %s=\"%s\" backend=%s refill=\"%s\"",
 	    fw_present_kind(gf->fw), gf->table, fw_backend_name(gf->fw),
 	    reconcile ? "this reconcile" : "reconcile now");
@@ -219,13 +226,20 @@ grey_fw_open(struct grey_fw **out, struct grey *g, struct event_base *base,
 		free(gf);
 		return -1;
 	}
-	/* the table's handle now; backends without a table are not watched */
-	{
+	/*
+	 * the table's handle now; backends without a table are not watched.
+	 * why armed even when this first look fails: a look that cannot tell
+	 * (nft busy, a slow start) must not switch the watch off for good
+	 */
+	if (fw_watchable(gf->fw)) {
 		char what[128];
 		struct timeval tv = { GREY_FW_WATCH_SECS, 0 };
 
-		if (fw_present(gf->fw, what, sizeof(what), &gf->table_id) != -1)
-			event_add(gf->watch_ev, &tv);
+		if (fw_present(gf->fw, what, sizeof(what), &gf->table_id) == -1)
+			log_warnx("event=fw_watch %s=\"%s\" backend=%s "
+			    "state=unknown retry_secs=%d", fw_present_kind(gf->fw),
+			    what, fw_backend_name(gf->fw), GREY_FW_WATCH_SECS);
+		event_add(gf->watch_ev, &tv);
 	}
 	log_info("event=fw_open backend=%s white=%s white6=%s",
 	    fw_backend_name(gf->fw), fw_set_name(gf->fw, FW_WHITE, 0),
