@@ -11,6 +11,7 @@ SPAMD_TEST_SLOW (a factor, default 1) stretches every bounded wait here
 sets it when BUILD points at its valgrind wrapper tree, where the daemon
 runs 5-30x slower. Scripts scale their own waits with slow(secs).
 """
+import json
 import os
 import random
 import re
@@ -19,8 +20,10 @@ import signal
 import smtplib
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.environ.get("TOP") or os.path.dirname(os.path.dirname(HERE))
@@ -505,6 +508,72 @@ def try_dialogue(port, src, tag, timeout=10):
         return code
     except (OSError, ValueError):
         return None
+
+
+def json_events(sp, name):
+    """the lines of event name in the --log-format json log of sp, as
+    dicts (other lines skipped)"""
+    out = []
+    for ln in sp.logtext().splitlines():
+        try:
+            j = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(j, dict) and j.get("event") == name:
+            out.append(j)
+    return out
+
+
+def metric(port, name):
+    """the value (text) of the unlabelled sample name on
+    http://127.0.0.1:port/metrics, or None (no answer, no sample)"""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                    timeout=slow(10)) as r:
+            body = r.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
+    return m.group(1) if m else None
+
+
+def greyctl_run(db, *args):
+    """greyctl -D db args: (exit status, stdout, stderr)"""
+    r = subprocess.run([GREYCTL, "-D", db] + list(args),
+                       capture_output=True, text=True, timeout=slow(120))
+    return r.returncode, r.stdout, r.stderr
+
+
+def run_inner_in_netns(results, label, prefix, secs):
+    """Run the calling script again with --inner inside a network
+    namespace made for it (prefix + our pid), in a session of its own so
+    that on a timeout the whole run (the daemons it started included) is
+    killed; the namespace is deleted in any case. Its exit status, or 1
+    with a not ok line."""
+    ns = "%s%d" % (prefix, os.getpid())
+    r = subprocess.run(["ip", "netns", "add", ns], capture_output=True,
+                       text=True, timeout=30)
+    if r.returncode != 0:
+        results.notok(label, "ip netns add: %s" % r.stderr.strip())
+        return 1
+    import __main__
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable,
+                          os.path.abspath(__main__.__file__), "--inner"],
+                         start_new_session=True)
+    try:
+        # why not slow(secs): run.sh's own limit must not strike first
+        return p.wait(timeout=secs)
+    except subprocess.TimeoutExpired:
+        results.notok(label, "inner run took over %d s" % secs)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        p.wait()
+        return 1
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True,
+                       timeout=30)
 
 
 def greyctl_dump(db):

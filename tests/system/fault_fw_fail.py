@@ -121,23 +121,7 @@ def main():
     if not os.access(F.SPAMD, os.X_OK):
         R.notok("fw failure", "%s not built" % F.SPAMD)
         return 1
-    ns = "faultfw%d" % os.getpid()
-    r = subprocess.run(["ip", "netns", "add", ns], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0:
-        R.notok("fw failure", "ip netns add: %s" % r.stderr.strip())
-        return 1
-    try:
-        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
-                            os.path.abspath(__file__), "--inner"],
-                           timeout=240)
-        return p.returncode
-    except subprocess.TimeoutExpired:
-        R.notok("fw failure", "inner run took over 240 s")
-        return 1
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True,
-                       timeout=30)
+    return F.run_inner_in_netns(R, "fw failure", "faultfw", 240)
 
 
 if __name__ == "__main__":

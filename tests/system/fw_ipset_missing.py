@@ -21,13 +21,10 @@ Inside a network namespace made here (ipset sets are per namespace):
   - the writer ran throughout (ipset runs under its seccomp filter).
 Root, `ip netns` and ipset needed (skips without root).
 """
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "helpers"))
@@ -52,35 +49,8 @@ def in_white(ip):
     return ipset("test", "spamd-white", ip).returncode == 0
 
 
-def events(sp, name):
-    """the JSON log lines of event name"""
-    out = []
-    for ln in sp.logtext().splitlines():
-        try:
-            j = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(j, dict) and j.get("event") == name:
-            out.append(j)
-    return out
-
-
-def metric(hport, name):
-    """one sample of /metrics, or None"""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % hport,
-                                    timeout=10) as r:
-            body = r.read().decode()
-    except OSError:
-        return None
-    m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
-    return m.group(1) if m else None
-
-
 def greyctl(sp, *args):
-    r = subprocess.run([F.GREYCTL, "-D", sp.db] + list(args),
-                       capture_output=True, text=True, timeout=120)
-    return r.returncode, r.stdout, r.stderr
+    return F.greyctl_run(sp.db, *args)
 
 
 def explain_last(sp, ip):
@@ -136,15 +106,15 @@ def run(sp, hport):
             F.wait_for(lambda: in_white(a), F.slow(10)),
             "rc %d %s; %s" % (rc, err, sp.log_tail(3)))
     R.check("metric spamd_fw_table_missing 0 with the sets there",
-            metric(hport, "spamd_fw_table_missing") == "0",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "0",
+            F.metric(hport, "spamd_fw_table_missing"))
 
     r = ipset("destroy", "spamd-white")
     R.check("ipset destroy spamd-white (under the daemon)",
             r.returncode == 0, r.stderr.strip())
     # no pass, no greyctl: only the writer's watch (5 s) can see it
-    F.wait_for(lambda: events(sp, "fw_table_missing"), F.slow(8), 0.1)
-    miss = events(sp, "fw_table_missing")
+    F.wait_for(lambda: F.json_events(sp, "fw_table_missing"), F.slow(8), 0.1)
+    miss = F.json_events(sp, "fw_table_missing")
     R.check("event=fw_table_missing at level err, set=spamd-white, "
             "backend=ipset, with no update sent",
             len(miss) == 1 and miss[0].get("level") == "err" and
@@ -152,8 +122,8 @@ def run(sp, hport):
             miss[0].get("backend") == "ipset",
             miss or sp.log_tail(3))
     R.check("metric spamd_fw_table_missing 1 while it is gone",
-            metric(hport, "spamd_fw_table_missing") == "1",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "1",
+            F.metric(hport, "spamd_fw_table_missing"))
     out, last = explain_last(sp, a)
     R.check("explain: daemon says fw_table_missing=spamd-white, and the "
             "sentence names the missing ipset set",
@@ -167,11 +137,11 @@ def run(sp, hport):
     R.check("refilled: A is in the new spamd-white with no new pass",
             back, sp.log_tail(3))
     R.check("one event=fw_table_back set=spamd-white",
-            [e.get("set") for e in events(sp, "fw_table_back")] ==
-            ["spamd-white"], events(sp, "fw_table_back"))
+            [e.get("set") for e in F.json_events(sp, "fw_table_back")] ==
+            ["spamd-white"], F.json_events(sp, "fw_table_back"))
     R.check("metric spamd_fw_table_missing back to 0",
-            metric(hport, "spamd_fw_table_missing") == "0",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "0",
+            F.metric(hport, "spamd_fw_table_missing"))
     out, last = explain_last(sp, a)
     R.check("explain after: A is in the firewall set",
             "in the firewall set spamd-white" in last and
@@ -187,17 +157,17 @@ def run(sp, hport):
     back = F.wait_for(lambda: in_white(a), F.slow(8), 0.1)
     R.check("the new set is seen (fw_table_new, or missing then back) "
             "and A refilled",
-            back and len(events(sp, "fw_table_new")) +
-            len(events(sp, "fw_table_back")) == 2,
+            back and len(F.json_events(sp, "fw_table_new")) +
+            len(F.json_events(sp, "fw_table_back")) == 2,
             "A %s, %d fw_table_new; %s" % (
-                in_white(a), len(events(sp, "fw_table_new")),
+                in_white(a), len(F.json_events(sp, "fw_table_new")),
                 sp.log_tail(3)))
     # the looks, lists and flushes run ipset under the writer's seccomp
     # filter: a refused call there killed the writer (then restarted)
-    died = events(sp, "child-died")
+    died = F.json_events(sp, "child-died")
     R.check("the writer ran throughout: one writer_start, no child died",
-            len(events(sp, "writer_start")) == 1 and not died,
-            died[:1] or "%d writer_start" % len(events(sp, "writer_start")))
+            len(F.json_events(sp, "writer_start")) == 1 and not died,
+            died[:1] or "%d writer_start" % len(F.json_events(sp, "writer_start")))
     rc = sp.stop()
     R.check("SIGTERM: exit status 0", rc == 0, "rc %s" % rc)
     F.sanitizer_check(R, "fw_ipset_missing", [sp.logtext()])
@@ -216,23 +186,7 @@ def main():
         if not os.access(b, os.X_OK):
             R.notok("fw ipset missing", "%s not built" % b)
             return 1
-    ns = "fwipm%d" % os.getpid()
-    r = subprocess.run(["ip", "netns", "add", ns], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0:
-        R.notok("fw ipset missing", "ip netns add: %s" % r.stderr.strip())
-        return 1
-    try:
-        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
-                            os.path.abspath(__file__), "--inner"],
-                           timeout=300)
-        return p.returncode
-    except subprocess.TimeoutExpired:
-        R.notok("fw ipset missing", "inner run took over 300 s")
-        return 1
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True,
-                       timeout=30)
+    return F.run_inner_in_netns(R, "fw ipset missing", "fwipm", 300)
 
 
 if __name__ == "__main__":

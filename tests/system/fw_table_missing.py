@@ -24,13 +24,11 @@ of B makes the writer's flush fail. Checks:
     table (event=fw_table_new) and refills A and B.
 Root, `ip netns` and nft needed (skips without root).
 """
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "helpers"))
@@ -54,35 +52,8 @@ def in_white(ip):
                      r.stdout) is not None
 
 
-def events(sp, name):
-    """the JSON log lines of event name"""
-    out = []
-    for ln in sp.logtext().splitlines():
-        try:
-            j = json.loads(ln)
-        except ValueError:
-            continue
-        if isinstance(j, dict) and j.get("event") == name:
-            out.append(j)
-    return out
-
-
-def metric(hport, name):
-    """one sample of /metrics, or None"""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % hport,
-                                    timeout=10) as r:
-            body = r.read().decode()
-    except OSError:
-        return None
-    m = re.search(r"^%s (\S+)$" % re.escape(name), body, re.M)
-    return m.group(1) if m else None
-
-
 def greyctl(sp, *args):
-    r = subprocess.run([F.GREYCTL, "-D", sp.db] + list(args),
-                       capture_output=True, text=True, timeout=120)
-    return r.returncode, r.stdout, r.stderr
+    return F.greyctl_run(sp.db, *args)
 
 
 def inner():
@@ -118,16 +89,16 @@ def run(sp, hport):
             F.wait_for(lambda: in_white(a), F.slow(10)),
             "rc %d %s; %s" % (rc, err, sp.log_tail(3)))
     R.check("metric spamd_fw_table_missing 0 with the table there",
-            metric(hport, "spamd_fw_table_missing") == "0",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "0",
+            F.metric(hport, "spamd_fw_table_missing"))
 
     r = nft("delete", "table", "inet", "spamd")
     R.check("nft delete table inet spamd (under the daemon)",
             r.returncode == 0, r.stderr.strip())
     rc, out, err = greyctl(sp, "-a", b)
     R.check("greyctl -a B with the table gone: exit 0", rc == 0, err)
-    F.wait_for(lambda: events(sp, "fw_table_missing"), F.slow(20), 0.1)
-    miss = events(sp, "fw_table_missing")
+    F.wait_for(lambda: F.json_events(sp, "fw_table_missing"), F.slow(20), 0.1)
+    miss = F.json_events(sp, "fw_table_missing")
     R.check("event=fw_table_missing logged at level err, table inet "
             "spamd, backend nftables",
             len(miss) >= 1 and miss[0].get("level") == "err" and
@@ -135,15 +106,15 @@ def run(sp, hport):
             miss[0].get("backend") == "nftables",
             miss[:1] or sp.log_tail(3))
     # the retries go on (backoff 1, 2 s): the missing line is not repeated
-    F.wait_for(lambda: len(events(sp, "fw_error")) >= 3, F.slow(30), 0.2)
+    F.wait_for(lambda: len(F.json_events(sp, "fw_error")) >= 3, F.slow(30), 0.2)
     R.check("fw_table_missing once over %d failed retries" %
-            len(events(sp, "fw_error")),
-            len(events(sp, "fw_error")) >= 3 and
-            len(events(sp, "fw_table_missing")) == 1,
-            "%d missing lines" % len(events(sp, "fw_table_missing")))
+            len(F.json_events(sp, "fw_error")),
+            len(F.json_events(sp, "fw_error")) >= 3 and
+            len(F.json_events(sp, "fw_table_missing")) == 1,
+            "%d missing lines" % len(F.json_events(sp, "fw_table_missing")))
     R.check("metric spamd_fw_table_missing 1 while it is gone",
-            metric(hport, "spamd_fw_table_missing") == "1",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "1",
+            F.metric(hport, "spamd_fw_table_missing"))
     rc, out, err = greyctl(sp, "explain", a)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     R.check("explain: daemon says fw_table_missing=inet spamd",
@@ -154,7 +125,7 @@ def run(sp, hport):
 
     r = nft("-f", NFT_FILE)
     R.check("table loaded again", r.returncode == 0, r.stderr.strip())
-    back = F.wait_for(lambda: events(sp, "fw_table_back"), F.slow(90), 0.2)
+    back = F.wait_for(lambda: F.json_events(sp, "fw_table_back"), F.slow(90), 0.2)
     R.check("event=fw_table_back logged once the table is there",
             bool(back), sp.log_tail(3))
     both = F.wait_for(lambda: in_white(a) and in_white(b), F.slow(30), 0.2)
@@ -162,8 +133,8 @@ def run(sp, hport):
             "spamd-white again", both, "A %s B %s; %s" % (
                 in_white(a), in_white(b), sp.log_tail(3)))
     R.check("metric spamd_fw_table_missing back to 0",
-            metric(hport, "spamd_fw_table_missing") == "0",
-            metric(hport, "spamd_fw_table_missing"))
+            F.metric(hport, "spamd_fw_table_missing") == "0",
+            F.metric(hport, "spamd_fw_table_missing"))
     rc, out, err = greyctl(sp, "explain", a)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     R.check("explain after: A is in the firewall set",
@@ -171,10 +142,10 @@ def run(sp, hport):
             in last and
             "fw_table_missing" not in out, last)
     R.check("one fw_table_missing and one fw_table_back line in all",
-            len(events(sp, "fw_table_missing")) == 1 and
-            len(events(sp, "fw_table_back")) == 1,
-            "%d / %d" % (len(events(sp, "fw_table_missing")),
-                         len(events(sp, "fw_table_back"))))
+            len(F.json_events(sp, "fw_table_missing")) == 1 and
+            len(F.json_events(sp, "fw_table_back")) == 1,
+            "%d / %d" % (len(F.json_events(sp, "fw_table_missing")),
+                         len(F.json_events(sp, "fw_table_back"))))
 
     r1 = nft("flush", "ruleset")
     r2 = nft("-f", NFT_FILE)
@@ -184,9 +155,9 @@ def run(sp, hport):
     both = F.wait_for(lambda: in_white(a) and in_white(b), F.slow(20), 0.2)
     R.check("flush ruleset and reload, no pass meanwhile: the writer sees "
             "the new table (event=fw_table_new) and refills A and B",
-            both and len(events(sp, "fw_table_new")) == 1,
+            both and len(F.json_events(sp, "fw_table_new")) == 1,
             "A %s B %s, %d fw_table_new; %s" % (
-                in_white(a), in_white(b), len(events(sp, "fw_table_new")),
+                in_white(a), in_white(b), len(F.json_events(sp, "fw_table_new")),
                 sp.log_tail(3)))
     rc = sp.stop()
     R.check("SIGTERM: exit status 0", rc == 0, "rc %s" % rc)
@@ -207,23 +178,7 @@ def main():
         if not os.access(b, os.X_OK):
             R.notok("fw table missing", "%s not built" % b)
             return 1
-    ns = "fwtab%d" % os.getpid()
-    r = subprocess.run(["ip", "netns", "add", ns], capture_output=True,
-                       text=True, timeout=30)
-    if r.returncode != 0:
-        R.notok("fw table missing", "ip netns add: %s" % r.stderr.strip())
-        return 1
-    try:
-        p = subprocess.run(["ip", "netns", "exec", ns, sys.executable,
-                            os.path.abspath(__file__), "--inner"],
-                           timeout=300)
-        return p.returncode
-    except subprocess.TimeoutExpired:
-        R.notok("fw table missing", "inner run took over 300 s")
-        return 1
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True,
-                       timeout=30)
+    return F.run_inner_in_netns(R, "fw table missing", "fwtab", 300)
 
 
 if __name__ == "__main__":
