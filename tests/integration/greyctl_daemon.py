@@ -2,12 +2,12 @@
 """greyctl_daemon.py - greyctl tells the truth about the running daemon.
 
 Starts $BUILD/spamd -d on 127.0.0.1 (ports from 16200-16299, temporary
---db-dir, --pass-seconds 30, --fw file, --fw-reconcile 3600 so no
+--db-dir, --pass-seconds 8, --fw file, --fw-reconcile 3600 so no
 reconcile runs during the test). Checks:
   - `greyctl explain` of a greylisted address gives the daemon's pass time:
-    "passtime: 30 s (spamd's)" and a sentence passing "in N s" with
-    N <= 30 (it said "in 4 h": it read the record's pass field, first +
-    grey expiry); the GREY line's passes_if_retried agrees;
+    "passtime: 8 s (spamd's)" and a sentence passing "in N s" with
+    N <= 8 (with 30 s it said "in 4 h": it read the record's pass field,
+    first + grey expiry); the GREY line's passes_if_retried agrees;
   - a retry after the time explain named passes (the address goes into
     the firewall's white set);
   - `greyctl -a` of an address reaches the firewall file at once (bounded
@@ -31,6 +31,7 @@ import fault_lib as fl  # noqa: E402
 
 SPAMD, GREYCTL = fl.SPAMD, fl.GREYCTL
 PORTS = (16200, 16299)
+PASS = 8                # --pass-seconds
 R = fl.Results()
 ok, notok, skip, check = R.ok, R.notok, R.skip, R.check
 
@@ -69,7 +70,9 @@ def main():
     d = None
     grey, added = "127.0.0.71", "127.0.0.72"
     try:
-        d = fl.file_fw_spamd(tmp, PORTS, ["--pass-seconds", "30",
+        # why 8 s, not the issue's 30: the retry waits it out, and make
+        # check's time is counted; any pass time under 25 min tells
+        d = fl.file_fw_spamd(tmp, PORTS, ["--pass-seconds", str(PASS),
                                           "--fw-reconcile", "3600"],
                              need_writer=True)
         code = deliver(d, grey, "bob@example.com")
@@ -78,18 +81,18 @@ def main():
         rc, out, err = greyctl(d.db, "explain", grey)
         s = last_line(out)
         check("explain: exit 0", rc == 0, "rc %d: %s" % (rc, err))
-        check("explain: passtime line is the daemon's 30 s",
-              "passtime: 30 s (spamd's)" in out, repr(out))
+        check("explain: passtime line is the daemon's %d s" % PASS,
+              "passtime: %d s (spamd's)" % PASS in out, repr(out))
         secs = in_secs(s)
-        check("explain: greylisted sentence passes within the 30 s "
-              "pass time (%s)" % (s.split("(")[-1] if "(" in s else s),
+        check("explain: greylisted sentence passes within the %d s "
+              "pass time (%s)" % (PASS, s.split("(")[-1] if "(" in s else s),
               s.startswith("%s is greylisted" % grey) and secs is not None
-              and secs <= 30, s)
+              and secs <= PASS, s)
         m = re.search(r"passes_if_retried=in (\d+) s", out)
-        check("explain: GREY line's passes_if_retried within 30 s",
-              m is not None and int(m.group(1)) <= 30, repr(out))
+        check("explain: GREY line's passes_if_retried within %d s" % PASS,
+              m is not None and int(m.group(1)) <= PASS, repr(out))
         # retry once the time explain named is over: it must pass
-        if secs is not None and secs <= 30:
+        if secs is not None and secs <= PASS:
             fl.wait_for(lambda: time.time() > t0 + secs + 1,
                         fl.slow(secs + 5))
             deliver(d, grey, "bob@example.com")
