@@ -110,9 +110,11 @@ unsigned cluster_bucket(const char *ip);
  * themselves hold expiry times seconds apart) */
 void	cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec);
 /* cluster_change_time - when rec last changed, as far as its fields
- * tell: the latest of first, pass and expire minus its type's lifetime
- * in t (a refreshed WHITE moves only its expire) */
+ * tell, at most now: GREY its first (OpenBSD's layout puts pass and
+ * expire at first + greyexp), WHITE and TRAPPED the latest of first,
+ * pass and expire minus their lifetime in t (a refresh moves only
+ * expire) */
 int64_t	cluster_change_time(const struct gdb_rec *rec,
-	    const struct gdb_times *t);
+	    const struct gdb_times *t, int64_t now);
 
 #endif /* PFSYNC_CLUSTER_H */

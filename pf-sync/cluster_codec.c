@@ -435,28 +435,40 @@ cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec)
 	d->hash[b] ^= cluster_fnv(rec->ip, (unsigned char)rec->type);
 }
 
-/* cluster_change_time - when rec last changed, as its fields tell */
+/* cluster_change_time - when rec last changed, as its fields tell,
+ * never after now */
 int64_t
-cluster_change_time(const struct gdb_rec *rec, const struct gdb_times *t)
+cluster_change_time(const struct gdb_rec *rec, const struct gdb_times *t,
+    int64_t now)
 {
 	int64_t c = rec->first, life = 0;
 
-	if (rec->pass > c)
-		c = rec->pass;
 	switch (rec->type) {
-	case GDB_WHITE:
-		life = t->whiteexp;
-		break;
-	case GDB_TRAPPED:
-		life = t->trapexp;
-		break;
 	case GDB_GREY:
-		life = t->greyexp;
+		/*
+		 * why first only: in OpenBSD's layout a tuple's pass and
+		 * expire are both first + greyexp, hours ahead; a sighting
+		 * after that only counts bcount. Taking pass made a host's
+		 * "newest change" hours in the future, so its catch-up asked
+		 * for nothing it had missed.
+		 */
+		break;
+	case GDB_WHITE:
+	case GDB_TRAPPED:
+		/* pass: when it passed or was trapped; expire - lifetime:
+		 * its last refresh (greylogd, a repeat sighting) */
+		life = rec->type == GDB_WHITE ? t->whiteexp : t->trapexp;
+		if (rec->pass > c)
+			c = rec->pass;
+		if (rec->expire - life > c)
+			c = rec->expire - life;
 		break;
 	default:
-		return c;
+		if (rec->pass > c)
+			c = rec->pass;
+		break;
 	}
-	if (rec->expire - life > c)
-		c = rec->expire - life;
-	return c;
+	/* a longer lifetime from a peer, or a clock set back, must not
+	 * put a change in the future: it would hide later ones */
+	return c > now ? now : c;
 }

@@ -250,7 +250,7 @@ grey_cluster_stream_rec(const struct gdb_rec *rec, void *arg)
 	    (s->bucket < 0 || (rec->type != GDB_GREY &&
 	    cluster_bucket(rec->ip) == (unsigned)s->bucket)) &&
 	    (s->since <= 0 || cluster_change_time(rec,
-	    &s->gc->conf->times) >= s->since) &&
+	    &s->gc->conf->times, s->now) >= s->since) &&
 	    (n = cluster_format_rec(rec, line, sizeof(line))) > 0) {
 		evbuffer_add(s->block, line, n);
 		s->inblock++;
@@ -565,22 +565,23 @@ grey_cluster_newest_cb(const struct gdb_rec *rec, void *arg)
 {
 	int64_t *newest = ((void **)arg)[0];
 	const struct gdb_times *t = ((void **)arg)[1];
-	int64_t c = cluster_change_time(rec, t);
+	const int64_t *now = ((void **)arg)[2];
+	int64_t c = cluster_change_time(rec, t, *now);
 
 	if (c > *newest)
 		*newest = c;
 	return 0;
 }
 
-/* grey_cluster_since - the catch-up's since: our newest change less the
- * margin, 0 for an empty store */
+/* grey_cluster_since - the catch-up's since: our newest change (a past
+ * time: cluster_change_time) less the margin, 0 for an empty store */
 static int64_t
 grey_cluster_since(struct grey_cluster *gc)
 {
 	struct gdb *db = grey_db(gc->g);
 	struct gdb_err err = { 0 };
-	int64_t newest = 0;
-	void *arg[2] = { &newest, (void *)&gc->conf->times };
+	int64_t newest = 0, now = time(NULL);
+	void *arg[3] = { &newest, (void *)&gc->conf->times, &now };
 	size_t i;
 
 	if (db == NULL)

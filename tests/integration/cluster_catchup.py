@@ -102,8 +102,10 @@ now = int(time.time())
 # more so an answer takes three blocks of 200
 lines = ["WHITE|192.0.2.1|||%d|%d|%d|1|1" % (now, now, now + 86400),
          "TRAPPED|192.0.2.2|%d" % (now + 3600),
+         # OpenBSD's layout: pass = expire = first + greyexp, hours
+         # ahead (the catch-up's since must not take them, case 3)
          "GREY|192.0.2.3|helo.example|a@b.example|c@d.example|%d|%d|%d|1|0"
-         % (now, now + 60, now + 3600),
+         % (now, now + 14400, now + 14400),
          "TRAPPED|2001:db8::2|%d" % (now + 7200)]
 lines += ["WHITE|10.1.%d.%d|||%d|%d|%d|1|1" % (i // 200, i % 200, now, now,
                                               now + 86400 + i)
@@ -161,6 +163,14 @@ try:
                      "--cluster-digest", "1"], db=dbb)
     fl.wait_for(lambda: pulls(b, "catchup"), fl.slow(10))
     got = shape(dbb)
+    since = [int(x) for x in re.findall(
+        r"event=cluster_serve outcome=ok records=\d+ since=(\d+) "
+        r"bucket=-1", a.logtext())]
+    R.check("restarted host: its catch-up asks since= a past time (its "
+            "GREY tuple's pass, 4 h ahead, is no change time)",
+            len(since) == 3 and 0 < since[-1] <= int(time.time()),
+            "since= of the three catch-ups: %s, now %d" % (
+                since, int(time.time())))
     R.check("restarted host: the entries learned meanwhile arrive",
             r1.returncode == 0 and r2.returncode == 0 and
             any(x.startswith("WHITE|198.51.100.7|") for x in got) and

@@ -344,30 +344,44 @@ test_digest(void **state)
 	assert_true(a.hash[bk] != b.hash[bk] && a.count[bk] == b.count[bk]);
 }
 
-/* test_change_time - the latest of first, pass, expire - lifetime */
+/* test_change_time - GREY: first; WHITE and TRAPPED: the latest of
+ * first, pass and expire - lifetime; never after now */
 static void
 test_change_time(void **state)
 {
-	struct gdb_times t = { 1500, 14400, 3110400, 86400 };
+	static const struct gdb_times t = { 1500, 14400, 3110400, 86400 };
+	static const struct {
+		enum gdb_type	type;
+		int64_t		first, pass, expire, now, want;
+	} cases[] = {
+		/* type, first, pass, expire, now, want */
+		{ GDB_WHITE, 100, 200, 200 + 3110400, 1000, 200 },
+		/* refreshed at 900 (greylogd moves expire only) */
+		{ GDB_WHITE, 100, 200, 900 + 3110400, 1000, 900 },
+		/* a peer's longer whiteexp: clamped to now */
+		{ GDB_WHITE, 100, 200, 5000 + 3110400, 1000, 1000 },
+		{ GDB_TRAPPED, 100, 200, 5000 + 86400, 9000, 5000 },
+		{ GDB_TRAPPED, 0, 0, 7000 + 86400, 9000, 7000 },
+		/* OpenBSD's layout: pass = expire = first + greyexp */
+		{ GDB_GREY, 5000, 5000 + 14400, 5000 + 14400, 6000, 5000 },
+		{ GDB_GREY, 5000, 5000 + 14400, 5000 + 14400, 4000, 4000 },
+		{ GDB_SPAMTRAP, 100, 200, 0, 1000, 200 },
+	};
 	struct gdb_rec r;
+	size_t i;
 
 	(void)state;
-	memset(&r, 0, sizeof(r));
-	r.type = GDB_WHITE;
-	r.first = 100;
-	r.pass = 200;
-	r.expire = 200 + t.whiteexp;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
-	r.expire = 900 + t.whiteexp;	/* refreshed at 900 */
-	assert_int_equal(cluster_change_time(&r, &t), 900);
-	r.type = GDB_TRAPPED;
-	r.expire = 5000 + t.trapexp;
-	assert_int_equal(cluster_change_time(&r, &t), 5000);
-	r.type = GDB_GREY;
-	r.expire = 10;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
-	r.type = GDB_SPAMTRAP;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		r.type = cases[i].type;
+		r.first = cases[i].first;
+		r.pass = cases[i].pass;
+		r.expire = cases[i].expire;
+		if (cluster_change_time(&r, &t, cases[i].now) != cases[i].want)
+			fail_msg("row %zu: %lld, want %lld", i,
+			    (long long)cluster_change_time(&r, &t,
+			    cases[i].now), (long long)cases[i].want);
+	}
 }
 
 int
