@@ -59,7 +59,6 @@
 #include "spamd/common/log.h"
 
 #define GREY_CLUSTER_PULL_SECS	120	/* a whole pull */
-#define GREY_CLUSTER_SERVE_SECS	120	/* a whole streamed answer */
 #define GREY_CLUSTER_MARGIN	300	/* since: clock skew, in flight */
 #define GREY_CLUSTER_ROUND_BUCKETS 16	/* bucket fetches per peer, round */
 #define GREY_CLUSTER_SCAN_STEP	5000	/* records read per block, most */
@@ -196,6 +195,7 @@ grey_cluster_prepare(const struct grey_conf *conf, char *err, size_t errsz)
 /* One streamed answer to GET /cluster/changes. */
 struct grey_cluster_stream {
 	struct grey_cluster	*gc;
+	struct grey_http	*gh;
 	struct evhttp_request	*req;
 	struct evhttp_connection *evcon;
 	struct gdb_walk_pos	 pos;
@@ -232,6 +232,13 @@ grey_cluster_stream_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	log_info("event=cluster_serve outcome=closed records=%lld", s->sent);
+	/*
+	 * why: evhttp detaches an unfinished (chunked) answer from a failed
+	 * connection and leaves it to us; one still attached (evhttp_free
+	 * at exit) evhttp frees itself
+	 */
+	if (evhttp_request_get_connection(s->req) == NULL)
+		evhttp_request_free(s->req);
 	s->evcon = NULL;
 	grey_cluster_stream_free(s);
 }
@@ -346,8 +353,11 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 static void
 grey_cluster_stream_next(struct evhttp_connection *evcon, void *arg)
 {
+	struct grey_cluster_stream *s = arg;
+
 	(void)evcon;
-	grey_cluster_stream_step(arg);
+	grey_http_progress(s->gh, s->req);
+	grey_cluster_stream_step(s);
 }
 
 /* grey_cluster_query_num - the number after name= in query, in [lo, hi];
@@ -526,8 +536,11 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	s->now = time(NULL);
 	s->evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(s->evcon, grey_cluster_stream_closed, s);
-	/* a big store takes longer than the endpoint's usual deadline */
-	grey_http_extend(gh, req, GREY_CLUSTER_SERVE_SECS);
+	/* why: a big store takes longer than the endpoint's whole deadline;
+	 * an answer that moves runs to its end (the puller bounds its own
+	 * time and bytes), one that stops moving is dropped */
+	s->gh = gh;
+	grey_http_stream(gh, req);
 	evhttp_send_reply_start(req, HTTP_OK, "OK");
 	grey_cluster_stream_step(s);
 }

@@ -10,6 +10,11 @@ round repairs an entry one host holds alone; an answer past
 parse (in a block whose MAC is right) is refused with a message naming
 the peer and the line, and the catch-up goes on to the next peer, whose
 second block has a wrong MAC: its first block is applied, nothing after.
+A streamed answer that keeps moving outlives the listener's deadline
+(SPAMD_HTTP_TIMEOUT=1 shortens it to 1 s): a client reading 100,000
+records (5.7 MB, more than the socket buffers hold) slowly for 1.5 s,
+then fast, gets them all, every block verified; one that stops reading
+is dropped (event=cluster_serve outcome=closed).
 Two fake peers here speak the format with the right key. Ports
 23000-23499. Prints ok / not ok lines, exits 1 if any failed.
 """
@@ -18,6 +23,7 @@ import hmac
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -89,6 +95,47 @@ def pulls(d, kind, outcome="ok"):
     return [ln for ln in d.logtext().splitlines()
             if "event=cluster_pull" in ln and "kind=%s" % kind in ln
             and "outcome=%s" % outcome in ln]
+
+
+def cluster_get(http, target, rcvbuf=4096):
+    """a socket that sent an authenticated GET target; its request MAC"""
+    host, port = http.rsplit(":", 1)
+    ts, nonce = int(time.time()), os.urandom(8).hex()
+    reqmac = hmac.new(K, ("GET %s %d %s" % (target, ts, nonce)).encode(),
+                      hashlib.sha256).hexdigest()
+    s = socket.socket()
+    # why small: the answer must wait on this reader, not sit in buffers
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(fl.slow(10))
+    s.connect((host, int(port)))
+    s.sendall(("GET %s HTTP/1.0\r\nHost: x\r\nX-Spamd-Cluster: %d %s %s"
+               "\r\n\r\n" % (target, ts, nonce, reqmac)).encode())
+    return s, reqmac
+
+
+def verify_answer(body, reqmac):
+    """(records, blocks, why): the answer's records if every block's MAC
+    chains and END closes it, else why not"""
+    mac = hmac.new(K, b"spamd-cluster/1 " + reqmac.encode(),
+                   hashlib.sha256).digest()
+    blk, recs, blocks, end = b"", 0, 0, None
+    for ln in body.split(b"\n")[:-1]:
+        if ln.startswith(b"MAC|"):
+            inner = hmac.new(K, blk, hashlib.sha256).digest()
+            mac = hmac.new(K, mac + inner, hashlib.sha256).digest()
+            if ln[4:].decode() != mac.hex():
+                return recs, blocks, "block %d: MAC does not verify" % (
+                    blocks + 1)
+            blk, blocks = b"", blocks + 1
+            continue
+        blk += ln + b"\n"
+        if ln.startswith(b"END|"):
+            end = int(ln[4:])
+        else:
+            recs += 1
+    if end is None or blk:
+        return recs, blocks, "no END line in a verified block"
+    return recs, blocks, None
 
 
 def metrics(d):
@@ -296,6 +343,57 @@ try:
             not any("192.0.2.61" in x for x in got), e.log_tail(3))
     e.stop()
     a.stop()
+
+    # 8. a streamed answer that moves outlives the listener's deadline
+    # (1 s here); one whose reader stops is dropped
+    dbs = os.path.join(tmp, "s.db")
+    big = 100000
+    r = greyctl(dbs, "import", stdin="".join(
+        "WHITE|10.%d.%d.%d|||%d|%d|%d|1|1\n" % (
+            8 + (i >> 16), (i >> 8) & 255, i & 255, now, now, now + 86400)
+        for i in range(big)))
+    os.environ["SPAMD_HTTP_TIMEOUT"] = "1"
+    try:
+        srv = start("s", ["--sync-key", KEY], db=dbs)
+    finally:
+        del os.environ["SPAMD_HTTP_TIMEOUT"]
+    sock, reqmac = cluster_get(srv.http, "/cluster/changes?since=0")
+    # why 1.5 s slow: at most ~1.2 MB read by then, so with ~4 MB in
+    # the server's send buffer the answer is still streaming after the
+    # 1 s deadline (the old code cut it there, moving or not)
+    chunks, t0 = [], time.monotonic()
+    for i in range(400000):
+        slow = time.monotonic() - t0 < 1.5
+        got = sock.recv(8192 if slow else 1 << 20)
+        if not got:
+            break
+        chunks.append(got)
+        if slow:
+            time.sleep(0.01)
+    took = time.monotonic() - t0
+    data = b"".join(chunks)
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    recs, blocks, why = verify_answer(body, reqmac)
+    R.check("slow reader: all %d records of a streamed answer arrive, "
+            "every block verified, past the 1 s deadline (read in %.1f s)"
+            % (big, took), r.returncode == 0 and
+            head.startswith(b"HTTP/1.0 200") and why is None and
+            recs == big, "%d records, %d blocks: %s; %s" % (
+                recs, blocks, why, srv.log_tail(3)))
+    R.check("slow reader: the server logged the whole answer, no timeout",
+            "event=cluster_serve outcome=ok records=%d" % big in
+            srv.logtext() and "event=http_timeout" not in srv.logtext(),
+            srv.log_tail(3))
+    sock, _ = cluster_get(srv.http, "/cluster/changes?since=0")
+    sock.recv(1024)	# the answer started; then this reader stops
+    dropped = fl.wait_for(lambda: "event=cluster_serve outcome=closed" in
+                          srv.logtext(), fl.slow(10))
+    R.check("stalled reader: the server drops the answer",
+            dropped and "event=http_timeout" in srv.logtext(),
+            srv.log_tail(3))
+    sock.close()
+    srv.stop()
     for dd in daemons:
         fl.sanitizer_check(R, "spamd %s" % dd.name, paths=[dd.logpath])
 except Exception as ex:  # a daemon that did not start, a timeout
