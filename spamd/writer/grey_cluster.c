@@ -14,10 +14,13 @@
  * A request without a good X-Spamd-Cluster header gets 403 and a log
  * line event=cluster-auth.
  *
- * Pulling (--cluster-peer, at most GREY_SYNC_MAX_TARGETS): one pull at a
- * time, from a queue of jobs, over a plain HTTP/1.0 connection we read
- * line by line (bufferevent; no line longer than CLUSTER_LINE_MAX, no
- * more than --cluster-max-bytes, no longer than GREY_CLUSTER_PULL_SECS).
+ * Pulling (--cluster-peer, at most GREY_SYNC_MAX_TARGETS): from a queue
+ * of jobs, one pull at a time per peer (peers in parallel: a dead or slow
+ * peer holds up no other), over a plain HTTP/1.0 connection we read line
+ * by line (bufferevent; no line longer than CLUSTER_LINE_MAX, no more
+ * than --cluster-max-bytes, no longer than GREY_CLUSTER_PULL_SECS, and
+ * connect and every read within grey_cluster_timeouts: shorter than a
+ * digest round).
  * A block is applied only after its MAC verified and every line of it
  * parsed; the first bad MAC or line stops the pull (blocks before it
  * stay applied: each was whole and authentic).
@@ -26,9 +29,9 @@
  *   (0 for an empty store), from the peers in the order given until one
  *   answers in full;
  * - digest rounds, every --cluster-digest seconds (0 = none): from each
- *   peer its digest, compared with ours; each differing bucket (at most
- *   GREY_CLUSTER_ROUND_BUCKETS a round) is fetched whole. A round also
- *   repairs what a partition lost.
+ *   peer not still busy with its last round its digest, compared with
+ *   ours; each differing bucket (at most GREY_CLUSTER_ROUND_BUCKETS a
+ *   round) is fetched whole. A round also repairs what a partition lost.
  * Merge: WHITE and TRAPPED go through psync_apply as sync entries do
  * (longer expiry wins, TRAPPED beats WHITE); a GREY tuple is stored as
  * received when we hold no live tuple of that key, else ours is kept.
@@ -59,6 +62,8 @@
 #include "spamd/common/log.h"
 
 #define GREY_CLUSTER_PULL_SECS	120	/* a whole pull */
+#define GREY_CLUSTER_IDLE_SECS	10	/* connect, or read nothing, most */
+#define GREY_CLUSTER_CONNECT_SECS 5	/* connect, most */
 #define GREY_CLUSTER_MARGIN	300	/* since: clock skew, in flight */
 #define GREY_CLUSTER_ROUND_BUCKETS 16	/* bucket fetches per peer, round */
 #define GREY_CLUSTER_SCAN_STEP	5000	/* records read per block, most */
@@ -122,7 +127,7 @@ struct grey_cluster {
 	int			 npeers;
 	struct grey_cluster_job	 jobs[GREY_CLUSTER_JOBS];
 	int			 njobs;
-	struct grey_cluster_pull *pull;
+	struct grey_cluster_pull *pulls[GREY_SYNC_MAX_TARGETS]; /* by peer */
 	struct event		*kick_ev;	/* run the queue */
 	struct event		*round_ev;	/* digest rounds */
 	int			 catchup_done;
@@ -130,6 +135,8 @@ struct grey_cluster {
 };
 
 static void grey_cluster_run(struct grey_cluster *gc);
+static void grey_cluster_timeouts(const struct grey_cluster *, struct timeval *,
+    struct timeval *);
 
 /* grey_cluster_peer_parse - --cluster-peer ADDR:PORT or [V6]:PORT into
  * p; -1 with err */
@@ -760,7 +767,7 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 		    p->job.peer + 1 < gc->npeers)
 			grey_cluster_push(gc, GJ_CATCHUP, p->job.peer + 1, 0);
 	}
-	gc->pull = NULL;
+	gc->pulls[p->job.peer] = NULL;
 	grey_cluster_pull_free(p);
 	grey_cluster_kick(gc);
 }
@@ -988,7 +995,7 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* the rest of the input first: a last line without "\n" */
 		grey_cluster_read(bev, p);
-		if (gc->pull != p)
+		if (gc->pulls[p->job.peer] != p)
 			return;
 		if (p->rd != RD_BODY)
 			grey_cluster_pull_done(p, "connection closed before "
@@ -1000,8 +1007,20 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 			grey_cluster_pull_done(p, NULL, GC_OK);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "%s", (what & BEV_EVENT_ERROR) ?
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "error");
+	if (what & BEV_EVENT_TIMEOUT) {
+		struct timeval rd, conn;
+
+		grey_cluster_timeouts(gc, &rd, &conn);
+		if (p->rd == RD_STATUS && !(what & BEV_EVENT_READING))
+			snprintf(msg, sizeof(msg), "connect: no answer within "
+			    "%d s", (int)conn.tv_sec);
+		else
+			snprintf(msg, sizeof(msg), "nothing read for %d s",
+			    (int)rd.tv_sec);
+	} else
+		snprintf(msg, sizeof(msg), "%s", (what & BEV_EVENT_ERROR) ?
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) :
+		    "error");
 	grey_cluster_pull_done(p, msg, p->rd == RD_STATUS ? GC_UNREACHABLE :
 	    GC_ERROR);
 }
@@ -1021,6 +1040,26 @@ grey_cluster_deadline(evutil_socket_t fd, short ev, void *arg)
 	    GC_ERROR);
 }
 
+/* grey_cluster_timeouts - a pull's read (idle) and connect timeouts:
+ * GREY_CLUSTER_IDLE_SECS and GREY_CLUSTER_CONNECT_SECS, but under two
+ * thirds of a digest round, so a round never waits on a dead peer */
+static void
+grey_cluster_timeouts(const struct grey_cluster *gc, struct timeval *rd,
+    struct timeval *conn)
+{
+	int r = GREY_CLUSTER_IDLE_SECS, c = GREY_CLUSTER_CONNECT_SECS;
+	int d = gc->conf->cluster_digest_secs;
+
+	if (d > 0 && d * 2 / 3 < r)
+		r = d * 2 / 3 > 1 ? d * 2 / 3 : 1;
+	if (c > r)
+		c = r;
+	rd->tv_sec = r;
+	rd->tv_usec = 0;
+	conn->tv_sec = c;
+	conn->tv_usec = 0;
+}
+
 /* grey_cluster_start_pull - connect for job j */
 static void
 grey_cluster_start_pull(struct grey_cluster *gc,
@@ -1028,7 +1067,7 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 {
 	struct grey_cluster_peer *peer = &gc->peers[j->peer];
 	struct grey_cluster_pull *p;
-	struct timeval tv = { GREY_CLUSTER_PULL_SECS, 0 };
+	struct timeval tv = { GREY_CLUSTER_PULL_SECS, 0 }, rtv, wtv;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (p->block = evbuffer_new()) == NULL ||
@@ -1042,10 +1081,16 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	}
 	p->gc = gc;
 	p->job = *j;
-	gc->pull = p;
+	gc->pulls[j->peer] = p;
 	bufferevent_setcb(p->bev, grey_cluster_read, NULL, grey_cluster_event,
 	    p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	/* why: the write timeout bounds the connect (a lost SYN, a dead
+	 * host), the read timeout each wait for the peer's next bytes (a
+	 * hung peer, a lost segment never retransmitted in time); the
+	 * deadline the whole pull */
+	grey_cluster_timeouts(gc, &rtv, &wtv);
+	bufferevent_set_timeouts(p->bev, &rtv, &wtv);
 	evtimer_add(p->deadline, &tv);
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&peer->ss,
 	    (int)peer->sslen) == -1) {
@@ -1056,19 +1101,39 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	}
 }
 
-/* grey_cluster_run - start the next job unless one runs */
+/* grey_cluster_busy - 1 if peer has a pull running or a job queued */
+static int
+grey_cluster_busy(const struct grey_cluster *gc, int peer)
+{
+	int i;
+
+	if (gc->pulls[peer] != NULL)
+		return 1;
+	for (i = 0; i < gc->njobs; i++)
+		if (gc->jobs[i].peer == peer)
+			return 1;
+	return 0;
+}
+
+/* grey_cluster_run - start, in queue order, each job whose peer has no
+ * pull running */
 static void
 grey_cluster_run(struct grey_cluster *gc)
 {
 	struct grey_cluster_job j;
+	int i = 0;
 
-	if (gc->pull != NULL || gc->njobs == 0)
-		return;
-	j = gc->jobs[0];
-	memmove(gc->jobs, gc->jobs + 1, (size_t)(gc->njobs - 1) *
-	    sizeof(gc->jobs[0]));
-	gc->njobs--;
-	grey_cluster_start_pull(gc, &j);
+	while (i < gc->njobs) {
+		if (gc->pulls[gc->jobs[i].peer] != NULL) {
+			i++;
+			continue;
+		}
+		j = gc->jobs[i];
+		memmove(gc->jobs + i, gc->jobs + i + 1, (size_t)(gc->njobs -
+		    i - 1) * sizeof(gc->jobs[0]));
+		gc->njobs--;
+		grey_cluster_start_pull(gc, &j);
+	}
 }
 
 /* grey_cluster_kick_cb - the queue's turn */
@@ -1080,6 +1145,22 @@ grey_cluster_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	grey_cluster_run(arg);
 }
 
+/* grey_cluster_catchup_pending - 1 if a catch-up pull runs or waits */
+static int
+grey_cluster_catchup_pending(const struct grey_cluster *gc)
+{
+	int i;
+
+	for (i = 0; i < gc->npeers; i++)
+		if (gc->pulls[i] != NULL && gc->pulls[i]->job.kind ==
+		    GJ_CATCHUP)
+			return 1;
+	for (i = 0; i < gc->njobs; i++)
+		if (gc->jobs[i].kind == GJ_CATCHUP)
+			return 1;
+	return 0;
+}
+
 /* grey_cluster_round - a digest round: each peer's digest */
 static void
 grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
@@ -1089,15 +1170,19 @@ grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	/* why: a round still running (a slow peer) is not doubled */
-	if (gc->njobs > 0 || gc->pull != NULL)
-		return;
 	/* no peer answered the catch-up yet (all were down): again, for
-	 * the GREY tuples a digest does not cover */
-	if (!gc->catchup_done)
+	 * the GREY tuples a digest does not cover (unless it is under way) */
+	if (!gc->catchup_done && !grey_cluster_catchup_pending(gc))
 		grey_cluster_push(gc, GJ_CATCHUP, 0, 0);
+	/* why per peer: a peer still busy with its last round (slow, or
+	 * dead until its timeouts) is left out of this one, the others go
+	 * on; its own pulls are bounded by grey_cluster_timeouts */
 	for (i = 0; i < gc->npeers; i++)
-		grey_cluster_push(gc, GJ_DIGEST, i, 0);
+		if (!grey_cluster_busy(gc, i))
+			grey_cluster_push(gc, GJ_DIGEST, i, 0);
+		else
+			log_debug("event=cluster_round peer=%s skipped=busy",
+			    gc->peers[i].spec);
 	grey_cluster_run(gc);
 }
 
@@ -1157,9 +1242,12 @@ grey_cluster_start(struct grey_cluster **out, struct grey *g,
 void
 grey_cluster_free(struct grey_cluster *gc)
 {
+	int i;
+
 	if (gc == NULL)
 		return;
-	grey_cluster_pull_free(gc->pull);
+	for (i = 0; i < GREY_SYNC_MAX_TARGETS; i++)
+		grey_cluster_pull_free(gc->pulls[i]);
 	if (gc->kick_ev != NULL)
 		event_free(gc->kick_ev);
 	if (gc->round_ev != NULL)

@@ -14,7 +14,10 @@ A streamed answer that keeps moving outlives the listener's deadline
 (SPAMD_HTTP_TIMEOUT=1 shortens it to 1 s): a client reading 100,000
 records (5.7 MB, more than the socket buffers hold) slowly for 1.5 s,
 then fast, gets them all, every block verified; one that stops reading
-is dropped (event=cluster_serve outcome=closed).
+is dropped (event=cluster_serve outcome=closed). A peer that accepts
+connections but never answers (a hung host) holds up neither the
+catch-up nor the digest rounds with the other peer: its pulls end after
+the read timeout (under a round of --cluster-digest 1).
 Two fake peers here speak the format with the right key. Ports
 23000-23499. Prints ok / not ok lines, exits 1 if any failed.
 """
@@ -342,6 +345,33 @@ try:
                       e.logtext()) and
             not any("192.0.2.61" in x for x in got), e.log_tail(3))
     e.stop()
+
+    # 9. a hung peer (connections complete, nothing answers) first in
+    # the list: the catch-up and the rounds go on with A
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(1)	# never accepted
+    dspec = "127.0.0.1:%d" % dead.getsockname()[1]
+    dbh = os.path.join(tmp, "h.db")
+    h = start("h", ["--sync-key", KEY, "--cluster-peer", dspec,
+                    "--cluster-peer", a.http, "--cluster-digest", "1"],
+              db=dbh)
+    fl.wait_for(lambda: pulls(h, "catchup"), fl.slow(10))
+    R.check("hung first peer: the catch-up moves on to the next peer",
+            any("peer=%s" % a.http in ln for ln in pulls(h, "catchup")),
+            h.log_tail(3))
+    r = greyctl(dba, "-a", "-t", "203.0.113.77")
+    fl.wait_for(lambda: any(x.startswith("TRAPPED|203.0.113.77|")
+                            for x in shape(dbh)), fl.slow(10))
+    R.check("hung first peer: a digest round with the other repairs",
+            any(x.startswith("TRAPPED|203.0.113.77|") for x in shape(dbh)),
+            h.log_tail(4))
+    R.check("hung first peer: its pulls end at the read timeout",
+            re.search(r'event=cluster_pull peer=%s kind=\w+ outcome=\w+ '
+                      r'error="nothing read for 1 s"' % re.escape(dspec),
+                      h.logtext()), h.log_tail(4))
+    h.stop()
+    dead.close()
     a.stop()
 
     # 8. a streamed answer that moves outlives the listener's deadline
