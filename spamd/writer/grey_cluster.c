@@ -9,8 +9,9 @@
  *       next block is read from the store only once the previous one has
  *       left the socket, so memory stays flat whatever the store holds;
  *       with bucket only WHITE and TRAPPED of that digest bucket.
- *   GET /cluster/digest  the 256 bucket lines of the live WHITE and
- *       TRAPPED records.
+ *       With leaves=SET only WHITE and TRAPPED of those digest leaves.
+ *   GET /cluster/digest[?buckets=SET]  the 256 bucket lines of the live
+ *       WHITE and TRAPPED records, or the leaf lines of those buckets.
  * A request without a good X-Spamd-Cluster header gets 403 and a log
  * line event=cluster-auth.
  *
@@ -29,9 +30,14 @@
  *   (0 for an empty store), from the peers in the order given until one
  *   answers in full;
  * - digest rounds, every --cluster-digest seconds (0 = none): from each
- *   peer not still busy with its last round its digest, compared with
- *   ours; each differing bucket (at most GREY_CLUSTER_ROUND_BUCKETS a
- *   round) is fetched whole. A round also repairs what a partition lost.
+ *   peer not still busy with its last round its 256 buckets, compared
+ *   with ours; for the buckets that differ (and where the peer holds
+ *   anything) their leaves; the leaves that differ are fetched, up to
+ *   GREY_CLUSTER_ROUND_BYTES a peer a round (estimated from the peer's
+ *   counts; the rest the next round), in requests of at most
+ *   GREY_CLUSTER_SET_MAX characters of leaf set. So a difference of 1 %
+ *   fetches about the entries of the leaves that differ, not of whole
+ *   buckets. A round also repairs what a partition lost.
  * Merge: WHITE and TRAPPED go through psync_apply as sync entries do
  * (longer expiry wins, TRAPPED beats WHITE); a GREY tuple is stored as
  * received when we hold no live tuple of that key, else ours is kept.
@@ -65,10 +71,15 @@
 #define GREY_CLUSTER_IDLE_SECS	10	/* connect, or read nothing, most */
 #define GREY_CLUSTER_CONNECT_SECS 5	/* connect, most */
 #define GREY_CLUSTER_MARGIN	300	/* since: clock skew, in flight */
-#define GREY_CLUSTER_ROUND_BUCKETS 16	/* bucket fetches per peer, round */
+#define GREY_CLUSTER_ROUND_BYTES (16 << 20) /* fetched per peer, round */
+#define GREY_CLUSTER_REC_BYTES	64	/* a WHITE line, about, for it */
+#define GREY_CLUSTER_SET_MAX	6000	/* leaf set in one request line */
 #define GREY_CLUSTER_SCAN_STEP	5000	/* records read per block, most */
-#define GREY_CLUSTER_JOBS	(GREY_SYNC_MAX_TARGETS * \
-				    (GREY_CLUSTER_ROUND_BUCKETS + 2))
+/* a catch-up, a digest, a leaf digest and a fetch per peer */
+#define GREY_CLUSTER_JOBS	(GREY_SYNC_MAX_TARGETS * 4)
+
+#define GREY_CLUSTER_BIT(m, i)	((m)[(i) >> 3] & (1u << ((i) & 7)))
+#define GREY_CLUSTER_SET(m, i)	((m)[(i) >> 3] |= (uint8_t)(1u << ((i) & 7)))
 
 enum grey_cluster_state { GC_UNKNOWN, GC_OK, GC_AUTH_FAIL, GC_UNREACHABLE,
     GC_ERROR };
@@ -85,9 +96,13 @@ struct grey_cluster_peer {
 	long long		 differing;	/* -1 = no digest yet */
 	long long		 catchup_entries, auth_failures;
 	enum grey_cluster_state	 state;
+	uint8_t			 buckets[CLUSTER_BUCKETS / 8]; /* differing */
+	uint8_t			 want[CLUSTER_LEAVES / 8]; /* to fetch */
+	unsigned		 want_from;	/* next fetch starts here */
 };
 
-enum grey_cluster_job_kind { GJ_CATCHUP, GJ_DIGEST, GJ_BUCKET };
+enum grey_cluster_job_kind { GJ_CATCHUP, GJ_DIGEST, GJ_LEAFDIGEST,
+    GJ_LEAVES };
 
 /* One pull to make. */
 struct grey_cluster_job {
@@ -116,6 +131,8 @@ struct grey_cluster_pull {
 	int			 ended;
 	struct cluster_digest	 remote;
 	int			 remote_seen[CLUSTER_BUCKETS];
+	struct cluster_leaves	*rleaves;	/* GJ_LEAFDIGEST */
+	unsigned		 set_end;	/* GJ_LEAVES: asked up to */
 };
 
 /* The writer's cluster part. */
@@ -209,6 +226,7 @@ struct grey_cluster_stream {
 	int			 ti;		/* index into types */
 	int64_t			 since, now;
 	int			 bucket;	/* -1 = all */
+	uint8_t			*leaves;	/* NULL = all */
 	unsigned char		 mac[CLUSTER_MAC_LEN];
 	struct evbuffer		*block;
 	int			 inblock;	/* records in block */
@@ -228,6 +246,7 @@ grey_cluster_stream_free(struct grey_cluster_stream *s)
 		evhttp_connection_set_closecb(s->evcon, NULL, NULL);
 	if (s->block != NULL)
 		evbuffer_free(s->block);
+	free(s->leaves);
 	free(s);
 }
 
@@ -263,6 +282,8 @@ grey_cluster_stream_rec(const struct gdb_rec *rec, void *arg)
 	if (rec->expire > s->now &&
 	    (s->bucket < 0 || (rec->type != GDB_GREY &&
 	    cluster_bucket(rec->ip) == (unsigned)s->bucket)) &&
+	    (s->leaves == NULL || (rec->type != GDB_GREY &&
+	    GREY_CLUSTER_BIT(s->leaves, cluster_leaf(rec->ip)))) &&
 	    (s->since <= 0 || cluster_change_time(rec,
 	    &s->gc->conf->times, s->now) >= s->since) &&
 	    (n = cluster_format_rec(rec, line, sizeof(line))) > 0) {
@@ -312,7 +333,7 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 	struct gdb *db = grey_db(s->gc->g);
 	struct gdb_err err = { 0 };
 	int last = 0;
-	size_t ntypes = s->bucket >= 0 ? 2 : 3;
+	size_t ntypes = s->bucket >= 0 || s->leaves != NULL ? 2 : 3;
 
 	s->inblock = 0;
 	s->scanned = 0;
@@ -412,22 +433,30 @@ grey_cluster_digest_cb(const struct gdb_rec *rec, void *arg)
 {
 	struct cluster_digest *d = ((void **)arg)[0];
 	const int64_t *now = ((void **)arg)[1];
+	struct cluster_leaves *l = ((void **)arg)[2];
 
-	if (rec->expire > *now)
+	if (rec->expire > *now) {
 		cluster_digest_add(d, rec);
+		if (l != NULL)
+			cluster_leaves_add(l, rec);
+	}
 	return 0;
 }
 
-/* grey_cluster_digest_local - our digest of live WHITE and TRAPPED */
+/* grey_cluster_digest_local - our digest of live WHITE and TRAPPED: its
+ * buckets in d, its leaves in l unless NULL */
 static int
-grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d)
+grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d,
+    struct cluster_leaves *l)
 {
 	struct gdb *db = grey_db(gc->g);
 	struct gdb_err err = { 0 };
 	int64_t now = time(NULL);
-	void *arg[2] = { d, &now };
+	void *arg[3] = { d, &now, l };
 
 	memset(d, 0, sizeof(*d));
+	if (l != NULL)
+		memset(l, 0, sizeof(*l));
 	if (db == NULL)
 		return -1;
 	if (gdb_walk(db, GDB_WHITE, grey_cluster_digest_cb, arg, &err) == -1 ||
@@ -437,6 +466,80 @@ grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d)
 		return -1;
 	}
 	return 0;
+}
+
+/* grey_cluster_query_set - the set after name= in query (nbits members
+ * at most) as a bitmap the caller frees, NULL when absent; -1 with why */
+static int
+grey_cluster_query_set(const struct evkeyvalq *q, const char *name,
+    unsigned nbits, uint8_t **out, char *why, size_t whysz)
+{
+	const char *v = evhttp_find_header(q, name);
+	char w[200];
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if ((*out = calloc(1, (nbits + 7) / 8)) == NULL) {
+		snprintf(why, whysz, "%s: out of memory", name);
+		return -1;
+	}
+	if (cluster_set_decode(v, *out, nbits, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "%s: %s", name, w);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* grey_cluster_digest_answer - the digest answer to the request reqmac
+ * into out: the 256 bucket lines, or with buckets the lines of their
+ * leaves that hold anything; MAC lines every CLUSTER_BLOCK_RECS lines */
+static int
+grey_cluster_digest_answer(struct grey_cluster *gc, const char *reqmac,
+    const uint8_t *buckets, struct evbuffer *out)
+{
+	const char *key = gc->conf->sync_key;
+	struct cluster_digest d;
+	struct cluster_leaves *l = NULL;
+	struct evbuffer *b;
+	unsigned char mac[CLUSTER_MAC_LEN];
+	long long n = 0;
+	unsigned i, inblock = 0;
+	int rc = -1;
+
+	if ((b = evbuffer_new()) == NULL || (buckets != NULL &&
+	    (l = malloc(sizeof(*l))) == NULL) ||
+	    grey_cluster_digest_local(gc, &d, l) == -1 ||
+	    cluster_chain_init(mac, key, strlen(key), reqmac) == -1)
+		goto out;
+	for (i = 0; i < (buckets != NULL ? CLUSTER_LEAVES : CLUSTER_BUCKETS);
+	    i++) {
+		if (buckets != NULL && (!GREY_CLUSTER_BIT(buckets, i &
+		    (CLUSTER_BUCKETS - 1)) || l->count[i] == 0))
+			continue;
+		evbuffer_add_printf(b, "D|%u|%lld|%016llx\n", i, l != NULL ?
+		    l->count[i] : d.count[i], (unsigned long long)(l != NULL ?
+		    l->hash[i] : d.hash[i]));
+		n++;
+		if (++inblock == CLUSTER_BLOCK_RECS) {
+			if (grey_cluster_block_mac(gc, mac, b) == -1)
+				goto out;
+			evbuffer_add_buffer(out, b);
+			inblock = 0;
+		}
+	}
+	evbuffer_add_printf(b, "END|%lld\n", n);
+	if (grey_cluster_block_mac(gc, mac, b) == -1)
+		goto out;
+	evbuffer_add_buffer(out, b);
+	rc = 0;
+out:
+	if (b != NULL)
+		evbuffer_free(b);
+	free(l);
+	return rc;
 }
 
 /* grey_cluster_serve - GET /cluster/... (see grey.h) */
@@ -453,6 +556,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	struct grey_cluster_stream *s;
 	char why[256], reqmac[CLUSTER_MAC_HEX], peer[INET6_ADDRSTRLEN];
 	long long since, bucket;
+	uint8_t *leaves = NULL, *buckets = NULL;
 	char *host = NULL;
 	ev_uint16_t port = 0;
 
@@ -479,13 +583,20 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	}
 	if (grey_cluster_query_num(&q, "since", 0, INT64_MAX / 2, 0, &since,
 	    why, sizeof(why)) == -1 || grey_cluster_query_num(&q, "bucket",
-	    0, CLUSTER_BUCKETS - 1, -1, &bucket, why, sizeof(why)) == -1) {
+	    0, CLUSTER_BUCKETS - 1, -1, &bucket, why, sizeof(why)) == -1 ||
+	    grey_cluster_query_set(&q, "leaves", CLUSTER_LEAVES, &leaves, why,
+	    sizeof(why)) == -1 || grey_cluster_query_set(&q, "buckets",
+	    CLUSTER_BUCKETS, &buckets, why, sizeof(why)) == -1) {
 		evhttp_clear_headers(&q);
+		free(leaves);
+		free(buckets);
 		grey_cluster_deny(gc, req, 400, "Bad Request", why);
 		return;
 	}
 	evhttp_clear_headers(&q);
 	if (grey_db(gc->g) == NULL) {
+		free(leaves);
+		free(buckets);
 		grey_cluster_deny(gc, req, 503, "Service Unavailable",
 		    "no store");
 		return;
@@ -494,34 +605,26 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; charset=us-ascii");
 	if (strcmp(path, "/cluster/digest") == 0) {
-		struct cluster_digest d;
 		struct evbuffer *b = evbuffer_new();
-		unsigned char mac[CLUSTER_MAC_LEN];
-		int i;
 
-		if (b == NULL || grey_cluster_digest_local(gc, &d) == -1 ||
-		    cluster_chain_init(mac, key, strlen(key), reqmac) == -1) {
+		free(leaves);
+		if (b == NULL || grey_cluster_digest_answer(gc, reqmac, buckets,
+		    b) == -1) {
 			if (b != NULL)
 				evbuffer_free(b);
+			free(buckets);
 			grey_cluster_deny(gc, req, 500, "Internal Server Error",
 			    "digest failed");
 			return;
 		}
-		for (i = 0; i < CLUSTER_BUCKETS; i++)
-			evbuffer_add_printf(b, "D|%d|%lld|%016llx\n", i,
-			    d.count[i], (unsigned long long)d.hash[i]);
-		evbuffer_add_printf(b, "END|%d\n", CLUSTER_BUCKETS);
-		if (grey_cluster_block_mac(gc, mac, b) == -1) {
-			evbuffer_free(b);
-			grey_cluster_deny(gc, req, 500, "Internal Server Error",
-			    "MAC failed");
-			return;
-		}
+		free(buckets);
 		evhttp_send_reply(req, HTTP_OK, "OK", b);
 		evbuffer_free(b);
 		return;
 	}
+	free(buckets);
 	if (strcmp(path, "/cluster/changes") != 0) {
+		free(leaves);
 		grey_cluster_deny(gc, req, HTTP_NOTFOUND, "Not Found",
 		    "want /cluster/changes or /cluster/digest");
 		return;
@@ -532,6 +635,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 		if (s != NULL && s->block != NULL)
 			evbuffer_free(s->block);
 		free(s);
+		free(leaves);
 		grey_cluster_deny(gc, req, 500, "Internal Server Error",
 		    "out of memory");
 		return;
@@ -540,6 +644,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	s->req = req;
 	s->since = since;
 	s->bucket = (int)bucket;
+	s->leaves = leaves;
 	s->now = time(NULL);
 	s->evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(s->evcon, grey_cluster_stream_closed, s);
@@ -668,24 +773,26 @@ grey_cluster_pull_free(struct grey_cluster_pull *p)
 		event_free(p->deadline);
 	if (p->block != NULL)
 		evbuffer_free(p->block);
+	free(p->rleaves);
 	free(p);
 }
 
 static const char *grey_cluster_job_name[] = { "catchup", "digest",
-    "bucket" };
+    "leafdigest", "leaves" };
 
-/* grey_cluster_digest_done - a peer's digest is in: compare, queue the
- * differing buckets */
+/* grey_cluster_digest_done - a peer's 256 buckets are in: compare, ask
+ * for the leaves of those that differ where the peer holds anything */
 static void
 grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 {
 	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
 	struct cluster_digest mine;
 	long long est = 0, d;
-	int i, nb = 0, queued = 0;
+	int i, nb = 0, asked = 0;
 
-	if (grey_cluster_digest_local(gc, &mine) == -1)
+	if (grey_cluster_digest_local(gc, &mine, NULL) == -1)
 		return;
+	memset(peer->buckets, 0, sizeof(peer->buckets));
 	for (i = 0; i < CLUSTER_BUCKETS; i++) {
 		if (p->remote_seen[i] && mine.count[i] == p->remote.count[i] &&
 		    mine.hash[i] == p->remote.hash[i])
@@ -694,16 +801,96 @@ grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 		d = mine.count[i] - p->remote.count[i];
 		est += d < 0 ? -d : d > 0 ? d : 1;
 		/* only buckets where the peer may hold what we lack */
-		if (queued < GREY_CLUSTER_ROUND_BUCKETS && p->remote.count[i] > 0) {
-			grey_cluster_push(gc, GJ_BUCKET, p->job.peer,
-			    (unsigned)i);
-			queued++;
+		if (p->remote.count[i] > 0) {
+			GREY_CLUSTER_SET(peer->buckets, (unsigned)i);
+			asked++;
 		}
 	}
 	peer->last_digest = time(NULL);
 	peer->differing = est;
 	log_info("event=cluster_digest peer=%s buckets_differing=%d "
-	    "differing=%lld fetch=%d", peer->spec, nb, est, queued);
+	    "differing=%lld fetch=%d", peer->spec, nb, est, asked);
+	if (asked > 0)
+		grey_cluster_push(gc, GJ_LEAFDIGEST, p->job.peer, 0);
+}
+
+/* grey_cluster_leafdigest_done - the leaves of the differing buckets are
+ * in: the differing leaves where the peer holds anything become the
+ * fetch, up to GREY_CLUSTER_ROUND_BYTES */
+static void
+grey_cluster_leafdigest_done(struct grey_cluster *gc,
+    struct grey_cluster_pull *p)
+{
+	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
+	struct cluster_leaves *mine, *rl = p->rleaves;
+	struct cluster_digest top;
+	char set[GREY_CLUSTER_SET_MAX + 1];
+	long long est = 0, bytes = 0, d, left = 0;
+	unsigned f, from;
+	int nl = 0, nwant = 0, pulls = 0;
+
+	if (rl == NULL || (mine = calloc(1, sizeof(*mine))) == NULL)
+		return;
+	if (grey_cluster_digest_local(gc, &top, mine) == -1) {
+		free(mine);
+		return;
+	}
+	memset(peer->want, 0, sizeof(peer->want));
+	peer->want_from = 0;
+	for (f = 0; f < CLUSTER_LEAVES; f++) {
+		if (!GREY_CLUSTER_BIT(peer->buckets, f & (CLUSTER_BUCKETS - 1))
+		    || (mine->count[f] == rl->count[f] &&
+		    mine->hash[f] == rl->hash[f]))
+			continue;
+		nl++;
+		d = mine->count[f] - rl->count[f];
+		est += d < 0 ? -d : d > 0 ? d : 1;
+		if (rl->count[f] == 0)
+			continue;
+		/* why a byte bound, not a leaf count: a round costs what
+		 * it fetches; what does not fit comes next round */
+		if (bytes + rl->count[f] * GREY_CLUSTER_REC_BYTES >
+		    GREY_CLUSTER_ROUND_BYTES && nwant > 0) {
+			left++;
+			continue;
+		}
+		bytes += rl->count[f] * GREY_CLUSTER_REC_BYTES;
+		GREY_CLUSTER_SET(peer->want, f);
+		nwant++;
+	}
+	free(mine);
+	for (from = 0; nwant > 0 && from < CLUSTER_LEAVES; pulls++)
+		from = cluster_set_encode(peer->want, CLUSTER_LEAVES, from, set,
+		    sizeof(set));
+	peer->differing = est;
+	log_info("event=cluster_digest_leaves peer=%s leaves_differing=%d "
+	    "differing=%lld fetch=%d fetch_bytes=%lld pulls=%d left=%lld",
+	    peer->spec, nl, est, nwant, bytes, pulls, left);
+	if (nwant > 0)
+		grey_cluster_push(gc, GJ_LEAVES, p->job.peer, 0);
+}
+
+/* grey_cluster_leaves_done - a fetch of leaves ended (ok: whole): the
+ * next part of the fetch, if any */
+static void
+grey_cluster_leaves_done(struct grey_cluster *gc, struct grey_cluster_pull *p,
+    int ok)
+{
+	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
+	unsigned f;
+
+	if (!ok) {
+		/* the next round asks again */
+		memset(peer->want, 0, sizeof(peer->want));
+		return;
+	}
+	peer->last_catchup = time(NULL);
+	peer->want_from = p->set_end;
+	for (f = peer->want_from; f < CLUSTER_LEAVES; f++)
+		if (GREY_CLUSTER_BIT(peer->want, f)) {
+			grey_cluster_push(gc, GJ_LEAVES, p->job.peer, 0);
+			return;
+		}
 }
 
 /* grey_cluster_quote - why for a log's error="...": no quote, backslash
@@ -734,16 +921,17 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 	peer->catchup_entries += p->applied;
 	if (why == NULL) {
 		peer->state = GC_OK;
-		log_info("event=cluster_pull peer=%s kind=%s bucket=%d "
+		log_info("event=cluster_pull peer=%s kind=%s bucket=-1 "
 		    "records=%lld applied=%lld bytes=%lld outcome=ok",
 		    peer->spec, grey_cluster_job_name[p->job.kind],
-		    p->job.kind == GJ_BUCKET ? (int)p->job.bucket : -1,
 		    p->records, p->applied, p->bytes);
 		if (p->job.kind == GJ_CATCHUP) {
 			peer->last_catchup = time(NULL);
 			gc->catchup_done = 1;
-		} else if (p->job.kind == GJ_BUCKET)
-			peer->last_catchup = time(NULL);
+		} else if (p->job.kind == GJ_LEAVES)
+			grey_cluster_leaves_done(gc, p, 1);
+		else if (p->job.kind == GJ_LEAFDIGEST)
+			grey_cluster_leafdigest_done(gc, p);
 		else
 			grey_cluster_digest_done(gc, p);
 	} else {
@@ -762,6 +950,8 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 			    grey_cluster_job_name[p->job.kind],
 			    grey_cluster_state_name[state], esc, p->records,
 			    p->applied, p->bytes);
+		if (p->job.kind == GJ_LEAVES)
+			grey_cluster_leaves_done(gc, p, 0);
 		/* catch-up: the next peer may answer */
 		if (p->job.kind == GJ_CATCHUP &&
 		    p->job.peer + 1 < gc->npeers)
@@ -812,11 +1002,22 @@ grey_cluster_block(struct grey_cluster_pull *p, const struct cluster_line *m)
 				strlcpy(why, "line after END", sizeof(why));
 			}
 			if (r == 0 && l.kind != CLUSTER_L_END &&
-			    (p->job.kind == GJ_DIGEST) !=
+			    (p->job.kind == GJ_DIGEST ||
+			    p->job.kind == GJ_LEAFDIGEST) !=
 			    (l.kind == CLUSTER_L_DIGEST)) {
 				r = -1;
 				strlcpy(why, "line of the wrong kind for this "
 				    "request", sizeof(why));
+			}
+			if (r == 0 && l.kind == CLUSTER_L_DIGEST &&
+			    (p->job.kind == GJ_DIGEST ? l.bucket >=
+			    CLUSTER_BUCKETS : !GREY_CLUSTER_BIT(
+			    gc->peers[p->job.peer].buckets, l.bucket &
+			    (CLUSTER_BUCKETS - 1)))) {
+				r = -1;
+				snprintf(why, sizeof(why), "D: %u is no %s "
+				    "asked for", l.bucket, p->job.kind ==
+				    GJ_DIGEST ? "bucket" : "leaf");
 			}
 			if (r == -1) {
 				snprintf(msg, sizeof(msg), "line %lld: %s", no,
@@ -837,6 +1038,10 @@ grey_cluster_block(struct grey_cluster_pull *p, const struct cluster_line *m)
 					return -1;
 				}
 				p->applied += r;
+			} else if (l.kind == CLUSTER_L_DIGEST &&
+			    p->job.kind == GJ_LEAFDIGEST) {
+				p->rleaves->count[l.bucket] = l.count;
+				p->rleaves->hash[l.bucket] = l.hash;
 			} else if (l.kind == CLUSTER_L_DIGEST) {
 				p->remote.count[l.bucket] = l.count;
 				p->remote.hash[l.bucket] = l.hash;
@@ -967,16 +1172,24 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 	struct grey_cluster *gc = p->gc;
 	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
 	const char *key = gc->conf->sync_key;
-	char target[128], nonce[17], msg[320];
+	char target[GREY_CLUSTER_SET_MAX + 64], nonce[17], msg[320];
+	char set[GREY_CLUSTER_SET_MAX + 1];
 	long long now = (long long)time(NULL);
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (p->job.kind == GJ_DIGEST)
 			strlcpy(target, "/cluster/digest", sizeof(target));
-		else if (p->job.kind == GJ_BUCKET)
+		else if (p->job.kind == GJ_LEAFDIGEST) {
+			cluster_set_encode(peer->buckets, CLUSTER_BUCKETS, 0,
+			    set, sizeof(set));
+			snprintf(target, sizeof(target), "/cluster/digest?"
+			    "buckets=%s", set);
+		} else if (p->job.kind == GJ_LEAVES) {
+			p->set_end = cluster_set_encode(peer->want,
+			    CLUSTER_LEAVES, peer->want_from, set, sizeof(set));
 			snprintf(target, sizeof(target), "/cluster/changes?"
-			    "since=0&bucket=%u", p->job.bucket);
-		else
+			    "since=0&leaves=%s", set);
+		} else
 			snprintf(target, sizeof(target), "/cluster/changes?"
 			    "since=%lld", (long long)grey_cluster_since(gc));
 		snprintf(nonce, sizeof(nonce), "%08x%08x", arc4random(),
@@ -1073,7 +1286,8 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	    (p->block = evbuffer_new()) == NULL ||
 	    (p->deadline = evtimer_new(gc->base, grey_cluster_deadline, p)) ==
 	    NULL || (p->bev = bufferevent_socket_new(gc->base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL || (j->kind == GJ_LEAFDIGEST &&
+	    (p->rleaves = calloc(1, sizeof(*p->rleaves))) == NULL)) {
 		log_warnx("event=cluster_pull peer=%s error=\"out of memory\"",
 		    peer->spec);
 		grey_cluster_pull_free(p);

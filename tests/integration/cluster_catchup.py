@@ -17,7 +17,10 @@ then fast, gets them all, every block verified; one that stops reading
 is dropped (event=cluster_serve outcome=closed). A peer that accepts
 connections but never answers (a hung host) holds up neither the
 catch-up nor the digest rounds with the other peer: its pulls end after
-the read timeout (under a round of --cluster-digest 1).
+the read timeout (under a round of --cluster-digest 1). A 1 % difference
+(200 new WHITE on a host of 20,000) is repaired by fetching the
+differing digest leaves: at most twice the entries that differ, not
+whole buckets.
 Two fake peers here speak the format with the right key. Ports
 23000-23499. Prints ok / not ok lines, exits 1 if any failed.
 """
@@ -236,10 +239,15 @@ try:
             any(x.startswith("TRAPPED|203.0.113.9|") for x in shape(dbb)),
             "greyctl -a -t: %d %s; %s" % (r.returncode, r.stderr.strip(),
                                            b.log_tail(4)))
-    R.check("the repair fetched only differing buckets",
+    R.check("the repair compared the leaves of the one differing bucket "
+            "and fetched the one differing leaf",
             re.search(r"event=cluster_digest peer=\S+ buckets_differing=1 "
                       r"differing=1 fetch=1", b.logtext()) and
-            pulls(b, "bucket"), b.log_tail(4))
+            re.search(r"event=cluster_digest_leaves peer=\S+ "
+                      r"leaves_differing=1 differing=1 fetch=1 ",
+                      b.logtext()) and
+            any(re.search(r" records=[1-4] applied=1 ", ln)
+                for ln in pulls(b, "leaves")), b.log_tail(4))
     r = greyctl(dbb, "cluster")
     R.check("greyctl cluster: last_digest set after a round",
             re.search(r"last_digest=[1-9]\d* ", r.stdout), r.stdout)
@@ -373,6 +381,38 @@ try:
     h.stop()
     dead.close()
     a.stop()
+
+    # 10. 1 % differing: the repair fetches the leaves that differ
+    def whites(lo, n):
+        return "".join("WHITE|10.7.%d.%d|||%d|%d|%d|1|1\n" % (
+            i >> 8, i & 255, now, now, now + 86400) for i in range(lo,
+                                                               lo + n))
+    dbk, dbq = os.path.join(tmp, "k.db"), os.path.join(tmp, "q.db")
+    greyctl(dbk, "import", stdin=whites(0, 20000))
+    k = start("k", ["--sync-key", KEY], db=dbk)
+    q = start("q", ["--sync-key", KEY, "--cluster-peer", k.http,
+                    "--cluster-digest", "1"], db=dbq)
+    fl.wait_for(lambda: pulls(q, "catchup"), fl.slow(20))
+    mark = len(q.logtext())
+    r = greyctl(dbk, "import", stdin=whites(20000, 200))
+
+    def nwhite(db):
+        st = greyctl(db, "stats").stdout
+        m = re.search(r"white=(\d+)", st)
+        return int(m.group(1)) if m else -1
+    ok = fl.wait_for(lambda: nwhite(dbq) == 20200, fl.slow(15))
+    later = q.logtext()[mark:].splitlines()
+    fetched = sum(int(re.search(r" records=(\d+)", ln).group(1))
+                  for ln in later if "event=cluster_pull" in ln and
+                  "outcome=ok" in ln and "kind=catchup" not in ln and
+                  "kind=digest" not in ln and "kind=leafdigest" not in ln)
+    R.check("1 %% differing: the 200 new entries arrive, fetching %d "
+            "records (at most 400)" % fetched, r.returncode == 0 and ok and
+            0 < fetched <= 400, "white=%d; %s" % (
+                nwhite(dbq), " | ".join(ln for ln in later
+                                        if "cluster_" in ln)[-600:]))
+    q.stop()
+    k.stop()
 
     # 8. a streamed answer that moves outlives the listener's deadline
     # (1 s here); one whose reader stops is dropped
