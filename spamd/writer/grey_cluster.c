@@ -152,8 +152,8 @@ struct grey_cluster {
 };
 
 static void grey_cluster_run(struct grey_cluster *gc);
-static void grey_cluster_timeouts(const struct grey_cluster *, struct timeval *,
-    struct timeval *);
+static void grey_cluster_timeouts(const struct grey_cluster *,
+    enum grey_cluster_job_kind, struct timeval *, struct timeval *);
 
 /* grey_cluster_peer_parse - --cluster-peer ADDR:PORT or [V6]:PORT into
  * p; -1 with err */
@@ -1223,7 +1223,7 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		struct timeval rd, conn;
 
-		grey_cluster_timeouts(gc, &rd, &conn);
+		grey_cluster_timeouts(gc, p->job.kind, &rd, &conn);
 		if (p->rd == RD_STATUS && !(what & BEV_EVENT_READING))
 			snprintf(msg, sizeof(msg), "connect: no answer within "
 			    "%d s", (int)conn.tv_sec);
@@ -1253,17 +1253,20 @@ grey_cluster_deadline(evutil_socket_t fd, short ev, void *arg)
 	    GC_ERROR);
 }
 
-/* grey_cluster_timeouts - a pull's read (idle) and connect timeouts:
- * GREY_CLUSTER_IDLE_SECS and GREY_CLUSTER_CONNECT_SECS, but under two
- * thirds of a digest round, so a round never waits on a dead peer */
+/* grey_cluster_timeouts - the read (idle) and connect timeouts of a
+ * pull of kind: GREY_CLUSTER_IDLE_SECS and GREY_CLUSTER_CONNECT_SECS, and
+ * for the pulls of a digest round under two thirds of a round, so a
+ * round never waits on a dead peer */
 static void
-grey_cluster_timeouts(const struct grey_cluster *gc, struct timeval *rd,
-    struct timeval *conn)
+grey_cluster_timeouts(const struct grey_cluster *gc,
+    enum grey_cluster_job_kind kind, struct timeval *rd, struct timeval *conn)
 {
 	int r = GREY_CLUSTER_IDLE_SECS, c = GREY_CLUSTER_CONNECT_SECS;
 	int d = gc->conf->cluster_digest_secs;
 
-	if (d > 0 && d * 2 / 3 < r)
+	/* why not the catch-up: it is no part of a round, and a big peer
+	 * may pause its answer a few seconds (its firewall, its expiry) */
+	if (kind != GJ_CATCHUP && d > 0 && d * 2 / 3 < r)
 		r = d * 2 / 3 > 1 ? d * 2 / 3 : 1;
 	if (c > r)
 		c = r;
@@ -1303,7 +1306,7 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	 * host), the read timeout each wait for the peer's next bytes (a
 	 * hung peer, a lost segment never retransmitted in time); the
 	 * deadline the whole pull */
-	grey_cluster_timeouts(gc, &rtv, &wtv);
+	grey_cluster_timeouts(gc, j->kind, &rtv, &wtv);
 	bufferevent_set_timeouts(p->bev, &rtv, &wtv);
 	evtimer_add(p->deadline, &tv);
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&peer->ss,
