@@ -16,7 +16,7 @@ judges:
     ways) and in the answer, peak memory (VmHWM) of both writers.
  3. one digest round after 1 % of the entries (ENTRIES / 100 new WHITE)
     were added to the holder: bytes exchanged on the wire, seconds from
-    the digest request to the last bucket applied, buckets fetched.
+    the digest request to the last leaf applied, the pulls it took.
 Bounded: each rate's load stops after its passes (at most 40 s), the
 catch-up waits at most 600 s, the digest round 120 s.
 """
@@ -310,16 +310,20 @@ def catchup(m):
     done = None
     while time.monotonic() < end and done is None:
         lines = pull.logtext().splitlines()[nlines:]
+        # the round: its digest pull, the leaf digest (its line says how
+        # many leaf pulls follow: pulls=N), the leaf digest pull, the
+        # leaf pulls
         dg = [i for i, ln in enumerate(lines)
-              if "event=cluster_digest " in ln]
+              if "event=cluster_digest_leaves " in ln]
         for i in dg:
-            want = int(re.search(r"fetch=(\d+)", lines[i]).group(1))
+            want = int(re.search(r"pulls=(\d+)", lines[i]).group(1))
             pulls = [ln for ln in lines[i + 1:]
-                     if "event=cluster_pull" in ln and "kind=bucket" in ln]
+                     if "event=cluster_pull" in ln and "kind=leaves" in ln]
             if want and len(pulls) >= want:
                 start = [ln for ln in lines[:i] if "kind=digest" in ln][-1:]
+                ld = [ln for ln in lines[:i] if "kind=leafdigest" in ln][-1:]
                 done = (start[0] if start else lines[i], lines[i],
-                        pulls[:want])
+                        ld + pulls[:want])
                 break
         time.sleep(0.5)
     w3 = wire(m.ns("E"))
@@ -339,9 +343,10 @@ def catchup(m):
     b = sum(int(x) for ln in [first] + pulls
             for x in re.findall(r"bytes=(\d+)", ln))
     out("digest round after %d new WHITE on the holder (1 %%; added in "
-        "%.1f s): %s; %d bucket pulls, %.2f s from the digest request to "
-        "the last bucket applied; %d bytes in the answers, %d bytes on "
-        "the wire (baseline: the full catch-up took %d)" % (
+        "%.1f s): %s; %d pulls after the digest (leaf digest, leaves), "
+        "%.2f s from the digest request to the last leaf applied; %d bytes "
+        "in the answers, %d bytes on the wire (baseline: the full catch-up "
+        "took %d)" % (
             n, secs, " ".join(x for x in dline.split()[2:] if "=" in x),
             len(pulls), logtime(pulls[-1]) - logtime(first), b, w3 - w2,
             w1 - w0))

@@ -6,8 +6,17 @@
  * spamd/writer/grey_cluster.c; this part has no state and no I/O, so
  * the unit tests and the fuzz target drive it directly.
  *
- * Request: GET /cluster/changes?since=T[&bucket=N] or GET /cluster/digest,
- * with the header
+ * Requests:
+ *   GET /cluster/changes?since=T       WHITE, TRAPPED, GREY changed since T
+ *   GET /cluster/changes?since=0&bucket=N   WHITE, TRAPPED of bucket N
+ *   GET /cluster/changes?since=0&leaves=SET WHITE, TRAPPED of those leaves
+ *   GET /cluster/digest                the 256 buckets' D lines
+ *   GET /cluster/digest?buckets=SET    the leaves of those buckets that
+ *                                      hold anything, as D lines
+ * A digest is two levels: 65536 leaves by the low 16 bits of a 64-bit
+ * FNV-1a hash of the address, bucket = leaf & 255; each the count and
+ * the XOR of hashes of type and address of its live WHITE and TRAPPED
+ * entries. SET: cluster_set_encode. Every request has the header
  *   X-Spamd-Cluster: TS NONCE MAC
  * TS the client's time (the server takes |now - TS| <= CLUSTER_SKEW),
  * NONCE 1-32 characters of [0-9a-f], MAC the lowercase hex HMAC-SHA256,
@@ -17,7 +26,8 @@
  *   WHITE|ip|||first|pass|expire|bcount|pcount       (spamdb's form)
  *   TRAPPED|ip|expire
  *   GREY|ip|helo|from|to|first|pass|expire|bcount|pcount
- *   D|bucket|count|hash      (digest: bucket 0-255, count, 16 hex digits)
+ *   D|n|count|hash           (digest: bucket 0-255 or leaf 0-65535,
+ *                             count, 16 hex digits)
  *   END|count                (records sent; the last line of the data)
  *   MAC|hex                  (ends a block)
  * cut into blocks, each ended by its MAC line. With K the key and B the
@@ -43,6 +53,7 @@
 #define CLUSTER_MAC_HEX		(2 * CLUSTER_MAC_LEN + 1)
 #define CLUSTER_LINE_MAX	1024	/* a GREY line is at most ~900 */
 #define CLUSTER_BUCKETS		256
+#define CLUSTER_LEAVES		65536	/* leaf f is under bucket f & 255 */
 #define CLUSTER_BLOCK_RECS	200	/* records in one block */
 #define CLUSTER_BLOCK_MAX	(CLUSTER_BLOCK_RECS * CLUSTER_LINE_MAX)
 #define CLUSTER_SKEW		300	/* request time tolerance, s */
@@ -71,6 +82,13 @@ struct cluster_line {
 struct cluster_digest {
 	long long	count[CLUSTER_BUCKETS];
 	uint64_t	hash[CLUSTER_BUCKETS];
+};
+
+/* The 65536 leaves of a digest (1 MB): bucket b is the sum of the
+ * leaves b, b + 256, b + 512, ... */
+struct cluster_leaves {
+	long long	count[CLUSTER_LEAVES];
+	uint64_t	hash[CLUSTER_LEAVES];
 };
 
 /* cluster_parse_line - parse one line (no newline, len bytes); 0 with
@@ -105,14 +123,33 @@ void	cluster_mac_hex(const unsigned char mac[CLUSTER_MAC_LEN],
 
 /* cluster_bucket - the digest bucket of a (canonical) address */
 unsigned cluster_bucket(const char *ip);
+/* cluster_leaf - the digest leaf of a (canonical) address (its bucket
+ * is leaf & 255) */
+unsigned cluster_leaf(const char *ip);
+/* cluster_leaves_add - count a live WHITE or TRAPPED record in its leaf */
+void	cluster_leaves_add(struct cluster_leaves *l,
+	    const struct gdb_rec *rec);
+/* cluster_set_encode - a set of buckets or leaves (the bits of map, nbits
+ * of them) from from on, as URL text: each member's gap to the one
+ * before (the first's to -1, so a gap of 0 is "next") in base 16, the
+ * last digit as g-v and the ones before it as 0-9a-f ("g" = 0, "1g" =
+ * 16). Writes what fits in outsz; returns the member it stopped at
+ * (nbits when all were written) */
+unsigned cluster_set_encode(const uint8_t *map, unsigned nbits,
+	    unsigned from, char *out, size_t outsz);
+/* cluster_set_decode - such text into map (nbits bits); -1 with why */
+int	cluster_set_decode(const char *s, uint8_t *map, unsigned nbits,
+	    char *why, size_t whysz);
 /* cluster_digest_add - count a live WHITE or TRAPPED record (its type
  * and address, not its times: hosts that decided the same pass
  * themselves hold expiry times seconds apart) */
 void	cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec);
 /* cluster_change_time - when rec last changed, as far as its fields
- * tell: the latest of first, pass and expire minus its type's lifetime
- * in t (a refreshed WHITE moves only its expire) */
+ * tell, at most now: GREY its first (OpenBSD's layout puts pass and
+ * expire at first + greyexp), WHITE and TRAPPED the latest of first,
+ * pass and expire minus their lifetime in t (a refresh moves only
+ * expire) */
 int64_t	cluster_change_time(const struct gdb_rec *rec,
-	    const struct gdb_times *t);
+	    const struct gdb_times *t, int64_t now);
 
 #endif /* PFSYNC_CLUSTER_H */

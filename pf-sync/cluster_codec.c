@@ -207,7 +207,9 @@ cluster_parse_line(const char *line, size_t len, struct cluster_line *out,
 			return -1;
 		}
 		out->kind = CLUSTER_L_DIGEST;
-		if (cluster_num("bucket", f[1], 0, CLUSTER_BUCKETS - 1, &v,
+		/* a bucket (0-255) or a leaf (0-65535): the caller knows
+		 * which it asked for */
+		if (cluster_num("bucket", f[1], 0, CLUSTER_LEAVES - 1, &v,
 		    why, whysz) == -1)
 			return -1;
 		out->bucket = (unsigned)v;
@@ -310,7 +312,7 @@ int
 cluster_req_mac(const char *key, size_t keylen, const char *target,
     long long ts, const char *nonce, char out[CLUSTER_MAC_HEX])
 {
-	char msg[2048];
+	char msg[8192 + 64];	/* a request line: evhttp takes 8,192 */
 	unsigned char mac[CLUSTER_MAC_LEN];
 	int n;
 
@@ -425,6 +427,102 @@ cluster_bucket(const char *ip)
 	return (unsigned)(cluster_fnv(ip, 0) & (CLUSTER_BUCKETS - 1));
 }
 
+/* cluster_leaf - the digest leaf of ip */
+unsigned
+cluster_leaf(const char *ip)
+{
+	return (unsigned)(cluster_fnv(ip, 0) & (CLUSTER_LEAVES - 1));
+}
+
+/* cluster_leaves_add - count one WHITE or TRAPPED record in its leaf */
+void
+cluster_leaves_add(struct cluster_leaves *l, const struct gdb_rec *rec)
+{
+	unsigned f = cluster_leaf(rec->ip);
+
+	l->count[f]++;
+	l->hash[f] ^= cluster_fnv(rec->ip, (unsigned char)rec->type);
+}
+
+/* cluster_set_encode - the set bits of map from from on, as deltas */
+unsigned
+cluster_set_encode(const uint8_t *map, unsigned nbits, unsigned from,
+    char *out, size_t outsz)
+{
+	char digits[8];
+	unsigned i, v;
+	long prev = (long)from - 1;
+	size_t len = 0, nd, k;
+
+	if (outsz > 0)
+		out[0] = '\0';
+	for (i = from; i < nbits; i++) {
+		if (!(map[i >> 3] & (1u << (i & 7))))
+			continue;
+		/* the gap to the last one, base 16: the last digit g-v, the
+		 * ones before it 0-9a-f */
+		v = (unsigned)((long)i - prev - 1);
+		nd = 0;
+		digits[nd++] = (char)('g' + (v & 15));
+		for (v >>= 4; v > 0; v >>= 4)
+			digits[nd++] = "0123456789abcdef"[v & 15];
+		if (len + nd + 1 > outsz)
+			return i;
+		for (k = 0; k < nd; k++)
+			out[len++] = digits[nd - 1 - k];
+		out[len] = '\0';
+		prev = (long)i;
+	}
+	return nbits;
+}
+
+/* cluster_set_decode - a cluster_set_encode string into map */
+int
+cluster_set_decode(const char *s, uint8_t *map, unsigned nbits, char *why,
+    size_t whysz)
+{
+	long prev = -1, leaf;
+	unsigned long v = 0;
+	int nd = 0;
+	const char *c;
+
+	memset(map, 0, (nbits + 7) / 8);
+	for (c = s; *c != '\0'; c++) {
+		if (nd >= 5) {
+			snprintf(why, whysz, "set: a gap of more than 5 "
+			    "digits at offset %zu", (size_t)(c - s));
+			return -1;
+		}
+		nd++;
+		if (*c >= '0' && *c <= '9')
+			v = v * 16 + (unsigned long)(*c - '0');
+		else if (*c >= 'a' && *c <= 'f')
+			v = v * 16 + (unsigned long)(*c - 'a' + 10);
+		else if (*c >= 'g' && *c <= 'v') {
+			v = v * 16 + (unsigned long)(*c - 'g');
+			leaf = prev + 1 + (long)v;
+			if (leaf >= (long)nbits) {
+				snprintf(why, whysz, "set: %ld past the last "
+				    "(%u)", leaf, nbits - 1);
+				return -1;
+			}
+			map[leaf >> 3] |= (uint8_t)(1u << (leaf & 7));
+			prev = leaf;
+			v = 0;
+			nd = 0;
+		} else {
+			snprintf(why, whysz, "set: byte %zu is not 0-9a-v",
+			    (size_t)(c - s));
+			return -1;
+		}
+	}
+	if (nd != 0) {
+		snprintf(why, whysz, "set: ends inside a gap");
+		return -1;
+	}
+	return 0;
+}
+
 /* cluster_digest_add - count one WHITE or TRAPPED record */
 void
 cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec)
@@ -435,28 +533,40 @@ cluster_digest_add(struct cluster_digest *d, const struct gdb_rec *rec)
 	d->hash[b] ^= cluster_fnv(rec->ip, (unsigned char)rec->type);
 }
 
-/* cluster_change_time - when rec last changed, as its fields tell */
+/* cluster_change_time - when rec last changed, as its fields tell,
+ * never after now */
 int64_t
-cluster_change_time(const struct gdb_rec *rec, const struct gdb_times *t)
+cluster_change_time(const struct gdb_rec *rec, const struct gdb_times *t,
+    int64_t now)
 {
 	int64_t c = rec->first, life = 0;
 
-	if (rec->pass > c)
-		c = rec->pass;
 	switch (rec->type) {
-	case GDB_WHITE:
-		life = t->whiteexp;
-		break;
-	case GDB_TRAPPED:
-		life = t->trapexp;
-		break;
 	case GDB_GREY:
-		life = t->greyexp;
+		/*
+		 * why first only: in OpenBSD's layout a tuple's pass and
+		 * expire are both first + greyexp, hours ahead; a sighting
+		 * after that only counts bcount. Taking pass made a host's
+		 * "newest change" hours in the future, so its catch-up asked
+		 * for nothing it had missed.
+		 */
+		break;
+	case GDB_WHITE:
+	case GDB_TRAPPED:
+		/* pass: when it passed or was trapped; expire - lifetime:
+		 * its last refresh (greylogd, a repeat sighting) */
+		life = rec->type == GDB_WHITE ? t->whiteexp : t->trapexp;
+		if (rec->pass > c)
+			c = rec->pass;
+		if (rec->expire - life > c)
+			c = rec->expire - life;
 		break;
 	default:
-		return c;
+		if (rec->pass > c)
+			c = rec->pass;
+		break;
 	}
-	if (rec->expire - life > c)
-		c = rec->expire - life;
-	return c;
+	/* a longer lifetime from a peer, or a clock set back, must not
+	 * put a change in the future: it would hide later ones */
+	return c > now ? now : c;
 }

@@ -486,11 +486,14 @@ sandbox_writer(int mode, int flags, void (*report)(int nr), char *err,
 		cmp[0] = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[i]);
 		sandbox_rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, cmp);
 	}
-	/* terminals and readable counts only (isatty, FIONREAD) and the
-	 * interface lookups of multicast sync */
+	/* terminals and readable counts only (isatty, FIONREAD), a
+	 * streamed HTTP answer's send queue (SIOCOUTQ: is its reader still
+	 * reading) and the interface lookups of multicast sync */
 	cmp[0] = SCMP_A1(SCMP_CMP_EQ, TCGETS);
 	sandbox_rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, cmp);
 	cmp[0] = SCMP_A1(SCMP_CMP_EQ, FIONREAD);
+	sandbox_rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, cmp);
+	cmp[0] = SCMP_A1(SCMP_CMP_EQ, SIOCOUTQ);
 	sandbox_rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, cmp);
 	cmp[0] = SCMP_A1(SCMP_CMP_EQ, SIOCGIFINDEX);
 	sandbox_rule(&b, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, cmp);

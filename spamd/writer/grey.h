@@ -427,10 +427,13 @@ void	grey_http_free(struct grey_http *gh);
 int	grey_http_split(const char *spec, char *addr, size_t addrsz,
 	    uint16_t *port);
 struct evhttp_request;
-/* grey_http_extend - give req's connection secs from now instead of the
- * usual whole-request deadline (a streamed answer) */
-void	grey_http_extend(struct grey_http *gh, struct evhttp_request *req,
-	    int secs);
+/* grey_http_stream - req's answer is streamed from now on: its
+ * connection has no whole-request deadline and no read timeout any more,
+ * but is dropped when no block left for the listener's timeout (10 s;
+ * grey_http_progress re-arms it) or a write stalls that long */
+void	grey_http_stream(struct grey_http *gh, struct evhttp_request *req);
+/* grey_http_progress - a block of req's streamed answer left the socket */
+void	grey_http_progress(struct grey_http *gh, struct evhttp_request *req);
 
 /* (added) Catch-up and digest repair between our hosts (grey_cluster.c;
  * the format is pf-sync/cluster.h). */

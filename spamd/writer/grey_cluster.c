@@ -9,15 +9,19 @@
  *       next block is read from the store only once the previous one has
  *       left the socket, so memory stays flat whatever the store holds;
  *       with bucket only WHITE and TRAPPED of that digest bucket.
- *   GET /cluster/digest  the 256 bucket lines of the live WHITE and
- *       TRAPPED records.
+ *       With leaves=SET only WHITE and TRAPPED of those digest leaves.
+ *   GET /cluster/digest[?buckets=SET]  the 256 bucket lines of the live
+ *       WHITE and TRAPPED records, or the leaf lines of those buckets.
  * A request without a good X-Spamd-Cluster header gets 403 and a log
  * line event=cluster-auth.
  *
- * Pulling (--cluster-peer, at most GREY_SYNC_MAX_TARGETS): one pull at a
- * time, from a queue of jobs, over a plain HTTP/1.0 connection we read
- * line by line (bufferevent; no line longer than CLUSTER_LINE_MAX, no
- * more than --cluster-max-bytes, no longer than GREY_CLUSTER_PULL_SECS).
+ * Pulling (--cluster-peer, at most GREY_SYNC_MAX_TARGETS): from a queue
+ * of jobs, one pull at a time per peer (peers in parallel: a dead or slow
+ * peer holds up no other), over a plain HTTP/1.0 connection we read line
+ * by line (bufferevent; no line longer than CLUSTER_LINE_MAX, no more
+ * than --cluster-max-bytes, no longer than GREY_CLUSTER_PULL_SECS, and
+ * connect and every read within grey_cluster_timeouts: shorter than a
+ * digest round).
  * A block is applied only after its MAC verified and every line of it
  * parsed; the first bad MAC or line stops the pull (blocks before it
  * stay applied: each was whole and authentic).
@@ -26,9 +30,14 @@
  *   (0 for an empty store), from the peers in the order given until one
  *   answers in full;
  * - digest rounds, every --cluster-digest seconds (0 = none): from each
- *   peer its digest, compared with ours; each differing bucket (at most
- *   GREY_CLUSTER_ROUND_BUCKETS a round) is fetched whole. A round also
- *   repairs what a partition lost.
+ *   peer not still busy with its last round its 256 buckets, compared
+ *   with ours; for the buckets that differ (and where the peer holds
+ *   anything) their leaves; the leaves that differ are fetched, up to
+ *   GREY_CLUSTER_ROUND_BYTES a peer a round (estimated from the peer's
+ *   counts; the rest the next round), in requests of at most
+ *   GREY_CLUSTER_SET_MAX characters of leaf set. So a difference of 1 %
+ *   fetches about the entries of the leaves that differ, not of whole
+ *   buckets. A round also repairs what a partition lost.
  * Merge: WHITE and TRAPPED go through psync_apply as sync entries do
  * (longer expiry wins, TRAPPED beats WHITE); a GREY tuple is stored as
  * received when we hold no live tuple of that key, else ours is kept.
@@ -59,12 +68,18 @@
 #include "spamd/common/log.h"
 
 #define GREY_CLUSTER_PULL_SECS	120	/* a whole pull */
-#define GREY_CLUSTER_SERVE_SECS	120	/* a whole streamed answer */
+#define GREY_CLUSTER_IDLE_SECS	10	/* connect, or read nothing, most */
+#define GREY_CLUSTER_CONNECT_SECS 5	/* connect, most */
 #define GREY_CLUSTER_MARGIN	300	/* since: clock skew, in flight */
-#define GREY_CLUSTER_ROUND_BUCKETS 16	/* bucket fetches per peer, round */
+#define GREY_CLUSTER_ROUND_BYTES (16 << 20) /* fetched per peer, round */
+#define GREY_CLUSTER_REC_BYTES	64	/* a WHITE line, about, for it */
+#define GREY_CLUSTER_SET_MAX	6000	/* leaf set in one request line */
 #define GREY_CLUSTER_SCAN_STEP	5000	/* records read per block, most */
-#define GREY_CLUSTER_JOBS	(GREY_SYNC_MAX_TARGETS * \
-				    (GREY_CLUSTER_ROUND_BUCKETS + 2))
+/* a catch-up, a digest, a leaf digest and a fetch per peer */
+#define GREY_CLUSTER_JOBS	(GREY_SYNC_MAX_TARGETS * 4)
+
+#define GREY_CLUSTER_BIT(m, i)	((m)[(i) >> 3] & (1u << ((i) & 7)))
+#define GREY_CLUSTER_SET(m, i)	((m)[(i) >> 3] |= (uint8_t)(1u << ((i) & 7)))
 
 enum grey_cluster_state { GC_UNKNOWN, GC_OK, GC_AUTH_FAIL, GC_UNREACHABLE,
     GC_ERROR };
@@ -81,9 +96,13 @@ struct grey_cluster_peer {
 	long long		 differing;	/* -1 = no digest yet */
 	long long		 catchup_entries, auth_failures;
 	enum grey_cluster_state	 state;
+	uint8_t			 buckets[CLUSTER_BUCKETS / 8]; /* differing */
+	uint8_t			 want[CLUSTER_LEAVES / 8]; /* to fetch */
+	unsigned		 want_from;	/* next fetch starts here */
 };
 
-enum grey_cluster_job_kind { GJ_CATCHUP, GJ_DIGEST, GJ_BUCKET };
+enum grey_cluster_job_kind { GJ_CATCHUP, GJ_DIGEST, GJ_LEAFDIGEST,
+    GJ_LEAVES };
 
 /* One pull to make. */
 struct grey_cluster_job {
@@ -112,6 +131,8 @@ struct grey_cluster_pull {
 	int			 ended;
 	struct cluster_digest	 remote;
 	int			 remote_seen[CLUSTER_BUCKETS];
+	struct cluster_leaves	*rleaves;	/* GJ_LEAFDIGEST */
+	unsigned		 set_end;	/* GJ_LEAVES: asked up to */
 };
 
 /* The writer's cluster part. */
@@ -123,7 +144,7 @@ struct grey_cluster {
 	int			 npeers;
 	struct grey_cluster_job	 jobs[GREY_CLUSTER_JOBS];
 	int			 njobs;
-	struct grey_cluster_pull *pull;
+	struct grey_cluster_pull *pulls[GREY_SYNC_MAX_TARGETS]; /* by peer */
 	struct event		*kick_ev;	/* run the queue */
 	struct event		*round_ev;	/* digest rounds */
 	int			 catchup_done;
@@ -131,6 +152,8 @@ struct grey_cluster {
 };
 
 static void grey_cluster_run(struct grey_cluster *gc);
+static void grey_cluster_timeouts(const struct grey_cluster *,
+    enum grey_cluster_job_kind, struct timeval *, struct timeval *);
 
 /* grey_cluster_peer_parse - --cluster-peer ADDR:PORT or [V6]:PORT into
  * p; -1 with err */
@@ -196,12 +219,14 @@ grey_cluster_prepare(const struct grey_conf *conf, char *err, size_t errsz)
 /* One streamed answer to GET /cluster/changes. */
 struct grey_cluster_stream {
 	struct grey_cluster	*gc;
+	struct grey_http	*gh;
 	struct evhttp_request	*req;
 	struct evhttp_connection *evcon;
 	struct gdb_walk_pos	 pos;
 	int			 ti;		/* index into types */
 	int64_t			 since, now;
 	int			 bucket;	/* -1 = all */
+	uint8_t			*leaves;	/* NULL = all */
 	unsigned char		 mac[CLUSTER_MAC_LEN];
 	struct evbuffer		*block;
 	int			 inblock;	/* records in block */
@@ -221,6 +246,7 @@ grey_cluster_stream_free(struct grey_cluster_stream *s)
 		evhttp_connection_set_closecb(s->evcon, NULL, NULL);
 	if (s->block != NULL)
 		evbuffer_free(s->block);
+	free(s->leaves);
 	free(s);
 }
 
@@ -232,6 +258,13 @@ grey_cluster_stream_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	log_info("event=cluster_serve outcome=closed records=%lld", s->sent);
+	/*
+	 * why: evhttp detaches an unfinished (chunked) answer from a failed
+	 * connection and leaves it to us; one still attached (evhttp_free
+	 * at exit) evhttp frees itself
+	 */
+	if (evhttp_request_get_connection(s->req) == NULL)
+		evhttp_request_free(s->req);
 	s->evcon = NULL;
 	grey_cluster_stream_free(s);
 }
@@ -249,8 +282,10 @@ grey_cluster_stream_rec(const struct gdb_rec *rec, void *arg)
 	if (rec->expire > s->now &&
 	    (s->bucket < 0 || (rec->type != GDB_GREY &&
 	    cluster_bucket(rec->ip) == (unsigned)s->bucket)) &&
+	    (s->leaves == NULL || (rec->type != GDB_GREY &&
+	    GREY_CLUSTER_BIT(s->leaves, cluster_leaf(rec->ip)))) &&
 	    (s->since <= 0 || cluster_change_time(rec,
-	    &s->gc->conf->times) >= s->since) &&
+	    &s->gc->conf->times, s->now) >= s->since) &&
 	    (n = cluster_format_rec(rec, line, sizeof(line))) > 0) {
 		evbuffer_add(s->block, line, n);
 		s->inblock++;
@@ -298,7 +333,7 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 	struct gdb *db = grey_db(s->gc->g);
 	struct gdb_err err = { 0 };
 	int last = 0;
-	size_t ntypes = s->bucket >= 0 ? 2 : 3;
+	size_t ntypes = s->bucket >= 0 || s->leaves != NULL ? 2 : 3;
 
 	s->inblock = 0;
 	s->scanned = 0;
@@ -346,8 +381,11 @@ grey_cluster_stream_step(struct grey_cluster_stream *s)
 static void
 grey_cluster_stream_next(struct evhttp_connection *evcon, void *arg)
 {
+	struct grey_cluster_stream *s = arg;
+
 	(void)evcon;
-	grey_cluster_stream_step(arg);
+	grey_http_progress(s->gh, s->req);
+	grey_cluster_stream_step(s);
 }
 
 /* grey_cluster_query_num - the number after name= in query, in [lo, hi];
@@ -395,22 +433,30 @@ grey_cluster_digest_cb(const struct gdb_rec *rec, void *arg)
 {
 	struct cluster_digest *d = ((void **)arg)[0];
 	const int64_t *now = ((void **)arg)[1];
+	struct cluster_leaves *l = ((void **)arg)[2];
 
-	if (rec->expire > *now)
+	if (rec->expire > *now) {
 		cluster_digest_add(d, rec);
+		if (l != NULL)
+			cluster_leaves_add(l, rec);
+	}
 	return 0;
 }
 
-/* grey_cluster_digest_local - our digest of live WHITE and TRAPPED */
+/* grey_cluster_digest_local - our digest of live WHITE and TRAPPED: its
+ * buckets in d, its leaves in l unless NULL */
 static int
-grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d)
+grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d,
+    struct cluster_leaves *l)
 {
 	struct gdb *db = grey_db(gc->g);
 	struct gdb_err err = { 0 };
 	int64_t now = time(NULL);
-	void *arg[2] = { d, &now };
+	void *arg[3] = { d, &now, l };
 
 	memset(d, 0, sizeof(*d));
+	if (l != NULL)
+		memset(l, 0, sizeof(*l));
 	if (db == NULL)
 		return -1;
 	if (gdb_walk(db, GDB_WHITE, grey_cluster_digest_cb, arg, &err) == -1 ||
@@ -420,6 +466,80 @@ grey_cluster_digest_local(struct grey_cluster *gc, struct cluster_digest *d)
 		return -1;
 	}
 	return 0;
+}
+
+/* grey_cluster_query_set - the set after name= in query (nbits members
+ * at most) as a bitmap the caller frees, NULL when absent; -1 with why */
+static int
+grey_cluster_query_set(const struct evkeyvalq *q, const char *name,
+    unsigned nbits, uint8_t **out, char *why, size_t whysz)
+{
+	const char *v = evhttp_find_header(q, name);
+	char w[200];
+
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	if ((*out = calloc(1, (nbits + 7) / 8)) == NULL) {
+		snprintf(why, whysz, "%s: out of memory", name);
+		return -1;
+	}
+	if (cluster_set_decode(v, *out, nbits, w, sizeof(w)) == -1) {
+		snprintf(why, whysz, "%s: %s", name, w);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* grey_cluster_digest_answer - the digest answer to the request reqmac
+ * into out: the 256 bucket lines, or with buckets the lines of their
+ * leaves that hold anything; MAC lines every CLUSTER_BLOCK_RECS lines */
+static int
+grey_cluster_digest_answer(struct grey_cluster *gc, const char *reqmac,
+    const uint8_t *buckets, struct evbuffer *out)
+{
+	const char *key = gc->conf->sync_key;
+	struct cluster_digest d;
+	struct cluster_leaves *l = NULL;
+	struct evbuffer *b;
+	unsigned char mac[CLUSTER_MAC_LEN];
+	long long n = 0;
+	unsigned i, inblock = 0;
+	int rc = -1;
+
+	if ((b = evbuffer_new()) == NULL || (buckets != NULL &&
+	    (l = malloc(sizeof(*l))) == NULL) ||
+	    grey_cluster_digest_local(gc, &d, l) == -1 ||
+	    cluster_chain_init(mac, key, strlen(key), reqmac) == -1)
+		goto out;
+	for (i = 0; i < (buckets != NULL ? CLUSTER_LEAVES : CLUSTER_BUCKETS);
+	    i++) {
+		if (buckets != NULL && (!GREY_CLUSTER_BIT(buckets, i &
+		    (CLUSTER_BUCKETS - 1)) || l->count[i] == 0))
+			continue;
+		evbuffer_add_printf(b, "D|%u|%lld|%016llx\n", i, l != NULL ?
+		    l->count[i] : d.count[i], (unsigned long long)(l != NULL ?
+		    l->hash[i] : d.hash[i]));
+		n++;
+		if (++inblock == CLUSTER_BLOCK_RECS) {
+			if (grey_cluster_block_mac(gc, mac, b) == -1)
+				goto out;
+			evbuffer_add_buffer(out, b);
+			inblock = 0;
+		}
+	}
+	evbuffer_add_printf(b, "END|%lld\n", n);
+	if (grey_cluster_block_mac(gc, mac, b) == -1)
+		goto out;
+	evbuffer_add_buffer(out, b);
+	rc = 0;
+out:
+	if (b != NULL)
+		evbuffer_free(b);
+	free(l);
+	return rc;
 }
 
 /* grey_cluster_serve - GET /cluster/... (see grey.h) */
@@ -436,6 +556,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	struct grey_cluster_stream *s;
 	char why[256], reqmac[CLUSTER_MAC_HEX], peer[INET6_ADDRSTRLEN];
 	long long since, bucket;
+	uint8_t *leaves = NULL, *buckets = NULL;
 	char *host = NULL;
 	ev_uint16_t port = 0;
 
@@ -462,13 +583,20 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	}
 	if (grey_cluster_query_num(&q, "since", 0, INT64_MAX / 2, 0, &since,
 	    why, sizeof(why)) == -1 || grey_cluster_query_num(&q, "bucket",
-	    0, CLUSTER_BUCKETS - 1, -1, &bucket, why, sizeof(why)) == -1) {
+	    0, CLUSTER_BUCKETS - 1, -1, &bucket, why, sizeof(why)) == -1 ||
+	    grey_cluster_query_set(&q, "leaves", CLUSTER_LEAVES, &leaves, why,
+	    sizeof(why)) == -1 || grey_cluster_query_set(&q, "buckets",
+	    CLUSTER_BUCKETS, &buckets, why, sizeof(why)) == -1) {
 		evhttp_clear_headers(&q);
+		free(leaves);
+		free(buckets);
 		grey_cluster_deny(gc, req, 400, "Bad Request", why);
 		return;
 	}
 	evhttp_clear_headers(&q);
 	if (grey_db(gc->g) == NULL) {
+		free(leaves);
+		free(buckets);
 		grey_cluster_deny(gc, req, 503, "Service Unavailable",
 		    "no store");
 		return;
@@ -477,34 +605,26 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	evhttp_add_header(evhttp_request_get_output_headers(req),
 	    "Content-Type", "text/plain; charset=us-ascii");
 	if (strcmp(path, "/cluster/digest") == 0) {
-		struct cluster_digest d;
 		struct evbuffer *b = evbuffer_new();
-		unsigned char mac[CLUSTER_MAC_LEN];
-		int i;
 
-		if (b == NULL || grey_cluster_digest_local(gc, &d) == -1 ||
-		    cluster_chain_init(mac, key, strlen(key), reqmac) == -1) {
+		free(leaves);
+		if (b == NULL || grey_cluster_digest_answer(gc, reqmac, buckets,
+		    b) == -1) {
 			if (b != NULL)
 				evbuffer_free(b);
+			free(buckets);
 			grey_cluster_deny(gc, req, 500, "Internal Server Error",
 			    "digest failed");
 			return;
 		}
-		for (i = 0; i < CLUSTER_BUCKETS; i++)
-			evbuffer_add_printf(b, "D|%d|%lld|%016llx\n", i,
-			    d.count[i], (unsigned long long)d.hash[i]);
-		evbuffer_add_printf(b, "END|%d\n", CLUSTER_BUCKETS);
-		if (grey_cluster_block_mac(gc, mac, b) == -1) {
-			evbuffer_free(b);
-			grey_cluster_deny(gc, req, 500, "Internal Server Error",
-			    "MAC failed");
-			return;
-		}
+		free(buckets);
 		evhttp_send_reply(req, HTTP_OK, "OK", b);
 		evbuffer_free(b);
 		return;
 	}
+	free(buckets);
 	if (strcmp(path, "/cluster/changes") != 0) {
+		free(leaves);
 		grey_cluster_deny(gc, req, HTTP_NOTFOUND, "Not Found",
 		    "want /cluster/changes or /cluster/digest");
 		return;
@@ -515,6 +635,7 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 		if (s != NULL && s->block != NULL)
 			evbuffer_free(s->block);
 		free(s);
+		free(leaves);
 		grey_cluster_deny(gc, req, 500, "Internal Server Error",
 		    "out of memory");
 		return;
@@ -523,11 +644,15 @@ grey_cluster_serve(struct grey_cluster *gc, struct grey_http *gh,
 	s->req = req;
 	s->since = since;
 	s->bucket = (int)bucket;
+	s->leaves = leaves;
 	s->now = time(NULL);
 	s->evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(s->evcon, grey_cluster_stream_closed, s);
-	/* a big store takes longer than the endpoint's usual deadline */
-	grey_http_extend(gh, req, GREY_CLUSTER_SERVE_SECS);
+	/* why: a big store takes longer than the endpoint's whole deadline;
+	 * an answer that moves runs to its end (the puller bounds its own
+	 * time and bytes), one that stops moving is dropped */
+	s->gh = gh;
+	grey_http_stream(gh, req);
 	evhttp_send_reply_start(req, HTTP_OK, "OK");
 	grey_cluster_stream_step(s);
 }
@@ -565,22 +690,23 @@ grey_cluster_newest_cb(const struct gdb_rec *rec, void *arg)
 {
 	int64_t *newest = ((void **)arg)[0];
 	const struct gdb_times *t = ((void **)arg)[1];
-	int64_t c = cluster_change_time(rec, t);
+	const int64_t *now = ((void **)arg)[2];
+	int64_t c = cluster_change_time(rec, t, *now);
 
 	if (c > *newest)
 		*newest = c;
 	return 0;
 }
 
-/* grey_cluster_since - the catch-up's since: our newest change less the
- * margin, 0 for an empty store */
+/* grey_cluster_since - the catch-up's since: our newest change (a past
+ * time: cluster_change_time) less the margin, 0 for an empty store */
 static int64_t
 grey_cluster_since(struct grey_cluster *gc)
 {
 	struct gdb *db = grey_db(gc->g);
 	struct gdb_err err = { 0 };
-	int64_t newest = 0;
-	void *arg[2] = { &newest, (void *)&gc->conf->times };
+	int64_t newest = 0, now = time(NULL);
+	void *arg[3] = { &newest, (void *)&gc->conf->times, &now };
 	size_t i;
 
 	if (db == NULL)
@@ -647,24 +773,26 @@ grey_cluster_pull_free(struct grey_cluster_pull *p)
 		event_free(p->deadline);
 	if (p->block != NULL)
 		evbuffer_free(p->block);
+	free(p->rleaves);
 	free(p);
 }
 
 static const char *grey_cluster_job_name[] = { "catchup", "digest",
-    "bucket" };
+    "leafdigest", "leaves" };
 
-/* grey_cluster_digest_done - a peer's digest is in: compare, queue the
- * differing buckets */
+/* grey_cluster_digest_done - a peer's 256 buckets are in: compare, ask
+ * for the leaves of those that differ where the peer holds anything */
 static void
 grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 {
 	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
 	struct cluster_digest mine;
 	long long est = 0, d;
-	int i, nb = 0, queued = 0;
+	int i, nb = 0, asked = 0;
 
-	if (grey_cluster_digest_local(gc, &mine) == -1)
+	if (grey_cluster_digest_local(gc, &mine, NULL) == -1)
 		return;
+	memset(peer->buckets, 0, sizeof(peer->buckets));
 	for (i = 0; i < CLUSTER_BUCKETS; i++) {
 		if (p->remote_seen[i] && mine.count[i] == p->remote.count[i] &&
 		    mine.hash[i] == p->remote.hash[i])
@@ -673,16 +801,96 @@ grey_cluster_digest_done(struct grey_cluster *gc, struct grey_cluster_pull *p)
 		d = mine.count[i] - p->remote.count[i];
 		est += d < 0 ? -d : d > 0 ? d : 1;
 		/* only buckets where the peer may hold what we lack */
-		if (queued < GREY_CLUSTER_ROUND_BUCKETS && p->remote.count[i] > 0) {
-			grey_cluster_push(gc, GJ_BUCKET, p->job.peer,
-			    (unsigned)i);
-			queued++;
+		if (p->remote.count[i] > 0) {
+			GREY_CLUSTER_SET(peer->buckets, (unsigned)i);
+			asked++;
 		}
 	}
 	peer->last_digest = time(NULL);
 	peer->differing = est;
 	log_info("event=cluster_digest peer=%s buckets_differing=%d "
-	    "differing=%lld fetch=%d", peer->spec, nb, est, queued);
+	    "differing=%lld fetch=%d", peer->spec, nb, est, asked);
+	if (asked > 0)
+		grey_cluster_push(gc, GJ_LEAFDIGEST, p->job.peer, 0);
+}
+
+/* grey_cluster_leafdigest_done - the leaves of the differing buckets are
+ * in: the differing leaves where the peer holds anything become the
+ * fetch, up to GREY_CLUSTER_ROUND_BYTES */
+static void
+grey_cluster_leafdigest_done(struct grey_cluster *gc,
+    struct grey_cluster_pull *p)
+{
+	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
+	struct cluster_leaves *mine, *rl = p->rleaves;
+	struct cluster_digest top;
+	char set[GREY_CLUSTER_SET_MAX + 1];
+	long long est = 0, bytes = 0, d, left = 0;
+	unsigned f, from;
+	int nl = 0, nwant = 0, pulls = 0;
+
+	if (rl == NULL || (mine = calloc(1, sizeof(*mine))) == NULL)
+		return;
+	if (grey_cluster_digest_local(gc, &top, mine) == -1) {
+		free(mine);
+		return;
+	}
+	memset(peer->want, 0, sizeof(peer->want));
+	peer->want_from = 0;
+	for (f = 0; f < CLUSTER_LEAVES; f++) {
+		if (!GREY_CLUSTER_BIT(peer->buckets, f & (CLUSTER_BUCKETS - 1))
+		    || (mine->count[f] == rl->count[f] &&
+		    mine->hash[f] == rl->hash[f]))
+			continue;
+		nl++;
+		d = mine->count[f] - rl->count[f];
+		est += d < 0 ? -d : d > 0 ? d : 1;
+		if (rl->count[f] == 0)
+			continue;
+		/* why a byte bound, not a leaf count: a round costs what
+		 * it fetches; what does not fit comes next round */
+		if (bytes + rl->count[f] * GREY_CLUSTER_REC_BYTES >
+		    GREY_CLUSTER_ROUND_BYTES && nwant > 0) {
+			left++;
+			continue;
+		}
+		bytes += rl->count[f] * GREY_CLUSTER_REC_BYTES;
+		GREY_CLUSTER_SET(peer->want, f);
+		nwant++;
+	}
+	free(mine);
+	for (from = 0; nwant > 0 && from < CLUSTER_LEAVES; pulls++)
+		from = cluster_set_encode(peer->want, CLUSTER_LEAVES, from, set,
+		    sizeof(set));
+	peer->differing = est;
+	log_info("event=cluster_digest_leaves peer=%s leaves_differing=%d "
+	    "differing=%lld fetch=%d fetch_bytes=%lld pulls=%d left=%lld",
+	    peer->spec, nl, est, nwant, bytes, pulls, left);
+	if (nwant > 0)
+		grey_cluster_push(gc, GJ_LEAVES, p->job.peer, 0);
+}
+
+/* grey_cluster_leaves_done - a fetch of leaves ended (ok: whole): the
+ * next part of the fetch, if any */
+static void
+grey_cluster_leaves_done(struct grey_cluster *gc, struct grey_cluster_pull *p,
+    int ok)
+{
+	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
+	unsigned f;
+
+	if (!ok) {
+		/* the next round asks again */
+		memset(peer->want, 0, sizeof(peer->want));
+		return;
+	}
+	peer->last_catchup = time(NULL);
+	peer->want_from = p->set_end;
+	for (f = peer->want_from; f < CLUSTER_LEAVES; f++)
+		if (GREY_CLUSTER_BIT(peer->want, f)) {
+			grey_cluster_push(gc, GJ_LEAVES, p->job.peer, 0);
+			return;
+		}
 }
 
 /* grey_cluster_quote - why for a log's error="...": no quote, backslash
@@ -713,16 +921,17 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 	peer->catchup_entries += p->applied;
 	if (why == NULL) {
 		peer->state = GC_OK;
-		log_info("event=cluster_pull peer=%s kind=%s bucket=%d "
+		log_info("event=cluster_pull peer=%s kind=%s bucket=-1 "
 		    "records=%lld applied=%lld bytes=%lld outcome=ok",
 		    peer->spec, grey_cluster_job_name[p->job.kind],
-		    p->job.kind == GJ_BUCKET ? (int)p->job.bucket : -1,
 		    p->records, p->applied, p->bytes);
 		if (p->job.kind == GJ_CATCHUP) {
 			peer->last_catchup = time(NULL);
 			gc->catchup_done = 1;
-		} else if (p->job.kind == GJ_BUCKET)
-			peer->last_catchup = time(NULL);
+		} else if (p->job.kind == GJ_LEAVES)
+			grey_cluster_leaves_done(gc, p, 1);
+		else if (p->job.kind == GJ_LEAFDIGEST)
+			grey_cluster_leafdigest_done(gc, p);
 		else
 			grey_cluster_digest_done(gc, p);
 	} else {
@@ -741,12 +950,14 @@ grey_cluster_pull_done(struct grey_cluster_pull *p, const char *why,
 			    grey_cluster_job_name[p->job.kind],
 			    grey_cluster_state_name[state], esc, p->records,
 			    p->applied, p->bytes);
+		if (p->job.kind == GJ_LEAVES)
+			grey_cluster_leaves_done(gc, p, 0);
 		/* catch-up: the next peer may answer */
 		if (p->job.kind == GJ_CATCHUP &&
 		    p->job.peer + 1 < gc->npeers)
 			grey_cluster_push(gc, GJ_CATCHUP, p->job.peer + 1, 0);
 	}
-	gc->pull = NULL;
+	gc->pulls[p->job.peer] = NULL;
 	grey_cluster_pull_free(p);
 	grey_cluster_kick(gc);
 }
@@ -791,11 +1002,22 @@ grey_cluster_block(struct grey_cluster_pull *p, const struct cluster_line *m)
 				strlcpy(why, "line after END", sizeof(why));
 			}
 			if (r == 0 && l.kind != CLUSTER_L_END &&
-			    (p->job.kind == GJ_DIGEST) !=
+			    (p->job.kind == GJ_DIGEST ||
+			    p->job.kind == GJ_LEAFDIGEST) !=
 			    (l.kind == CLUSTER_L_DIGEST)) {
 				r = -1;
 				strlcpy(why, "line of the wrong kind for this "
 				    "request", sizeof(why));
+			}
+			if (r == 0 && l.kind == CLUSTER_L_DIGEST &&
+			    (p->job.kind == GJ_DIGEST ? l.bucket >=
+			    CLUSTER_BUCKETS : !GREY_CLUSTER_BIT(
+			    gc->peers[p->job.peer].buckets, l.bucket &
+			    (CLUSTER_BUCKETS - 1)))) {
+				r = -1;
+				snprintf(why, sizeof(why), "D: %u is no %s "
+				    "asked for", l.bucket, p->job.kind ==
+				    GJ_DIGEST ? "bucket" : "leaf");
 			}
 			if (r == -1) {
 				snprintf(msg, sizeof(msg), "line %lld: %s", no,
@@ -816,6 +1038,10 @@ grey_cluster_block(struct grey_cluster_pull *p, const struct cluster_line *m)
 					return -1;
 				}
 				p->applied += r;
+			} else if (l.kind == CLUSTER_L_DIGEST &&
+			    p->job.kind == GJ_LEAFDIGEST) {
+				p->rleaves->count[l.bucket] = l.count;
+				p->rleaves->hash[l.bucket] = l.hash;
 			} else if (l.kind == CLUSTER_L_DIGEST) {
 				p->remote.count[l.bucket] = l.count;
 				p->remote.hash[l.bucket] = l.hash;
@@ -946,16 +1172,24 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 	struct grey_cluster *gc = p->gc;
 	struct grey_cluster_peer *peer = &gc->peers[p->job.peer];
 	const char *key = gc->conf->sync_key;
-	char target[128], nonce[17], msg[320];
+	char target[GREY_CLUSTER_SET_MAX + 64], nonce[17], msg[320];
+	char set[GREY_CLUSTER_SET_MAX + 1];
 	long long now = (long long)time(NULL);
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (p->job.kind == GJ_DIGEST)
 			strlcpy(target, "/cluster/digest", sizeof(target));
-		else if (p->job.kind == GJ_BUCKET)
+		else if (p->job.kind == GJ_LEAFDIGEST) {
+			cluster_set_encode(peer->buckets, CLUSTER_BUCKETS, 0,
+			    set, sizeof(set));
+			snprintf(target, sizeof(target), "/cluster/digest?"
+			    "buckets=%s", set);
+		} else if (p->job.kind == GJ_LEAVES) {
+			p->set_end = cluster_set_encode(peer->want,
+			    CLUSTER_LEAVES, peer->want_from, set, sizeof(set));
 			snprintf(target, sizeof(target), "/cluster/changes?"
-			    "since=0&bucket=%u", p->job.bucket);
-		else
+			    "since=0&leaves=%s", set);
+		} else
 			snprintf(target, sizeof(target), "/cluster/changes?"
 			    "since=%lld", (long long)grey_cluster_since(gc));
 		snprintf(nonce, sizeof(nonce), "%08x%08x", arc4random(),
@@ -974,7 +1208,7 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* the rest of the input first: a last line without "\n" */
 		grey_cluster_read(bev, p);
-		if (gc->pull != p)
+		if (gc->pulls[p->job.peer] != p)
 			return;
 		if (p->rd != RD_BODY)
 			grey_cluster_pull_done(p, "connection closed before "
@@ -986,8 +1220,20 @@ grey_cluster_event(struct bufferevent *bev, short what, void *arg)
 			grey_cluster_pull_done(p, NULL, GC_OK);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "%s", (what & BEV_EVENT_ERROR) ?
-	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "error");
+	if (what & BEV_EVENT_TIMEOUT) {
+		struct timeval rd, conn;
+
+		grey_cluster_timeouts(gc, p->job.kind, &rd, &conn);
+		if (p->rd == RD_STATUS && !(what & BEV_EVENT_READING))
+			snprintf(msg, sizeof(msg), "connect: no answer within "
+			    "%d s", (int)conn.tv_sec);
+		else
+			snprintf(msg, sizeof(msg), "nothing read for %d s",
+			    (int)rd.tv_sec);
+	} else
+		snprintf(msg, sizeof(msg), "%s", (what & BEV_EVENT_ERROR) ?
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) :
+		    "error");
 	grey_cluster_pull_done(p, msg, p->rd == RD_STATUS ? GC_UNREACHABLE :
 	    GC_ERROR);
 }
@@ -1007,6 +1253,29 @@ grey_cluster_deadline(evutil_socket_t fd, short ev, void *arg)
 	    GC_ERROR);
 }
 
+/* grey_cluster_timeouts - the read (idle) and connect timeouts of a
+ * pull of kind: GREY_CLUSTER_IDLE_SECS and GREY_CLUSTER_CONNECT_SECS, and
+ * for the pulls of a digest round under two thirds of a round, so a
+ * round never waits on a dead peer */
+static void
+grey_cluster_timeouts(const struct grey_cluster *gc,
+    enum grey_cluster_job_kind kind, struct timeval *rd, struct timeval *conn)
+{
+	int r = GREY_CLUSTER_IDLE_SECS, c = GREY_CLUSTER_CONNECT_SECS;
+	int d = gc->conf->cluster_digest_secs;
+
+	/* why not the catch-up: it is no part of a round, and a big peer
+	 * may pause its answer a few seconds (its firewall, its expiry) */
+	if (kind != GJ_CATCHUP && d > 0 && d * 2 / 3 < r)
+		r = d * 2 / 3 > 1 ? d * 2 / 3 : 1;
+	if (c > r)
+		c = r;
+	rd->tv_sec = r;
+	rd->tv_usec = 0;
+	conn->tv_sec = c;
+	conn->tv_usec = 0;
+}
+
 /* grey_cluster_start_pull - connect for job j */
 static void
 grey_cluster_start_pull(struct grey_cluster *gc,
@@ -1014,13 +1283,14 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 {
 	struct grey_cluster_peer *peer = &gc->peers[j->peer];
 	struct grey_cluster_pull *p;
-	struct timeval tv = { GREY_CLUSTER_PULL_SECS, 0 };
+	struct timeval tv = { GREY_CLUSTER_PULL_SECS, 0 }, rtv, wtv;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (p->block = evbuffer_new()) == NULL ||
 	    (p->deadline = evtimer_new(gc->base, grey_cluster_deadline, p)) ==
 	    NULL || (p->bev = bufferevent_socket_new(gc->base, -1,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL || (j->kind == GJ_LEAFDIGEST &&
+	    (p->rleaves = calloc(1, sizeof(*p->rleaves))) == NULL)) {
 		log_warnx("event=cluster_pull peer=%s error=\"out of memory\"",
 		    peer->spec);
 		grey_cluster_pull_free(p);
@@ -1028,10 +1298,16 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	}
 	p->gc = gc;
 	p->job = *j;
-	gc->pull = p;
+	gc->pulls[j->peer] = p;
 	bufferevent_setcb(p->bev, grey_cluster_read, NULL, grey_cluster_event,
 	    p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	/* why: the write timeout bounds the connect (a lost SYN, a dead
+	 * host), the read timeout each wait for the peer's next bytes (a
+	 * hung peer, a lost segment never retransmitted in time); the
+	 * deadline the whole pull */
+	grey_cluster_timeouts(gc, j->kind, &rtv, &wtv);
+	bufferevent_set_timeouts(p->bev, &rtv, &wtv);
 	evtimer_add(p->deadline, &tv);
 	if (bufferevent_socket_connect(p->bev, (struct sockaddr *)&peer->ss,
 	    (int)peer->sslen) == -1) {
@@ -1042,19 +1318,39 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	}
 }
 
-/* grey_cluster_run - start the next job unless one runs */
+/* grey_cluster_busy - 1 if peer has a pull running or a job queued */
+static int
+grey_cluster_busy(const struct grey_cluster *gc, int peer)
+{
+	int i;
+
+	if (gc->pulls[peer] != NULL)
+		return 1;
+	for (i = 0; i < gc->njobs; i++)
+		if (gc->jobs[i].peer == peer)
+			return 1;
+	return 0;
+}
+
+/* grey_cluster_run - start, in queue order, each job whose peer has no
+ * pull running */
 static void
 grey_cluster_run(struct grey_cluster *gc)
 {
 	struct grey_cluster_job j;
+	int i = 0;
 
-	if (gc->pull != NULL || gc->njobs == 0)
-		return;
-	j = gc->jobs[0];
-	memmove(gc->jobs, gc->jobs + 1, (size_t)(gc->njobs - 1) *
-	    sizeof(gc->jobs[0]));
-	gc->njobs--;
-	grey_cluster_start_pull(gc, &j);
+	while (i < gc->njobs) {
+		if (gc->pulls[gc->jobs[i].peer] != NULL) {
+			i++;
+			continue;
+		}
+		j = gc->jobs[i];
+		memmove(gc->jobs + i, gc->jobs + i + 1, (size_t)(gc->njobs -
+		    i - 1) * sizeof(gc->jobs[0]));
+		gc->njobs--;
+		grey_cluster_start_pull(gc, &j);
+	}
 }
 
 /* grey_cluster_kick_cb - the queue's turn */
@@ -1066,6 +1362,22 @@ grey_cluster_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	grey_cluster_run(arg);
 }
 
+/* grey_cluster_catchup_pending - 1 if a catch-up pull runs or waits */
+static int
+grey_cluster_catchup_pending(const struct grey_cluster *gc)
+{
+	int i;
+
+	for (i = 0; i < gc->npeers; i++)
+		if (gc->pulls[i] != NULL && gc->pulls[i]->job.kind ==
+		    GJ_CATCHUP)
+			return 1;
+	for (i = 0; i < gc->njobs; i++)
+		if (gc->jobs[i].kind == GJ_CATCHUP)
+			return 1;
+	return 0;
+}
+
 /* grey_cluster_round - a digest round: each peer's digest */
 static void
 grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
@@ -1075,15 +1387,19 @@ grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	/* why: a round still running (a slow peer) is not doubled */
-	if (gc->njobs > 0 || gc->pull != NULL)
-		return;
 	/* no peer answered the catch-up yet (all were down): again, for
-	 * the GREY tuples a digest does not cover */
-	if (!gc->catchup_done)
+	 * the GREY tuples a digest does not cover (unless it is under way) */
+	if (!gc->catchup_done && !grey_cluster_catchup_pending(gc))
 		grey_cluster_push(gc, GJ_CATCHUP, 0, 0);
+	/* why per peer: a peer still busy with its last round (slow, or
+	 * dead until its timeouts) is left out of this one, the others go
+	 * on; its own pulls are bounded by grey_cluster_timeouts */
 	for (i = 0; i < gc->npeers; i++)
-		grey_cluster_push(gc, GJ_DIGEST, i, 0);
+		if (!grey_cluster_busy(gc, i))
+			grey_cluster_push(gc, GJ_DIGEST, i, 0);
+		else
+			log_debug("event=cluster_round peer=%s skipped=busy",
+			    gc->peers[i].spec);
 	grey_cluster_run(gc);
 }
 
@@ -1143,9 +1459,12 @@ grey_cluster_start(struct grey_cluster **out, struct grey *g,
 void
 grey_cluster_free(struct grey_cluster *gc)
 {
+	int i;
+
 	if (gc == NULL)
 		return;
-	grey_cluster_pull_free(gc->pull);
+	for (i = 0; i < GREY_SYNC_MAX_TARGETS; i++)
+		grey_cluster_pull_free(gc->pulls[i]);
 	if (gc->kick_ev != NULL)
 		event_free(gc->kick_ev);
 	if (gc->round_ev != NULL)

@@ -12,7 +12,11 @@
  *
  * Every connection has a whole deadline (GREY_HTTP_TIMEOUT from accept,
  * then it is shut down: evhttp's own timeout is per read, so a byte every
- * few seconds held it forever), at most GREY_HTTP_CONNS are open and
+ * few seconds held it forever), except a streamed answer
+ * (grey_http_stream: /cluster/changes), which is dropped instead when
+ * for GREY_HTTP_TIMEOUT no block left and the socket's send queue did not
+ * move (a peer that stopped reading), however long it runs while it
+ * moves; at most GREY_HTTP_CONNS are open and
  * GREY_HTTP_PER_PEER from one address (more are closed at once), and
  * accept pauses a second when descriptors run out (grey_listen.c).
  * evhttp 2.1 has no hook per connection but the bufferevent it asks us
@@ -26,8 +30,10 @@
  * in another process counts too); it starts at the first request.
  */
 #include <sys/types.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -57,6 +63,9 @@
 #include "spamd/common/log.h"
 
 #define GREY_HTTP_TIMEOUT	10		/* seconds per connection */
+/* tests only: a shorter GREY_HTTP_TIMEOUT (1-10), so the deadlines can be
+ * exercised in a few seconds */
+#define GREY_HTTP_TIMEOUT_ENV	"SPAMD_HTTP_TIMEOUT"
 #define GREY_HTTP_CONNS		64		/* connections at once */
 #define GREY_HTTP_PER_PEER	16		/* from one address */
 #define GREY_HTTP_SWEEP_SECS	1		/* release closed ones */
@@ -72,6 +81,9 @@ struct grey_http_conn {
 	struct bufferevent	*bev;		/* our reference */
 	struct event		*timer;		/* admit, then deadline */
 	int			 admitted;
+	int			 streaming;	/* idle bound, not whole */
+	int			 moved;		/* a block left since */
+	int			 outq;		/* SIOCOUTQ at the last look */
 	char			 peer[INET6_ADDRSTRLEN];
 };
 
@@ -85,6 +97,7 @@ struct grey_http {
 	const struct grey_conf	*conf;
 	struct grey_sync	*gs;
 	struct evhttp		*http;
+	int			 timeout;		/* GREY_HTTP_TIMEOUT */
 	unsigned char		 md[EVP_MAX_MD_SIZE];	/* of the address lines */
 	unsigned		 mdlen;			/* 0 = none yet */
 	time_t			 mtime;			/* Last-Modified */
@@ -823,7 +836,7 @@ grey_http_conn_admit(struct grey_http_conn *c)
 	struct grey_http_conn *o;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct timeval tv = { GREY_HTTP_TIMEOUT, 0 };
+	struct timeval tv = { gh->timeout, 0 };
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	int same = 0;
 
@@ -857,21 +870,74 @@ grey_http_conn_admit(struct grey_http_conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
-/* grey_http_extend - req's connection gets secs from now (grey.h) */
-void
-grey_http_extend(struct grey_http *gh, struct evhttp_request *req, int secs)
+/* grey_http_conn_of - our record of req's connection, NULL if none
+ * (admitted or not: evhttp may read a request before the admission's
+ * timer runs) */
+static struct grey_http_conn *
+grey_http_conn_of(struct grey_http *gh, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon != NULL ?
 	    evhttp_connection_get_bufferevent(evcon) : NULL;
 	struct grey_http_conn *c;
-	struct timeval tv = { secs, 0 };
 
 	LIST_FOREACH(c, &gh->conns, entry)
-		if (c->bev == bev && c->admitted) {
-			evtimer_add(c->timer, &tv);
-			return;
-		}
+		if (c->bev == bev)
+			return c;
+	return NULL;
+}
+
+/* grey_http_stream - req's answer is streamed from now on (grey.h) */
+void
+grey_http_stream(struct grey_http *gh, struct evhttp_request *req)
+{
+	struct grey_http_conn *c = grey_http_conn_of(gh, req);
+	struct timeval tv = { gh->timeout, 0 };
+
+	if (c == NULL)
+		return;
+	c->streaming = 1;
+	c->outq = -1;
+	/*
+	 * why no evhttp timeouts: evhttp keeps reading (to see a close)
+	 * with its per-read timeout, and the client sends nothing while it
+	 * reads the answer: a long answer was cut GREY_HTTP_TIMEOUT after
+	 * the request, moving or not. Its write timeout goes too: a socket
+	 * with a big send buffer turns writable only once a third of it
+	 * has left, which a slow but steady reader may take longer than
+	 * that to free. The connection timer watches the send queue.
+	 */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	/* not yet admitted: the admission arms the timer */
+	if (c->admitted)
+		evtimer_add(c->timer, &tv);
+}
+
+/* grey_http_progress - a block of req's streamed answer left (grey.h) */
+void
+grey_http_progress(struct grey_http *gh, struct evhttp_request *req)
+{
+	struct grey_http_conn *c = grey_http_conn_of(gh, req);
+
+	if (c != NULL && c->streaming)
+		c->moved = 1;
+}
+
+/* grey_http_stream_moved - 1 if c's streamed answer moved since the
+ * last look: a block left, or the socket's send queue changed */
+static int
+grey_http_stream_moved(struct grey_http_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	int n = -1, moved = c->moved;
+
+	if (fd >= 0 && ioctl(fd, SIOCOUTQ, &n) == -1)
+		n = -1;
+	if (n != c->outq)
+		moved = 1;
+	c->moved = 0;
+	c->outq = n;
+	return moved;
 }
 
 /* grey_http_conn_timer - admit a new connection, or its deadline passed */
@@ -890,7 +956,15 @@ grey_http_conn_timer(evutil_socket_t fd, short ev, void *arg)
 		grey_http_conn_admit(c);
 		return;
 	}
-	grey_listen_timedout(&c->gh->lst, c->peer, 0, GREY_HTTP_TIMEOUT);
+	if (c->streaming && grey_http_stream_moved(c)) {
+		struct timeval tv = { c->gh->timeout, 0 };
+
+		evtimer_add(c->timer, &tv);
+		return;
+	}
+	/* the whole request took too long, or a streamed answer moved no
+	 * block for that long (its own close logs outcome=closed) */
+	grey_listen_timedout(&c->gh->lst, c->peer, 0, c->gh->timeout);
 	grey_http_conn_close(c);
 }
 
@@ -1047,6 +1121,15 @@ grey_http_start(struct grey_http **out, struct grey *g,
 	gh->base = base;
 	gh->conf = conf;
 	gh->gs = gs;
+	gh->timeout = GREY_HTTP_TIMEOUT;
+	if (getenv(GREY_HTTP_TIMEOUT_ENV) != NULL) {
+		const char *errstr = NULL;
+		int t = (int)strtonum(getenv(GREY_HTTP_TIMEOUT_ENV), 1,
+		    GREY_HTTP_TIMEOUT, &errstr);
+
+		if (errstr == NULL)
+			gh->timeout = t;
+	}
 	LIST_INIT(&gh->conns);
 	evhttp_set_bevcb(gh->http, grey_http_bev, gh);
 	/* why: every method reaches grey_http_request, which answers 405
@@ -1055,7 +1138,7 @@ grey_http_start(struct grey_http **out, struct grey *g,
 	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
-	evhttp_set_timeout(gh->http, GREY_HTTP_TIMEOUT);
+	evhttp_set_timeout(gh->http, gh->timeout);
 	evhttp_set_max_headers_size(gh->http, GREY_HTTP_MAX_HEADERS);
 	evhttp_set_max_body_size(gh->http, 0);
 	evhttp_set_gencb(gh->http, grey_http_request, gh);

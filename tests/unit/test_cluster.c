@@ -39,6 +39,7 @@ static const struct row rows[] = {
 	{ "GREY|192.0.2.3||||1|2|3|4|0", CLUSTER_L_REC, NULL },
 	{ "D|0|5|00000000000000ff", CLUSTER_L_DIGEST, NULL },
 	{ "D|255|0|0123456789abcdef", CLUSTER_L_DIGEST, NULL },
+	{ "D|65535|3|0123456789abcdef", CLUSTER_L_DIGEST, NULL },	/* leaf */
 	{ "END|454", CLUSTER_L_END, NULL },
 	{ "MAC|000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
 	    CLUSTER_L_MAC, NULL },
@@ -65,7 +66,7 @@ static const struct row rows[] = {
 	{ "GREY|192.0.2.3|h|a\x7f|b|1|2|3|4|0", 0, "from: byte outside" },
 	{ "GREY|192.0.2.3|h|a|b\xc3\xa9|1|2|3|4|0", 0, "to: byte outside" },
 	{ "D|0|5", 0, "D: 3 fields, want 4" },
-	{ "D|256|5|00000000000000ff", 0, "bucket: out of range" },
+	{ "D|65536|5|00000000000000ff", 0, "bucket: out of range" },
 	{ "D|0|-1|00000000000000ff", 0, "count: out of range" },
 	{ "D|0|5|00000000000000FF", 0, "hash: want 16 hex digits" },
 	{ "D|0|5|0ff", 0, "hash: want 16 hex digits" },
@@ -344,30 +345,110 @@ test_digest(void **state)
 	assert_true(a.hash[bk] != b.hash[bk] && a.count[bk] == b.count[bk]);
 }
 
-/* test_change_time - the latest of first, pass, expire - lifetime */
+/* test_change_time - GREY: first; WHITE and TRAPPED: the latest of
+ * first, pass and expire - lifetime; never after now */
 static void
 test_change_time(void **state)
 {
-	struct gdb_times t = { 1500, 14400, 3110400, 86400 };
+	static const struct gdb_times t = { 1500, 14400, 3110400, 86400 };
+	static const struct {
+		enum gdb_type	type;
+		int64_t		first, pass, expire, now, want;
+	} cases[] = {
+		/* type, first, pass, expire, now, want */
+		{ GDB_WHITE, 100, 200, 200 + 3110400, 1000, 200 },
+		/* refreshed at 900 (greylogd moves expire only) */
+		{ GDB_WHITE, 100, 200, 900 + 3110400, 1000, 900 },
+		/* a peer's longer whiteexp: clamped to now */
+		{ GDB_WHITE, 100, 200, 5000 + 3110400, 1000, 1000 },
+		{ GDB_TRAPPED, 100, 200, 5000 + 86400, 9000, 5000 },
+		{ GDB_TRAPPED, 0, 0, 7000 + 86400, 9000, 7000 },
+		/* OpenBSD's layout: pass = expire = first + greyexp */
+		{ GDB_GREY, 5000, 5000 + 14400, 5000 + 14400, 6000, 5000 },
+		{ GDB_GREY, 5000, 5000 + 14400, 5000 + 14400, 4000, 4000 },
+		{ GDB_SPAMTRAP, 100, 200, 0, 1000, 200 },
+	};
 	struct gdb_rec r;
+	size_t i;
 
 	(void)state;
-	memset(&r, 0, sizeof(r));
-	r.type = GDB_WHITE;
-	r.first = 100;
-	r.pass = 200;
-	r.expire = 200 + t.whiteexp;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
-	r.expire = 900 + t.whiteexp;	/* refreshed at 900 */
-	assert_int_equal(cluster_change_time(&r, &t), 900);
-	r.type = GDB_TRAPPED;
-	r.expire = 5000 + t.trapexp;
-	assert_int_equal(cluster_change_time(&r, &t), 5000);
-	r.type = GDB_GREY;
-	r.expire = 10;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
-	r.type = GDB_SPAMTRAP;
-	assert_int_equal(cluster_change_time(&r, &t), 200);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		r.type = cases[i].type;
+		r.first = cases[i].first;
+		r.pass = cases[i].pass;
+		r.expire = cases[i].expire;
+		if (cluster_change_time(&r, &t, cases[i].now) != cases[i].want)
+			fail_msg("row %zu: %lld, want %lld", i,
+			    (long long)cluster_change_time(&r, &t,
+			    cases[i].now), (long long)cases[i].want);
+	}
+}
+
+/* test_sets - leaf and bucket sets: round trip, split by room, and
+ * every decode error */
+static void
+test_sets(void **state)
+{
+	static const struct {
+		const char	*text;
+		unsigned	 nbits;
+		const char	*why;	/* NULL: good */
+	} cases[] = {
+		/* text, nbits, why */
+		{ "", 256, NULL },
+		{ "gggg", 256, NULL },			/* 0, 1, 2, 3 */
+		{ "fffu", 65536, NULL },		/* 65535 */
+		{ "ffffg", 65536, "set: 1048560 past the last (65535)" },
+		{ "1g", 16, "set: 16 past the last (15)" },
+		{ "12345g", 65536, "set: a gap of more than 5 digits at "
+		    "offset 5" },
+		{ "g1", 256, "set: ends inside a gap" },
+		{ "gw", 256, "set: byte 1 is not 0-9a-v" },
+		{ "G", 256, "set: byte 0 is not 0-9a-v" },
+	};
+	static uint8_t map[CLUSTER_LEAVES / 8], back[CLUSTER_LEAVES / 8];
+	char text[64], why[128];
+	unsigned i, next, members[] = { 0, 1, 17, 255, 256, 4096, 65535 };
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		int r = cluster_set_decode(cases[k].text, map, cases[k].nbits,
+		    why, sizeof(why));
+
+		if (cases[k].why == NULL ? r != 0 : (r != -1 ||
+		    strcmp(why, cases[k].why) != 0))
+			fail_msg("case %zu (%s): %d %s", k, cases[k].text, r,
+			    r == -1 ? why : "");
+	}
+	assert_int_equal(cluster_set_decode("gggg", map, 256, why,
+	    sizeof(why)), 0);
+	assert_int_equal(map[0], 0x0f);
+	/* round trip, in one piece and cut by a small buffer */
+	memset(map, 0, sizeof(map));
+	for (k = 0; k < sizeof(members) / sizeof(members[0]); k++)
+		map[members[k] >> 3] |= (uint8_t)(1u << (members[k] & 7));
+	next = cluster_set_encode(map, CLUSTER_LEAVES, 0, text, sizeof(text));
+	assert_int_equal(next, CLUSTER_LEAVES);
+	assert_string_equal(text, "ggvetgefveffu");
+	assert_int_equal(cluster_set_decode(text, back, CLUSTER_LEAVES, why,
+	    sizeof(why)), 0);
+	assert_memory_equal(map, back, sizeof(map));
+	next = cluster_set_encode(map, CLUSTER_LEAVES, 0, text, 5);
+	assert_string_equal(text, "ggv");	/* 0, 1, 17: 255 did not fit */
+	assert_int_equal(next, 255);
+	next = cluster_set_encode(map, CLUSTER_LEAVES, next, text,
+	    sizeof(text));
+	assert_string_equal(text, "ggefveffu");	/* the rest from 255 on */
+	assert_int_equal(next, CLUSTER_LEAVES);
+	/* a leaf's bucket is its low byte */
+	for (i = 0; i < 50; i++) {
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "192.0.2.%u", i);
+		assert_int_equal(cluster_leaf(ip) & 255, cluster_bucket(ip));
+	}
 }
 
 int
@@ -381,6 +462,7 @@ main(void)
 		cmocka_unit_test(test_chain),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_change_time),
+		cmocka_unit_test(test_sets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
