@@ -20,6 +20,14 @@
 
 #include "greydb/greydb.h"
 #include "pf-sync/fw.h"
+#include "pf-sync/fw_nft_table.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 
 #define NOW 1700000000LL
 
@@ -670,6 +678,140 @@ t_exec(void **state)
 	}
 }
 
+/* nl_put - append one netlink message (type, seq, payload) at buf+off;
+ * the new offset */
+static size_t
+nl_put(char *buf, size_t off, uint16_t type, uint32_t seq,
+    const void *payload, size_t plen)
+{
+	struct nlmsghdr *nh = (struct nlmsghdr *)(void *)(buf + off);
+
+	memset(nh, 0, NLMSG_SPACE(plen));
+	nh->nlmsg_len = (uint32_t)NLMSG_LENGTH(plen);
+	nh->nlmsg_type = type;
+	nh->nlmsg_seq = seq;
+	memcpy(NLMSG_DATA(nh), payload, plen);
+	return off + NLMSG_SPACE(plen);
+}
+
+/* nl_error - payload of an NLMSG_ERROR with error err */
+static size_t
+nl_error(char *buf, size_t off, uint32_t seq, int err)
+{
+	struct nlmsgerr e;
+
+	memset(&e, 0, sizeof(e));
+	e.error = err;
+	return nl_put(buf, off, NLMSG_ERROR, seq, &e, sizeof(e));
+}
+
+/* t_nft_table - the GETTABLE request's bytes and every kind of answer:
+ * the table and its ack, no such table, another error, another seq, an
+ * ack with no table, a cut attribute; and, as root, the kernel's own
+ * answer for a table that does not exist */
+static void
+t_nft_table(void **state)
+{
+	char buf[512], pay[128], longname[NFT_TABLE_MAXNAMELEN + 8];
+	struct nlmsghdr *nh = (struct nlmsghdr *)(void *)buf;
+	struct nfgenmsg nf = { .nfgen_family = NFPROTO_INET };
+	struct nlattr *at;
+	uint64_t handle, be;
+	size_t len, off, p;
+	int seen;
+
+	(void)state;
+	assert_int_equal(fw_nft_table_family("inet"), NFPROTO_INET);
+	assert_int_equal(fw_nft_table_family("ip6"), NFPROTO_IPV6);
+	assert_int_equal(fw_nft_table_family("inet6"), -1);
+	len = fw_nft_table_request(buf, sizeof(buf), NFPROTO_INET, "spamd", 7);
+	assert_int_equal(len, NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(nf)) +
+	    NLA_ALIGN(NLA_HDRLEN + 6));
+	assert_int_equal(nh->nlmsg_len, len);
+	assert_int_equal(nh->nlmsg_type,
+	    (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE);
+	assert_int_equal(nh->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
+	assert_int_equal(nh->nlmsg_seq, 7);
+	at = (struct nlattr *)(void *)(buf + NLMSG_HDRLEN +
+	    NLMSG_ALIGN(sizeof(nf)));
+	assert_int_equal(at->nla_type, NFTA_TABLE_NAME);
+	assert_string_equal((char *)at + NLA_HDRLEN, "spamd");
+	/* a name past nftables' limit, or a buffer too small: refused */
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(fw_nft_table_request(buf, sizeof(buf), NFPROTO_INET,
+	    longname, 1), 0);
+	assert_int_equal(fw_nft_table_request(buf, 16, NFPROTO_INET, "t", 1),
+	    0);
+
+	/* NEWTABLE with a name and a handle attribute, then the ack */
+	memcpy(pay, &nf, sizeof(nf));
+	p = NLMSG_ALIGN(sizeof(nf));
+	at = (struct nlattr *)(void *)(pay + p);
+	at->nla_type = NFTA_TABLE_NAME;
+	at->nla_len = NLA_HDRLEN + 6;
+	memcpy(pay + p + NLA_HDRLEN, "spamd", 6);
+	p += NLA_ALIGN(at->nla_len);
+	at = (struct nlattr *)(void *)(pay + p);
+	at->nla_type = NFTA_TABLE_HANDLE;
+	at->nla_len = NLA_HDRLEN + 8;
+	be = htobe64(4242);
+	memcpy(pay + p + NLA_HDRLEN, &be, 8);
+	p += NLA_ALIGN(at->nla_len);
+	off = nl_put(buf, 0, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE,
+	    9, pay, p);
+	off = nl_error(buf, off, 9, 0);
+	seen = 0;
+	handle = 0;
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), 1);
+	assert_int_equal(handle, 4242);
+	/* the same table in one datagram and the ack in the next */
+	seen = 0;
+	handle = 0;
+	assert_int_equal(fw_nft_table_reply(buf, off - NLMSG_SPACE(
+	    sizeof(struct nlmsgerr)), 9, &handle, &seen), 2);
+	assert_int_equal(seen, 1);
+	off = nl_error(buf, 0, 9, 0);
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), 1);
+	assert_int_equal(handle, 4242);
+	/* no such table */
+	seen = 0;
+	off = nl_error(buf, 0, 9, -ENOENT);
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), 0);
+	/* not allowed: an error, errno says why */
+	off = nl_error(buf, 0, 9, -EPERM);
+	errno = 0;
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), -1);
+	assert_int_equal(errno, EPERM);
+	/* another request's answer is not ours: read on */
+	off = nl_error(buf, 0, 8, -ENOENT);
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), 2);
+	/* an ack with no table before it */
+	seen = 0;
+	off = nl_error(buf, 0, 9, 0);
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), -1);
+	/* a handle attribute cut short: the table, handle unknown */
+	at = (struct nlattr *)(void *)(pay + NLMSG_ALIGN(sizeof(nf)));
+	at->nla_type = NFTA_TABLE_HANDLE;
+	at->nla_len = NLA_HDRLEN + 8;
+	off = nl_put(buf, 0, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE,
+	    9, pay, NLMSG_ALIGN(sizeof(nf)) + NLA_HDRLEN + 4);
+	off = nl_error(buf, off, 9, 0);
+	seen = 0;
+	handle = 0;
+	assert_int_equal(fw_nft_table_reply(buf, off, 9, &handle, &seen), 1);
+	assert_int_equal(handle, 0);
+	/* a message shorter than its header says: nothing read from it */
+	assert_int_equal(fw_nft_table_reply(buf, 10, 9, &handle, &seen), 2);
+	/* the kernel itself: a table nobody made is "no such table" */
+	if (geteuid() == 0)
+		assert_int_equal(fw_nft_table_handle("inet",
+		    "spamd-unit-test-none", &handle), 0);
+	errno = 0;
+	assert_int_equal(fw_nft_table_handle("inet6", "t", &handle), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
 int
 main(void)
 {
@@ -685,6 +827,7 @@ main(void)
 		cmocka_unit_test(t_nft_parse),
 		cmocka_unit_test(t_ipset_parse),
 		cmocka_unit_test(t_ipset_heads),
+		cmocka_unit_test(t_nft_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
