@@ -81,6 +81,7 @@ def run(sp):
         t.start()
     recovered, times, lost_round = 0, [], None
     last_kill = 0.0
+    killed = set()
     for k in range(KILLS):
         # load is flowing before each kill
         base = stats["done"]
@@ -89,12 +90,24 @@ def run(sp):
         wait = last_kill + SPACING - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        wp = F.wait_for(sp.writer_pid, 10)
+        # why not the pid alone: the killed writer stays a child until
+        # reaped and its writer_start line is the newest until the next
+        # writer logs its own; a kill of it would restart nothing
+        wp = F.wait_for(lambda: (sp.writer_pid() if sp.writer_pid() not in
+                                 killed else None), F.slow(10))
         if wp is None:
             lost_round = "round %d: no writer to kill" % k
             break
         os.kill(wp, signal.SIGKILL)
+        killed.add(wp)
         last_kill = t0 = time.monotonic()
+        # the master has restarted: a new writer logged writer_start
+        # (the old engines may answer 451 until they are replaced, so a
+        # 451 alone does not show it)
+        if not F.wait_for(lambda: sp.writer_pid() not in killed | {None},
+                          F.slow(20)):
+            lost_round = "round %d: no new writer within 20 s" % k
+            break
         # a new client completes a dialogue once spamd has restarted
         code = F.wait_for(lambda: F.try_dialogue(
             sp.port, "127.13.9.%d" % (k + 1), "probe-%d" % k, 5) == 451,
