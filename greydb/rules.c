@@ -353,29 +353,45 @@ trap_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 	return trap_ip(db, txn, c->ip, c->now, c->expire, 0, NULL, err);
 }
 
+/* white_read - for the two WHITE updates: refuse an ip that is TRAPPED,
+ * else read its WHITE record (key set, *old and *found filled: the
+ * read's DB_NOTFOUND or 0); 0 or an error */
+static int
+white_read(struct gdb *db, DB_TXN *txn, const struct ipcmd_ctx *c,
+    struct gdb_rec *key, struct gdb_rec *old, int *found,
+    struct gdb_err *err)
+{
+	int ret;
+
+	ip_rec(key, GDB_TRAPPED, c->ip);
+	ret = read_key(db, txn, key, old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	if (live(ret, old, c->now)) {
+		gdb_seterr(err, "%s: white: %s is TRAPPED until %lld",
+		    db->dir, c->ip, (long long)old->expire);
+		return GDB_EAPP;
+	}
+	ip_rec(key, GDB_WHITE, c->ip);
+	ret = read_key(db, txn, key, old, err);
+	if (ret != 0 && ret != DB_NOTFOUND)
+		return ret;
+	*found = ret;
+	return 0;
+}
+
 /* white_txn - the body of gdb_white: refused while the ip is trapped */
 static int
 white_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 {
 	struct ipcmd_ctx *c = arg;
 	struct gdb_rec key, old, nw;
-	int ret;
+	int ret, found;
 
-	ip_rec(&key, GDB_TRAPPED, c->ip);
-	ret = read_key(db, txn, &key, &old, err);
-	if (ret != 0 && ret != DB_NOTFOUND)
-		return ret;
-	if (live(ret, &old, c->now)) {
-		gdb_seterr(err, "%s: white: %s is TRAPPED until %lld",
-		    db->dir, c->ip, (long long)old.expire);
-		return GDB_EAPP;
-	}
-	ip_rec(&key, GDB_WHITE, c->ip);
-	ret = read_key(db, txn, &key, &old, err);
-	if (ret != 0 && ret != DB_NOTFOUND)
+	if ((ret = white_read(db, txn, c, &key, &old, &found, err)) != 0)
 		return ret;
 	nw = key;
-	if (live(ret, &old, c->now)) {
+	if (live(found, &old, c->now)) {
 		nw.first = old.first;
 		nw.bcount = old.bcount;
 		nw.pcount = old.pcount;
@@ -384,7 +400,7 @@ white_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 	}
 	nw.pass = c->now;
 	nw.expire = c->expire;
-	return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
+	return gdb_rec_write(db, txn, &nw, found == 0 ? &old : NULL, err);
 }
 
 /* white_seen_txn - the body of gdb_white_seen: spamlogd's update */
@@ -393,25 +409,14 @@ white_seen_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 {
 	struct ipcmd_ctx *c = arg;
 	struct gdb_rec key, old, nw;
-	int ret;
+	int ret, found;
 
-	ip_rec(&key, GDB_TRAPPED, c->ip);
-	ret = read_key(db, txn, &key, &old, err);
-	if (ret != 0 && ret != DB_NOTFOUND)
-		return ret;
-	if (live(ret, &old, c->now)) {
-		gdb_seterr(err, "%s: white: %s is TRAPPED until %lld",
-		    db->dir, c->ip, (long long)old.expire);
-		return GDB_EAPP;
-	}
-	ip_rec(&key, GDB_WHITE, c->ip);
-	ret = read_key(db, txn, &key, &old, err);
-	if (ret != 0 && ret != DB_NOTFOUND)
+	if ((ret = white_read(db, txn, c, &key, &old, &found, err)) != 0)
 		return ret;
 	/* why: OpenBSD's spamlogd counts each connection it sees in pcount
 	 * and only moves expire; first and pass keep when the host was
 	 * first seen and when it passed, which spamdb readers rely on */
-	if (live(ret, &old, c->now)) {
+	if (live(found, &old, c->now)) {
 		nw = old;
 		nw.pcount = old.pcount + 1;
 	} else {
@@ -421,7 +426,7 @@ white_seen_txn(struct gdb *db, DB_TXN *txn, void *arg, struct gdb_err *err)
 		nw.pcount = 0;
 	}
 	nw.expire = c->expire;
-	return gdb_rec_write(db, txn, &nw, ret == 0 ? &old : NULL, err);
+	return gdb_rec_write(db, txn, &nw, found == 0 ? &old : NULL, err);
 }
 
 /* ipcmd - canonicalise ip and run body in a transaction */
