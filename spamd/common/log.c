@@ -352,17 +352,26 @@ log_obsd(int pri, const char *fmt, ...)
 	LOG_BODY(pri, 0);
 }
 
+/* log_vis - at most max bytes of in, made visible with flags, into out */
+static char *
+log_vis(const char *in, size_t inlen, size_t max, char *out, size_t outsz,
+    int flags)
+{
+	if (inlen > max)
+		inlen = max;
+	strnvisx(out, outsz, in, inlen, flags);
+	return out;
+}
+
 /* log_obsd_escape - client bytes for an OpenBSD-format line */
 char *
 log_obsd_escape(const char *in, size_t inlen, size_t max, char *out,
     size_t outsz)
 {
-	if (inlen > max)
-		inlen = max;
 	/* '=' and '"' stay (SRS senders hold '='); white space may not:
 	 * a space could fake the " -> " between sender and recipient. */
-	strnvisx(out, outsz, in, inlen, VIS_CSTYLE | VIS_WHITE | VIS_OCTAL);
-	return out;
+	return log_vis(in, inlen, max, out, outsz,
+	    VIS_CSTYLE | VIS_WHITE | VIS_OCTAL);
 }
 
 /* log_obsd_text - client text (a header) for an OpenBSD-format line */
@@ -370,21 +379,18 @@ char *
 log_obsd_text(const char *in, size_t inlen, size_t max, char *out,
     size_t outsz)
 {
-	if (inlen > max)
-		inlen = max;
 	/* spaces and tabs kept, as OpenBSD logs a Subject: */
-	strnvisx(out, outsz, in, inlen, VIS_CSTYLE | VIS_OCTAL | VIS_NL);
-	return out;
+	return log_vis(in, inlen, max, out, outsz,
+	    VIS_CSTYLE | VIS_OCTAL | VIS_NL);
 }
 
 /* log_escape - make client bytes safe and short for a log line */
 char *
 log_escape(const char *in, size_t inlen, size_t max, char *out, size_t outsz)
 {
-	if (inlen > max)
-		inlen = max;
 	/* VIS_SAFE off, VIS_WHITE on: a space or '=' could fake a key. */
-	strnvisx(out, outsz, in, inlen, VIS_CSTYLE | VIS_WHITE | VIS_OCTAL);
+	log_vis(in, inlen, max, out, outsz,
+	    VIS_CSTYLE | VIS_WHITE | VIS_OCTAL);
 	for (char *p = out; *p; p++)
 		if (*p == '=' || *p == '"')
 			*p = '_';
