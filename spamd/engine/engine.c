@@ -801,8 +801,8 @@ engine_tuple(void *arg, struct session *s, const char *helo,
 	e->st.tuples++;
 }
 
-/* engine_tarpit_rcpt - session op (added): -v logs a tarpitted client's
- * RCPT, as OpenBSD's "(BLACK) ip: from -> to" */
+/* engine_tarpit_rcpt - session op (added, set with -v only): log a
+ * tarpitted client's RCPT, as OpenBSD's "(BLACK) ip: from -> to" */
 static void
 engine_tarpit_rcpt(void *arg, struct session *s, const char *from,
     const char *to)
@@ -810,8 +810,6 @@ engine_tarpit_rcpt(void *arg, struct session *s, const char *from,
 	char ip[64], ef[512], et[512];
 
 	(void)arg;
-	if (!log_verbose())
-		return;
 	session_ip(s, ip, sizeof(ip));
 	if (log_openbsd())
 		log_obsd(LOG_INFO, "(BLACK) %s: %s -> %s", ip,
@@ -835,7 +833,7 @@ engine_header_is(const char *line, size_t len, const char *name)
 }
 
 /*
- * engine_data_line - session op (added): with -v, log a tarpitted
+ * engine_data_line - session op (added, set with -v only): log a tarpitted
  * client's From:, To: and Subject: headers and its first body lines,
  * as OpenBSD spamd -v does ("ip: Subject: ...", "ip: Body: ...")
  */
@@ -846,8 +844,6 @@ engine_data_line(void *arg, struct session *s, const char *line, size_t len)
 	char ip[64], el[1100];
 
 	(void)arg;
-	if (!log_verbose())
-		return;
 	if (!c->data_body && len == 0) {
 		c->data_body = 1;
 		return;
@@ -1204,8 +1200,13 @@ engine_main(const struct engine_conf *conf)
 	e->ops.lookup = engine_lookup;
 	e->ops.helo = engine_helo;	/* (added) HELO check */
 	e->ops.rcpt_refused = engine_rcpt_refused;	/* (added) --max-rcpt */
-	e->ops.tarpit_rcpt = engine_tarpit_rcpt;	/* (added) -v lines */
-	e->ops.data_line = engine_data_line;		/* (added) -v lines */
+	/* (added) -v lines; why only then: without them a tarpitted client's
+	 * MAIL costs no copy and its DATA lines no call (-v is fixed at
+	 * start, before the engines fork) */
+	if (log_verbose()) {
+		e->ops.tarpit_rcpt = engine_tarpit_rcpt;
+		e->ops.data_line = engine_data_line;
+	}
 	e->sconf.hostname = conf->hostname;
 	e->sconf.banner = conf->banner;
 	e->sconf.bl_code = conf->bl_code;
