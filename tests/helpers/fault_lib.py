@@ -544,6 +544,18 @@ def greyctl_run(db, *args):
     return r.returncode, r.stdout, r.stderr
 
 
+def sync_counters(sp, secs=10):
+    """The writer's newest sync_counters line (asked for with SIGUSR1 to
+    the master) as a dict; {} if none came within secs."""
+    before = sp.count("event=sync_counters")
+    os.kill(sp.pid, signal.SIGUSR1)
+    wait_for(lambda: sp.count("event=sync_counters") > before, slow(secs))
+    lines = re.findall(r"event=sync_counters (.*)", sp.logtext())
+    if not lines:
+        return {}
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+
+
 def run_inner_in_netns(results, label, prefix, secs):
     """Run the calling script again with --inner inside a network
     namespace made for it (prefix + our pid), in a session of its own so

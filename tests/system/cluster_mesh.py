@@ -229,13 +229,7 @@ class Host(F.Spamd):
 
     def sync_counters(self):
         """the writer's newest sync_counters line (SIGUSR1) as a dict"""
-        before = self.count("event=sync_counters")
-        os.kill(self.pid, signal.SIGUSR1)
-        F.wait_for(lambda: self.count("event=sync_counters") > before, 5)
-        lines = re.findall(r"event=sync_counters (.*)", self.logtext())
-        if not lines:
-            return {}
-        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+        return F.sync_counters(self, 5)
 
     def cluster_lines(self):
         """greyctl cluster's lines for this host"""

@@ -19,8 +19,6 @@ import hashlib
 import hmac
 import os
 import random
-import re
-import signal
 import socket
 import struct
 import sys
@@ -70,13 +68,7 @@ def udp_queue(port):
 
 def counters(sp):
     """The writer's newest sync_counters line as a dict."""
-    before = sp.count("event=sync_counters")
-    os.kill(sp.pid, signal.SIGUSR1)
-    F.wait_for(lambda: sp.count("event=sync_counters") > before, 10)
-    lines = re.findall(r"event=sync_counters (.*)", sp.logtext())
-    if not lines:
-        return {}
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+    return F.sync_counters(sp)
 
 
 def main():
