@@ -671,11 +671,11 @@ int
 gdb_walk_some(struct gdb *db, enum gdb_type type, struct gdb_walk_pos *pos,
     gdb_walk_fn fn, void *arg, struct gdb_err *err)
 {
+	struct walk_ctx w = { fn, arg, NULL };
 	struct scan_item *items;
 	unsigned char prefix[1], start[GDB_KEY_MAX + 8];
-	struct gdb_rec rec;
 	size_t slen, n = 0, i;
-	int ret, done = 0, tries = 0, rv = 0;
+	int ret, done = 0, tries = 0, rv = 0, r;
 
 	if (pos->done)
 		return 0;
@@ -703,14 +703,11 @@ gdb_walk_some(struct gdb *db, enum gdb_type type, struct gdb_walk_pos *pos,
 	for (i = 0; i < n; i++) {
 		memcpy(pos->key, items[i].key, items[i].klen);
 		pos->klen = items[i].klen;
-		if (gdb_key_decode(items[i].key, items[i].klen, &rec, err) == -1 ||
-		    gdb_val_decode(items[i].val, items[i].vlen, items[i].key,
-		    items[i].klen, &rec, err) == -1) {
-			rv = -1;
+		if ((r = walk_one(items[i].key, items[i].klen, items[i].val,
+		    items[i].vlen, &w, err)) != 0) {
+			rv = r < 0 ? -1 : 0;
 			break;
 		}
-		if (fn(&rec, arg) != 0)
-			break;
 	}
 	/* done only when the range ended and fn saw all of this batch */
 	if (rv == 0 && done && i == n)

@@ -1318,20 +1318,6 @@ grey_cluster_start_pull(struct grey_cluster *gc,
 	}
 }
 
-/* grey_cluster_busy - 1 if peer has a pull running or a job queued */
-static int
-grey_cluster_busy(const struct grey_cluster *gc, int peer)
-{
-	int i;
-
-	if (gc->pulls[peer] != NULL)
-		return 1;
-	for (i = 0; i < gc->njobs; i++)
-		if (gc->jobs[i].peer == peer)
-			return 1;
-	return 0;
-}
-
 /* grey_cluster_run - start, in queue order, each job whose peer has no
  * pull running */
 static void
@@ -1362,18 +1348,27 @@ grey_cluster_kick_cb(evutil_socket_t fd, short ev, void *arg)
 	grey_cluster_run(arg);
 }
 
-/* grey_cluster_catchup_pending - 1 if a catch-up pull runs or waits */
+/* grey_cluster_job_is - 1 if j is for peer and of kind (-1: any) */
 static int
-grey_cluster_catchup_pending(const struct grey_cluster *gc)
+grey_cluster_job_is(const struct grey_cluster_job *j, int peer, int kind)
+{
+	return (peer == -1 || j->peer == peer) &&
+	    (kind == -1 || (int)j->kind == kind);
+}
+
+/* grey_cluster_pending - 1 if a pull runs or a job waits for peer, of
+ * kind (-1: any) */
+static int
+grey_cluster_pending(const struct grey_cluster *gc, int peer, int kind)
 {
 	int i;
 
 	for (i = 0; i < gc->npeers; i++)
-		if (gc->pulls[i] != NULL && gc->pulls[i]->job.kind ==
-		    GJ_CATCHUP)
+		if (gc->pulls[i] != NULL &&
+		    grey_cluster_job_is(&gc->pulls[i]->job, peer, kind))
 			return 1;
 	for (i = 0; i < gc->njobs; i++)
-		if (gc->jobs[i].kind == GJ_CATCHUP)
+		if (grey_cluster_job_is(&gc->jobs[i], peer, kind))
 			return 1;
 	return 0;
 }
@@ -1389,13 +1384,13 @@ grey_cluster_round(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	/* no peer answered the catch-up yet (all were down): again, for
 	 * the GREY tuples a digest does not cover (unless it is under way) */
-	if (!gc->catchup_done && !grey_cluster_catchup_pending(gc))
+	if (!gc->catchup_done && !grey_cluster_pending(gc, -1, GJ_CATCHUP))
 		grey_cluster_push(gc, GJ_CATCHUP, 0, 0);
 	/* why per peer: a peer still busy with its last round (slow, or
 	 * dead until its timeouts) is left out of this one, the others go
 	 * on; its own pulls are bounded by grey_cluster_timeouts */
 	for (i = 0; i < gc->npeers; i++)
-		if (!grey_cluster_busy(gc, i))
+		if (!grey_cluster_pending(gc, i, -1))
 			grey_cluster_push(gc, GJ_DIGEST, i, 0);
 		else
 			log_debug("event=cluster_round peer=%s skipped=busy",
