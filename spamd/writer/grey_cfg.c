@@ -7,12 +7,13 @@
  * connection, other tools several): so do we. Each line is checked with
  * bl_parse, then goes to every engine as MSG_BLACKLIST, so one load
  * reaches all -W engine processes; a bad line is refused here and no
- * engine ever sees it; an empty line is skipped, as OpenBSD does. Lines are handled in order, one at a time: the
- * next is read only once every live engine said it applied this one
- * (MSG_LIST_ACK). Each line gets one answer line, "ok TAG N\n" (N
- * prefixes) or "error TAG: reason\n" (an engine that refused it, closed
- * or took longer than the timeout gives "error TAG: engine N ..."); the
- * connection closes after the answer to the last line. OpenBSD's
+ * engine ever sees it; an empty line is skipped, as OpenBSD does.
+ * Lines are handled in order, one at a time: the next is read only once
+ * every live engine said it applied this one (MSG_LIST_ACK). Each line
+ * gets one answer line, "ok TAG N\n" (N prefixes) or "error TAG:
+ * reason\n" (an engine that refused it, closed or took longer than the
+ * timeout gives "error TAG: engine N ..."); the connection closes after
+ * the answer to the last line. OpenBSD's
  * spamd-setup sends and closes without reading: the answers are extra.
  *
  * Bounds: one line fits one MSG_BLACKLIST frame (GREY_CFG_MAX); a
@@ -154,6 +155,19 @@ grey_cfg_tag(const char *line, size_t len, char *tag, size_t tagsz)
 		strlcpy(tag, "-", tagsz);
 }
 
+/* grey_cfg_vreply - queue one answer line, unless the peer is gone */
+static void
+grey_cfg_vreply(struct grey_cfg_conn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void
+grey_cfg_vreply(struct grey_cfg_conn *c, const char *fmt, va_list ap)
+{
+	if (c->mute)
+		return;
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* grey_cfg_reply - queue one answer line */
 static void
 grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
@@ -161,15 +175,11 @@ grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
 static void
 grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
-	if (c->mute)
-		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	grey_cfg_vreply(c, fmt, ap);
 	va_end(ap);
-	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /* grey_cfg_close - read no more; the connection closes once the answers
@@ -190,16 +200,12 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 static void
 grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
 	grey_cfg_close(c);
-	if (c->mute)
-		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	grey_cfg_vreply(c, fmt, ap);
 	va_end(ap);
-	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void grey_cfg_check_done(struct grey_cfg_conn *);
