@@ -408,14 +408,14 @@ static int
 grey_cfg_next(struct grey_cfg_conn *c)
 {
 	char *nl;
-	size_t used;
+	size_t start = 0, used;	/* buf[0..start) is handled */
 
 	while (!c->closing && c->load == 0) {
 		nl = c->len > c->scanned ? memchr(c->buf + c->scanned, '\n',
 		    c->len - c->scanned) : NULL;
 		if (nl == NULL) {
 			c->scanned = c->len;
-			if (c->len > GREY_CFG_MAX) {
+			if (c->len - start > GREY_CFG_MAX) {
 				grey_cfg_toolong(c);
 				break;
 			}
@@ -423,27 +423,34 @@ grey_cfg_next(struct grey_cfg_conn *c)
 				break;
 			/* the newline of the last line is optional, as
 			 * spamd-setup half-closes after it */
-			if ((c->len > 0 && !(c->len == 1 &&
-			    c->buf[0] == '\r')) || (c->refused && c->lines == 0))
-				grey_cfg_handle(c, c->buf, c->len);
-			c->len = c->scanned = 0;
+			used = c->len - start;
+			if ((used > 0 && !(used == 1 && c->buf[start] ==
+			    '\r')) || (c->refused && c->lines == 0))
+				grey_cfg_handle(c, c->buf + start, used);
+			start = c->len;
 			if (c->load == 0)
 				grey_cfg_close(c);
 			break;
 		}
-		used = (size_t)(nl - c->buf) + 1;
+		used = (size_t)(nl - (c->buf + start)) + 1;
 		if (used - 1 > GREY_CFG_MAX) {
 			grey_cfg_toolong(c);
 			break;
 		}
 		/* an empty line is skipped unanswered, as OpenBSD does */
-		if (used > 2 || (used == 2 && c->buf[0] != '\r'))
-			grey_cfg_handle(c, c->buf, used - 1);
-		memmove(c->buf, c->buf + used, c->len - used);
-		c->len -= used;
-		c->scanned = 0;
+		if (used > 2 || (used == 2 && c->buf[start] != '\r'))
+			grey_cfg_handle(c, c->buf + start, used - 1);
+		start += used;
+		c->scanned = start;
 		if (!c->closing && c->load == 0)
 			grey_cfg_rearm(c);	/* refused here: next line */
+	}
+	/* why once here, not after each line: a memmove of the rest per line
+	 * is quadratic in a read holding many short (or empty) lines */
+	if (start > 0) {
+		memmove(c->buf, c->buf + start, c->len - start);
+		c->len -= start;
+		c->scanned = c->scanned > start ? c->scanned - start : 0;
 	}
 	if (grey_cfg_done(c))
 		return -1;
