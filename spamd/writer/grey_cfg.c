@@ -7,12 +7,13 @@
  * connection, other tools several): so do we. Each line is checked with
  * bl_parse, then goes to every engine as MSG_BLACKLIST, so one load
  * reaches all -W engine processes; a bad line is refused here and no
- * engine ever sees it; an empty line is skipped, as OpenBSD does. Lines are handled in order, one at a time: the
- * next is read only once every live engine said it applied this one
- * (MSG_LIST_ACK). Each line gets one answer line, "ok TAG N\n" (N
- * prefixes) or "error TAG: reason\n" (an engine that refused it, closed
- * or took longer than the timeout gives "error TAG: engine N ..."); the
- * connection closes after the answer to the last line. OpenBSD's
+ * engine ever sees it; an empty line is skipped, as OpenBSD does.
+ * Lines are handled in order, one at a time: the next is read only once
+ * every live engine said it applied this one (MSG_LIST_ACK). Each line
+ * gets one answer line, "ok TAG N\n" (N prefixes) or "error TAG:
+ * reason\n" (an engine that refused it, closed or took longer than the
+ * timeout gives "error TAG: engine N ..."); the connection closes after
+ * the answer to the last line. OpenBSD's
  * spamd-setup sends and closes without reading: the answers are extra.
  *
  * Bounds: one line fits one MSG_BLACKLIST frame (GREY_CFG_MAX); a
@@ -154,6 +155,19 @@ grey_cfg_tag(const char *line, size_t len, char *tag, size_t tagsz)
 		strlcpy(tag, "-", tagsz);
 }
 
+/* grey_cfg_vreply - queue one answer line, unless the peer is gone */
+static void
+grey_cfg_vreply(struct grey_cfg_conn *c, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void
+grey_cfg_vreply(struct grey_cfg_conn *c, const char *fmt, va_list ap)
+{
+	if (c->mute)
+		return;
+	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* grey_cfg_reply - queue one answer line */
 static void
 grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
@@ -161,15 +175,11 @@ grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
 static void
 grey_cfg_reply(struct grey_cfg_conn *c, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
-	if (c->mute)
-		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	grey_cfg_vreply(c, fmt, ap);
 	va_end(ap);
-	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 /* grey_cfg_close - read no more; the connection closes once the answers
@@ -190,16 +200,12 @@ grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 static void
 grey_cfg_answer(struct grey_cfg_conn *c, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
 
 	grey_cfg_close(c);
-	if (c->mute)
-		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(out, fmt, ap);
+	grey_cfg_vreply(c, fmt, ap);
 	va_end(ap);
-	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static void grey_cfg_check_done(struct grey_cfg_conn *);
@@ -402,14 +408,14 @@ static int
 grey_cfg_next(struct grey_cfg_conn *c)
 {
 	char *nl;
-	size_t used;
+	size_t start = 0, used;	/* buf[0..start) is handled */
 
 	while (!c->closing && c->load == 0) {
 		nl = c->len > c->scanned ? memchr(c->buf + c->scanned, '\n',
 		    c->len - c->scanned) : NULL;
 		if (nl == NULL) {
 			c->scanned = c->len;
-			if (c->len > GREY_CFG_MAX) {
+			if (c->len - start > GREY_CFG_MAX) {
 				grey_cfg_toolong(c);
 				break;
 			}
@@ -417,27 +423,34 @@ grey_cfg_next(struct grey_cfg_conn *c)
 				break;
 			/* the newline of the last line is optional, as
 			 * spamd-setup half-closes after it */
-			if ((c->len > 0 && !(c->len == 1 &&
-			    c->buf[0] == '\r')) || (c->refused && c->lines == 0))
-				grey_cfg_handle(c, c->buf, c->len);
-			c->len = c->scanned = 0;
+			used = c->len - start;
+			if ((used > 0 && !(used == 1 && c->buf[start] ==
+			    '\r')) || (c->refused && c->lines == 0))
+				grey_cfg_handle(c, c->buf + start, used);
+			start = c->len;
 			if (c->load == 0)
 				grey_cfg_close(c);
 			break;
 		}
-		used = (size_t)(nl - c->buf) + 1;
+		used = (size_t)(nl - (c->buf + start)) + 1;
 		if (used - 1 > GREY_CFG_MAX) {
 			grey_cfg_toolong(c);
 			break;
 		}
 		/* an empty line is skipped unanswered, as OpenBSD does */
-		if (used > 2 || (used == 2 && c->buf[0] != '\r'))
-			grey_cfg_handle(c, c->buf, used - 1);
-		memmove(c->buf, c->buf + used, c->len - used);
-		c->len -= used;
-		c->scanned = 0;
+		if (used > 2 || (used == 2 && c->buf[start] != '\r'))
+			grey_cfg_handle(c, c->buf + start, used - 1);
+		start += used;
+		c->scanned = start;
 		if (!c->closing && c->load == 0)
 			grey_cfg_rearm(c);	/* refused here: next line */
+	}
+	/* why once here, not after each line: a memmove of the rest per line
+	 * is quadratic in a read holding many short (or empty) lines */
+	if (start > 0) {
+		memmove(c->buf, c->buf + start, c->len - start);
+		c->len -= start;
+		c->scanned = c->scanned > start ? c->scanned - start : 0;
 	}
 	if (grey_cfg_done(c))
 		return -1;
