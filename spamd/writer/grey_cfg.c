@@ -61,6 +61,12 @@
 /* bytes on one connection: a few whole-size lists (memory holds only
  * the line being handled) */
 #define GREY_CFG_TOTAL	((size_t)4 * GREY_CFG_MAX)
+/* tests only: a smaller GREY_CFG_TOTAL (65536 up to it), so a client that
+ * pushes past the bound can be tested without sending 256 MB */
+#define GREY_CFG_TOTAL_ENV	"SPAMD_CFG_TOTAL"
+/* seconds a closed connection reads its sender's rest away (see
+ * grey_cfg_done) */
+#define GREY_CFG_LINGER	5
 
 struct grey_cfg;
 
@@ -79,6 +85,8 @@ struct grey_cfg_conn {
 	int				 closing;  /* last answer queued */
 	int				 mute;	   /* the peer is gone: no answers */
 	int				 refused;  /* unreserved port */
+	int				 lingering; /* answers out, input read
+						     * away until EOF */
 	uint64_t			 load;	   /* 0: none in flight */
 	uint64_t			 waiting;  /* engines to ack, bit idx-1 */
 	char				 tag[BL_TAG_MAX];
@@ -95,6 +103,7 @@ struct grey_cfg {
 	long				 loads, errors;
 	int				 timeout;	/* seconds */
 	int				 any_port;	/* --config-any-port */
+	size_t				 total_max;	/* GREY_CFG_TOTAL */
 	uint64_t			 next_load;
 	LIST_HEAD(, grey_cfg_conn)	 conns;
 };
@@ -392,11 +401,27 @@ grey_cfg_toolong(struct grey_cfg_conn *c)
 static int
 grey_cfg_done(struct grey_cfg_conn *c)
 {
+	struct timeval linger = { GREY_CFG_LINGER, 0 };
+
 	if (!c->closing || (!c->mute &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0))
 		return 0;
-	grey_cfg_conn_free(c);
-	return 1;
+	if (c->eof || c->mute || c->lingering) {
+		grey_cfg_conn_free(c);
+		return 1;
+	}
+	/*
+	 * why linger: a client still sending (past a bound, say) would get
+	 * a reset for the unread bytes if we closed now, and a reset loses
+	 * the answers it has not read yet, the error among them. So: our
+	 * side shut, its input read away until its EOF, for a few seconds
+	 */
+	c->lingering = 1;
+	(void)shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	bufferevent_enable(c->bev, EV_READ);
+	if (c->deadline != NULL)
+		evtimer_add(c->deadline, &linger);
+	return 0;
 }
 
 /*
@@ -486,15 +511,15 @@ grey_cfg_read(struct bufferevent *bev, void *arg)
 		(void)grey_cfg_done(c);
 		return;
 	}
-	if (c->total > GREY_CFG_TOTAL) {
+	if (c->total > c->cfg->total_max) {
 		evbuffer_drain(in, n);
 		c->cfg->errors++;
 		log_warnx("event=config_refused peer=%s error=\"connection "
 		    "longer than %zu bytes\" lines=%d", c->peer,
-		    GREY_CFG_TOTAL, c->lines);
+		    c->cfg->total_max, c->lines);
 		grey_cfg_answer(c, "error -: more than %zu bytes on one "
 		    "connection: the %d lines before were handled, the rest "
-		    "is ignored\n", GREY_CFG_TOTAL, c->lines);
+		    "is ignored\n", c->cfg->total_max, c->lines);
 		return;
 	}
 	if (c->len + n > GREY_CFG_MAX + 1 && (c->len <= c->scanned ||
@@ -547,7 +572,8 @@ grey_cfg_event(struct bufferevent *bev, short what, void *arg)
 		(void)grey_cfg_next(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    !c->lingering)
 		return;	/* the peer half-closed; the answers are to come */
 	if ((what & BEV_EVENT_WRITING) && c->eof && !c->closing) {
 		/*
@@ -579,6 +605,10 @@ grey_cfg_deadline(evutil_socket_t fd, short ev, void *arg)
 	struct grey_cfg_conn *c = arg;
 	int i;
 
+	if (c->lingering) {	/* answered; its sender did not stop */
+		grey_cfg_conn_free(c);
+		return;
+	}
 	if (c->waiting != 0) {
 		/* name the first engine that did not answer */
 		for (i = 0; i < 64 && !(c->waiting & ((uint64_t)1 << i)); i++)
@@ -669,6 +699,15 @@ grey_cfg_start(struct grey_cfg **out, struct event_base *base, int fd,
 	cfg->base = base;
 	cfg->timeout = timeout_secs > 0 ? timeout_secs : GREY_CFG_TIMEOUT;
 	cfg->any_port = any_port;
+	cfg->total_max = GREY_CFG_TOTAL;
+	if (getenv(GREY_CFG_TOTAL_ENV) != NULL) {
+		const char *errstr = NULL;
+		long long t = strtonum(getenv(GREY_CFG_TOTAL_ENV), 65536,
+		    (long long)GREY_CFG_TOTAL, &errstr);
+
+		if (errstr == NULL)
+			cfg->total_max = (size_t)t;
+	}
 	cfg->fn = fn;
 	cfg->arg = arg;
 	LIST_INIT(&cfg->conns);

@@ -177,6 +177,20 @@ def case_config(d):
             fl.wait_for(lambda: all(loaded(d, t) for t in
                                     ("l8h", "l8i", "l8j")), fl.slow(10)),
             d.log_tail(3))
+    # past the per-connection byte bound (256 MB; this daemon runs with
+    # the test-only SPAMD_CFG_TOTAL=262144): the lines before are handled,
+    # then one error naming the bound, and nothing after it loads
+    big = ["l8%s;\"%s\";inet;6000;" % (t, t.upper()) + ";".join(
+        "127.%d.%d.%d/32" % (30 + n, i // 250, i % 250 + 1)
+        for i in range(6000)) for n, t in enumerate(("m", "n", "o"))]
+    ans = fl.ask(addr, "\n".join(big) + "\n", timeout=60).splitlines()
+    R.check("8. past the bytes one connection may carry: ok for the lists "
+            "before, then an error naming the bound; the last list is not "
+            "loaded", len(ans) >= 2 and all(a.startswith("ok l8") for a in
+                                             ans[:-1]) and
+            ans[-1].startswith("error -: more than 262144 bytes on one "
+                               "connection") and not loaded(d, "l8o"),
+            "%d answers: %r" % (len(ans), [a[:60] for a in ans]))
     if not ROOT:
         R.skip("8. unreserved source port", "needs root (reserved ports)")
         return
@@ -365,7 +379,12 @@ def main():
                  "--sync-key-any-mode", "--domains", "none"]
         if not ROOT:
             extra.append("--config-any-port")
-        d = fl.Spamd("obsdd", ports=PORTS, config_port=True, extra=extra)
+        os.environ["SPAMD_CFG_TOTAL"] = "262144"
+        try:
+            d = fl.Spamd("obsdd", ports=PORTS, config_port=True,
+                         extra=extra)
+        finally:
+            del os.environ["SPAMD_CFG_TOTAL"]
         d.wait_started()
         R.check("10. --sync-key-any-mode: a 0644 key is taken",
                 d.proc.poll() is None, d.log_tail(2))
